@@ -1,0 +1,10 @@
+use auth_core::{Config, aws, http::AuthApi, telemetry};
+use lambda_http::{Error, run, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let config = Config::from_env()?;
+    let api = AuthApi::new(aws::auth_service(&config).await, &config);
+    run(service_fn(|request| login::handle(&api, request))).await
+}

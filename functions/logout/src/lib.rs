@@ -1,0 +1,12 @@
+//! The `logout` Lambda — POST /auth/logout: revokes the session (or every session of the user).
+//! All logic is in `auth_core`; this crate only names the endpoint.
+
+use std::convert::Infallible;
+
+use auth_core::http::AuthApi;
+use lambda_http::{Body, Request, Response};
+
+/// Answers one request. Never fails: every error is an answer from the error table.
+pub async fn handle(api: &AuthApi, request: Request) -> Result<Response<Body>, Infallible> {
+    Ok(api.logout(request).await)
+}

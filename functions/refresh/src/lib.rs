@@ -1,0 +1,12 @@
+//! The `refresh` Lambda — POST /auth/refresh: rotates the refresh token and issues a new access token.
+//! All logic is in `auth_core`; this crate only names the endpoint.
+
+use std::convert::Infallible;
+
+use auth_core::http::AuthApi;
+use lambda_http::{Body, Request, Response};
+
+/// Answers one request. Never fails: every error is an answer from the error table.
+pub async fn handle(api: &AuthApi, request: Request) -> Result<Response<Body>, Infallible> {
+    Ok(api.refresh(request).await)
+}

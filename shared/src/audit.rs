@@ -1,0 +1,67 @@
+//! Structured audit events: one JSON log line per authentication event. Fields are typed
+//! so a token, secret, password or hash cannot be passed by accident.
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditEvent {
+    /// A login issued a session.
+    LoginSucceeded,
+    /// A login was refused.
+    LoginFailed,
+    /// A login was refused because the account is throttled.
+    LoginThrottled,
+    /// A refresh token was rotated (or the grace-window successor handed out again).
+    RefreshRotated,
+    /// An old refresh token was replayed; the session was revoked.
+    RefreshReuseDetected,
+    /// A session was revoked for a reason other than logout.
+    SessionRevoked,
+    /// A session ended by logout.
+    Logout,
+    /// Every session of a user ended by logout.
+    LogoutEverywhere,
+    /// The authorizer refused a request.
+    AuthorizerDenied,
+}
+
+impl AuditEvent {
+    /// The `event` field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LoginSucceeded => "login_succeeded",
+            Self::LoginFailed => "login_failed",
+            Self::LoginThrottled => "login_throttled",
+            Self::RefreshRotated => "refresh_rotated",
+            Self::RefreshReuseDetected => "refresh_reuse_detected",
+            Self::SessionRevoked => "session_revoked",
+            Self::Logout => "logout",
+            Self::LogoutEverywhere => "logout_everywhere",
+            Self::AuthorizerDenied => "authorizer_denied",
+        }
+    }
+}
+
+/// Who sent the request, as far as the gateway tells us.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    /// The gateway's or Lambda's request id.
+    pub request_id: Option<String>,
+    /// Client IP.
+    pub source_ip: Option<String>,
+    /// Client user agent.
+    pub user_agent: Option<String>,
+}
+
+/// Writes one audit line. `user_id` and `session_id` are identifiers, never secrets.
+pub fn emit(event: AuditEvent, meta: &RequestMeta, user_id: Option<&str>, session_id: Option<&str>, reason: Option<&str>) {
+    tracing::info!(
+        target: "audit",
+        event = event.as_str(),
+        user_id,
+        session_id,
+        reason,
+        source_ip = meta.source_ip.as_deref(),
+        user_agent = meta.user_agent.as_deref(),
+        request_id = meta.request_id.as_deref(),
+    );
+}

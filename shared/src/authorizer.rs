@@ -1,0 +1,273 @@
+//! The API Gateway authorizer: HTTP API (payload 2.0, simple responses) and REST
+//! (TOKEN and REQUEST, IAM policy). Verifies access tokens without touching a database and
+//! fails closed: a malformed event, an unreadable key set or a panic is a deny.
+
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use aws_lambda_events::apigw::{
+    ApiGatewayCustomAuthorizerPolicy, ApiGatewayCustomAuthorizerRequest, ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayCustomAuthorizerResponse,
+    ApiGatewayV2CustomAuthorizerSimpleResponse, ApiGatewayV2CustomAuthorizerV2Request,
+};
+use aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
+use lambda_http::http::HeaderMap;
+use serde_json::{Value, json};
+
+use crate::audit::{self, AuditEvent, RequestMeta};
+use crate::claims::AccessClaims;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::keys::KeyCache;
+use crate::tokens::{AccessTokenHeader, AccessTokens, Rejection};
+
+/// The REST API deny: API Gateway answers 401 when the authorizer fails with exactly
+/// this message.
+pub const UNAUTHORIZED: &str = "Unauthorized";
+
+/// The REST deny, returned as the invocation error API Gateway expects.
+#[derive(Debug, thiserror::Error)]
+#[error("Unauthorized")]
+pub struct Unauthorized;
+
+impl From<Unauthorized> for lambda_http::lambda_runtime::Diagnostic {
+    fn from(_: Unauthorized) -> Self {
+        lambda_http::lambda_runtime::Diagnostic { error_type: UNAUTHORIZED.into(), error_message: UNAUTHORIZED.into() }
+    }
+}
+
+/// Which gateway asked.
+enum Shape {
+    Http(ApiGatewayV2CustomAuthorizerV2Request),
+    RestToken(ApiGatewayCustomAuthorizerRequest),
+    RestRequest(Box<ApiGatewayCustomAuthorizerRequestTypeRequest>),
+}
+
+/// Why a request was denied, for the audit line.
+#[derive(Debug, Clone, Copy)]
+enum Denial {
+    MalformedEvent,
+    NoBearer,
+    Token(Rejection),
+    KeysUnavailable,
+    MissingRole,
+    Panic,
+}
+
+impl Denial {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::MalformedEvent => "malformed_event",
+            Self::NoBearer => "no_bearer_token",
+            Self::Token(r) => r.as_str(),
+            Self::KeysUnavailable => "keys_unavailable",
+            Self::MissingRole => "missing_role",
+            Self::Panic => "internal_error",
+        }
+    }
+}
+
+/// Verifies access tokens for API Gateway.
+pub struct Authorizer {
+    tokens: AccessTokens,
+    keys: Arc<KeyCache>,
+    clock: Arc<dyn Clock>,
+    route_roles: HashMap<String, Vec<String>>,
+}
+
+impl Authorizer {
+    /// Wires the authorizer.
+    pub fn new(config: &Config, keys: Arc<KeyCache>, clock: Arc<dyn Clock>) -> Self {
+        Self { tokens: AccessTokens::new(config), keys, clock, route_roles: config.route_roles.clone() }
+    }
+
+    /// Answers one authorizer invocation. HTTP API: always `Ok`, a deny is
+    /// `{"isAuthorized": false}`. REST: `Ok(policy)` or `Err(Unauthorized)` (401).
+    pub async fn handle(&self, event: Value, request_id: Option<&str>) -> Result<Value, Unauthorized> {
+        let is_http_api = event.get("version").and_then(Value::as_str) == Some("2.0");
+        let meta = RequestMeta { request_id: request_id.map(str::to_owned), ..RequestMeta::default() };
+        let outcome = match Self::parse(event) {
+            Some(shape) => self.decide(&shape).await.map(|claims| (shape, claims)),
+            None => Err(Denial::MalformedEvent),
+        };
+        match outcome {
+            Ok((shape, claims)) => {
+                // The policy is built inside `guard` too: a bug there must deny, not crash.
+                match guard(|| Self::allow(&shape, &claims, &self.route_roles)) {
+                    Ok(response) => Ok(response),
+                    Err(denial) => {
+                        audit::emit(AuditEvent::AuthorizerDenied, &meta, Some(&claims.sub), Some(&claims.sid), Some(denial.as_str()));
+                        Self::deny(is_http_api)
+                    }
+                }
+            }
+            Err(denial) => {
+                audit::emit(AuditEvent::AuthorizerDenied, &meta, None, None, Some(denial.as_str()));
+                Self::deny(is_http_api)
+            }
+        }
+    }
+
+    fn parse(event: Value) -> Option<Shape> {
+        let kind = event.get("type").and_then(Value::as_str).map(str::to_ascii_uppercase);
+        let version = event.get("version").and_then(Value::as_str);
+        match (version, kind.as_deref()) {
+            (Some("2.0"), Some("REQUEST")) => serde_json::from_value(event).ok().map(Shape::Http),
+            (_, Some("TOKEN")) => serde_json::from_value(event).ok().map(Shape::RestToken),
+            (None | Some("1.0"), Some("REQUEST")) => serde_json::from_value(event).ok().map(|e| Shape::RestRequest(Box::new(e))),
+            _ => None,
+        }
+    }
+
+    async fn decide(&self, shape: &Shape) -> Result<AccessClaims, Denial> {
+        let bearer = match shape {
+            Shape::Http(e) => bearer_from_headers(&e.headers),
+            Shape::RestToken(e) => e.authorization_token.as_deref().and_then(bearer_token),
+            Shape::RestRequest(e) => bearer_from_headers(&e.headers),
+        }
+        .ok_or(Denial::NoBearer)?;
+        let header = guard(|| AccessTokenHeader::read(bearer).map_err(Denial::Token))?;
+        let keys = self.keys.for_kid(&header.kid).await.map_err(|e| {
+            tracing::error!(cause = %e, "key set unavailable; denying");
+            Denial::KeysUnavailable
+        })?;
+        let now = self.clock.now();
+        let claims = guard(|| self.tokens.verify(&keys, bearer, &header, now).map_err(Denial::Token))?;
+        if let Shape::Http(e) = shape {
+            let route_key = e.route_key.as_deref().unwrap_or_default();
+            if !has_required_role(&self.route_roles, route_key, &claims.roles) {
+                return Err(Denial::MissingRole);
+            }
+        }
+        Ok(claims)
+    }
+
+    fn allow(shape: &Shape, claims: &AccessClaims, route_roles: &HashMap<String, Vec<String>>) -> Result<Value, Denial> {
+        let context = json!({
+            "sub": claims.sub,
+            "sid": claims.sid,
+            "roles": claims.roles.join(","),
+            "jti": claims.jti,
+            "exp": claims.exp,
+        });
+        let method_arn = match shape {
+            Shape::Http(_) => {
+                let mut response = ApiGatewayV2CustomAuthorizerSimpleResponse::<Value>::default();
+                response.is_authorized = true;
+                response.context = context;
+                return serde_json::to_value(response).map_err(|_| Denial::Panic);
+            }
+            Shape::RestToken(e) => e.method_arn.as_deref(),
+            Shape::RestRequest(e) => e.method_arn.as_deref(),
+        };
+        let api_prefix = method_arn.and_then(api_stage_prefix).ok_or(Denial::MalformedEvent)?;
+        // API Gateway caches this policy per token and reuses it for every route: allow the
+        // whole stage, then deny each role-guarded route the token may not reach.
+        let mut statements = vec![statement(IamPolicyEffect::Allow, vec![format!("{api_prefix}/*/*")])];
+        let denied: Vec<String> = route_roles
+            .iter()
+            .filter(|(_, roles)| !roles.iter().any(|r| claims.roles.contains(r)))
+            .filter_map(|(route_key, _)| rest_resource(route_key).map(|r| format!("{api_prefix}/{r}")))
+            .collect();
+        if !denied.is_empty() {
+            statements.push(statement(IamPolicyEffect::Deny, denied));
+        }
+        let mut policy = ApiGatewayCustomAuthorizerPolicy::default();
+        policy.version = Some("2012-10-17".into());
+        policy.statement = statements;
+        let mut response = ApiGatewayCustomAuthorizerResponse::<Value>::default();
+        response.principal_id = Some(claims.sub.clone());
+        response.policy_document = policy;
+        response.context = context;
+        serde_json::to_value(response).map_err(|_| Denial::Panic)
+    }
+
+    fn deny(is_http_api: bool) -> Result<Value, Unauthorized> {
+        if is_http_api { Ok(json!({ "isAuthorized": false })) } else { Err(Unauthorized) }
+    }
+}
+
+/// Runs `f`, turning a panic into a deny.
+fn guard<T>(f: impl FnOnce() -> Result<T, Denial>) -> Result<T, Denial> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or(Err(Denial::Panic))
+}
+
+fn statement(effect: IamPolicyEffect, resource: Vec<String>) -> IamPolicyStatement {
+    let mut s = IamPolicyStatement::default();
+    s.action = vec!["execute-api:Invoke".into()];
+    s.effect = effect;
+    s.resource = resource;
+    s
+}
+
+/// `Authorization: Bearer <jwt>` exactly: one header, scheme case-insensitive, one token.
+fn bearer_from_headers(headers: &HeaderMap) -> Option<&str> {
+    let mut values = headers.get_all("authorization").iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return None;
+    };
+    bearer_token(value.to_str().ok()?)
+}
+
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    let well_formed = scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    well_formed.then_some(token)
+}
+
+/// Whether a route that requires roles is reached by a token holding one of them.
+fn has_required_role(route_roles: &HashMap<String, Vec<String>>, route_key: &str, roles: &[String]) -> bool {
+    route_roles.get(route_key).is_none_or(|required| required.iter().any(|r| roles.contains(r)))
+}
+
+/// `arn:aws:execute-api:<region>:<account>:<api>/<stage>` from a method ARN.
+fn api_stage_prefix(method_arn: &str) -> Option<String> {
+    let (arn_head, path) = method_arn.rsplit_once(':')?;
+    if !arn_head.starts_with("arn:") || arn_head.split(':').count() != 5 {
+        return None;
+    }
+    let mut parts = path.split('/');
+    let (api, stage) = (parts.next().filter(|s| !s.is_empty())?, parts.next().filter(|s| !s.is_empty())?);
+    Some(format!("{arn_head}:{api}/{stage}"))
+}
+
+/// A route key `GET /pets/{id}` as a REST resource `GET/pets/*` (`ANY` becomes `*`).
+fn rest_resource(route_key: &str) -> Option<String> {
+    let (method, path) = route_key.split_once(' ')?;
+    let method = if method == "ANY" { "*" } else { method };
+    let path: Vec<&str> = path.trim_start_matches('/').split('/').map(|seg| if seg.starts_with('{') { "*" } else { seg }).collect();
+    Some(format!("{method}/{}", path.join("/")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_parsing_is_strict() {
+        assert_eq!(bearer_token("Bearer abc.def.ghi"), Some("abc.def.ghi"));
+        assert_eq!(bearer_token("bearer abc.def.ghi"), Some("abc.def.ghi"));
+        assert_eq!(bearer_token("Bearer  abc.def.ghi "), Some("abc.def.ghi"));
+        for bad in ["abc.def.ghi", "Basic abc", "Bearer a b", "Bearer a,Bearer b", "Bearer ", "Token abc"] {
+            assert_eq!(bearer_token(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn rest_policy_resources_come_from_the_method_arn() {
+        let arn = "arn:aws:execute-api:eu-west-1:123456789012:abcdef1234/prod/GET/pets/7";
+        assert_eq!(api_stage_prefix(arn).unwrap(), "arn:aws:execute-api:eu-west-1:123456789012:abcdef1234/prod");
+        assert_eq!(api_stage_prefix("garbage"), None);
+        assert_eq!(rest_resource("GET /admin/{id}").unwrap(), "GET/admin/*");
+        assert_eq!(rest_resource("ANY /admin").unwrap(), "*/admin");
+    }
+
+    #[test]
+    fn route_roles_require_one_of_the_roles() {
+        let rules = HashMap::from([("GET /admin".to_string(), vec!["admin".to_string()])]);
+        assert!(has_required_role(&rules, "GET /pets", &[]));
+        assert!(!has_required_role(&rules, "GET /admin", &["user".into()]));
+        assert!(has_required_role(&rules, "GET /admin", &["admin".into()]));
+    }
+}

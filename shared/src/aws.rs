@@ -1,0 +1,60 @@
+//! AWS SDK configuration shared by every function and `authctl`: explicit timeouts and the
+//! standard retry mode, so a slow dependency becomes a 503 in seconds, not a Lambda timeout.
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+
+/// Loads the SDK configuration from the standard environment (`AWS_REGION`,
+/// `AWS_ENDPOINT_URL`, credentials chain).
+pub async fn load_sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(1))
+                .operation_attempt_timeout(Duration::from_millis(1500))
+                .operation_timeout(Duration::from_secs(4))
+                .build(),
+        )
+        .load()
+        .await
+}
+
+use std::sync::Arc;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::keys::KeyCache;
+use crate::keys::secrets_manager::SecretsManagerKeys;
+use crate::service::AuthService;
+use crate::store::dynamodb::{DynamoSessions, DynamoUsers};
+
+/// The key cache over Secrets Manager.
+pub fn key_cache(config: &Config, sdk: &SdkConfig, clock: Arc<dyn Clock>) -> Arc<KeyCache> {
+    let provider = SecretsManagerKeys::new(aws_sdk_secretsmanager::Client::new(sdk), &config.signing_secret_id);
+    Arc::new(KeyCache::new(Arc::new(provider), clock, config.key_cache_ttl))
+}
+
+/// Fetches the key set once during init. A failure is logged, not fatal: the cache tries
+/// again on the first request and answers 503 / deny while it cannot.
+pub async fn prefetch_keys(keys: &KeyCache) {
+    if let Err(e) = keys.current().await {
+        tracing::error!(cause = %e, "key set not available at cold start");
+    }
+}
+
+/// The service over DynamoDB and Secrets Manager, with the key set fetched in parallel
+/// with opening the DynamoDB connection.
+pub async fn auth_service(config: &Config) -> AuthService {
+    let sdk = load_sdk_config().await;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let users = DynamoUsers::new(dynamodb.clone(), &config.users_table);
+    let sessions = DynamoSessions::new(dynamodb, &config.sessions_table);
+    let keys = key_cache(config, &sdk, clock.clone());
+    tokio::join!(prefetch_keys(&keys), users.warm());
+    AuthService::new(config, Arc::new(users), Arc::new(sessions), keys, clock)
+}

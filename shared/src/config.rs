@@ -1,0 +1,222 @@
+//! The one configuration of every function, read once from the environment at cold start.
+
+use std::collections::HashMap;
+
+use crate::error::ConfigError;
+
+/// How the refresh token travels to and from the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenDelivery {
+    /// Only as an `HttpOnly` cookie (the default; script on the page never sees it).
+    Cookie,
+    /// Only in the JSON body, for native apps that keep it themselves.
+    Body,
+    /// Both.
+    Both,
+}
+
+impl TokenDelivery {
+    /// Whether the cookie is set and read.
+    pub fn uses_cookie(self) -> bool {
+        matches!(self, Self::Cookie | Self::Both)
+    }
+    /// Whether the token is returned in and accepted from the JSON body.
+    pub fn uses_body(self) -> bool {
+        matches!(self, Self::Body | Self::Both)
+    }
+}
+
+/// The `SameSite` attribute of the refresh cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameSite {
+    /// Never sent on cross-site requests (the default).
+    Strict,
+    /// Sent on top-level cross-site navigations.
+    Lax,
+    /// Sent everywhere; still `Secure`. Only for front ends on another site.
+    None,
+}
+
+impl SameSite {
+    /// The attribute value as written in `Set-Cookie`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Strict => "Strict",
+            Self::Lax => "Lax",
+            Self::None => "None",
+        }
+    }
+}
+
+/// Every setting of the service. Built once by [`Config::from_env`].
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `iss` of issued tokens and the only one accepted.
+    pub issuer: String,
+    /// `aud` of issued tokens and the only one accepted.
+    pub audience: String,
+    /// DynamoDB table of users (and login throttle counters).
+    pub users_table: String,
+    /// DynamoDB table of sessions.
+    pub sessions_table: String,
+    /// Secrets Manager id of the key set.
+    pub signing_secret_id: String,
+    /// Lifetime of an access token, seconds.
+    pub access_token_ttl: u64,
+    /// Sliding idle lifetime of a session, seconds.
+    pub refresh_idle_ttl: u64,
+    /// Absolute lifetime of a session, seconds.
+    pub session_max_age: u64,
+    /// How long after a rotation the previous token still gets the same successor.
+    pub refresh_reuse_grace: u64,
+    /// How long the key set is cached, seconds.
+    pub key_cache_ttl: u64,
+    /// Origins allowed to call the endpoints from a browser (exact match).
+    pub allowed_origins: Vec<String>,
+    /// Name of the refresh cookie.
+    pub refresh_cookie_name: String,
+    /// `Path` of the refresh cookie: narrow, so the cookie only goes to refresh/logout.
+    pub refresh_cookie_path: String,
+    /// `SameSite` of the refresh cookie.
+    pub refresh_cookie_same_site: SameSite,
+    /// Cookie, body or both.
+    pub refresh_token_delivery: TokenDelivery,
+    /// Optional authorizer rule: route key → roles of which the token must hold one.
+    pub route_roles: HashMap<String, Vec<String>>,
+}
+
+impl Config {
+    /// Reads the process environment. A bad value names its variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &'static str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let required = |name: &'static str| get(name).ok_or_else(|| ConfigError { name, problem: "is required".into() });
+        let text = |name: &'static str, default: &str| get(name).unwrap_or_else(|| default.to_owned());
+        let seconds = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
+            match get(name) {
+                None => Ok(default),
+                Some(v) => v.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| ConfigError {
+                    name,
+                    problem: format!("expected a positive number of seconds, got {v:?}"),
+                }),
+            }
+        };
+
+        let refresh_cookie_path = text("REFRESH_COOKIE_PATH", "/auth");
+        if !refresh_cookie_path.starts_with('/') || refresh_cookie_path.contains([';', ',', ' ']) {
+            return Err(ConfigError { name: "REFRESH_COOKIE_PATH", problem: "must be a path starting with '/'".into() });
+        }
+        let refresh_cookie_name = text("REFRESH_COOKIE_NAME", "refresh_token");
+        if !refresh_cookie_name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return Err(ConfigError { name: "REFRESH_COOKIE_NAME", problem: "use letters, digits, '_' or '-'".into() });
+        }
+        let refresh_cookie_same_site = match text("REFRESH_COOKIE_SAMESITE", "Strict").to_ascii_lowercase().as_str() {
+            "strict" => SameSite::Strict,
+            "lax" => SameSite::Lax,
+            "none" => SameSite::None,
+            other => return Err(ConfigError { name: "REFRESH_COOKIE_SAMESITE", problem: format!("expected Strict, Lax or None, got {other:?}") }),
+        };
+        let refresh_token_delivery = match text("REFRESH_TOKEN_DELIVERY", "cookie").to_ascii_lowercase().as_str() {
+            "cookie" => TokenDelivery::Cookie,
+            "body" => TokenDelivery::Body,
+            "both" => TokenDelivery::Both,
+            other => return Err(ConfigError { name: "REFRESH_TOKEN_DELIVERY", problem: format!("expected cookie, body or both, got {other:?}") }),
+        };
+        let allowed_origins = get("ALLOWED_ORIGINS")
+            .map(|v| v.split(',').map(|o| o.trim().trim_end_matches('/').to_owned()).filter(|o| !o.is_empty()).collect::<Vec<_>>())
+            .unwrap_or_default();
+        if let Some(bad) = allowed_origins.iter().find(|o| *o == "*" || !(o.starts_with("https://") || o.starts_with("http://"))) {
+            return Err(ConfigError { name: "ALLOWED_ORIGINS", problem: format!("{bad:?} is not an origin like https://app.example.com (no wildcards)") });
+        }
+        let route_roles = match get("ROUTE_ROLES") {
+            None => HashMap::new(),
+            Some(v) => serde_json::from_str(&v).map_err(|e| ConfigError {
+                name: "ROUTE_ROLES",
+                problem: format!("expected a JSON object of route key to list of roles: {e}"),
+            })?,
+        };
+
+        let config = Self {
+            issuer: required("AUTH_ISSUER")?,
+            audience: required("AUTH_AUDIENCE")?,
+            users_table: text("USERS_TABLE", "auth-users"),
+            sessions_table: text("SESSIONS_TABLE", "auth-sessions"),
+            signing_secret_id: text("SIGNING_SECRET_ID", "auth/signing-keys"),
+            access_token_ttl: seconds("ACCESS_TOKEN_TTL", 900)?,
+            refresh_idle_ttl: seconds("REFRESH_IDLE_TTL", 1_209_600)?,
+            session_max_age: seconds("SESSION_MAX_AGE", 2_592_000)?,
+            refresh_reuse_grace: match get("REFRESH_REUSE_GRACE") {
+                // Zero is allowed here: it turns the grace window off.
+                Some(v) => v.parse().map_err(|_| ConfigError { name: "REFRESH_REUSE_GRACE", problem: format!("expected seconds, got {v:?}") })?,
+                None => 10,
+            },
+            key_cache_ttl: seconds("KEY_CACHE_TTL", 300)?,
+            allowed_origins,
+            refresh_cookie_name,
+            refresh_cookie_path,
+            refresh_cookie_same_site,
+            refresh_token_delivery,
+            route_roles,
+        };
+        if config.refresh_reuse_grace > 60 {
+            return Err(ConfigError { name: "REFRESH_REUSE_GRACE", problem: "at most 60 seconds".into() });
+        }
+        if config.access_token_ttl > 86_400 {
+            return Err(ConfigError { name: "ACCESS_TOKEN_TTL", problem: "at most 86400 seconds".into() });
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_with(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_follow_the_design() {
+        let c = config_with(&[("AUTH_ISSUER", "https://auth.example.com"), ("AUTH_AUDIENCE", "api")]).unwrap();
+        assert_eq!(c.access_token_ttl, 900);
+        assert_eq!(c.refresh_idle_ttl, 1_209_600);
+        assert_eq!(c.session_max_age, 2_592_000);
+        assert_eq!(c.refresh_reuse_grace, 10);
+        assert_eq!(c.key_cache_ttl, 300);
+        assert_eq!(c.users_table, "auth-users");
+        assert_eq!(c.sessions_table, "auth-sessions");
+        assert_eq!(c.signing_secret_id, "auth/signing-keys");
+        assert_eq!(c.refresh_cookie_path, "/auth");
+        assert_eq!(c.refresh_token_delivery, TokenDelivery::Cookie);
+        assert_eq!(c.refresh_cookie_same_site, SameSite::Strict);
+    }
+
+    #[test]
+    fn missing_issuer_names_the_variable() {
+        let err = config_with(&[("AUTH_AUDIENCE", "api")]).unwrap_err();
+        assert_eq!(err.name, "AUTH_ISSUER");
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let base = [("AUTH_ISSUER", "i"), ("AUTH_AUDIENCE", "a")];
+        for (name, value) in [
+            ("ACCESS_TOKEN_TTL", "soon"),
+            ("REFRESH_IDLE_TTL", "0"),
+            ("REFRESH_TOKEN_DELIVERY", "pigeon"),
+            ("ALLOWED_ORIGINS", "*"),
+            ("REFRESH_COOKIE_PATH", "auth"),
+            ("ROUTE_ROLES", "[1]"),
+        ] {
+            let mut pairs = base.to_vec();
+            pairs.push((name, value));
+            assert_eq!(config_with(&pairs).unwrap_err().name, name, "{name}={value}");
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The one error type of the service and the one table that turns it into HTTP answers.
+
+use std::fmt;
+
+/// Every way a request can fail. Internal causes travel in `Unavailable` for the log only;
+/// clients see the fixed code and message from [`AuthError::outward`].
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The request is malformed; the text is safe to show to the client.
+    #[error("invalid request: {0}")]
+    InvalidRequest(&'static str),
+    /// Login failed. Unknown user, wrong password and disabled account are all this one.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// A refresh token that is missing, malformed, unknown, expired, revoked or forged.
+    #[error("invalid token")]
+    InvalidToken,
+    /// An authentic but superseded refresh token was replayed; the session is now revoked.
+    #[error("refresh token reused")]
+    TokenReused,
+    /// The browser request comes from an origin that is not allowed.
+    #[error("forbidden origin")]
+    ForbiddenOrigin,
+    /// Anything but POST (and OPTIONS preflight).
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The body is over the 8 KiB limit.
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// A login body that is not `application/json`.
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    /// The account is throttled after repeated failures.
+    #[error("too many attempts, retry after {retry_after_secs} s")]
+    TooManyAttempts {
+        /// Seconds until the next attempt is accepted.
+        retry_after_secs: u64,
+    },
+    /// DynamoDB or Secrets Manager failed after retries, or the key set is unusable.
+    /// The cause is for the log (it never holds a secret) and is never sent to the client.
+    #[error("dependency unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// What the client is told about an [`AuthError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outward {
+    /// HTTP status code.
+    pub status: u16,
+    /// Stable machine-readable code, the `error` field of the JSON body.
+    pub code: &'static str,
+    /// Human-readable text, the `message` field.
+    pub message: &'static str,
+    /// Seconds for a `Retry-After` header, when the client should come back later.
+    pub retry_after_secs: Option<u64>,
+}
+
+/// Seconds a client is asked to wait after a dependency failure.
+const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 1;
+
+impl AuthError {
+    /// The error table of the HTTP contract: the only place a status or code is chosen.
+    pub fn outward(&self) -> Outward {
+        let (status, code, message, retry_after_secs) = match self {
+            Self::InvalidRequest(detail) => (400, "invalid_request", *detail, None),
+            Self::InvalidCredentials => (401, "invalid_credentials", "Invalid username or password.", None),
+            Self::InvalidToken => (401, "invalid_token", "The refresh token is missing, invalid or expired.", None),
+            Self::TokenReused => (401, "token_reused", "The refresh token was already used; the session has been revoked.", None),
+            Self::ForbiddenOrigin => (403, "forbidden_origin", "Cross-site requests are not allowed.", None),
+            Self::MethodNotAllowed => (405, "method_not_allowed", "Use POST.", None),
+            Self::PayloadTooLarge => (413, "payload_too_large", "The request body is larger than 8 KiB.", None),
+            Self::UnsupportedMediaType => (415, "unsupported_media_type", "Send the body as application/json.", None),
+            Self::TooManyAttempts { retry_after_secs } => (429, "too_many_attempts", "Too many failed attempts; try again later.", Some(*retry_after_secs)),
+            Self::Unavailable(_) => (503, "unavailable", "The service is temporarily unavailable; try again.", Some(UNAVAILABLE_RETRY_AFTER_SECS)),
+        };
+        Outward { status, code, message, retry_after_secs }
+    }
+
+    /// Wraps a dependency failure; `what` names the operation for the log.
+    pub fn unavailable(what: &str, cause: impl fmt::Display) -> Self {
+        Self::Unavailable(format!("{what}: {cause}"))
+    }
+}
+
+/// A configuration variable that is missing or has a bad value; fails the cold start.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {name}: {problem}")]
+pub struct ConfigError {
+    /// The environment variable.
+    pub name: &'static str,
+    /// What is wrong with it.
+    pub problem: String,
+}

@@ -1,0 +1,296 @@
+//! The HTTP surface of login, refresh and logout: method, Origin, size and content-type
+//! checks, cookies, CORS and JSON answers. Knows `lambda_http`; the rules live in `service`.
+
+use lambda_http::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::audit::RequestMeta;
+use crate::config::{Config, SameSite, TokenDelivery};
+use crate::error::AuthError;
+use crate::password::MAX_PASSWORD_BYTES;
+use crate::service::{AuthService, IssuedTokens};
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 8 * 1024;
+/// Longest accepted username (an e-mail address).
+pub const MAX_USERNAME_BYTES: usize = 256;
+
+/// The HTTP rules that come from configuration.
+#[derive(Debug, Clone)]
+pub struct HttpPolicy {
+    allowed_origins: Vec<String>,
+    cookie_name: String,
+    cookie_path: String,
+    same_site: SameSite,
+    delivery: TokenDelivery,
+}
+
+impl HttpPolicy {
+    /// From the configuration.
+    pub fn new(config: &Config) -> Self {
+        Self {
+            allowed_origins: config.allowed_origins.clone(),
+            cookie_name: config.refresh_cookie_name.clone(),
+            cookie_path: config.refresh_cookie_path.clone(),
+            same_site: config.refresh_cookie_same_site,
+            delivery: config.refresh_token_delivery,
+        }
+    }
+
+    /// The request's `Origin`, when it is on the allow-list (exact match).
+    fn allowed_origin<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
+        let origin = headers.get(header::ORIGIN)?.to_str().ok()?;
+        self.allowed_origins.iter().any(|o| o == origin).then_some(origin)
+    }
+
+    // SECURITY: the cookie attributes. HttpOnly keeps it from scripts, Secure from plain
+    // HTTP, SameSite from cross-site requests, a narrow Path from every other endpoint,
+    // and no Domain keeps it off sibling subdomains.
+    fn cookie(&self, value: &str, max_age: u64) -> String {
+        format!("{}={}; HttpOnly; Secure; SameSite={}; Path={}; Max-Age={}", self.cookie_name, value, self.same_site.as_str(), self.cookie_path, max_age)
+    }
+
+    /// Reads the refresh cookie; the first one wins if the browser sends several.
+    fn cookie_value<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(name, _)| *name == self.cookie_name)
+            .map(|(_, value)| value.trim())
+            .filter(|value| !value.is_empty())
+    }
+}
+
+/// The login, refresh and logout endpoints over one [`AuthService`].
+pub struct AuthApi {
+    service: AuthService,
+    policy: HttpPolicy,
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    username: String,
+    password: SecretString,
+}
+
+#[derive(Deserialize, Default)]
+struct TokenBody {
+    #[serde(default)]
+    refresh_token: Option<String>,
+    #[serde(default)]
+    everywhere: bool,
+}
+
+#[derive(serde::Serialize)]
+struct TokenResponse<'a> {
+    access_token: &'a str,
+    token_type: &'static str,
+    expires_in: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
+}
+
+impl AuthApi {
+    /// The endpoints for `service` with the HTTP rules of `config`.
+    pub fn new(service: AuthService, config: &Config) -> Self {
+        Self { service, policy: HttpPolicy::new(config) }
+    }
+
+    /// `POST /auth/login`.
+    pub async fn login(&self, request: Request) -> Response<Body> {
+        self.respond(&request, async {
+            let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let media_type = content_type.split(';').next().unwrap_or("").trim();
+            if !media_type.eq_ignore_ascii_case("application/json") {
+                return Err(AuthError::UnsupportedMediaType);
+            }
+            let body: LoginBody = serde_json::from_slice(request.body().as_ref()).map_err(|_| AuthError::InvalidRequest("The body must be JSON with string fields username and password."))?;
+            if body.username.trim().is_empty() || body.username.len() > MAX_USERNAME_BYTES {
+                return Err(AuthError::InvalidRequest("username must be 1 to 256 bytes."));
+            }
+            let password_len = secrecy::ExposeSecret::expose_secret(&body.password).len();
+            if password_len == 0 || password_len > MAX_PASSWORD_BYTES {
+                return Err(AuthError::InvalidRequest("password must be 1 to 1024 bytes."));
+            }
+            let issued = self.service.login(&body.username, body.password, &request_meta(&request)).await?;
+            Ok(self.token_response(issued))
+        })
+        .await
+    }
+
+    /// `POST /auth/refresh`.
+    pub async fn refresh(&self, request: Request) -> Response<Body> {
+        self.respond(&request, async {
+            let body = self.token_body(&request)?;
+            let presented = self.presented_token(&request, &body);
+            match self.service.refresh(presented, &request_meta(&request)).await {
+                Ok(issued) => Ok(self.token_response(issued)),
+                Err(e @ (AuthError::InvalidToken | AuthError::TokenReused)) => {
+                    let mut response = error_response(&e);
+                    self.clear_cookie(&mut response);
+                    Ok(response)
+                }
+                Err(e) => Err(e),
+            }
+        })
+        .await
+    }
+
+    /// `POST /auth/logout`: 204 whether or not there was a live session.
+    pub async fn logout(&self, request: Request) -> Response<Body> {
+        self.respond(&request, async {
+            let body = self.token_body(&request)?;
+            let presented = self.presented_token(&request, &body);
+            self.service.logout(presented, body.everywhere, &request_meta(&request)).await?;
+            let mut response = empty_response(StatusCode::NO_CONTENT);
+            self.clear_cookie(&mut response);
+            Ok(response)
+        })
+        .await
+    }
+
+    /// Runs the checks every endpoint shares, then `handler`, and adds CORS headers.
+    async fn respond(&self, request: &Request, handler: impl Future<Output = Result<Response<Body>, AuthError>>) -> Response<Body> {
+        let allowed_origin = self.policy.allowed_origin(request.headers());
+        let mut response = match self.check(request, allowed_origin) {
+            Err(e) => error_response(&e),
+            Ok(Some(preflight)) => preflight,
+            Ok(None) => match handler.await {
+                Ok(response) => response,
+                Err(e) => {
+                    if let AuthError::Unavailable(cause) = &e {
+                        tracing::error!(cause = %cause, "dependency failure");
+                    }
+                    error_response(&e)
+                }
+            },
+        };
+        let headers = response.headers_mut();
+        headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+        if let Some(origin) = allowed_origin.and_then(|o| HeaderValue::from_str(o).ok()) {
+            // SECURITY: echo only an allow-listed origin, never `*` with credentials.
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+            headers.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+        }
+        response
+    }
+
+    /// Method, CSRF and size checks. `Ok(Some(_))` is a finished preflight answer.
+    fn check(&self, request: &Request, allowed_origin: Option<&str>) -> Result<Option<Response<Body>>, AuthError> {
+        let headers = request.headers();
+        // SECURITY: CSRF defence in depth beside SameSite: a browser request from a foreign
+        // origin is refused before anything is read.
+        if headers.contains_key(header::ORIGIN) && allowed_origin.is_none() {
+            return Err(AuthError::ForbiddenOrigin);
+        }
+        if headers.get("sec-fetch-site").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site")) && allowed_origin.is_none() {
+            return Err(AuthError::ForbiddenOrigin);
+        }
+        if request.method() == Method::OPTIONS {
+            let mut response = empty_response(StatusCode::NO_CONTENT);
+            if allowed_origin.is_some() {
+                let h = response.headers_mut();
+                h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, OPTIONS"));
+                h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("content-type"));
+                h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+            }
+            return Ok(Some(response));
+        }
+        if request.method() != Method::POST {
+            return Err(AuthError::MethodNotAllowed);
+        }
+        if request.body().len() > MAX_BODY_BYTES {
+            return Err(AuthError::PayloadTooLarge);
+        }
+        Ok(None)
+    }
+
+    /// Refresh and logout accept any content type and read JSON only when a body is sent.
+    fn token_body(&self, request: &Request) -> Result<TokenBody, AuthError> {
+        let bytes = request.body().as_ref();
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(TokenBody::default());
+        }
+        serde_json::from_slice(bytes).map_err(|_| AuthError::InvalidRequest("The body, when sent, must be a JSON object."))
+    }
+
+    fn presented_token<'a>(&self, request: &'a Request, body: &'a TokenBody) -> Option<&'a str> {
+        let from_cookie = self.policy.delivery.uses_cookie().then(|| self.policy.cookie_value(request.headers())).flatten();
+        let from_body = self.policy.delivery.uses_body().then_some(body.refresh_token.as_deref()).flatten();
+        from_cookie.or(from_body)
+    }
+
+    fn token_response(&self, issued: IssuedTokens) -> Response<Body> {
+        let refresh = issued.refresh.encode();
+        let body = TokenResponse {
+            access_token: &issued.access.token,
+            token_type: "Bearer",
+            expires_in: issued.access.expires_in,
+            refresh_token: self.policy.delivery.uses_body().then(|| refresh.clone()),
+        };
+        let mut response = json_response(StatusCode::OK, &body);
+        if self.policy.delivery.uses_cookie() {
+            append_header(&mut response, header::SET_COOKIE, &self.policy.cookie(&refresh, issued.refresh_max_age));
+        }
+        response
+    }
+
+    fn clear_cookie(&self, response: &mut Response<Body>) {
+        if self.policy.delivery.uses_cookie() {
+            append_header(response, header::SET_COOKIE, &self.policy.cookie("", 0));
+        }
+    }
+}
+
+fn append_header(response: &mut Response<Body>, name: header::HeaderName, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        response.headers_mut().append(name, value);
+    }
+}
+
+fn base_response(status: StatusCode, body: Body) -> Response<Body> {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn empty_response(status: StatusCode) -> Response<Body> {
+    base_response(status, Body::Empty)
+}
+
+fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response<Body> {
+    let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".into());
+    let mut response = base_response(status, Body::Text(text));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// The JSON error answer of the error table, with `Retry-After` where it applies.
+pub fn error_response(error: &AuthError) -> Response<Body> {
+    let outward = error.outward();
+    let status = StatusCode::from_u16(outward.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let mut response = json_response(status, &serde_json::json!({ "error": outward.code, "message": outward.message }));
+    if let Some(secs) = outward.retry_after_secs {
+        append_header(&mut response, header::RETRY_AFTER, &secs.to_string());
+    }
+    response
+}
+
+/// Request id, client IP and user agent, from whichever gateway shape carried the request.
+pub fn request_meta(request: &Request) -> RequestMeta {
+    let (request_id, source_ip) = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => (ctx.request_id.clone(), ctx.http.source_ip.clone()),
+        Some(RequestContext::ApiGatewayV1(ctx)) => (ctx.request_id.clone(), ctx.identity.source_ip.clone()),
+        _ => (None, None),
+    };
+    let request_id = request_id.or_else(|| request.lambda_context_ref().map(|c| c.request_id.clone()));
+    let user_agent = request.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    RequestMeta { request_id, source_ip, user_agent }
+}

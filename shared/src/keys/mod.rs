@@ -1,0 +1,279 @@
+//! Signing keys: the key set format, the `KeyProvider` trait that fetches it, and the
+//! in-memory cache every function reads it through.
+
+pub mod secrets_manager;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use aws_lc_rs::hmac;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use serde::Deserialize;
+
+use crate::clock::Clock;
+use crate::error::AuthError;
+
+/// Shortest accepted secret (signing key or pepper), in bytes.
+pub const MIN_SECRET_BYTES: usize = 32;
+/// An unknown `kid` re-fetches the key set at most this often, so garbage `kid`s cannot
+/// turn into a flood of Secrets Manager calls.
+pub const UNKNOWN_KID_REFETCH_SECS: u64 = 30;
+
+/// A key that verifies tokens, pinned to exactly one algorithm.
+pub struct VerifyingKey {
+    /// Key id, the JWT `kid`.
+    pub kid: String,
+    /// The one algorithm this key accepts.
+    pub algorithm: Algorithm,
+    /// The key material, decoded once when the set is loaded.
+    pub decoding: DecodingKey,
+}
+
+/// The key that signs new tokens.
+pub struct SigningKey {
+    /// Key id, the JWT `kid`.
+    pub kid: String,
+    /// Its algorithm.
+    pub algorithm: Algorithm,
+    /// The key material, decoded once when the set is loaded.
+    pub encoding: EncodingKey,
+}
+
+/// Everything secret the service needs, loaded from one Secrets Manager value.
+pub struct KeySet {
+    active: SigningKey,
+    verifying: HashMap<String, VerifyingKey>,
+    refresh_pepper: hmac::Key,
+}
+
+impl fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeySet").field("active_kid", &self.active.kid).field("kids", &self.verifying.keys().collect::<Vec<_>>()).finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeySetDocument {
+    active_kid: String,
+    keys: Vec<KeyDocument>,
+    refresh_pepper: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyDocument {
+    kid: String,
+    alg: String,
+    secret: String,
+}
+
+/// Why a key set document was refused. Never contains key material.
+#[derive(Debug, thiserror::Error)]
+#[error("key set: {0}")]
+pub struct KeySetError(String);
+
+impl From<KeySetError> for AuthError {
+    fn from(e: KeySetError) -> Self {
+        AuthError::unavailable("loading keys", e)
+    }
+}
+
+fn decode_secret(what: &str, value: &str) -> Result<Vec<u8>, KeySetError> {
+    let bytes = URL_SAFE_NO_PAD.decode(value.trim_end_matches('=')).map_err(|_| KeySetError(format!("{what} is not base64url")))?;
+    if bytes.len() < MIN_SECRET_BYTES {
+        return Err(KeySetError(format!("{what} is shorter than {MIN_SECRET_BYTES} bytes")));
+    }
+    Ok(bytes)
+}
+
+impl KeySet {
+    /// Parses the Secrets Manager JSON
+    /// `{"active_kid", "keys": [{"kid", "alg", "secret"}], "refresh_pepper"}`.
+    pub fn from_json(json: &str) -> Result<Self, KeySetError> {
+        // serde_json's messages may quote the offending value: report the position only.
+        let doc: KeySetDocument = serde_json::from_str(json).map_err(|e| KeySetError(format!("not the expected JSON (line {}, column {})", e.line(), e.column())))?;
+        let mut verifying = HashMap::new();
+        let mut active = None;
+        for key in doc.keys {
+            let algorithm = match key.alg.as_str() {
+                "HS256" => Algorithm::HS256,
+                "HS384" => Algorithm::HS384,
+                "HS512" => Algorithm::HS512,
+                other => return Err(KeySetError(format!("key {:?}: algorithm {other:?} is not supported", key.kid))),
+            };
+            if key.kid.is_empty() || key.kid.len() > 64 {
+                return Err(KeySetError("a kid must be 1 to 64 characters".into()));
+            }
+            let secret = decode_secret(&format!("key {:?}", key.kid), &key.secret)?;
+            if key.kid == doc.active_kid {
+                active = Some(SigningKey { kid: key.kid.clone(), algorithm, encoding: EncodingKey::from_secret(&secret) });
+            }
+            let verifying_key = VerifyingKey { kid: key.kid.clone(), algorithm, decoding: DecodingKey::from_secret(&secret) };
+            if verifying.insert(key.kid.clone(), verifying_key).is_some() {
+                return Err(KeySetError(format!("kid {:?} is listed twice", key.kid)));
+            }
+        }
+        let active = active.ok_or_else(|| KeySetError(format!("active_kid {:?} is not among the keys", doc.active_kid)))?;
+        let pepper = decode_secret("refresh_pepper", &doc.refresh_pepper)?;
+        Ok(Self { active, verifying, refresh_pepper: hmac::Key::new(hmac::HMAC_SHA256, &pepper) })
+    }
+
+    /// The key new tokens are signed with.
+    pub fn active(&self) -> &SigningKey {
+        &self.active
+    }
+
+    /// The verifying key for a `kid`, if listed.
+    pub fn verifying_key(&self, kid: &str) -> Option<&VerifyingKey> {
+        self.verifying.get(kid)
+    }
+
+    /// The HMAC key of the refresh-token hash chain.
+    pub fn refresh_pepper(&self) -> &hmac::Key {
+        &self.refresh_pepper
+    }
+}
+
+/// Where key sets come from. Implemented for Secrets Manager; asymmetric keys and a
+/// public JWKS are further implementations of the same trait.
+#[async_trait]
+pub trait KeyProvider: Send + Sync {
+    /// Fetches and parses the current key set.
+    async fn fetch(&self) -> Result<KeySet, AuthError>;
+}
+
+#[derive(Default)]
+struct CacheState {
+    keys: Option<Arc<KeySet>>,
+    fetched_at: u64,
+    last_unknown_kid_fetch: Option<u64>,
+}
+
+/// Caches the key set in memory: fetched at cold start, again after `ttl` seconds, and
+/// on an unknown `kid` (at most once per [`UNKNOWN_KID_REFETCH_SECS`]). Fails closed: when
+/// the set cannot be fetched nothing is returned, and callers answer 503 or deny.
+pub struct KeyCache {
+    provider: Arc<dyn KeyProvider>,
+    clock: Arc<dyn Clock>,
+    ttl: u64,
+    state: RwLock<CacheState>,
+    // One fetch at a time: concurrent requests on a stale cache share one call.
+    fetching: tokio::sync::Mutex<()>,
+}
+
+impl KeyCache {
+    /// A cache with nothing fetched yet.
+    pub fn new(provider: Arc<dyn KeyProvider>, clock: Arc<dyn Clock>, ttl: u64) -> Self {
+        Self { provider, clock, ttl, state: RwLock::default(), fetching: tokio::sync::Mutex::new(()) }
+    }
+
+    fn fresh(&self) -> Option<Arc<KeySet>> {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let keys = state.keys.as_ref()?;
+        (self.clock.now() < state.fetched_at.saturating_add(self.ttl)).then(|| keys.clone())
+    }
+
+    /// The current key set, fetching it when missing or older than the TTL.
+    pub async fn current(&self) -> Result<Arc<KeySet>, AuthError> {
+        if let Some(keys) = self.fresh() {
+            return Ok(keys);
+        }
+        let _guard = self.fetching.lock().await;
+        if let Some(keys) = self.fresh() {
+            return Ok(keys);
+        }
+        self.fetch_now().await
+    }
+
+    /// The key set for verifying a token signed with `kid`: re-fetches once when the kid is
+    /// unknown (a new key was added), but at most once per 30 s.
+    pub async fn for_kid(&self, kid: &str) -> Result<Arc<KeySet>, AuthError> {
+        let keys = self.current().await?;
+        if keys.verifying_key(kid).is_some() {
+            return Ok(keys);
+        }
+        let _guard = self.fetching.lock().await;
+        let now = self.clock.now();
+        {
+            let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(keys) = state.keys.as_ref().filter(|k| k.verifying_key(kid).is_some()) {
+                return Ok(keys.clone());
+            }
+            if state.last_unknown_kid_fetch.is_some_and(|t| now < t + UNKNOWN_KID_REFETCH_SECS) {
+                return Ok(keys);
+            }
+        }
+        self.state.write().unwrap_or_else(|e| e.into_inner()).last_unknown_kid_fetch = Some(now);
+        self.fetch_now().await
+    }
+
+    async fn fetch_now(&self) -> Result<Arc<KeySet>, AuthError> {
+        let keys = Arc::new(self.provider.fetch().await?);
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        state.keys = Some(keys.clone());
+        state.fetched_at = self.clock.now();
+        Ok(keys)
+    }
+}
+
+/// 32 random bytes, base64url: a new signing key or pepper.
+pub fn generate_secret() -> String {
+    URL_SAFE_NO_PAD.encode(crate::tokens::random_bytes::<32>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{FixedClock, StaticKeys};
+
+    #[test]
+    fn rejects_short_secrets_unknown_algorithms_and_missing_active_key() {
+        let good = "A".repeat(43);
+        let doc = |active: &str, alg: &str, secret: &str| format!(r#"{{"active_kid":"{active}","keys":[{{"kid":"k1","alg":"{alg}","secret":"{secret}"}}],"refresh_pepper":"{good}"}}"#);
+        assert!(KeySet::from_json(&doc("k1", "HS256", &good)).is_ok());
+        assert!(KeySet::from_json(&doc("k1", "none", &good)).is_err());
+        assert!(KeySet::from_json(&doc("k1", "RS256", &good)).is_err());
+        assert!(KeySet::from_json(&doc("k1", "HS256", "c2hvcnQ")).is_err());
+        assert!(KeySet::from_json(&doc("k2", "HS256", &good)).is_err());
+    }
+
+    #[test]
+    fn key_set_errors_never_quote_the_secret() {
+        let secret = "S3CR3T-VALUE-THAT-MUST-NOT-LEAK";
+        let err = KeySet::from_json(&format!(r#"{{"active_kid":"k1","keys":[{{"kid":"k1","alg":"HS256","secret":{{"x":"{secret}"}}}}],"refresh_pepper":"x"}}"#)).unwrap_err();
+        assert!(!err.to_string().contains(secret), "{err}");
+    }
+
+    #[tokio::test]
+    async fn cache_refetches_after_ttl_and_at_most_every_30s_for_unknown_kids() {
+        let clock = Arc::new(FixedClock::new(1_000));
+        let provider = Arc::new(StaticKeys::new());
+        let cache = KeyCache::new(provider.clone(), clock.clone(), 300);
+        cache.current().await.unwrap();
+        cache.current().await.unwrap();
+        assert_eq!(provider.fetches(), 1);
+        cache.for_kid("nope").await.unwrap();
+        cache.for_kid("nope").await.unwrap();
+        assert_eq!(provider.fetches(), 2, "one re-fetch for an unknown kid");
+        clock.advance(31);
+        cache.for_kid("nope").await.unwrap();
+        assert_eq!(provider.fetches(), 3);
+        clock.advance(300);
+        cache.current().await.unwrap();
+        assert_eq!(provider.fetches(), 4, "TTL expiry re-fetches");
+    }
+
+    #[tokio::test]
+    async fn cache_fails_closed_when_the_provider_fails() {
+        let clock = Arc::new(FixedClock::new(1_000));
+        let provider = Arc::new(StaticKeys::new());
+        provider.set_failing(true);
+        let cache = KeyCache::new(provider.clone(), clock, 300);
+        assert!(matches!(cache.current().await, Err(AuthError::Unavailable(_))));
+    }
+}

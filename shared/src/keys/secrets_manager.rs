@@ -1,0 +1,78 @@
+//! The key set from AWS Secrets Manager.
+
+use async_trait::async_trait;
+use aws_sdk_secretsmanager::Client;
+
+use super::{KeyProvider, KeySet};
+use crate::error::AuthError;
+
+/// Reads the key set JSON from one secret (`SIGNING_SECRET_ID`).
+pub struct SecretsManagerKeys {
+    client: Client,
+    secret_id: String,
+}
+
+impl SecretsManagerKeys {
+    /// A provider for `secret_id`.
+    pub fn new(client: Client, secret_id: impl Into<String>) -> Self {
+        Self { client, secret_id: secret_id.into() }
+    }
+}
+
+#[async_trait]
+impl KeyProvider for SecretsManagerKeys {
+    async fn fetch(&self) -> Result<KeySet, AuthError> {
+        let out = self
+            .client
+            .get_secret_value()
+            .secret_id(&self.secret_id)
+            .send()
+            .await
+            .map_err(|e| AuthError::unavailable("GetSecretValue", aws_sdk_secretsmanager::error::DisplayErrorContext(e)))?;
+        let json = out.secret_string().ok_or_else(|| AuthError::unavailable("GetSecretValue", "the secret has no string value"))?;
+        Ok(KeySet::from_json(json)?)
+    }
+}
+
+/// Creates the key-set secret if it does not exist. Returns whether it was created.
+/// Used by `authctl local-setup` and the end-to-end tests; never by the Lambdas.
+pub async fn create_key_set_secret(client: &Client, secret_id: &str, key_set_json: &str) -> Result<bool, AuthError> {
+    match client.describe_secret().secret_id(secret_id).send().await {
+        Ok(_) => Ok(false),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
+            client
+                .create_secret()
+                .name(secret_id)
+                .secret_string(key_set_json)
+                .send()
+                .await
+                .map_err(|e| AuthError::unavailable("CreateSecret", aws_sdk_secretsmanager::error::DisplayErrorContext(e)))?;
+            Ok(true)
+        }
+        Err(e) => Err(AuthError::unavailable("DescribeSecret", aws_sdk_secretsmanager::error::DisplayErrorContext(e))),
+    }
+}
+
+/// Overwrites the key-set secret with a new value (key rotation, tests).
+pub async fn put_key_set(client: &Client, secret_id: &str, key_set_json: &str) -> Result<(), AuthError> {
+    client
+        .put_secret_value()
+        .secret_id(secret_id)
+        .secret_string(key_set_json)
+        .send()
+        .await
+        .map_err(|e| AuthError::unavailable("PutSecretValue", aws_sdk_secretsmanager::error::DisplayErrorContext(e)))?;
+    Ok(())
+}
+
+/// A fresh key set JSON: one HS256 key `k1` and a pepper, 32 bytes each from the OS CSPRNG.
+pub fn generate_key_set_json() -> String {
+    let key = super::generate_secret();
+    let pepper = super::generate_secret();
+    serde_json::json!({
+        "active_kid": "k1",
+        "keys": [{"kid": "k1", "alg": "HS256", "secret": key}],
+        "refresh_pepper": pepper,
+    })
+    .to_string()
+}

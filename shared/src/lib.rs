@@ -1,0 +1,26 @@
+//! The core of the authentication service: every rule lives here, the Lambdas only wire it.
+//!
+//! Dependencies point one way: `service` uses `tokens`, `keys`, `store` and `password`;
+//! `http` and `authorizer` (the only modules that know about Lambda event shapes) call
+//! `service` or `tokens`. AWS SDK types stay inside `store::dynamodb` and
+//! `keys::secrets_manager`.
+
+pub mod audit;
+pub mod authorizer;
+pub mod aws;
+pub mod claims;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod keys;
+pub mod password;
+pub mod service;
+pub mod store;
+pub mod telemetry;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
+pub mod tokens;
+
+pub use config::Config;
+pub use error::AuthError;

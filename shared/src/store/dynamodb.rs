@@ -1,0 +1,514 @@
+//! The DynamoDB implementation of the stores, and the table definitions that
+//! `authctl local-setup` and the tests create. No scans, ever.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification,
+};
+
+use super::{LoginThrottle, Rotation, RotationOutcome, SessionRecord, SessionStore, UserRecord, UserStore};
+use crate::error::AuthError;
+use crate::tokens::{SessionId, TokenHash};
+
+/// Name of the sessions-by-user index.
+pub const BY_USER_INDEX: &str = "by_user";
+/// Longest stored user agent, so a session item stays under 1 KB (one write unit).
+pub const MAX_USER_AGENT_BYTES: usize = 256;
+/// Prefix of the throttle bookkeeping items in the users table.
+const THROTTLE_PREFIX: &str = "throttle#";
+
+type Item = HashMap<String, AttributeValue>;
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+fn get_s(item: &Item, key: &str) -> Option<String> {
+    item.get(key)?.as_s().ok().cloned()
+}
+fn get_n(item: &Item, key: &str) -> Option<u64> {
+    item.get(key)?.as_n().ok()?.parse().ok()
+}
+
+fn sdk_error<E, R>(operation: &str, e: SdkError<E, R>) -> AuthError
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    AuthError::unavailable(operation, DisplayErrorContext(e))
+}
+
+/// Cuts a string to at most `max` bytes on a character boundary.
+fn truncate_bytes(value: &str, max: usize) -> String {
+    let mut end = value.len().min(max);
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    value[..end].to_owned()
+}
+
+fn session_to_item(session: &SessionRecord) -> Item {
+    let mut item = Item::from([
+        ("session_id".into(), s(session.session_id.as_str())),
+        ("user_id".into(), s(&session.user_id)),
+        ("username".into(), s(&session.username)),
+        ("token_hash".into(), AttributeValue::B(Blob::new(session.token_hash.0.to_vec()))),
+        ("generation".into(), n(session.generation)),
+        ("rotated_at".into(), n(session.rotated_at)),
+        ("created_at".into(), n(session.created_at)),
+        ("expires_at".into(), n(session.expires_at)),
+        ("absolute_expires_at".into(), n(session.absolute_expires_at)),
+    ]);
+    if let Some(ua) = &session.user_agent {
+        item.insert("user_agent".into(), s(truncate_bytes(ua, MAX_USER_AGENT_BYTES)));
+    }
+    if let Some(ip) = &session.source_ip {
+        item.insert("source_ip".into(), s(truncate_bytes(ip, 64)));
+    }
+    if let Some(at) = session.revoked_at {
+        item.insert("revoked_at".into(), n(at));
+    }
+    if let Some(reason) = &session.revoke_reason {
+        item.insert("revoke_reason".into(), s(reason));
+    }
+    item
+}
+
+/// Reads a session item; an item missing a required attribute is treated as absent
+/// (fail closed: nothing half-understood is trusted).
+fn session_from_item(item: &Item) -> Option<SessionRecord> {
+    Some(SessionRecord {
+        session_id: SessionId::parse(&get_s(item, "session_id")?)?,
+        user_id: get_s(item, "user_id")?,
+        username: get_s(item, "username")?,
+        token_hash: TokenHash::from_slice(item.get("token_hash")?.as_b().ok()?.as_ref())?,
+        generation: get_n(item, "generation")?,
+        rotated_at: get_n(item, "rotated_at")?,
+        created_at: get_n(item, "created_at")?,
+        expires_at: get_n(item, "expires_at")?,
+        absolute_expires_at: get_n(item, "absolute_expires_at")?,
+        revoked_at: get_n(item, "revoked_at"),
+        revoke_reason: get_s(item, "revoke_reason"),
+        user_agent: get_s(item, "user_agent"),
+        source_ip: get_s(item, "source_ip"),
+    })
+}
+
+fn user_to_item(user: &UserRecord) -> Item {
+    Item::from([
+        ("username".into(), s(&user.username)),
+        ("user_id".into(), s(&user.user_id)),
+        ("password_hash".into(), s(&user.password_hash)),
+        ("roles".into(), AttributeValue::L(user.roles.iter().map(s).collect())),
+        ("disabled".into(), AttributeValue::Bool(user.disabled)),
+        ("password_changed_at".into(), n(user.password_changed_at)),
+    ])
+}
+
+fn user_from_item(item: &Item) -> Option<UserRecord> {
+    let roles = match item.get("roles") {
+        Some(AttributeValue::L(list)) => list.iter().filter_map(|v| v.as_s().ok().cloned()).collect(),
+        Some(AttributeValue::Ss(set)) => set.clone(),
+        _ => Vec::new(),
+    };
+    Some(UserRecord {
+        username: get_s(item, "username")?,
+        user_id: get_s(item, "user_id")?,
+        password_hash: get_s(item, "password_hash")?,
+        roles,
+        // A missing flag is read as disabled: fail closed.
+        disabled: item.get("disabled").and_then(|v| v.as_bool().ok()).copied().unwrap_or(true),
+        password_changed_at: get_n(item, "password_changed_at").unwrap_or(0),
+    })
+}
+
+fn throttle_from_item(item: &Item) -> LoginThrottle {
+    LoginThrottle {
+        failed_logins: get_n(item, "failed_logins").and_then(|v| u32::try_from(v).ok()).unwrap_or(0),
+        last_failed_at: get_n(item, "last_failed_at").unwrap_or(0),
+        throttled_until: get_n(item, "throttled_until").unwrap_or(0),
+    }
+}
+
+/// Sessions in DynamoDB.
+#[derive(Clone)]
+pub struct DynamoSessions {
+    client: Client,
+    table: String,
+}
+
+impl DynamoSessions {
+    /// Sessions in `table`.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+}
+
+#[async_trait]
+impl SessionStore for DynamoSessions {
+    async fn create(&self, session: &SessionRecord) -> Result<(), AuthError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(session_to_item(session)))
+            .condition_expression("attribute_not_exists(session_id)")
+            .send()
+            .await
+            .map_err(|e| sdk_error("PutItem session", e))?;
+        Ok(())
+    }
+
+    async fn rotate(&self, rotation: &Rotation) -> Result<RotationOutcome, AuthError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("session_id", s(rotation.session_id.as_str()))
+            .update_expression("SET token_hash = :new_hash, generation = :next_generation, rotated_at = :now, expires_at = :idle_expires_at")
+            // SECURITY: the rotation condition. Only the holder of the current token rotates,
+            // only once, and never a revoked or expired session.
+            .condition_expression(
+                "token_hash = :expected_hash AND generation = :generation AND attribute_not_exists(revoked_at) \
+                 AND expires_at > :now AND absolute_expires_at > :now",
+            )
+            .expression_attribute_values(":new_hash", AttributeValue::B(Blob::new(rotation.new_hash.0.to_vec())))
+            .expression_attribute_values(":expected_hash", AttributeValue::B(Blob::new(rotation.expected_hash.0.to_vec())))
+            .expression_attribute_values(":generation", n(rotation.expected_generation))
+            .expression_attribute_values(":next_generation", n(rotation.expected_generation + 1))
+            .expression_attribute_values(":now", n(rotation.now))
+            .expression_attribute_values(":idle_expires_at", n(rotation.idle_expires_at))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let session = out.attributes().and_then(session_from_item).ok_or_else(|| AuthError::unavailable("UpdateItem session", "unreadable item after rotation"))?;
+                Ok(RotationOutcome::Rotated(session))
+            }
+            Err(e) => match e.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                    Ok(RotationOutcome::Rejected(failed.item().and_then(session_from_item)))
+                }
+                _ => Err(sdk_error("UpdateItem session", e)),
+            },
+        }
+    }
+
+    async fn revoke(&self, session_id: &SessionId, expected_hash: Option<&TokenHash>, reason: &str, now: u64) -> Result<Option<SessionRecord>, AuthError> {
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("session_id", s(session_id.as_str()))
+            .update_expression("SET revoked_at = :now, revoke_reason = :reason")
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":reason", s(reason))
+            .return_values(ReturnValue::AllOld);
+        request = match expected_hash {
+            // SECURITY: only the holder of the current token can end the session; a session id
+            // alone (it is in every access token) must not log anyone out.
+            Some(hash) => request
+                .condition_expression("token_hash = :expected_hash AND attribute_not_exists(revoked_at)")
+                .expression_attribute_values(":expected_hash", AttributeValue::B(Blob::new(hash.0.to_vec()))),
+            None => request.condition_expression("attribute_exists(session_id) AND attribute_not_exists(revoked_at)"),
+        };
+        match request.send().await {
+            Ok(out) => Ok(out.attributes().and_then(session_from_item)),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(None),
+            Err(e) => Err(sdk_error("UpdateItem revoke", e)),
+        }
+    }
+
+    async fn get(&self, session_id: &SessionId) -> Result<Option<SessionRecord>, AuthError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("session_id", s(session_id.as_str()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetItem session", e))?;
+        Ok(out.item().and_then(session_from_item))
+    }
+
+    async fn list_for_user(&self, user_id: &str) -> Result<Vec<SessionId>, AuthError> {
+        let mut ids = Vec::new();
+        let mut start_key = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(BY_USER_INDEX)
+                .key_condition_expression("user_id = :user_id")
+                .expression_attribute_values(":user_id", s(user_id))
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(|e| sdk_error("Query by_user", e))?;
+            ids.extend(out.items().iter().filter_map(|item| SessionId::parse(&get_s(item, "session_id")?)));
+            start_key = out.last_evaluated_key().cloned();
+            if start_key.is_none() {
+                return Ok(ids);
+            }
+        }
+    }
+}
+
+/// Users (and throttle bookkeeping items `throttle#<username>`) in DynamoDB.
+#[derive(Clone)]
+pub struct DynamoUsers {
+    client: Client,
+    table: String,
+}
+
+impl DynamoUsers {
+    /// Users in `table`.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    fn key(username: &str) -> AttributeValue {
+        s(username)
+    }
+
+    fn throttle_key(username: &str) -> AttributeValue {
+        s(format!("{THROTTLE_PREFIX}{username}"))
+    }
+
+    /// Opens the connection to DynamoDB during cold start (one cheap read of a key that
+    /// never exists), so the first login does not pay for DNS and TLS.
+    pub async fn warm(&self) {
+        let result = self.client.get_item().table_name(&self.table).key("username", s("warmup#")).send().await;
+        if let Err(e) = result {
+            tracing::warn!(error = %DisplayErrorContext(e), "warming the DynamoDB connection failed");
+        }
+    }
+}
+
+#[async_trait]
+impl UserStore for DynamoUsers {
+    async fn login_state(&self, username: &str) -> Result<(Option<UserRecord>, LoginThrottle), AuthError> {
+        let keys = KeysAndAttributes::builder()
+            .keys(HashMap::from([("username".to_owned(), Self::key(username))]))
+            .keys(HashMap::from([("username".to_owned(), Self::throttle_key(username))]))
+            .consistent_read(true)
+            .build()
+            .map_err(|e| AuthError::unavailable("BatchGetItem", e))?;
+        let out = self
+            .client
+            .batch_get_item()
+            .request_items(&self.table, keys)
+            .send()
+            .await
+            .map_err(|e| sdk_error("BatchGetItem users", e))?;
+        if out.unprocessed_keys().is_some_and(|u| !u.is_empty()) {
+            return Err(AuthError::unavailable("BatchGetItem users", "unprocessed keys (throttled)"));
+        }
+        let items = out.responses().and_then(|r| r.get(&self.table)).map(Vec::as_slice).unwrap_or_default();
+        let throttle_name = format!("{THROTTLE_PREFIX}{username}");
+        let mut user = None;
+        let mut throttle = LoginThrottle::default();
+        for item in items {
+            match get_s(item, "username") {
+                Some(name) if name == throttle_name => throttle = throttle_from_item(item),
+                Some(name) if name == username => user = user_from_item(item),
+                _ => {}
+            }
+        }
+        Ok((user, throttle))
+    }
+
+    async fn get(&self, username: &str) -> Result<Option<UserRecord>, AuthError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("username", Self::key(username))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetItem user", e))?;
+        Ok(out.item().and_then(user_from_item))
+    }
+
+    async fn record_failure(&self, username: &str, throttle: &LoginThrottle) -> Result<(), AuthError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("username", Self::throttle_key(username))
+            .update_expression("SET failed_logins = :failed, last_failed_at = :last, throttled_until = :until, expires_at = :expires")
+            .expression_attribute_values(":failed", n(throttle.failed_logins))
+            .expression_attribute_values(":last", n(throttle.last_failed_at))
+            .expression_attribute_values(":until", n(throttle.throttled_until))
+            .expression_attribute_values(":expires", n(throttle.expires_at()))
+            .send()
+            .await
+            .map_err(|e| sdk_error("UpdateItem throttle", e))?;
+        Ok(())
+    }
+
+    async fn clear_failures(&self, username: &str) -> Result<(), AuthError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("username", Self::throttle_key(username))
+            .update_expression("SET failed_logins = :zero, throttled_until = :zero")
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await
+            .map_err(|e| sdk_error("UpdateItem throttle", e))?;
+        Ok(())
+    }
+
+    async fn create(&self, user: &UserRecord) -> Result<bool, AuthError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(user_to_item(user)))
+            .condition_expression("attribute_not_exists(username)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(sdk_error("PutItem user", e)),
+        }
+    }
+
+    async fn set_disabled(&self, username: &str, disabled: bool) -> Result<bool, AuthError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("username", Self::key(username))
+            .update_expression("SET disabled = :disabled")
+            .condition_expression("attribute_exists(username)")
+            .expression_attribute_values(":disabled", AttributeValue::Bool(disabled))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(sdk_error("UpdateItem user", e)),
+        }
+    }
+}
+
+/// Creates the users and sessions tables (on-demand, TTL on `expires_at`, the `by_user`
+/// index) where they do not exist. Returns a line for each change made; empty when
+/// everything was already in place.
+pub async fn create_tables(client: &Client, users_table: &str, sessions_table: &str) -> Result<Vec<String>, AuthError> {
+    let mut changes = Vec::new();
+    let existing = client.list_tables().send().await.map_err(|e| sdk_error("ListTables", e))?;
+    let existing = existing.table_names();
+    let key = |name: &str, kind| -> Result<(AttributeDefinition, KeySchemaElement), AuthError> {
+        Ok((
+            AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().map_err(|e| AuthError::unavailable("table definition", e))?,
+            KeySchemaElement::builder().attribute_name(name).key_type(kind).build().map_err(|e| AuthError::unavailable("table definition", e))?,
+        ))
+    };
+    if !existing.iter().any(|t| t == users_table) {
+        let (attr, schema) = key("username", KeyType::Hash)?;
+        client
+            .create_table()
+            .table_name(users_table)
+            .attribute_definitions(attr)
+            .key_schema(schema)
+            .billing_mode(BillingMode::PayPerRequest)
+            .send()
+            .await
+            .map_err(|e| sdk_error("CreateTable users", e))?;
+        changes.push(format!("created table {users_table}"));
+    }
+    if !existing.iter().any(|t| t == sessions_table) {
+        let (session_attr, session_schema) = key("session_id", KeyType::Hash)?;
+        let (user_attr, user_schema) = key("user_id", KeyType::Hash)?;
+        let index = GlobalSecondaryIndex::builder()
+            .index_name(BY_USER_INDEX)
+            .key_schema(user_schema)
+            .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+            .build()
+            .map_err(|e| AuthError::unavailable("table definition", e))?;
+        client
+            .create_table()
+            .table_name(sessions_table)
+            .attribute_definitions(session_attr)
+            .attribute_definitions(user_attr)
+            .key_schema(session_schema)
+            .global_secondary_indexes(index)
+            .billing_mode(BillingMode::PayPerRequest)
+            .send()
+            .await
+            .map_err(|e| sdk_error("CreateTable sessions", e))?;
+        changes.push(format!("created table {sessions_table} with index {BY_USER_INDEX}"));
+    }
+    for table in [users_table, sessions_table] {
+        let ttl = client.describe_time_to_live().table_name(table).send().await.map_err(|e| sdk_error("DescribeTimeToLive", e))?;
+        let enabled = ttl.time_to_live_description().and_then(|d| d.attribute_name()) == Some("expires_at");
+        if !enabled {
+            let spec = TimeToLiveSpecification::builder().enabled(true).attribute_name("expires_at").build().map_err(|e| AuthError::unavailable("TTL definition", e))?;
+            client.update_time_to_live().table_name(table).time_to_live_specification(spec).send().await.map_err(|e| sdk_error("UpdateTimeToLive", e))?;
+            changes.push(format!("enabled TTL on {table}.expires_at"));
+        }
+    }
+    Ok(changes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_item_round_trips_and_cuts_the_user_agent() {
+        let session = SessionRecord {
+            session_id: SessionId::generate(),
+            user_id: "u1".into(),
+            username: "a@example.com".into(),
+            token_hash: TokenHash([7; 32]),
+            generation: 3,
+            rotated_at: 10,
+            created_at: 5,
+            expires_at: 100,
+            absolute_expires_at: 200,
+            revoked_at: None,
+            revoke_reason: None,
+            user_agent: Some("é".repeat(300)),
+            source_ip: Some("127.0.0.1".into()),
+        };
+        let item = session_to_item(&session);
+        let back = session_from_item(&item).unwrap();
+        assert!(back.user_agent.as_ref().unwrap().len() <= MAX_USER_AGENT_BYTES);
+        assert_eq!(back.token_hash, session.token_hash);
+        assert_eq!(back.generation, 3);
+        let mut incomplete = item.clone();
+        incomplete.remove("token_hash");
+        assert!(session_from_item(&incomplete).is_none());
+    }
+
+    #[test]
+    fn user_without_disabled_flag_is_treated_as_disabled() {
+        let mut item = user_to_item(&UserRecord {
+            username: "a@example.com".into(),
+            user_id: "u1".into(),
+            password_hash: "$argon2id$...".into(),
+            roles: vec!["admin".into()],
+            disabled: false,
+            password_changed_at: 0,
+        });
+        assert!(!user_from_item(&item).unwrap().disabled);
+        item.remove("disabled");
+        assert!(user_from_item(&item).unwrap().disabled);
+    }
+}

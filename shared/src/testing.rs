@@ -1,0 +1,274 @@
+//! Test support (feature `test-util`): a settable clock, a key provider that counts its
+//! fetches, in-memory stores with the same conditional semantics as DynamoDB, fixtures.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::error::AuthError;
+use crate::keys::{KeyCache, KeyProvider, KeySet};
+use crate::service::AuthService;
+use crate::store::{LoginThrottle, Rotation, RotationOutcome, SessionRecord, SessionStore, UserRecord, UserStore};
+use crate::tokens::{SessionId, TokenHash};
+
+/// A clock that only moves when told to.
+#[derive(Debug)]
+pub struct FixedClock(AtomicU64);
+
+impl FixedClock {
+    /// Starts at `now` epoch seconds.
+    pub fn new(now: u64) -> Self {
+        Self(AtomicU64::new(now))
+    }
+    /// Moves forward.
+    pub fn advance(&self, secs: u64) {
+        self.0.fetch_add(secs, Ordering::SeqCst);
+    }
+}
+
+impl Clock for FixedClock {
+    fn now(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// A fixed key set JSON: HS256 key `k1` (active), HS256 key `k0`, and a pepper.
+pub const KEY_SET_JSON: &str = r#"{"active_kid":"k1","keys":[{"kid":"k1","alg":"HS256","secret":"azEtc2lnbmluZy1rZXktZm9yLXRlc3RzLW9ubHktMzJieXRlcw"},{"kid":"k0","alg":"HS256","secret":"azAtb2xkLXNpZ25pbmcta2V5LWZvci10ZXN0cy0zMmJ5dGVzLg"}],"refresh_pepper":"cmVmcmVzaC1wZXBwZXItZm9yLXRlc3RzLW9ubHktMzJieXRlcw"}"#;
+
+/// The parsed [`KEY_SET_JSON`].
+pub fn key_set() -> KeySet {
+    #[allow(clippy::expect_used)]
+    KeySet::from_json(KEY_SET_JSON).expect("test key set parses")
+}
+
+/// A configuration for tests: issuer `https://auth.test`, audience `api`, origin
+/// `https://app.test` allowed, everything else default.
+pub fn config() -> Config {
+    config_with(&[])
+}
+
+/// [`config`] with extra variables.
+pub fn config_with(extra: &[(&str, &str)]) -> Config {
+    let mut vars: HashMap<String, String> = [("AUTH_ISSUER", "https://auth.test"), ("AUTH_AUDIENCE", "api"), ("ALLOWED_ORIGINS", "https://app.test")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    #[allow(clippy::expect_used)]
+    Config::from_lookup(|name| vars.get(name).cloned()).expect("test configuration is valid")
+}
+
+/// A key provider serving [`KEY_SET_JSON`] (or a replacement), counting fetches, and
+/// failing on demand.
+#[derive(Default)]
+pub struct StaticKeys {
+    fetches: AtomicUsize,
+    failing: AtomicBool,
+    json: Mutex<Option<String>>,
+}
+
+impl StaticKeys {
+    /// Serves [`KEY_SET_JSON`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// How many times the set was fetched.
+    pub fn fetches(&self) -> usize {
+        self.fetches.load(Ordering::SeqCst)
+    }
+    /// Makes every fetch fail (like Secrets Manager being unreachable).
+    pub fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+    /// Serves another key set from now on.
+    pub fn set_json(&self, json: &str) {
+        *self.json.lock().unwrap_or_else(|e| e.into_inner()) = Some(json.to_owned());
+    }
+}
+
+#[async_trait]
+impl KeyProvider for StaticKeys {
+    async fn fetch(&self) -> Result<KeySet, AuthError> {
+        self.fetches.fetch_add(1, Ordering::SeqCst);
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(AuthError::unavailable("GetSecretValue", "test provider is failing"));
+        }
+        let json = self.json.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        Ok(KeySet::from_json(json.as_deref().unwrap_or(KEY_SET_JSON))?)
+    }
+}
+
+/// Sessions in memory, with DynamoDB's conditional-write semantics, counting writes.
+#[derive(Default)]
+pub struct MemorySessions {
+    items: Mutex<HashMap<SessionId, SessionRecord>>,
+    writes: AtomicUsize,
+}
+
+impl MemorySessions {
+    /// How many successful writes happened.
+    pub fn writes(&self) -> usize {
+        self.writes.load(Ordering::SeqCst)
+    }
+    /// A copy of one stored session.
+    pub fn stored(&self, id: &SessionId) -> Option<SessionRecord> {
+        self.lock().get(id).cloned()
+    }
+    /// Replaces a stored session (to set up expiry cases).
+    pub fn put(&self, session: SessionRecord) {
+        self.lock().insert(session.session_id.clone(), session);
+    }
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, SessionRecord>> {
+        self.items.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemorySessions {
+    async fn create(&self, session: &SessionRecord) -> Result<(), AuthError> {
+        let mut items = self.lock();
+        if items.contains_key(&session.session_id) {
+            return Err(AuthError::unavailable("create session", "id taken"));
+        }
+        items.insert(session.session_id.clone(), session.clone());
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn rotate(&self, r: &Rotation) -> Result<RotationOutcome, AuthError> {
+        let mut items = self.lock();
+        let Some(session) = items.get_mut(&r.session_id) else {
+            return Ok(RotationOutcome::Rejected(None));
+        };
+        let condition = session.token_hash == r.expected_hash
+            && session.generation == r.expected_generation
+            && session.revoked_at.is_none()
+            && session.expires_at > r.now
+            && session.absolute_expires_at > r.now;
+        if !condition {
+            return Ok(RotationOutcome::Rejected(Some(session.clone())));
+        }
+        session.token_hash = r.new_hash.clone();
+        session.generation += 1;
+        session.rotated_at = r.now;
+        session.expires_at = r.idle_expires_at;
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        Ok(RotationOutcome::Rotated(session.clone()))
+    }
+
+    async fn revoke(&self, id: &SessionId, expected_hash: Option<&TokenHash>, reason: &str, now: u64) -> Result<Option<SessionRecord>, AuthError> {
+        let mut items = self.lock();
+        let Some(session) = items.get_mut(id) else { return Ok(None) };
+        if session.revoked_at.is_some() || expected_hash.is_some_and(|h| *h != session.token_hash) {
+            return Ok(None);
+        }
+        let before = session.clone();
+        session.revoked_at = Some(now);
+        session.revoke_reason = Some(reason.to_owned());
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        Ok(Some(before))
+    }
+
+    async fn get(&self, id: &SessionId) -> Result<Option<SessionRecord>, AuthError> {
+        Ok(self.lock().get(id).cloned())
+    }
+
+    async fn list_for_user(&self, user_id: &str) -> Result<Vec<SessionId>, AuthError> {
+        Ok(self.lock().values().filter(|s| s.user_id == user_id).map(|s| s.session_id.clone()).collect())
+    }
+}
+
+/// Users and throttle state in memory.
+#[derive(Default)]
+pub struct MemoryUsers {
+    users: Mutex<HashMap<String, UserRecord>>,
+    throttles: Mutex<HashMap<String, LoginThrottle>>,
+}
+
+impl MemoryUsers {
+    /// Replaces a user.
+    pub fn put(&self, user: UserRecord) {
+        self.users.lock().unwrap_or_else(|e| e.into_inner()).insert(user.username.clone(), user);
+    }
+    /// The throttle state of a username.
+    pub fn throttle(&self, username: &str) -> LoginThrottle {
+        self.throttles.lock().unwrap_or_else(|e| e.into_inner()).get(username).copied().unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl UserStore for MemoryUsers {
+    async fn login_state(&self, username: &str) -> Result<(Option<UserRecord>, LoginThrottle), AuthError> {
+        Ok((self.get(username).await?, self.throttle(username)))
+    }
+    async fn get(&self, username: &str) -> Result<Option<UserRecord>, AuthError> {
+        Ok(self.users.lock().unwrap_or_else(|e| e.into_inner()).get(username).cloned())
+    }
+    async fn record_failure(&self, username: &str, throttle: &LoginThrottle) -> Result<(), AuthError> {
+        self.throttles.lock().unwrap_or_else(|e| e.into_inner()).insert(username.to_owned(), *throttle);
+        Ok(())
+    }
+    async fn clear_failures(&self, username: &str) -> Result<(), AuthError> {
+        self.throttles.lock().unwrap_or_else(|e| e.into_inner()).remove(username);
+        Ok(())
+    }
+    async fn create(&self, user: &UserRecord) -> Result<bool, AuthError> {
+        let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        if users.contains_key(&user.username) {
+            return Ok(false);
+        }
+        users.insert(user.username.clone(), user.clone());
+        Ok(true)
+    }
+    async fn set_disabled(&self, username: &str, disabled: bool) -> Result<bool, AuthError> {
+        let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(users.get_mut(username).map(|u| u.disabled = disabled).is_some())
+    }
+}
+
+/// A service over in-memory stores and a fixed clock, with handles to all of them.
+pub struct TestBed {
+    /// The service under test.
+    pub service: AuthService,
+    /// Its users.
+    pub users: Arc<MemoryUsers>,
+    /// Its sessions.
+    pub sessions: Arc<MemorySessions>,
+    /// Its key provider.
+    pub keys: Arc<StaticKeys>,
+    /// Its clock.
+    pub clock: Arc<FixedClock>,
+    /// Its configuration.
+    pub config: Config,
+}
+
+/// The demo user of [`TestBed`]: `alice@example.com` / `correct horse battery staple`.
+pub const ALICE: (&str, &str) = ("alice@example.com", "correct horse battery staple");
+
+impl TestBed {
+    /// A service with user [`ALICE`] (role `user`), starting at a fixed instant.
+    pub fn new(config: Config) -> Self {
+        let users = Arc::new(MemoryUsers::default());
+        #[allow(clippy::expect_used)]
+        let password_hash = crate::password::hash_password(&ALICE.1.to_owned().into()).expect("hashing works");
+        users.put(UserRecord {
+            username: ALICE.0.into(),
+            user_id: "user-alice".into(),
+            password_hash,
+            roles: vec!["user".into()],
+            disabled: false,
+            password_changed_at: 0,
+        });
+        let sessions = Arc::new(MemorySessions::default());
+        let keys = Arc::new(StaticKeys::new());
+        let clock = Arc::new(FixedClock::new(1_700_000_000));
+        let cache = Arc::new(KeyCache::new(keys.clone(), clock.clone(), config.key_cache_ttl));
+        let service = AuthService::new(&config, users.clone(), sessions.clone(), cache, clock.clone());
+        Self { service, users, sessions, keys, clock, config }
+    }
+}

@@ -1,0 +1,425 @@
+//! Token formats: the access JWT (issue and verify) and the opaque refresh token with its
+//! hash chain. Verification is strict on purpose: we only ever accept tokens we issued.
+
+use std::fmt;
+
+use aws_lc_rs::{constant_time, digest, hmac, rand};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, Header, Validation};
+use serde::Deserialize;
+
+use crate::claims::AccessClaims;
+use crate::config::Config;
+use crate::error::AuthError;
+use crate::keys::KeySet;
+
+/// The `typ` header of our access tokens (RFC 9068); any other value is rejected.
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+/// Tokens longer than this are rejected before any decoding.
+pub const MAX_ACCESS_TOKEN_LEN: usize = 8 * 1024;
+/// Clock skew tolerated on `exp`, `nbf` and `iat`.
+pub const LEEWAY_SECS: u64 = 30;
+/// The longest hash-chain walk when classifying an old refresh token.
+pub const MAX_CHAIN_WALK: u64 = 10_000;
+
+/// Why an access token was refused. Never shown to the caller (every failure is the same
+/// deny); logged as the audit reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// Over [`MAX_ACCESS_TOKEN_LEN`].
+    TooLong,
+    /// Not three base64url parts, or a header that is not our exact JSON shape.
+    Malformed,
+    /// `typ` is not `at+jwt`.
+    WrongType,
+    /// The `kid` is not in the key set.
+    UnknownKey,
+    /// The header's `alg` differs from the algorithm pinned to the key.
+    AlgorithmMismatch,
+    /// Bad signature, wrong `iss`/`aud`, missing or mistyped claims.
+    Invalid,
+    /// `exp` passed.
+    Expired,
+    /// `iat` or `nbf` in the future.
+    NotYetValid,
+}
+
+impl Rejection {
+    /// A short stable name for the audit log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TooLong => "too_long",
+            Self::Malformed => "malformed",
+            Self::WrongType => "wrong_typ",
+            Self::UnknownKey => "unknown_kid",
+            Self::AlgorithmMismatch => "alg_mismatch",
+            Self::Invalid => "invalid",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+        }
+    }
+}
+
+/// The JOSE header exactly as we issue it. Unknown members (`crit`, `jwk`, `jku`, `x5u`,
+/// `x5c`, ...) and duplicate members fail to parse.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessTokenHeader {
+    /// Algorithm named by the token; only compared against the key's pinned algorithm.
+    pub alg: String,
+    /// Must be `at+jwt`.
+    pub typ: String,
+    /// Which key signed it.
+    pub kid: String,
+}
+
+impl AccessTokenHeader {
+    /// Reads and checks the header before any key is looked up or any signature checked.
+    pub fn read(token: &str) -> Result<Self, Rejection> {
+        if token.len() > MAX_ACCESS_TOKEN_LEN {
+            return Err(Rejection::TooLong);
+        }
+        let mut parts = token.split('.');
+        let (Some(header), Some(_), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+            return Err(Rejection::Malformed);
+        };
+        let json = URL_SAFE_NO_PAD.decode(header).map_err(|_| Rejection::Malformed)?;
+        let header: Self = serde_json::from_slice(&json).map_err(|_| Rejection::Malformed)?;
+        if header.typ != ACCESS_TOKEN_TYP {
+            return Err(Rejection::WrongType);
+        }
+        Ok(header)
+    }
+}
+
+/// A freshly signed access token.
+#[derive(Debug)]
+pub struct IssuedAccessToken {
+    /// The compact JWT.
+    pub token: String,
+    /// Its lifetime in seconds (`expires_in`).
+    pub expires_in: u64,
+    /// Its claims, for the audit log.
+    pub claims: AccessClaims,
+}
+
+/// Issues and verifies access tokens for one issuer and audience. Built once per cold
+/// start; holds one prepared `Validation` per supported algorithm so verifying allocates
+/// nothing for settings.
+pub struct AccessTokens {
+    issuer: String,
+    audience: String,
+    ttl: u64,
+    validations: Vec<(Algorithm, Validation)>,
+}
+
+impl AccessTokens {
+    /// Prepares issuing and validation from the configuration.
+    pub fn new(config: &Config) -> Self {
+        let validations = [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512]
+            .into_iter()
+            .map(|alg| (alg, Self::validation(alg, &config.issuer, &config.audience)))
+            .collect();
+        Self { issuer: config.issuer.clone(), audience: config.audience.clone(), ttl: config.access_token_ttl, validations }
+    }
+
+    /// Every setting of `jsonwebtoken`'s validation, stated explicitly (its defaults are not
+    /// ours: 60 s leeway, `iss`/`aud` only checked when set, no `typ` check).
+    fn validation(alg: Algorithm, issuer: &str, audience: &str) -> Validation {
+        let mut v = Validation::new(alg);
+        // SECURITY: exactly one algorithm, the one pinned to the key, never the header's say-so.
+        v.algorithms = vec![alg];
+        v.set_issuer(&[issuer]);
+        v.set_audience(&[audience]);
+        v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        v.validate_aud = true;
+        v.leeway = LEEWAY_SECS;
+        v.reject_tokens_expiring_in_less_than = 0;
+        // Time claims are checked in `verify` against the injected clock, so tests can pin time.
+        v.validate_exp = false;
+        v.validate_nbf = false;
+        v
+    }
+
+    /// Signs a new access token with the active key.
+    pub fn issue(&self, keys: &KeySet, user_id: &str, session_id: &str, roles: &[String], now: u64) -> Result<IssuedAccessToken, AuthError> {
+        let key = keys.active();
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: user_id.to_owned(),
+            sid: session_id.to_owned(),
+            jti: random_id(),
+            iat: now,
+            exp: now + self.ttl,
+            nbf: None,
+            roles: roles.to_vec(),
+        };
+        let mut header = Header::new(key.algorithm);
+        header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
+        header.kid = Some(key.kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &key.encoding).map_err(|e| AuthError::unavailable("signing access token", e))?;
+        Ok(IssuedAccessToken { token, expires_in: self.ttl, claims })
+    }
+
+    /// Verifies a token whose header was already read with [`AccessTokenHeader::read`].
+    pub fn verify(&self, keys: &KeySet, token: &str, header: &AccessTokenHeader, now: u64) -> Result<AccessClaims, Rejection> {
+        let key = keys.verifying_key(&header.kid).ok_or(Rejection::UnknownKey)?;
+        // SECURITY: the algorithm comes from the key set; a header naming another one is refused.
+        if header.alg.parse::<Algorithm>().ok() != Some(key.algorithm) {
+            return Err(Rejection::AlgorithmMismatch);
+        }
+        let validation = self.validations.iter().find(|(alg, _)| *alg == key.algorithm).map(|(_, v)| v).ok_or(Rejection::Invalid)?;
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, validation).map_err(|_| Rejection::Invalid)?.claims;
+        if now > claims.exp.saturating_add(LEEWAY_SECS) {
+            return Err(Rejection::Expired);
+        }
+        if claims.iat > now + LEEWAY_SECS || claims.nbf.is_some_and(|nbf| nbf > now + LEEWAY_SECS) {
+            return Err(Rejection::NotYetValid);
+        }
+        Ok(claims)
+    }
+}
+
+/// 128 random bits, base64url: session ids and `jti`s.
+pub fn random_id() -> String {
+    URL_SAFE_NO_PAD.encode(random_bytes::<16>())
+}
+
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    // The OS CSPRNG does not fail on Linux; if it ever did, an all-zero value would be
+    // catastrophic, so this is the one place we prefer to abort the request.
+    #[allow(clippy::expect_used)]
+    rand::fill(&mut bytes).expect("OS random number generator failed");
+    bytes
+}
+
+/// A session id: 128 random bits, base64url without padding (22 characters).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SessionId(String);
+
+impl SessionId {
+    /// A new random session id.
+    pub fn generate() -> Self {
+        Self(random_id())
+    }
+    /// Accepts only the exact shape we generate.
+    pub fn parse(s: &str) -> Option<Self> {
+        let ok = s.len() == 22 && URL_SAFE_NO_PAD.decode(s).is_ok_and(|b| b.len() == 16);
+        ok.then(|| Self(s.to_owned()))
+    }
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// SHA-256 of a refresh secret: the only form in which a refresh token is stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenHash(pub [u8; 32]);
+
+impl TokenHash {
+    /// Compares in constant time.
+    pub fn ct_eq(&self, other: &TokenHash) -> bool {
+        // SECURITY: constant-time, so response timing does not reveal how much of a hash matched.
+        constant_time::verify_slices_are_equal(&self.0, &other.0).is_ok()
+    }
+    /// From stored bytes; anything but 32 bytes is not a hash of ours.
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        bytes.try_into().ok().map(Self)
+    }
+}
+
+impl fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenHash(..)")
+    }
+}
+
+/// The secret part of a refresh token. Never printed.
+#[derive(Clone)]
+pub struct RefreshSecret([u8; 32]);
+
+impl fmt::Debug for RefreshSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RefreshSecret(..)")
+    }
+}
+
+/// A refresh token `<session_id>.<generation>.<secret>`.
+#[derive(Debug, Clone)]
+pub struct RefreshToken {
+    /// The session it belongs to.
+    pub session_id: SessionId,
+    /// How many rotations the session had when this token was issued.
+    pub generation: u64,
+    secret: RefreshSecret,
+}
+
+impl RefreshToken {
+    /// The first token of a new session, with a secret from the OS CSPRNG.
+    pub fn start(session_id: SessionId) -> Self {
+        Self { session_id, generation: 0, secret: RefreshSecret(random_bytes()) }
+    }
+
+    /// Parses the exact format we issue; anything else is `invalid_token`.
+    pub fn parse(s: &str) -> Result<Self, AuthError> {
+        let mut parts = s.split('.');
+        let (Some(sid), Some(generation), Some(secret), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+            return Err(AuthError::InvalidToken);
+        };
+        let session_id = SessionId::parse(sid).ok_or(AuthError::InvalidToken)?;
+        let canonical = !generation.is_empty() && generation.len() <= 19 && generation.bytes().all(|b| b.is_ascii_digit()) && (generation == "0" || !generation.starts_with('0'));
+        let generation = generation.parse::<u64>().ok().filter(|_| canonical).ok_or(AuthError::InvalidToken)?;
+        if secret.len() != 43 {
+            return Err(AuthError::InvalidToken);
+        }
+        let bytes = URL_SAFE_NO_PAD.decode(secret).map_err(|_| AuthError::InvalidToken)?;
+        let secret = RefreshSecret(bytes.try_into().map_err(|_| AuthError::InvalidToken)?);
+        Ok(Self { session_id, generation, secret })
+    }
+
+    /// The wire form. Goes only into a `Set-Cookie` header or a response body.
+    pub fn encode(&self) -> String {
+        format!("{}.{}.{}", self.session_id, self.generation, URL_SAFE_NO_PAD.encode(self.secret.0))
+    }
+
+    /// What is stored for this token.
+    pub fn hash(&self) -> TokenHash {
+        let d = digest::digest(&digest::SHA256, &self.secret.0);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(d.as_ref());
+        TokenHash(out)
+    }
+
+    /// The next token of the chain:
+    /// `secret_{n+1} = HMAC-SHA256(pepper, session_id ‖ n+1 ‖ secret_n)`.
+    pub fn successor(&self, pepper: &hmac::Key) -> Self {
+        let generation = self.generation + 1;
+        let mut ctx = hmac::Context::with_key(pepper);
+        ctx.update(self.session_id.as_str().as_bytes());
+        ctx.update(&generation.to_be_bytes());
+        ctx.update(&self.secret.0);
+        let mut secret = [0u8; 32];
+        secret.copy_from_slice(ctx.sign().as_ref());
+        Self { session_id: self.session_id.clone(), generation, secret: RefreshSecret(secret) }
+    }
+
+    /// Walks the chain forward from this token to `generation` and returns that token if
+    /// its hash is `stored` (constant-time). Refuses walks over [`MAX_CHAIN_WALK`] steps, so
+    /// a token from far in the past costs at most the bound.
+    pub fn descendant_matching(&self, pepper: &hmac::Key, generation: u64, stored: &TokenHash) -> Option<Self> {
+        if generation <= self.generation || generation - self.generation > MAX_CHAIN_WALK {
+            return None;
+        }
+        let mut token = self.clone();
+        while token.generation < generation {
+            token = token.successor(pepper);
+        }
+        token.hash().ct_eq(stored).then_some(token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing;
+
+    fn pepper() -> hmac::Key {
+        hmac::Key::new(hmac::HMAC_SHA256, b"pepper-pepper-pepper-pepper-pepp")
+    }
+
+    #[test]
+    fn refresh_token_round_trips_and_rejects_other_shapes() {
+        let token = RefreshToken::start(SessionId::generate());
+        let parsed = RefreshToken::parse(&token.encode()).unwrap();
+        assert_eq!(parsed.encode(), token.encode());
+        assert!(parsed.hash().ct_eq(&token.hash()));
+        let wire = token.encode();
+        let (sid, rest) = wire.split_once('.').unwrap();
+        let secret = rest.split_once('.').unwrap().1;
+        for bad in [
+            String::new(),
+            "a.b.c".into(),
+            format!("{sid}.01.{secret}"),
+            format!("{sid}.-1.{secret}"),
+            format!("{sid}.99999999999999999999.{secret}"),
+            format!("{sid}.0.{secret}="),
+            format!("{sid}.0.{secret}.x"),
+            format!("{sid}x.0.{secret}"),
+        ] {
+            assert!(RefreshToken::parse(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn successor_is_deterministic_and_walkable() {
+        let t0 = RefreshToken::start(SessionId::generate());
+        let t1 = t0.successor(&pepper());
+        let t3 = t1.successor(&pepper()).successor(&pepper());
+        assert_eq!(t1.generation, 1);
+        assert_eq!(t0.successor(&pepper()).encode(), t1.encode());
+        assert_eq!(t0.descendant_matching(&pepper(), 3, &t3.hash()).unwrap().encode(), t3.encode());
+        assert!(t0.descendant_matching(&pepper(), 2, &t3.hash()).is_none());
+        assert!(t3.descendant_matching(&pepper(), 1, &t1.hash()).is_none());
+        let other = hmac::Key::new(hmac::HMAC_SHA256, b"another-pepper-another-pepper-00");
+        assert!(t0.descendant_matching(&other, 3, &t3.hash()).is_none());
+    }
+
+    #[test]
+    fn chain_walk_is_bounded() {
+        let t0 = RefreshToken::start(SessionId::generate());
+        assert!(t0.descendant_matching(&pepper(), MAX_CHAIN_WALK + 1, &t0.hash()).is_none());
+    }
+
+    fn issue_and_verify(now_issue: u64, now_verify: u64) -> Result<AccessClaims, Rejection> {
+        let config = testing::config();
+        let tokens = AccessTokens::new(&config);
+        let keys = testing::key_set();
+        let issued = tokens.issue(&keys, "user-1", "sid-1", &["admin".into()], now_issue).unwrap();
+        let header = AccessTokenHeader::read(&issued.token)?;
+        tokens.verify(&keys, &issued.token, &header, now_verify)
+    }
+
+    #[test]
+    fn access_token_verifies_within_its_lifetime() {
+        let claims = issue_and_verify(1_000_000, 1_000_100).unwrap();
+        assert_eq!(claims.sub, "user-1");
+        assert_eq!(claims.sid, "sid-1");
+        assert_eq!(claims.roles, vec!["admin".to_string()]);
+        assert_eq!(claims.exp, 1_000_900);
+    }
+
+    #[test]
+    fn access_token_expiry_and_future_iat_are_enforced_with_leeway() {
+        assert!(issue_and_verify(1_000_000, 1_000_900 + LEEWAY_SECS).is_ok());
+        assert_eq!(issue_and_verify(1_000_000, 1_000_901 + LEEWAY_SECS).unwrap_err(), Rejection::Expired);
+        assert_eq!(issue_and_verify(1_000_000, 1_000_000 - LEEWAY_SECS - 1).unwrap_err(), Rejection::NotYetValid);
+    }
+
+    #[test]
+    fn header_must_be_exactly_ours() {
+        let b64 = |s: &str| URL_SAFE_NO_PAD.encode(s);
+        let with = |h: &str| format!("{}.e30.c2ln", b64(h));
+        assert!(AccessTokenHeader::read(&with(r#"{"alg":"HS256","typ":"at+jwt","kid":"k1"}"#)).is_ok());
+        for bad in [
+            r#"{"alg":"none","typ":"at+jwt","kid":"k1","crit":["exp"]}"#,
+            r#"{"alg":"HS256","typ":"at+jwt","kid":"k1","jwk":{}}"#,
+            r#"{"alg":"HS256","typ":"at+jwt","kid":"k1","kid":"k2"}"#,
+            r#"{"alg":"HS256","kid":"k1"}"#,
+            r#"["HS256"]"#,
+        ] {
+            assert_eq!(AccessTokenHeader::read(&with(bad)).unwrap_err(), Rejection::Malformed, "{bad}");
+        }
+        assert_eq!(AccessTokenHeader::read(&with(r#"{"alg":"HS256","typ":"JWT","kid":"k1"}"#)).unwrap_err(), Rejection::WrongType);
+        assert_eq!(AccessTokenHeader::read(&"a".repeat(MAX_ACCESS_TOKEN_LEN + 1)).unwrap_err(), Rejection::TooLong);
+    }
+}
