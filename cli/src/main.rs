@@ -1,1 +1,263 @@
-fn main() {}
+//! `authctl`: the operator's tool. Creates the tables and key set for local development,
+//! manages users and sessions. Talks to the emulator or to AWS through the standard AWS
+//! environment (`AWS_ENDPOINT_URL`, `AWS_REGION`, credentials).
+
+use std::io::{IsTerminal, Read};
+use std::process::ExitCode;
+
+use auth_core::AuthError;
+use auth_core::aws::load_sdk_config;
+use auth_core::clock::{Clock, SystemClock};
+use auth_core::keys::secrets_manager::{create_key_set_secret, generate_key_set_json};
+use auth_core::password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, hash_password};
+use auth_core::store::dynamodb::{DynamoSessions, DynamoUsers, create_tables};
+use auth_core::store::{SessionStore, UserRecord, UserStore, normalize_username};
+use auth_core::tokens::SessionId;
+use clap::{Parser, Subcommand};
+use secrecy::{ExposeSecret, SecretString};
+
+#[derive(Parser)]
+#[command(name = "authctl", about = "Operate the JWT authentication service: local setup, users, sessions.")]
+struct Cli {
+    /// Users table.
+    #[arg(long, env = "USERS_TABLE", default_value = "auth-users", global = true)]
+    users_table: String,
+    /// Sessions table.
+    #[arg(long, env = "SESSIONS_TABLE", default_value = "auth-sessions", global = true)]
+    sessions_table: String,
+    /// Secrets Manager id of the key set.
+    #[arg(long, env = "SIGNING_SECRET_ID", default_value = "auth/signing-keys", global = true)]
+    signing_secret_id: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the tables (TTL, by_user index), the key set secret and a demo user where
+    /// missing. Safe to run again: it changes nothing that exists.
+    LocalSetup {
+        /// Username of the demo user.
+        #[arg(long, env = "DEMO_USERNAME", default_value = "demo@example.com")]
+        demo_username: String,
+        /// Password of the demo user (local development only).
+        #[arg(long, env = "DEMO_PASSWORD", default_value = "demo-password-change-me", hide_env_values = true)]
+        demo_password: String,
+    },
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Inspect and revoke sessions.
+    Sessions {
+        #[command(subcommand)]
+        command: SessionsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user. The password is read from stdin, or prompted for on a terminal; never
+    /// from the command line, where it would land in shell history and `ps`.
+    Add {
+        /// The user's e-mail (stored trimmed and lowercased).
+        username: String,
+        /// A role to put into the user's tokens; repeat for several.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+    },
+    /// Disable a user: no login, and refresh fails for every session.
+    Disable { username: String },
+    /// Enable a disabled user.
+    Enable { username: String },
+}
+
+#[derive(Subcommand)]
+enum SessionsCommand {
+    /// List a user's sessions.
+    List { username: String },
+    /// Revoke one session, or every session of a user.
+    Revoke {
+        /// The session id.
+        #[arg(required_unless_present = "user", conflicts_with = "user")]
+        session_id: Option<String>,
+        /// Revoke every session of this user instead.
+        #[arg(long)]
+        user: Option<String>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("authctl: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let sdk = load_sdk_config().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let users = DynamoUsers::new(dynamodb.clone(), &cli.users_table);
+    let sessions = DynamoSessions::new(dynamodb.clone(), &cli.sessions_table);
+    let now = SystemClock.now();
+    match cli.command {
+        Command::LocalSetup { demo_username, demo_password } => {
+            let mut changes = create_tables(&dynamodb, &cli.users_table, &cli.sessions_table).await.map_err(describe)?;
+            let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+            if create_key_set_secret(&secrets, &cli.signing_secret_id, &generate_key_set_json())
+                .await
+                .map_err(describe)?
+            {
+                changes.push(format!("created secret {} with a fresh HS256 key and refresh pepper", cli.signing_secret_id));
+            }
+            let password = SecretString::from(demo_password);
+            if add_user(&users, &demo_username, &password, vec!["user".into()], now).await? {
+                changes.push(format!("created user {}", normalize_username(&demo_username)));
+            }
+            if changes.is_empty() {
+                println!("local setup: nothing to do, tables, secret and demo user already exist");
+            }
+            for change in changes {
+                println!("local setup: {change}");
+            }
+        }
+        Command::User {
+            command: UserCommand::Add { username, roles },
+        } => {
+            let password = read_password()?;
+            if !add_user(&users, &username, &password, roles, now).await? {
+                return Err(format!("user {} already exists", normalize_username(&username)));
+            }
+            println!("added user {}", normalize_username(&username));
+        }
+        Command::User {
+            command: UserCommand::Disable { username },
+        } => set_disabled(&users, &username, true).await?,
+        Command::User {
+            command: UserCommand::Enable { username },
+        } => set_disabled(&users, &username, false).await?,
+        Command::Sessions {
+            command: SessionsCommand::List { username },
+        } => {
+            let user = find_user(&users, &username).await?;
+            println!(
+                "{:<24} {:>10} {:>12} {:>12} {:<10} user agent",
+                "session", "generation", "created", "expires", "state"
+            );
+            for id in sessions.list_for_user(&user.user_id).await.map_err(describe)? {
+                let Some(s) = sessions.get(&id).await.map_err(describe)? else { continue };
+                let state = match (&s.revoke_reason, s.is_live(now)) {
+                    (Some(reason), _) => format!("revoked ({reason})"),
+                    (None, true) => "live".into(),
+                    (None, false) => "expired".into(),
+                };
+                let expires = s.expires_at.min(s.absolute_expires_at);
+                println!(
+                    "{:<24} {:>10} {:>12} {:>12} {:<10} {}",
+                    s.session_id,
+                    s.generation,
+                    s.created_at,
+                    expires,
+                    state,
+                    s.user_agent.unwrap_or_default()
+                );
+            }
+        }
+        Command::Sessions {
+            command: SessionsCommand::Revoke { session_id, user },
+        } => {
+            let ids = match (session_id, user) {
+                (Some(id), _) => vec![SessionId::parse(&id).ok_or_else(|| format!("{id:?} is not a session id"))?],
+                (None, Some(username)) => {
+                    let user = find_user(&users, &username).await?;
+                    sessions.list_for_user(&user.user_id).await.map_err(describe)?
+                }
+                (None, None) => return Err("name a session id or --user".into()),
+            };
+            let mut revoked = 0;
+            for id in &ids {
+                if sessions.revoke(id, None, "admin", now).await.map_err(describe)?.is_some() {
+                    revoked += 1;
+                }
+            }
+            println!("revoked {revoked} session(s); {} already ended or unknown", ids.len() - revoked);
+        }
+    }
+    Ok(())
+}
+
+fn describe(e: AuthError) -> String {
+    match e {
+        AuthError::Unavailable(cause) => cause,
+        other => other.to_string(),
+    }
+}
+
+async fn add_user(users: &DynamoUsers, username: &str, password: &SecretString, roles: Vec<String>, now: u64) -> Result<bool, String> {
+    let username = normalize_username(username);
+    if username.is_empty() || username.len() > 256 {
+        return Err("the username must be 1 to 256 bytes".into());
+    }
+    if users.get(&username).await.map_err(describe)?.is_some() {
+        return Ok(false);
+    }
+    let password_hash = hash_password(password).map_err(describe)?;
+    let user = UserRecord {
+        username,
+        user_id: uuid_v4(),
+        password_hash,
+        roles,
+        disabled: false,
+        password_changed_at: now,
+    };
+    users.create(&user).await.map_err(describe)
+}
+
+fn uuid_v4() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+async fn find_user(users: &DynamoUsers, username: &str) -> Result<UserRecord, String> {
+    let username = normalize_username(username);
+    users.get(&username).await.map_err(describe)?.ok_or_else(|| format!("no user {username}"))
+}
+
+async fn set_disabled(users: &DynamoUsers, username: &str, disabled: bool) -> Result<(), String> {
+    let username = normalize_username(username);
+    if !users.set_disabled(&username, disabled).await.map_err(describe)? {
+        return Err(format!("no user {username}"));
+    }
+    println!("{} user {username}", if disabled { "disabled" } else { "enabled" });
+    Ok(())
+}
+
+/// The new password: prompted twice on a terminal, else the first line of stdin.
+fn read_password() -> Result<SecretString, String> {
+    let password = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ").map_err(|e| e.to_string())?;
+        let second = rpassword::prompt_password("Repeat password: ").map_err(|e| e.to_string())?;
+        if first != second {
+            return Err("the passwords differ".into());
+        }
+        first
+    } else {
+        let mut input = String::new();
+        std::io::stdin()
+            .take(MAX_PASSWORD_BYTES as u64 + 2)
+            .read_to_string(&mut input)
+            .map_err(|e| e.to_string())?;
+        input.lines().next().unwrap_or_default().to_owned()
+    };
+    let password = SecretString::from(password);
+    let chars = password.expose_secret().chars().count();
+    if chars < MIN_PASSWORD_CHARS || password.expose_secret().len() > MAX_PASSWORD_BYTES {
+        return Err(format!("the password must be {MIN_PASSWORD_CHARS} characters to {MAX_PASSWORD_BYTES} bytes"));
+    }
+    Ok(password)
+}

@@ -32,13 +32,16 @@ pub struct Unauthorized;
 
 impl From<Unauthorized> for lambda_http::lambda_runtime::Diagnostic {
     fn from(_: Unauthorized) -> Self {
-        lambda_http::lambda_runtime::Diagnostic { error_type: UNAUTHORIZED.into(), error_message: UNAUTHORIZED.into() }
+        lambda_http::lambda_runtime::Diagnostic {
+            error_type: UNAUTHORIZED.into(),
+            error_message: UNAUTHORIZED.into(),
+        }
     }
 }
 
 /// Which gateway asked.
 enum Shape {
-    Http(ApiGatewayV2CustomAuthorizerV2Request),
+    Http(Box<ApiGatewayV2CustomAuthorizerV2Request>),
     RestToken(ApiGatewayCustomAuthorizerRequest),
     RestRequest(Box<ApiGatewayCustomAuthorizerRequestTypeRequest>),
 }
@@ -78,14 +81,22 @@ pub struct Authorizer {
 impl Authorizer {
     /// Wires the authorizer.
     pub fn new(config: &Config, keys: Arc<KeyCache>, clock: Arc<dyn Clock>) -> Self {
-        Self { tokens: AccessTokens::new(config), keys, clock, route_roles: config.route_roles.clone() }
+        Self {
+            tokens: AccessTokens::new(config),
+            keys,
+            clock,
+            route_roles: config.route_roles.clone(),
+        }
     }
 
     /// Answers one authorizer invocation. HTTP API: always `Ok`, a deny is
     /// `{"isAuthorized": false}`. REST: `Ok(policy)` or `Err(Unauthorized)` (401).
     pub async fn handle(&self, event: Value, request_id: Option<&str>) -> Result<Value, Unauthorized> {
         let is_http_api = event.get("version").and_then(Value::as_str) == Some("2.0");
-        let meta = RequestMeta { request_id: request_id.map(str::to_owned), ..RequestMeta::default() };
+        let meta = RequestMeta {
+            request_id: request_id.map(str::to_owned),
+            ..RequestMeta::default()
+        };
         let outcome = match Self::parse(event) {
             Some(shape) => self.decide(&shape).await.map(|claims| (shape, claims)),
             None => Err(Denial::MalformedEvent),
@@ -112,7 +123,7 @@ impl Authorizer {
         let kind = event.get("type").and_then(Value::as_str).map(str::to_ascii_uppercase);
         let version = event.get("version").and_then(Value::as_str);
         match (version, kind.as_deref()) {
-            (Some("2.0"), Some("REQUEST")) => serde_json::from_value(event).ok().map(Shape::Http),
+            (Some("2.0"), Some("REQUEST")) => serde_json::from_value(event).ok().map(|e| Shape::Http(Box::new(e))),
             (_, Some("TOKEN")) => serde_json::from_value(event).ok().map(Shape::RestToken),
             (None | Some("1.0"), Some("REQUEST")) => serde_json::from_value(event).ok().map(|e| Shape::RestRequest(Box::new(e))),
             _ => None,
@@ -183,7 +194,11 @@ impl Authorizer {
     }
 
     fn deny(is_http_api: bool) -> Result<Value, Unauthorized> {
-        if is_http_api { Ok(json!({ "isAuthorized": false })) } else { Err(Unauthorized) }
+        if is_http_api {
+            Ok(json!({ "isAuthorized": false }))
+        } else {
+            Err(Unauthorized)
+        }
     }
 }
 
@@ -236,7 +251,11 @@ fn api_stage_prefix(method_arn: &str) -> Option<String> {
 fn rest_resource(route_key: &str) -> Option<String> {
     let (method, path) = route_key.split_once(' ')?;
     let method = if method == "ANY" { "*" } else { method };
-    let path: Vec<&str> = path.trim_start_matches('/').split('/').map(|seg| if seg.starts_with('{') { "*" } else { seg }).collect();
+    let path: Vec<&str> = path
+        .trim_start_matches('/')
+        .split('/')
+        .map(|seg| if seg.starts_with('{') { "*" } else { seg })
+        .collect();
     Some(format!("{method}/{}", path.join("/")))
 }
 

@@ -46,15 +46,21 @@ pub async fn prefetch_keys(keys: &KeyCache) {
     }
 }
 
-/// The service over DynamoDB and Secrets Manager, with the key set fetched in parallel
-/// with opening the DynamoDB connection.
+/// The service over DynamoDB and Secrets Manager, configured from the environment.
 pub async fn auth_service(config: &Config) -> AuthService {
     let sdk = load_sdk_config().await;
+    auth_service_with(config, &sdk, aws_sdk_secretsmanager::Client::new(&sdk)).await
+}
+
+/// The service over the given SDK configuration and Secrets Manager client, with the key
+/// set fetched in parallel with opening the DynamoDB connection.
+pub async fn auth_service_with(config: &Config, sdk: &SdkConfig, secrets: aws_sdk_secretsmanager::Client) -> AuthService {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     let users = DynamoUsers::new(dynamodb.clone(), &config.users_table);
     let sessions = DynamoSessions::new(dynamodb, &config.sessions_table);
-    let keys = key_cache(config, &sdk, clock.clone());
+    let provider = SecretsManagerKeys::new(secrets, &config.signing_secret_id);
+    let keys = Arc::new(KeyCache::new(Arc::new(provider), clock.clone(), config.key_cache_ttl));
     tokio::join!(prefetch_keys(&keys), users.warm());
     AuthService::new(config, Arc::new(users), Arc::new(sessions), keys, clock)
 }

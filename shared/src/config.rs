@@ -94,7 +94,12 @@ impl Config {
     /// Reads settings through `lookup`, so tests need not touch the process environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &'static str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        let required = |name: &'static str| get(name).ok_or_else(|| ConfigError { name, problem: "is required".into() });
+        let required = |name: &'static str| {
+            get(name).ok_or_else(|| ConfigError {
+                name,
+                problem: "is required".into(),
+            })
+        };
         let text = |name: &'static str, default: &str| get(name).unwrap_or_else(|| default.to_owned());
         let seconds = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
             match get(name) {
@@ -108,29 +113,56 @@ impl Config {
 
         let refresh_cookie_path = text("REFRESH_COOKIE_PATH", "/auth");
         if !refresh_cookie_path.starts_with('/') || refresh_cookie_path.contains([';', ',', ' ']) {
-            return Err(ConfigError { name: "REFRESH_COOKIE_PATH", problem: "must be a path starting with '/'".into() });
+            return Err(ConfigError {
+                name: "REFRESH_COOKIE_PATH",
+                problem: "must be a path starting with '/'".into(),
+            });
         }
         let refresh_cookie_name = text("REFRESH_COOKIE_NAME", "refresh_token");
         if !refresh_cookie_name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-            return Err(ConfigError { name: "REFRESH_COOKIE_NAME", problem: "use letters, digits, '_' or '-'".into() });
+            return Err(ConfigError {
+                name: "REFRESH_COOKIE_NAME",
+                problem: "use letters, digits, '_' or '-'".into(),
+            });
         }
         let refresh_cookie_same_site = match text("REFRESH_COOKIE_SAMESITE", "Strict").to_ascii_lowercase().as_str() {
             "strict" => SameSite::Strict,
             "lax" => SameSite::Lax,
             "none" => SameSite::None,
-            other => return Err(ConfigError { name: "REFRESH_COOKIE_SAMESITE", problem: format!("expected Strict, Lax or None, got {other:?}") }),
+            other => {
+                return Err(ConfigError {
+                    name: "REFRESH_COOKIE_SAMESITE",
+                    problem: format!("expected Strict, Lax or None, got {other:?}"),
+                });
+            }
         };
         let refresh_token_delivery = match text("REFRESH_TOKEN_DELIVERY", "cookie").to_ascii_lowercase().as_str() {
             "cookie" => TokenDelivery::Cookie,
             "body" => TokenDelivery::Body,
             "both" => TokenDelivery::Both,
-            other => return Err(ConfigError { name: "REFRESH_TOKEN_DELIVERY", problem: format!("expected cookie, body or both, got {other:?}") }),
+            other => {
+                return Err(ConfigError {
+                    name: "REFRESH_TOKEN_DELIVERY",
+                    problem: format!("expected cookie, body or both, got {other:?}"),
+                });
+            }
         };
         let allowed_origins = get("ALLOWED_ORIGINS")
-            .map(|v| v.split(',').map(|o| o.trim().trim_end_matches('/').to_owned()).filter(|o| !o.is_empty()).collect::<Vec<_>>())
+            .map(|v| {
+                v.split(',')
+                    .map(|o| o.trim().trim_end_matches('/').to_owned())
+                    .filter(|o| !o.is_empty())
+                    .collect::<Vec<_>>()
+            })
             .unwrap_or_default();
-        if let Some(bad) = allowed_origins.iter().find(|o| *o == "*" || !(o.starts_with("https://") || o.starts_with("http://"))) {
-            return Err(ConfigError { name: "ALLOWED_ORIGINS", problem: format!("{bad:?} is not an origin like https://app.example.com (no wildcards)") });
+        if let Some(bad) = allowed_origins
+            .iter()
+            .find(|o| *o == "*" || !(o.starts_with("https://") || o.starts_with("http://")))
+        {
+            return Err(ConfigError {
+                name: "ALLOWED_ORIGINS",
+                problem: format!("{bad:?} is not an origin like https://app.example.com (no wildcards)"),
+            });
         }
         let route_roles = match get("ROUTE_ROLES") {
             None => HashMap::new(),
@@ -151,7 +183,10 @@ impl Config {
             session_max_age: seconds("SESSION_MAX_AGE", 2_592_000)?,
             refresh_reuse_grace: match get("REFRESH_REUSE_GRACE") {
                 // Zero is allowed here: it turns the grace window off.
-                Some(v) => v.parse().map_err(|_| ConfigError { name: "REFRESH_REUSE_GRACE", problem: format!("expected seconds, got {v:?}") })?,
+                Some(v) => v.parse().map_err(|_| ConfigError {
+                    name: "REFRESH_REUSE_GRACE",
+                    problem: format!("expected seconds, got {v:?}"),
+                })?,
                 None => 10,
             },
             key_cache_ttl: seconds("KEY_CACHE_TTL", 300)?,
@@ -163,10 +198,16 @@ impl Config {
             route_roles,
         };
         if config.refresh_reuse_grace > 60 {
-            return Err(ConfigError { name: "REFRESH_REUSE_GRACE", problem: "at most 60 seconds".into() });
+            return Err(ConfigError {
+                name: "REFRESH_REUSE_GRACE",
+                problem: "at most 60 seconds".into(),
+            });
         }
         if config.access_token_ttl > 86_400 {
-            return Err(ConfigError { name: "ACCESS_TOKEN_TTL", problem: "at most 86400 seconds".into() });
+            return Err(ConfigError {
+                name: "ACCESS_TOKEN_TTL",
+                problem: "at most 86400 seconds".into(),
+            });
         }
         Ok(config)
     }

@@ -71,9 +71,19 @@ impl AuthError {
             Self::PayloadTooLarge => (413, "payload_too_large", "The request body is larger than 8 KiB.", None),
             Self::UnsupportedMediaType => (415, "unsupported_media_type", "Send the body as application/json.", None),
             Self::TooManyAttempts { retry_after_secs } => (429, "too_many_attempts", "Too many failed attempts; try again later.", Some(*retry_after_secs)),
-            Self::Unavailable(_) => (503, "unavailable", "The service is temporarily unavailable; try again.", Some(UNAVAILABLE_RETRY_AFTER_SECS)),
+            Self::Unavailable(_) => (
+                503,
+                "unavailable",
+                "The service is temporarily unavailable; try again.",
+                Some(UNAVAILABLE_RETRY_AFTER_SECS),
+            ),
         };
-        Outward { status, code, message, retry_after_secs }
+        Outward {
+            status,
+            code,
+            message,
+            retry_after_secs,
+        }
     }
 
     /// Wraps a dependency failure; `what` names the operation for the log.

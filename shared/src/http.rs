@@ -50,7 +50,14 @@ impl HttpPolicy {
     // HTTP, SameSite from cross-site requests, a narrow Path from every other endpoint,
     // and no Domain keeps it off sibling subdomains.
     fn cookie(&self, value: &str, max_age: u64) -> String {
-        format!("{}={}; HttpOnly; Secure; SameSite={}; Path={}; Max-Age={}", self.cookie_name, value, self.same_site.as_str(), self.cookie_path, max_age)
+        format!(
+            "{}={}; HttpOnly; Secure; SameSite={}; Path={}; Max-Age={}",
+            self.cookie_name,
+            value,
+            self.same_site.as_str(),
+            self.cookie_path,
+            max_age
+        )
     }
 
     /// Reads the refresh cookie; the first one wins if the browser sends several.
@@ -99,7 +106,10 @@ struct TokenResponse<'a> {
 impl AuthApi {
     /// The endpoints for `service` with the HTTP rules of `config`.
     pub fn new(service: AuthService, config: &Config) -> Self {
-        Self { service, policy: HttpPolicy::new(config) }
+        Self {
+            service,
+            policy: HttpPolicy::new(config),
+        }
     }
 
     /// `POST /auth/login`.
@@ -110,7 +120,8 @@ impl AuthApi {
             if !media_type.eq_ignore_ascii_case("application/json") {
                 return Err(AuthError::UnsupportedMediaType);
             }
-            let body: LoginBody = serde_json::from_slice(request.body().as_ref()).map_err(|_| AuthError::InvalidRequest("The body must be JSON with string fields username and password."))?;
+            let body: LoginBody = serde_json::from_slice(request.body().as_ref())
+                .map_err(|_| AuthError::InvalidRequest("The body must be JSON with string fields username and password."))?;
             if body.username.trim().is_empty() || body.username.len() > MAX_USERNAME_BYTES {
                 return Err(AuthError::InvalidRequest("username must be 1 to 256 bytes."));
             }
@@ -221,7 +232,12 @@ impl AuthApi {
     }
 
     fn presented_token<'a>(&self, request: &'a Request, body: &'a TokenBody) -> Option<&'a str> {
-        let from_cookie = self.policy.delivery.uses_cookie().then(|| self.policy.cookie_value(request.headers())).flatten();
+        let from_cookie = self
+            .policy
+            .delivery
+            .uses_cookie()
+            .then(|| self.policy.cookie_value(request.headers()))
+            .flatten();
         let from_body = self.policy.delivery.uses_body().then_some(body.refresh_token.as_deref()).flatten();
         from_cookie.or(from_body)
     }
@@ -268,7 +284,9 @@ fn empty_response(status: StatusCode) -> Response<Body> {
 fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response<Body> {
     let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".into());
     let mut response = base_response(status, Body::Text(text));
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 
@@ -292,5 +310,9 @@ pub fn request_meta(request: &Request) -> RequestMeta {
     };
     let request_id = request_id.or_else(|| request.lambda_context_ref().map(|c| c.request_id.clone()));
     let user_agent = request.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    RequestMeta { request_id, source_ip, user_agent }
+    RequestMeta {
+        request_id,
+        source_ip,
+        user_agent,
+    }
 }

@@ -31,7 +31,9 @@ fn argon2() -> Result<Argon2<'static>, AuthError> {
 /// `spawn_blocking` or a CLI.
 pub fn hash_password(password: &SecretString) -> Result<String, AuthError> {
     let salt = SaltString::encode_b64(&crate::tokens::random_bytes::<16>()).map_err(|e| AuthError::unavailable("salt", e))?;
-    let hash = argon2()?.hash_password(password.expose_secret().as_bytes(), &salt).map_err(|e| AuthError::unavailable("argon2 hash", e))?;
+    let hash = argon2()?
+        .hash_password(password.expose_secret().as_bytes(), &salt)
+        .map_err(|e| AuthError::unavailable("argon2 hash", e))?;
     Ok(hash.to_string())
 }
 

@@ -125,7 +125,13 @@ impl AuthService {
         };
         let (session, current) = match self.sessions.rotate(&rotation).await? {
             RotationOutcome::Rotated(session) => {
-                audit::emit(AuditEvent::RefreshRotated, meta, Some(&session.user_id), Some(session.session_id.as_str()), None);
+                audit::emit(
+                    AuditEvent::RefreshRotated,
+                    meta,
+                    Some(&session.user_id),
+                    Some(session.session_id.as_str()),
+                    None,
+                );
                 (session, successor)
             }
             RotationOutcome::Rejected(stored) => self.classify_rejected(&presented, stored, &keys, now, meta).await?,
@@ -137,7 +143,13 @@ impl AuthService {
             Some(user) if !user.disabled && user.user_id == session.user_id && user.password_changed_at <= session.created_at => user,
             _ => {
                 if self.sessions.revoke(&session.session_id, None, "user_invalidated", now).await?.is_some() {
-                    audit::emit(AuditEvent::SessionRevoked, meta, Some(&session.user_id), Some(session.session_id.as_str()), Some("user_invalidated"));
+                    audit::emit(
+                        AuditEvent::SessionRevoked,
+                        meta,
+                        Some(&session.user_id),
+                        Some(session.session_id.as_str()),
+                        Some("user_invalidated"),
+                    );
                 }
                 return Err(AuthError::InvalidToken);
             }
@@ -146,7 +158,14 @@ impl AuthService {
     }
 
     /// Decides what a failed rotation means, from the item the failed write returned.
-    async fn classify_rejected(&self, presented: &RefreshToken, stored: Option<SessionRecord>, keys: &KeySet, now: u64, meta: &RequestMeta) -> Result<(SessionRecord, RefreshToken), AuthError> {
+    async fn classify_rejected(
+        &self,
+        presented: &RefreshToken,
+        stored: Option<SessionRecord>,
+        keys: &KeySet,
+        now: u64,
+        meta: &RequestMeta,
+    ) -> Result<(SessionRecord, RefreshToken), AuthError> {
         let Some(session) = stored.filter(|s| s.is_live(now)) else {
             return Err(AuthError::InvalidToken);
         };
@@ -156,14 +175,29 @@ impl AuthService {
             tracing::warn!(session_id = %session.session_id, "refresh with a forged token refused");
             return Err(AuthError::InvalidToken);
         };
-        let in_grace = presented.generation + 1 == session.generation && now.saturating_sub(session.rotated_at) <= self.refresh_reuse_grace;
+        // A grace of 0 turns the window off.
+        let in_grace = self.refresh_reuse_grace > 0
+            && presented.generation + 1 == session.generation
+            && now.saturating_sub(session.rotated_at) <= self.refresh_reuse_grace;
         if in_grace {
             // A concurrent refresh from another tab: hand out the same successor, write nothing.
-            audit::emit(AuditEvent::RefreshRotated, meta, Some(&session.user_id), Some(session.session_id.as_str()), Some("grace"));
+            audit::emit(
+                AuditEvent::RefreshRotated,
+                meta,
+                Some(&session.user_id),
+                Some(session.session_id.as_str()),
+                Some("grace"),
+            );
             return Ok((session, current));
         }
         self.sessions.revoke(&session.session_id, None, "reuse_detected", now).await?;
-        audit::emit(AuditEvent::RefreshReuseDetected, meta, Some(&session.user_id), Some(session.session_id.as_str()), Some("old_generation"));
+        audit::emit(
+            AuditEvent::RefreshReuseDetected,
+            meta,
+            Some(&session.user_id),
+            Some(session.session_id.as_str()),
+            Some("old_generation"),
+        );
         Err(AuthError::TokenReused)
     }
 
@@ -186,7 +220,13 @@ impl AuthService {
                     revoked += 1;
                 }
             }
-            audit::emit(AuditEvent::LogoutEverywhere, meta, Some(&session.user_id), Some(session.session_id.as_str()), Some(&format!("{revoked} sessions")));
+            audit::emit(
+                AuditEvent::LogoutEverywhere,
+                meta,
+                Some(&session.user_id),
+                Some(session.session_id.as_str()),
+                Some(&format!("{revoked} sessions")),
+            );
         }
         Ok(())
     }
@@ -194,7 +234,11 @@ impl AuthService {
     fn issue(&self, keys: &KeySet, user: &UserRecord, session: &SessionRecord, refresh: RefreshToken, now: u64) -> Result<IssuedTokens, AuthError> {
         let access = self.tokens.issue(keys, &user.user_id, session.session_id.as_str(), &user.roles, now)?;
         let refresh_max_age = session.expires_at.min(session.absolute_expires_at).saturating_sub(now);
-        Ok(IssuedTokens { access, refresh, refresh_max_age })
+        Ok(IssuedTokens {
+            access,
+            refresh,
+            refresh_max_age,
+        })
     }
 }
 
@@ -381,7 +425,10 @@ mod tests {
         let first = login(&bed).await;
         bed.users.set_disabled(ALICE.0, true).await.unwrap();
         assert!(matches!(refresh(&bed, &first.refresh).await, Err(AuthError::InvalidToken)));
-        assert_eq!(bed.sessions.stored(&first.refresh.session_id).unwrap().revoke_reason.as_deref(), Some("user_invalidated"));
+        assert_eq!(
+            bed.sessions.stored(&first.refresh.session_id).unwrap().revoke_reason.as_deref(),
+            Some("user_invalidated")
+        );
 
         bed.users.set_disabled(ALICE.0, false).await.unwrap();
         let second = login(&bed).await;

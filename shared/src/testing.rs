@@ -54,10 +54,14 @@ pub fn config() -> Config {
 
 /// [`config`] with extra variables.
 pub fn config_with(extra: &[(&str, &str)]) -> Config {
-    let mut vars: HashMap<String, String> = [("AUTH_ISSUER", "https://auth.test"), ("AUTH_AUDIENCE", "api"), ("ALLOWED_ORIGINS", "https://app.test")]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let mut vars: HashMap<String, String> = [
+        ("AUTH_ISSUER", "https://auth.test"),
+        ("AUTH_AUDIENCE", "api"),
+        ("ALLOWED_ORIGINS", "https://app.test"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
     vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     #[allow(clippy::expect_used)]
     Config::from_lookup(|name| vars.get(name).cloned()).expect("test configuration is valid")
@@ -197,7 +201,12 @@ impl MemoryUsers {
     }
     /// The throttle state of a username.
     pub fn throttle(&self, username: &str) -> LoginThrottle {
-        self.throttles.lock().unwrap_or_else(|e| e.into_inner()).get(username).copied().unwrap_or_default()
+        self.throttles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(username)
+            .copied()
+            .unwrap_or_default()
     }
 }
 
@@ -269,6 +278,13 @@ impl TestBed {
         let clock = Arc::new(FixedClock::new(1_700_000_000));
         let cache = Arc::new(KeyCache::new(keys.clone(), clock.clone(), config.key_cache_ttl));
         let service = AuthService::new(&config, users.clone(), sessions.clone(), cache, clock.clone());
-        Self { service, users, sessions, keys, clock, config }
+        Self {
+            service,
+            users,
+            sessions,
+            keys,
+            clock,
+            config,
+        }
     }
 }

@@ -121,7 +121,12 @@ impl AccessTokens {
             .into_iter()
             .map(|alg| (alg, Self::validation(alg, &config.issuer, &config.audience)))
             .collect();
-        Self { issuer: config.issuer.clone(), audience: config.audience.clone(), ttl: config.access_token_ttl, validations }
+        Self {
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+            ttl: config.access_token_ttl,
+            validations,
+        }
     }
 
     /// Every setting of `jsonwebtoken`'s validation, stated explicitly (its defaults are not
@@ -160,7 +165,11 @@ impl AccessTokens {
         header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
         header.kid = Some(key.kid.clone());
         let token = jsonwebtoken::encode(&header, &claims, &key.encoding).map_err(|e| AuthError::unavailable("signing access token", e))?;
-        Ok(IssuedAccessToken { token, expires_in: self.ttl, claims })
+        Ok(IssuedAccessToken {
+            token,
+            expires_in: self.ttl,
+            claims,
+        })
     }
 
     /// Verifies a token whose header was already read with [`AccessTokenHeader::read`].
@@ -170,8 +179,15 @@ impl AccessTokens {
         if header.alg.parse::<Algorithm>().ok() != Some(key.algorithm) {
             return Err(Rejection::AlgorithmMismatch);
         }
-        let validation = self.validations.iter().find(|(alg, _)| *alg == key.algorithm).map(|(_, v)| v).ok_or(Rejection::Invalid)?;
-        let claims = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, validation).map_err(|_| Rejection::Invalid)?.claims;
+        let validation = self
+            .validations
+            .iter()
+            .find(|(alg, _)| *alg == key.algorithm)
+            .map(|(_, v)| v)
+            .ok_or(Rejection::Invalid)?;
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, validation)
+            .map_err(|_| Rejection::Invalid)?
+            .claims;
         if now > claims.exp.saturating_add(LEEWAY_SECS) {
             return Err(Rejection::Expired);
         }
@@ -267,7 +283,11 @@ pub struct RefreshToken {
 impl RefreshToken {
     /// The first token of a new session, with a secret from the OS CSPRNG.
     pub fn start(session_id: SessionId) -> Self {
-        Self { session_id, generation: 0, secret: RefreshSecret(random_bytes()) }
+        Self {
+            session_id,
+            generation: 0,
+            secret: RefreshSecret(random_bytes()),
+        }
     }
 
     /// Parses the exact format we issue; anything else is `invalid_token`.
@@ -277,14 +297,21 @@ impl RefreshToken {
             return Err(AuthError::InvalidToken);
         };
         let session_id = SessionId::parse(sid).ok_or(AuthError::InvalidToken)?;
-        let canonical = !generation.is_empty() && generation.len() <= 19 && generation.bytes().all(|b| b.is_ascii_digit()) && (generation == "0" || !generation.starts_with('0'));
+        let canonical = !generation.is_empty()
+            && generation.len() <= 19
+            && generation.bytes().all(|b| b.is_ascii_digit())
+            && (generation == "0" || !generation.starts_with('0'));
         let generation = generation.parse::<u64>().ok().filter(|_| canonical).ok_or(AuthError::InvalidToken)?;
         if secret.len() != 43 {
             return Err(AuthError::InvalidToken);
         }
         let bytes = URL_SAFE_NO_PAD.decode(secret).map_err(|_| AuthError::InvalidToken)?;
         let secret = RefreshSecret(bytes.try_into().map_err(|_| AuthError::InvalidToken)?);
-        Ok(Self { session_id, generation, secret })
+        Ok(Self {
+            session_id,
+            generation,
+            secret,
+        })
     }
 
     /// The wire form. Goes only into a `Set-Cookie` header or a response body.
@@ -310,7 +337,11 @@ impl RefreshToken {
         ctx.update(&self.secret.0);
         let mut secret = [0u8; 32];
         secret.copy_from_slice(ctx.sign().as_ref());
-        Self { session_id: self.session_id.clone(), generation, secret: RefreshSecret(secret) }
+        Self {
+            session_id: self.session_id.clone(),
+            generation,
+            secret: RefreshSecret(secret),
+        }
     }
 
     /// Walks the chain forward from this token to `generation` and returns that token if
@@ -419,7 +450,10 @@ mod tests {
         ] {
             assert_eq!(AccessTokenHeader::read(&with(bad)).unwrap_err(), Rejection::Malformed, "{bad}");
         }
-        assert_eq!(AccessTokenHeader::read(&with(r#"{"alg":"HS256","typ":"JWT","kid":"k1"}"#)).unwrap_err(), Rejection::WrongType);
+        assert_eq!(
+            AccessTokenHeader::read(&with(r#"{"alg":"HS256","typ":"JWT","kid":"k1"}"#)).unwrap_err(),
+            Rejection::WrongType
+        );
         assert_eq!(AccessTokenHeader::read(&"a".repeat(MAX_ACCESS_TOKEN_LEN + 1)).unwrap_err(), Rejection::TooLong);
     }
 }

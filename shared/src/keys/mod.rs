@@ -52,7 +52,10 @@ pub struct KeySet {
 
 impl fmt::Debug for KeySet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeySet").field("active_kid", &self.active.kid).field("kids", &self.verifying.keys().collect::<Vec<_>>()).finish_non_exhaustive()
+        f.debug_struct("KeySet")
+            .field("active_kid", &self.active.kid)
+            .field("kids", &self.verifying.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
     }
 }
 
@@ -84,7 +87,9 @@ impl From<KeySetError> for AuthError {
 }
 
 fn decode_secret(what: &str, value: &str) -> Result<Vec<u8>, KeySetError> {
-    let bytes = URL_SAFE_NO_PAD.decode(value.trim_end_matches('=')).map_err(|_| KeySetError(format!("{what} is not base64url")))?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(value.trim_end_matches('='))
+        .map_err(|_| KeySetError(format!("{what} is not base64url")))?;
     if bytes.len() < MIN_SECRET_BYTES {
         return Err(KeySetError(format!("{what} is shorter than {MIN_SECRET_BYTES} bytes")));
     }
@@ -96,7 +101,8 @@ impl KeySet {
     /// `{"active_kid", "keys": [{"kid", "alg", "secret"}], "refresh_pepper"}`.
     pub fn from_json(json: &str) -> Result<Self, KeySetError> {
         // serde_json's messages may quote the offending value: report the position only.
-        let doc: KeySetDocument = serde_json::from_str(json).map_err(|e| KeySetError(format!("not the expected JSON (line {}, column {})", e.line(), e.column())))?;
+        let doc: KeySetDocument =
+            serde_json::from_str(json).map_err(|e| KeySetError(format!("not the expected JSON (line {}, column {})", e.line(), e.column())))?;
         let mut verifying = HashMap::new();
         let mut active = None;
         for key in doc.keys {
@@ -111,16 +117,28 @@ impl KeySet {
             }
             let secret = decode_secret(&format!("key {:?}", key.kid), &key.secret)?;
             if key.kid == doc.active_kid {
-                active = Some(SigningKey { kid: key.kid.clone(), algorithm, encoding: EncodingKey::from_secret(&secret) });
+                active = Some(SigningKey {
+                    kid: key.kid.clone(),
+                    algorithm,
+                    encoding: EncodingKey::from_secret(&secret),
+                });
             }
-            let verifying_key = VerifyingKey { kid: key.kid.clone(), algorithm, decoding: DecodingKey::from_secret(&secret) };
+            let verifying_key = VerifyingKey {
+                kid: key.kid.clone(),
+                algorithm,
+                decoding: DecodingKey::from_secret(&secret),
+            };
             if verifying.insert(key.kid.clone(), verifying_key).is_some() {
                 return Err(KeySetError(format!("kid {:?} is listed twice", key.kid)));
             }
         }
         let active = active.ok_or_else(|| KeySetError(format!("active_kid {:?} is not among the keys", doc.active_kid)))?;
         let pepper = decode_secret("refresh_pepper", &doc.refresh_pepper)?;
-        Ok(Self { active, verifying, refresh_pepper: hmac::Key::new(hmac::HMAC_SHA256, &pepper) })
+        Ok(Self {
+            active,
+            verifying,
+            refresh_pepper: hmac::Key::new(hmac::HMAC_SHA256, &pepper),
+        })
     }
 
     /// The key new tokens are signed with.
@@ -169,7 +187,13 @@ pub struct KeyCache {
 impl KeyCache {
     /// A cache with nothing fetched yet.
     pub fn new(provider: Arc<dyn KeyProvider>, clock: Arc<dyn Clock>, ttl: u64) -> Self {
-        Self { provider, clock, ttl, state: RwLock::default(), fetching: tokio::sync::Mutex::new(()) }
+        Self {
+            provider,
+            clock,
+            ttl,
+            state: RwLock::default(),
+            fetching: tokio::sync::Mutex::new(()),
+        }
     }
 
     fn fresh(&self) -> Option<Arc<KeySet>> {
@@ -234,7 +258,9 @@ mod tests {
     #[test]
     fn rejects_short_secrets_unknown_algorithms_and_missing_active_key() {
         let good = "A".repeat(43);
-        let doc = |active: &str, alg: &str, secret: &str| format!(r#"{{"active_kid":"{active}","keys":[{{"kid":"k1","alg":"{alg}","secret":"{secret}"}}],"refresh_pepper":"{good}"}}"#);
+        let doc = |active: &str, alg: &str, secret: &str| {
+            format!(r#"{{"active_kid":"{active}","keys":[{{"kid":"k1","alg":"{alg}","secret":"{secret}"}}],"refresh_pepper":"{good}"}}"#)
+        };
         assert!(KeySet::from_json(&doc("k1", "HS256", &good)).is_ok());
         assert!(KeySet::from_json(&doc("k1", "none", &good)).is_err());
         assert!(KeySet::from_json(&doc("k1", "RS256", &good)).is_err());
@@ -245,7 +271,10 @@ mod tests {
     #[test]
     fn key_set_errors_never_quote_the_secret() {
         let secret = "S3CR3T-VALUE-THAT-MUST-NOT-LEAK";
-        let err = KeySet::from_json(&format!(r#"{{"active_kid":"k1","keys":[{{"kid":"k1","alg":"HS256","secret":{{"x":"{secret}"}}}}],"refresh_pepper":"x"}}"#)).unwrap_err();
+        let err = KeySet::from_json(&format!(
+            r#"{{"active_kid":"k1","keys":[{{"kid":"k1","alg":"HS256","secret":{{"x":"{secret}"}}}}],"refresh_pepper":"x"}}"#
+        ))
+        .unwrap_err();
         assert!(!err.to_string().contains(secret), "{err}");
     }
 

@@ -15,7 +15,10 @@ pub struct SecretsManagerKeys {
 impl SecretsManagerKeys {
     /// A provider for `secret_id`.
     pub fn new(client: Client, secret_id: impl Into<String>) -> Self {
-        Self { client, secret_id: secret_id.into() }
+        Self {
+            client,
+            secret_id: secret_id.into(),
+        }
     }
 }
 
@@ -29,7 +32,9 @@ impl KeyProvider for SecretsManagerKeys {
             .send()
             .await
             .map_err(|e| AuthError::unavailable("GetSecretValue", aws_sdk_secretsmanager::error::DisplayErrorContext(e)))?;
-        let json = out.secret_string().ok_or_else(|| AuthError::unavailable("GetSecretValue", "the secret has no string value"))?;
+        let json = out
+            .secret_string()
+            .ok_or_else(|| AuthError::unavailable("GetSecretValue", "the secret has no string value"))?;
         Ok(KeySet::from_json(json)?)
     }
 }

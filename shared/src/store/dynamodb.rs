@@ -8,8 +8,8 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, ReturnValue,
-    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType,
+    ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification,
 };
 
 use super::{LoginThrottle, Rotation, RotationOutcome, SessionRecord, SessionStore, UserRecord, UserStore};
@@ -191,7 +191,10 @@ impl SessionStore for DynamoSessions {
             .await;
         match result {
             Ok(out) => {
-                let session = out.attributes().and_then(session_from_item).ok_or_else(|| AuthError::unavailable("UpdateItem session", "unreadable item after rotation"))?;
+                let session = out
+                    .attributes()
+                    .and_then(session_from_item)
+                    .ok_or_else(|| AuthError::unavailable("UpdateItem session", "unreadable item after rotation"))?;
                 Ok(RotationOutcome::Rotated(session))
             }
             Err(e) => match e.as_service_error() {
@@ -415,8 +418,16 @@ pub async fn create_tables(client: &Client, users_table: &str, sessions_table: &
     let existing = existing.table_names();
     let key = |name: &str, kind| -> Result<(AttributeDefinition, KeySchemaElement), AuthError> {
         Ok((
-            AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().map_err(|e| AuthError::unavailable("table definition", e))?,
-            KeySchemaElement::builder().attribute_name(name).key_type(kind).build().map_err(|e| AuthError::unavailable("table definition", e))?,
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(|e| AuthError::unavailable("table definition", e))?,
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+                .map_err(|e| AuthError::unavailable("table definition", e))?,
         ))
     };
     if !existing.iter().any(|t| t == users_table) {
@@ -455,11 +466,26 @@ pub async fn create_tables(client: &Client, users_table: &str, sessions_table: &
         changes.push(format!("created table {sessions_table} with index {BY_USER_INDEX}"));
     }
     for table in [users_table, sessions_table] {
-        let ttl = client.describe_time_to_live().table_name(table).send().await.map_err(|e| sdk_error("DescribeTimeToLive", e))?;
+        let ttl = client
+            .describe_time_to_live()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(|e| sdk_error("DescribeTimeToLive", e))?;
         let enabled = ttl.time_to_live_description().and_then(|d| d.attribute_name()) == Some("expires_at");
         if !enabled {
-            let spec = TimeToLiveSpecification::builder().enabled(true).attribute_name("expires_at").build().map_err(|e| AuthError::unavailable("TTL definition", e))?;
-            client.update_time_to_live().table_name(table).time_to_live_specification(spec).send().await.map_err(|e| sdk_error("UpdateTimeToLive", e))?;
+            let spec = TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name("expires_at")
+                .build()
+                .map_err(|e| AuthError::unavailable("TTL definition", e))?;
+            client
+                .update_time_to_live()
+                .table_name(table)
+                .time_to_live_specification(spec)
+                .send()
+                .await
+                .map_err(|e| sdk_error("UpdateTimeToLive", e))?;
             changes.push(format!("enabled TTL on {table}.expires_at"));
         }
     }

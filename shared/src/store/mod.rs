@@ -52,12 +52,20 @@ impl LoginThrottle {
     /// The state after one more failure at `now`: the counter restarts after a quiet
     /// window, and from the fifth failure on each failure throttles for twice as long.
     pub fn after_failure(&self, now: u64) -> Self {
-        let failed_logins = if now.saturating_sub(self.last_failed_at) > THROTTLE_WINDOW_SECS { 1 } else { self.failed_logins.saturating_add(1) };
+        let failed_logins = if now.saturating_sub(self.last_failed_at) > THROTTLE_WINDOW_SECS {
+            1
+        } else {
+            self.failed_logins.saturating_add(1)
+        };
         let throttled_until = match failed_logins.checked_sub(THROTTLE_AFTER_FAILURES) {
             Some(extra) => now + (THROTTLE_BASE_SECS << extra.min(10)).min(THROTTLE_WINDOW_SECS),
             None => 0,
         };
-        Self { failed_logins, last_failed_at: now, throttled_until }
+        Self {
+            failed_logins,
+            last_failed_at: now,
+            throttled_until,
+        }
     }
 
     /// When the bookkeeping item may be deleted by the table's TTL.

@@ -1,0 +1,58 @@
+# Shared by scripts/dev.sh, scripts/test.sh and scripts/e2e.sh: the project-local Python
+# venv (moto, cargo-lambda, cfn-lint) and the DynamoDB/Secrets Manager emulator on loopback.
+# Source it; it defines functions and sets no options of the caller.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+# Pinned so every machine and CI run the same tools.
+PY_PACKAGES=("moto[server]==5.2.5" "cargo-lambda==1.9.2" "cfn-lint==1.58.0")
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# Creates .venv and installs the tools once; later runs only check the stamp.
+ensure_venv() {
+  local stamp="$VENV/.installed-$(printf '%s ' "${PY_PACKAGES[@]}" | cksum | cut -d' ' -f1)"
+  if [[ -f "$stamp" ]]; then return 0; fi
+  log "installing ${PY_PACKAGES[*]} into .venv"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}"
+  touch "$stamp"
+}
+
+# A free TCP port on 127.0.0.1.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Fake credentials and a region for the emulator; real AWS is never contacted.
+export_emulator_env() {
+  export AWS_ENDPOINT_URL="http://127.0.0.1:$1"
+  export AWS_REGION="${AWS_REGION:-us-east-1}"
+  export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-testing}"
+  export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-testing}"
+  export AWS_EC2_METADATA_DISABLED=true
+}
+
+# start_emulator PORT: starts moto on 127.0.0.1:PORT, waits until it answers, and sets
+# EMULATOR_PID. The caller stops it with stop_emulator (use a trap).
+start_emulator() {
+  local port="$1" log_file="${2:-$ROOT/target/moto-$1.log}"
+  mkdir -p "$(dirname "$log_file")"
+  "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log_file" 2>&1 &
+  EMULATOR_PID=$!
+  for _ in $(seq 1 100); do
+    if curl -fsS -o /dev/null "http://127.0.0.1:$port/moto-api/data.json" 2>/dev/null; then return 0; fi
+    if ! kill -0 "$EMULATOR_PID" 2>/dev/null; then cat "$log_file" >&2; echo "moto_server exited" >&2; return 1; fi
+    sleep 0.1
+  done
+  echo "moto_server did not answer on port $port" >&2
+  return 1
+}
+
+stop_emulator() {
+  if [[ -n "${EMULATOR_PID:-}" ]] && kill -0 "$EMULATOR_PID" 2>/dev/null; then
+    kill "$EMULATOR_PID" 2>/dev/null || true
+    wait "$EMULATOR_PID" 2>/dev/null || true
+  fi
+  EMULATOR_PID=
+}

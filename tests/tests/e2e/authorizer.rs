@@ -1,0 +1,191 @@
+use auth_core::testing::{config_with, key_set};
+use auth_core::tokens::AccessTokens;
+use aws_lc_rs::hmac;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+/// The secret of key `k1` in the test key set.
+const K1_SECRET: &[u8] = b"k1-signing-key-for-tests-only-32bytes";
+
+fn b64(value: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(value.to_string())
+}
+
+fn sign(alg: hmac::Algorithm, header: &Value, claims: &Value) -> String {
+    let message = format!("{}.{}", b64(header), b64(claims));
+    let tag = hmac::sign(&hmac::Key::new(alg, K1_SECRET), message.as_bytes());
+    format!("{message}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+}
+
+fn claims(app: &App) -> Value {
+    let now = now();
+    json!({"iss": app.config.issuer, "aud": app.config.audience, "sub": "user-x", "sid": "sid-x", "jti": "j", "iat": now, "exp": now + 600, "roles": ["user"]})
+}
+
+fn header() -> Value {
+    json!({"alg": "HS256", "typ": "at+jwt", "kid": "k1"})
+}
+
+fn is_allowed(answer: &Result<Value, auth_core::authorizer::Unauthorized>) -> bool {
+    matches!(answer, Ok(v) if v["isAuthorized"] == true)
+}
+
+#[tokio::test]
+async fn valid_token_is_allowed_with_context_in_both_gateway_shapes() {
+    let app = spawn_app().await;
+    let login = app.login(ALICE, PASSWORD).await;
+    let bearer = format!("Bearer {}", login.access_token());
+    let sid = session_id_of(&login.refresh_token());
+
+    let http = app.authorize(http_api_authorizer_event(Some(&bearer), "GET /pets")).await.unwrap();
+    assert_eq!(http["isAuthorized"], true);
+    assert_eq!(http["context"]["sid"], sid.as_str());
+    assert_eq!(http["context"]["roles"], "user");
+    assert!(http["context"]["sub"].as_str().unwrap().starts_with("user-0-"));
+    assert!(http["context"]["exp"].is_u64());
+
+    for event in [rest_token_event(&bearer), rest_request_event(&bearer)] {
+        let rest = app.authorize(event).await.unwrap();
+        assert_eq!(rest["principalId"], http["context"]["sub"]);
+        let statements = rest["policyDocument"]["Statement"].as_array().unwrap();
+        assert_eq!(statements[0]["Effect"], "Allow");
+        assert_eq!(statements[0]["Resource"][0], "arn:aws:execute-api:us-east-1:123456789012:abcdef1234/prod/*/*");
+        assert_eq!(rest["context"]["sid"], sid.as_str());
+    }
+    let lower = app
+        .authorize(http_api_authorizer_event(Some(&format!("bearer {}", login.access_token())), "GET /pets"))
+        .await;
+    assert!(is_allowed(&lower), "scheme is case-insensitive");
+}
+
+#[tokio::test]
+async fn bad_tokens_are_denied_in_both_shapes_and_never_error_for_http_apis() {
+    let app = spawn_app().await;
+    let login = app.login(ALICE, PASSWORD).await;
+    let valid = login.access_token();
+    let now = now();
+    let mut expired = claims(&app);
+    expired["iat"] = json!(now - 2000);
+    expired["exp"] = json!(now - 31);
+    let mut wrong_iss = claims(&app);
+    wrong_iss["iss"] = json!("https://evil.test");
+    let mut wrong_aud = claims(&app);
+    wrong_aud["aud"] = json!("other");
+    let mut exp_string = claims(&app);
+    exp_string["exp"] = json!((now + 600).to_string());
+    let other_issuer = AccessTokens::new(&config_with(&[("AUTH_ISSUER", "https://other.test")]))
+        .issue(&key_set(), "u", "s", &[], now)
+        .unwrap()
+        .token;
+    let mut tampered = valid.split('.').map(str::to_owned).collect::<Vec<_>>();
+    tampered[1] = b64(&json!({"sub": "admin"}));
+    let none_header = json!({"alg": "none", "typ": "at+jwt", "kid": "k1"});
+
+    let cases: Vec<(&str, String)> = vec![
+        ("expired", sign(hmac::HMAC_SHA256, &header(), &expired)),
+        ("bad signature", format!("{}x", &valid[..valid.len() - 1])),
+        ("tampered payload", tampered.join(".")),
+        ("alg none", format!("{}.{}.", b64(&none_header), b64(&claims(&app)))),
+        ("alg none signed", sign(hmac::HMAC_SHA256, &none_header, &claims(&app))),
+        (
+            "alg switched to HS512",
+            sign(hmac::HMAC_SHA512, &json!({"alg": "HS512", "typ": "at+jwt", "kid": "k1"}), &claims(&app)),
+        ),
+        ("wrong iss", sign(hmac::HMAC_SHA256, &header(), &wrong_iss)),
+        ("wrong aud", sign(hmac::HMAC_SHA256, &header(), &wrong_aud)),
+        ("other issuer's token", other_issuer),
+        ("exp as string", sign(hmac::HMAC_SHA256, &header(), &exp_string)),
+        (
+            "typ JWT",
+            sign(hmac::HMAC_SHA256, &json!({"alg": "HS256", "typ": "JWT", "kid": "k1"}), &claims(&app)),
+        ),
+        (
+            "unknown kid",
+            sign(hmac::HMAC_SHA256, &json!({"alg": "HS256", "typ": "at+jwt", "kid": "k9"}), &claims(&app)),
+        ),
+        (
+            "embedded jwk",
+            sign(
+                hmac::HMAC_SHA256,
+                &json!({"alg": "HS256", "typ": "at+jwt", "kid": "k1", "jwk": {"kty": "oct"}}),
+                &claims(&app),
+            ),
+        ),
+        (
+            "crit",
+            sign(
+                hmac::HMAC_SHA256,
+                &json!({"alg": "HS256", "typ": "at+jwt", "kid": "k1", "crit": ["exp"]}),
+                &claims(&app),
+            ),
+        ),
+        ("refresh token", login.refresh_token()),
+        ("garbage", "garbage".into()),
+        ("huge", "a".repeat(16 * 1024)),
+    ];
+    for (name, token) in &cases {
+        let bearer = format!("Bearer {token}");
+        let http = app.authorize(http_api_authorizer_event(Some(&bearer), "GET /pets")).await;
+        assert_eq!(http.as_ref().ok(), Some(&json!({"isAuthorized": false})), "{name}");
+        assert!(app.authorize(rest_token_event(&bearer)).await.is_err(), "{name} (REST TOKEN)");
+        assert!(app.authorize(rest_request_event(&bearer)).await.is_err(), "{name} (REST REQUEST)");
+    }
+    let signed_ok = sign(hmac::HMAC_SHA256, &header(), &claims(&app));
+    assert!(
+        is_allowed(
+            &app.authorize(http_api_authorizer_event(Some(&format!("Bearer {signed_ok}")), "GET /pets"))
+                .await
+        ),
+        "the crafting itself is right"
+    );
+}
+
+#[tokio::test]
+async fn missing_or_malformed_authorization_and_events_are_denied() {
+    let app = spawn_app().await;
+    let token = app.login(ALICE, PASSWORD).await.access_token();
+    for authorization in [
+        None,
+        Some(token.clone()),
+        Some(format!("Basic {token}")),
+        Some(format!("Bearer {token} {token}")),
+        Some(format!("Bearer {token},Bearer {token}")),
+    ] {
+        let answer = app.authorize(http_api_authorizer_event(authorization.as_deref(), "GET /pets")).await;
+        assert_eq!(answer.ok(), Some(json!({"isAuthorized": false})), "{authorization:?}");
+    }
+    assert_eq!(
+        app.authorize(json!({"version": "2.0", "type": "REQUEST"})).await.ok(),
+        Some(json!({"isAuthorized": false}))
+    );
+    assert!(app.authorize(json!("not an event")).await.is_err());
+    assert!(
+        app.authorize(json!({"type": "TOKEN", "authorizationToken": format!("Bearer {token}"), "methodArn": "garbage"}))
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn route_roles_deny_tokens_without_the_role() {
+    let app = spawn_app_with(&[("ROUTE_ROLES", r#"{"GET /admin": ["admin"]}"#)]).await;
+    let bearer = format!("Bearer {}", app.login(ALICE, PASSWORD).await.access_token());
+    assert!(is_allowed(&app.authorize(http_api_authorizer_event(Some(&bearer), "GET /pets")).await));
+    assert!(!is_allowed(&app.authorize(http_api_authorizer_event(Some(&bearer), "GET /admin")).await));
+    let rest = app.authorize(rest_token_event(&bearer)).await.unwrap();
+    assert_eq!(rest["policyDocument"]["Statement"][1]["Effect"], "Deny");
+    assert_eq!(
+        rest["policyDocument"]["Statement"][1]["Resource"][0],
+        "arn:aws:execute-api:us-east-1:123456789012:abcdef1234/prod/GET/admin"
+    );
+}
+
+#[tokio::test]
+async fn the_sample_fixture_event_parses_and_is_denied_without_a_valid_token() {
+    let app = spawn_app().await;
+    let fixture: Value = serde_json::from_str(include_str!("../../../functions/authorizer/fixtures/http-api-request.json")).unwrap();
+    assert_eq!(app.authorize(fixture).await.ok(), Some(json!({"isAuthorized": false})));
+}

@@ -1,0 +1,331 @@
+//! `spawn_app()`: fresh tables and a fresh key secret in the emulator for each test, the
+//! real handlers wired over them, and helpers to send API Gateway events.
+
+use std::sync::Arc;
+
+use auth_core::Config;
+use auth_core::authorizer::{Authorizer, Unauthorized};
+use auth_core::aws::{auth_service_with, load_sdk_config};
+use auth_core::clock::{Clock, SystemClock};
+use auth_core::http::AuthApi;
+use auth_core::keys::KeyCache;
+use auth_core::keys::secrets_manager::{SecretsManagerKeys, create_key_set_secret};
+use auth_core::password::hash_password;
+use auth_core::store::dynamodb::{DynamoUsers, create_tables};
+use auth_core::store::{UserRecord, UserStore};
+use auth_core::testing::{KEY_SET_JSON, config_with};
+use auth_core::tokens::random_id;
+use aws_sdk_dynamodb::types::AttributeValue;
+use lambda_http::{Body, Request, Response};
+use serde_json::{Value, json};
+
+pub const ALICE: &str = "alice@example.com";
+pub const BOB: &str = "bob@example.com";
+pub const DISABLED: &str = "disabled@example.com";
+pub const PASSWORD: &str = "correct horse battery staple";
+pub const ORIGIN: &str = "https://app.test";
+
+/// One isolated deployment inside the shared emulator.
+pub struct App {
+    pub api: AuthApi,
+    pub authorizer: Authorizer,
+    pub config: Config,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+}
+
+fn emulator_endpoint() -> String {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    assert!(
+        endpoint.starts_with("http://127.0.0.1:"),
+        "end-to-end tests need the emulator: run scripts/test.sh (or scripts/e2e.sh), which starts it on loopback"
+    );
+    endpoint
+}
+
+pub async fn spawn_app() -> App {
+    spawn_app_with(&[]).await
+}
+
+/// Tables, secret and users named after a random prefix, so tests run in parallel.
+pub async fn spawn_app_with(extra: &[(&str, &str)]) -> App {
+    emulator_endpoint();
+    let prefix = format!("e2e-{}", random_id().to_lowercase().replace(['-', '_'], "x"));
+    let users_table = format!("{prefix}-users");
+    let sessions_table = format!("{prefix}-sessions");
+    let secret_id = format!("{prefix}/signing-keys");
+    let mut vars = vec![
+        ("USERS_TABLE", users_table.as_str()),
+        ("SESSIONS_TABLE", sessions_table.as_str()),
+        ("SIGNING_SECRET_ID", secret_id.as_str()),
+    ];
+    vars.extend_from_slice(extra);
+    let config = config_with(&vars);
+
+    let sdk = load_sdk_config().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+    create_tables(&dynamodb, &users_table, &sessions_table).await.unwrap();
+    create_key_set_secret(&secrets, &secret_id, KEY_SET_JSON).await.unwrap();
+    let users = DynamoUsers::new(dynamodb.clone(), &users_table);
+    for (i, (name, disabled)) in [(ALICE, false), (BOB, false), (DISABLED, true)].into_iter().enumerate() {
+        let user = UserRecord {
+            username: name.into(),
+            user_id: format!("user-{i}-{prefix}"),
+            password_hash: hash_password(&PASSWORD.to_owned().into()).unwrap(),
+            roles: vec!["user".into()],
+            disabled,
+            password_changed_at: 0,
+        };
+        assert!(users.create(&user).await.unwrap());
+    }
+    let service = auth_service_with(&config, &sdk, secrets.clone()).await;
+    let authorizer = authorizer_with(&config, secrets.clone());
+    App {
+        api: AuthApi::new(service, &config),
+        authorizer,
+        config,
+        dynamodb,
+        secrets,
+    }
+}
+
+/// An authorizer whose key set comes through `secrets`.
+pub fn authorizer_with(config: &Config, secrets: aws_sdk_secretsmanager::Client) -> Authorizer {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let provider = SecretsManagerKeys::new(secrets, &config.signing_secret_id);
+    let keys = Arc::new(KeyCache::new(Arc::new(provider), clock.clone(), config.key_cache_ttl));
+    Authorizer::new(config, keys, clock)
+}
+
+/// A Secrets Manager client pointed at a closed loopback port.
+pub async fn unreachable_secrets() -> aws_sdk_secretsmanager::Client {
+    let sdk = load_sdk_config().await;
+    let config = aws_sdk_secretsmanager::config::Builder::from(&sdk).endpoint_url("http://127.0.0.1:9").build();
+    aws_sdk_secretsmanager::Client::from_conf(config)
+}
+
+/// An HTTP API (payload 2.0) event as API Gateway or a function URL sends it.
+pub struct Call {
+    method: &'static str,
+    path: &'static str,
+    headers: serde_json::Map<String, Value>,
+    cookies: Vec<String>,
+    body: Option<String>,
+}
+
+impl Call {
+    pub fn post(path: &'static str) -> Self {
+        Self {
+            method: "POST",
+            path,
+            headers: serde_json::Map::new(),
+            cookies: Vec::new(),
+            body: None,
+        }
+    }
+    pub fn method(mut self, method: &'static str) -> Self {
+        self.method = method;
+        self
+    }
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.insert(name.to_ascii_lowercase(), json!(value));
+        self
+    }
+    pub fn json(self, body: Value) -> Self {
+        self.header("content-type", "application/json").body(body.to_string())
+    }
+    pub fn body(mut self, body: impl Into<String>) -> Self {
+        self.body = Some(body.into());
+        self
+    }
+    pub fn cookie(mut self, cookie: &str) -> Self {
+        self.cookies.push(cookie.to_owned());
+        self
+    }
+    pub fn request(&self) -> Request {
+        let event = json!({
+            "version": "2.0",
+            "routeKey": format!("{} {}", self.method, self.path),
+            "rawPath": self.path,
+            "rawQueryString": "",
+            "cookies": self.cookies,
+            "headers": self.headers,
+            "requestContext": {
+                "accountId": "123456789012",
+                "apiId": "api",
+                "domainName": "auth.example.com",
+                "domainPrefix": "auth",
+                "http": {"method": self.method, "path": self.path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.7", "userAgent": "e2e"},
+                "requestId": random_id(),
+                "routeKey": format!("{} {}", self.method, self.path),
+                "stage": "$default",
+                "time": "23/Nov/2026:12:00:00 +0000",
+                "timeEpoch": 1_795_000_000_000u64
+            },
+            "body": self.body,
+            "isBase64Encoded": false
+        });
+        lambda_http::request::from_str(&event.to_string()).unwrap()
+    }
+}
+
+/// A handler's answer, read back.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: lambda_http::http::HeaderMap,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn from(response: Response<Body>) -> Self {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = String::from_utf8_lossy(response.body().as_ref()).into_owned();
+        Self { status, headers, body }
+    }
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+    pub fn error_code(&self) -> String {
+        self.json()["error"].as_str().unwrap_or_default().to_owned()
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    pub fn set_cookies(&self) -> Vec<String> {
+        self.headers.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect()
+    }
+    /// `name=value` of the refresh cookie, ready for a `Cookie` header.
+    pub fn refresh_cookie(&self) -> String {
+        self.set_cookies()
+            .into_iter()
+            .find(|c| c.starts_with("refresh_token="))
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned()
+    }
+    pub fn refresh_token(&self) -> String {
+        self.refresh_cookie().trim_start_matches("refresh_token=").to_owned()
+    }
+    pub fn access_token(&self) -> String {
+        self.json()["access_token"].as_str().unwrap().to_owned()
+    }
+}
+
+impl App {
+    pub async fn login_call(&self, call: Call) -> Answer {
+        Answer::from(login::handle(&self.api, call.request()).await.unwrap())
+    }
+    pub async fn refresh_call(&self, call: Call) -> Answer {
+        Answer::from(refresh::handle(&self.api, call.request()).await.unwrap())
+    }
+    pub async fn logout_call(&self, call: Call) -> Answer {
+        Answer::from(logout::handle(&self.api, call.request()).await.unwrap())
+    }
+    pub async fn login(&self, username: &str, password: &str) -> Answer {
+        self.login_call(Call::post("/auth/login").json(json!({"username": username, "password": password})))
+            .await
+    }
+    pub async fn refresh(&self, cookie: &str) -> Answer {
+        self.refresh_call(Call::post("/auth/refresh").cookie(cookie)).await
+    }
+    pub async fn authorize(&self, event: Value) -> Result<Value, Unauthorized> {
+        self.authorizer.handle(event, Some("e2e")).await
+    }
+
+    /// The stored session item, straight from the table.
+    pub async fn session_item(&self, session_id: &str) -> Option<std::collections::HashMap<String, AttributeValue>> {
+        let out = self
+            .dynamodb
+            .get_item()
+            .table_name(&self.config.sessions_table)
+            .key("session_id", AttributeValue::S(session_id.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        out.item().cloned()
+    }
+
+    pub async fn session_number(&self, session_id: &str, attribute: &str) -> Option<u64> {
+        self.session_item(session_id).await?.get(attribute)?.as_n().ok()?.parse().ok()
+    }
+
+    /// Sets a numeric attribute of a stored session (to age it without waiting).
+    pub async fn set_session_number(&self, session_id: &str, attribute: &str, value: u64) {
+        self.dynamodb
+            .update_item()
+            .table_name(&self.config.sessions_table)
+            .key("session_id", AttributeValue::S(session_id.into()))
+            .update_expression("SET #a = :v")
+            .expression_attribute_names("#a", attribute)
+            .expression_attribute_values(":v", AttributeValue::N(value.to_string()))
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+pub fn now() -> u64 {
+    SystemClock.now()
+}
+
+pub fn session_id_of(refresh_token: &str) -> String {
+    refresh_token.split('.').next().unwrap().to_owned()
+}
+
+pub fn generation_of(refresh_token: &str) -> u64 {
+    refresh_token.split('.').nth(1).unwrap().parse().unwrap()
+}
+
+/// An HTTP API (payload 2.0) REQUEST authorizer event.
+pub fn http_api_authorizer_event(authorization: Option<&str>, route_key: &str) -> Value {
+    let mut headers = serde_json::Map::new();
+    if let Some(value) = authorization {
+        headers.insert("authorization".into(), json!(value));
+    }
+    json!({
+        "version": "2.0",
+        "type": "REQUEST",
+        "routeArn": "arn:aws:execute-api:us-east-1:123456789012:api/$default/GET/pets",
+        "identitySource": [authorization.unwrap_or_default()],
+        "routeKey": route_key,
+        "rawPath": "/pets",
+        "rawQueryString": "",
+        "headers": headers,
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "api", "domainName": "api.example.com", "domainPrefix": "api",
+            "http": {"method": "GET", "path": "/pets", "protocol": "HTTP/1.1", "sourceIp": "203.0.113.7", "userAgent": "e2e"},
+            "requestId": "r1", "routeKey": route_key, "stage": "$default", "time": "23/Nov/2026:12:00:00 +0000", "timeEpoch": 1_795_000_000_000u64
+        }
+    })
+}
+
+/// A REST API TOKEN authorizer event.
+pub fn rest_token_event(authorization: &str) -> Value {
+    json!({
+        "type": "TOKEN",
+        "authorizationToken": authorization,
+        "methodArn": "arn:aws:execute-api:us-east-1:123456789012:abcdef1234/prod/GET/pets/7"
+    })
+}
+
+/// A REST API REQUEST authorizer event.
+pub fn rest_request_event(authorization: &str) -> Value {
+    json!({
+        "type": "REQUEST",
+        "methodArn": "arn:aws:execute-api:us-east-1:123456789012:abcdef1234/prod/GET/pets",
+        "resource": "/pets",
+        "path": "/pets",
+        "httpMethod": "GET",
+        "headers": {"Authorization": authorization},
+        "queryStringParameters": {},
+        "pathParameters": {},
+        "stageVariables": {},
+        "requestContext": {"path": "/prod/pets", "accountId": "123456789012", "resourceId": "r", "stage": "prod", "requestId": "r1", "identity": {"sourceIp": "203.0.113.7"}, "resourcePath": "/pets", "httpMethod": "GET", "apiId": "abcdef1234"}
+    })
+}

@@ -1,0 +1,11 @@
+//! End-to-end tests: the real handlers of the four Lambdas against the emulator.
+
+// A test fails by panicking; the harness helpers unwrap for the same reason.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod authorizer;
+mod faults;
+mod harness;
+mod login;
+mod logout;
+mod refresh;
