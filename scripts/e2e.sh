@@ -10,5 +10,7 @@ port="$(free_port)"
 trap stop_emulator EXIT INT TERM
 start_emulator "$port"
 export_emulator_env "$port"
+cargo build --locked -p authctl
+export AUTHCTL_BIN="$ROOT/target/debug/authctl"
 log "end-to-end tests against the emulator on 127.0.0.1:$port"
 cargo test --locked -p e2e -- "$@"

@@ -3,6 +3,7 @@
 // A test fails by panicking; the harness helpers unwrap for the same reason.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod authctl;
 mod authorizer;
 mod faults;
 mod harness;

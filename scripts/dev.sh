@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Runs the whole service locally: the DynamoDB / Secrets Manager emulator (moto) on
+# 127.0.0.1:$EMULATOR_PORT, tables + key set + demo user through `authctl local-setup`,
+# then `cargo lambda watch` serving the four functions on 127.0.0.1:$LAMBDA_PORT.
+# Ctrl-C stops everything it started. Any configuration variable set in this script's
+# environment (ALLOWED_ORIGINS, REFRESH_REUSE_GRACE, ...) reaches the functions.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+EMULATOR_PORT="${EMULATOR_PORT:-4566}"
+LAMBDA_PORT="${LAMBDA_PORT:-9000}"
+export AUTH_ISSUER="${AUTH_ISSUER:-http://localhost:$LAMBDA_PORT}"
+export AUTH_AUDIENCE="${AUTH_AUDIENCE:-local-api}"
+export ALLOWED_ORIGINS="${ALLOWED_ORIGINS:-http://localhost:5173,http://127.0.0.1:5173}"
+# The local function URLs live under /lambda-url/<name>/: scope the cookie to them.
+export REFRESH_COOKIE_PATH="${REFRESH_COOKIE_PATH:-/lambda-url}"
+export DEMO_USERNAME="${DEMO_USERNAME:-demo@example.com}"
+export DEMO_PASSWORD="${DEMO_PASSWORD:-demo-password-change-me}"
+export RUST_LOG="${RUST_LOG:-info}"
+
+ensure_venv
+export PATH="$VENV/bin:$PATH"
+
+if ! python3 -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1', $EMULATOR_PORT)) == 0)"; then
+  echo "port $EMULATOR_PORT is in use; set EMULATOR_PORT to a free port" >&2
+  exit 1
+fi
+
+cleanup() {
+  trap - EXIT INT TERM
+  [[ -n "${WATCH_PID:-}" ]] && kill "$WATCH_PID" 2>/dev/null && wait "$WATCH_PID" 2>/dev/null
+  stop_emulator
+  log "stopped"
+}
+trap cleanup EXIT INT TERM
+
+log "starting the emulator on 127.0.0.1:$EMULATOR_PORT"
+start_emulator "$EMULATOR_PORT"
+export_emulator_env "$EMULATOR_PORT"
+
+log "building the functions and authctl"
+cargo build --workspace --bins
+"$ROOT/target/debug/authctl" local-setup
+
+base="http://localhost:$LAMBDA_PORT"
+cat <<USAGE
+
+Ready when cargo lambda prints that it is serving. Try (a cookie jar keeps the refresh cookie):
+
+  # log in
+  curl -si -c .local/jar -H 'content-type: application/json' \\
+    -d '{"username":"$DEMO_USERNAME","password":"$DEMO_PASSWORD"}' $base/lambda-url/login/
+  # keep the access token
+  TOKEN=\$(curl -s -c .local/jar -H 'content-type: application/json' \\
+    -d '{"username":"$DEMO_USERNAME","password":"$DEMO_PASSWORD"}' $base/lambda-url/login/ | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+  # ask the authorizer (HTTP API event from functions/authorizer/fixtures/)
+  sed "s/REPLACE_WITH_ACCESS_TOKEN/\$TOKEN/g" functions/authorizer/fixtures/http-api-request.json \\
+    | curl -s -d @- $base/2015-03-31/functions/authorizer/invocations
+  # rotate the refresh token (the jar is updated with the successor)
+  curl -si -b .local/jar -c .local/jar -X POST $base/lambda-url/refresh/
+  # log out (cookie cleared, session revoked)
+  curl -si -b .local/jar -c .local/jar -X POST $base/lambda-url/logout/
+
+USAGE
+mkdir -p .local
+
+# --disable-cors: watch's own CORS layer would reflect any Origin with credentials and
+# hide the functions' Origin and CORS rules.
+cargo lambda watch --disable-cors --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" &
+WATCH_PID=$!
+wait "$WATCH_PID"
