@@ -6,6 +6,8 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 started=$SECONDS
+results="$ROOT/target/test-results.txt"
+mkdir -p "$ROOT/target" && : >"$results"
 
 ensure_venv
 
@@ -16,9 +18,9 @@ log "cargo clippy -D warnings"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 
 log "unit tests"
-cargo test --locked --workspace --exclude e2e
+cargo test --locked --workspace --exclude e2e 2>&1 | tee -a "$results"
 
-"$ROOT/scripts/e2e.sh"
+"$ROOT/scripts/e2e.sh" 2>&1 | tee -a "$results"
 
 if [[ -f template.yaml ]]; then
   log "cfn-lint template.yaml"
@@ -26,3 +28,5 @@ if [[ -f template.yaml ]]; then
 fi
 
 log "all checks passed in $((SECONDS - started)) s"
+# One plain closing line for whoever reads the end of the log.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$results"

@@ -89,6 +89,11 @@ impl Authorizer {
         }
     }
 
+    /// The key cache, for warming it at cold start.
+    pub fn keys(&self) -> &KeyCache {
+        &self.keys
+    }
+
     /// Answers one authorizer invocation. HTTP API: always `Ok`, a deny is
     /// `{"isAuthorized": false}`. REST: `Ok(policy)` or `Err(Unauthorized)` (401).
     pub async fn handle(&self, event: Value, request_id: Option<&str>) -> Result<Value, Unauthorized> {

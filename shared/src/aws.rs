@@ -25,6 +25,7 @@ pub async fn load_sdk_config() -> SdkConfig {
 
 use std::sync::Arc;
 
+use crate::authorizer::Authorizer;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::keys::KeyCache;
@@ -32,35 +33,42 @@ use crate::keys::secrets_manager::SecretsManagerKeys;
 use crate::service::AuthService;
 use crate::store::dynamodb::{DynamoSessions, DynamoUsers};
 
-/// The key cache over Secrets Manager.
-pub fn key_cache(config: &Config, sdk: &SdkConfig, clock: Arc<dyn Clock>) -> Arc<KeyCache> {
-    let provider = SecretsManagerKeys::new(aws_sdk_secretsmanager::Client::new(sdk), &config.signing_secret_id);
-    Arc::new(KeyCache::new(Arc::new(provider), clock, config.key_cache_ttl))
-}
-
-/// Fetches the key set once during init. A failure is logged, not fatal: the cache tries
-/// again on the first request and answers 503 / deny while it cannot.
-pub async fn prefetch_keys(keys: &KeyCache) {
-    if let Err(e) = keys.current().await {
-        tracing::error!(cause = %e, "key set not available at cold start");
-    }
-}
-
 /// The service over DynamoDB and Secrets Manager, configured from the environment.
 pub async fn auth_service(config: &Config) -> AuthService {
     let sdk = load_sdk_config().await;
     auth_service_with(config, &sdk, aws_sdk_secretsmanager::Client::new(&sdk)).await
 }
 
-/// The service over the given SDK configuration and Secrets Manager client, with the key
-/// set fetched in parallel with opening the DynamoDB connection.
+/// The service over the given SDK configuration and Secrets Manager client. Nothing is
+/// fetched yet: login and refresh call [`AuthService::warm_up`] during init.
 pub async fn auth_service_with(config: &Config, sdk: &SdkConfig, secrets: aws_sdk_secretsmanager::Client) -> AuthService {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     let users = DynamoUsers::new(dynamodb.clone(), &config.users_table);
     let sessions = DynamoSessions::new(dynamodb, &config.sessions_table);
-    let provider = SecretsManagerKeys::new(secrets, &config.signing_secret_id);
-    let keys = Arc::new(KeyCache::new(Arc::new(provider), clock.clone(), config.key_cache_ttl));
-    tokio::join!(prefetch_keys(&keys), users.warm());
+    let keys = key_cache(config, secrets, clock.clone());
     AuthService::new(config, Arc::new(users), Arc::new(sessions), keys, clock)
+}
+
+/// The authorizer over Secrets Manager, configured from the environment, with the key set
+/// fetched during init. A failure is logged, not fatal: every request denies until the
+/// set can be read.
+pub async fn authorizer(config: &Config) -> Authorizer {
+    let sdk = load_sdk_config().await;
+    let authorizer = authorizer_with(config, aws_sdk_secretsmanager::Client::new(&sdk));
+    if let Err(e) = authorizer.keys().current().await {
+        tracing::error!(cause = %e, "key set not available at cold start");
+    }
+    authorizer
+}
+
+/// The authorizer reading keys through `secrets`; nothing fetched yet.
+pub fn authorizer_with(config: &Config, secrets: aws_sdk_secretsmanager::Client) -> Authorizer {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    Authorizer::new(config, key_cache(config, secrets, clock.clone()), clock)
+}
+
+fn key_cache(config: &Config, secrets: aws_sdk_secretsmanager::Client, clock: Arc<dyn Clock>) -> Arc<KeyCache> {
+    let provider = SecretsManagerKeys::new(secrets, &config.signing_secret_id);
+    Arc::new(KeyCache::new(Arc::new(provider), clock, config.key_cache_ttl))
 }

@@ -53,6 +53,17 @@ impl AuthService {
         }
     }
 
+    /// Cold-start work for login and refresh: fetches the key set in parallel with opening
+    /// the DynamoDB connection, so the first request pays for neither. Failures are logged;
+    /// the first request tries again and answers 503 while it cannot. Logout skips this: it
+    /// needs no keys and is not granted them.
+    pub async fn warm_up(&self) {
+        let (keys, ()) = tokio::join!(self.keys.current(), self.users.warm());
+        if let Err(e) = keys {
+            tracing::error!(cause = %e, "key set not available at cold start");
+        }
+    }
+
     /// Checks a password and starts a session. Unknown user, wrong password and disabled
     /// account take the same path (a full argon2id verification and a counted failure) and
     /// give the same error.
@@ -356,6 +367,7 @@ mod tests {
 
     #[tokio::test]
     async fn reuse_after_the_grace_window_revokes_the_session_and_kills_the_successor() {
+        let (_guard, logs) = crate::testing::capture_logs();
         let bed = TestBed::new(config());
         let first = login(&bed).await;
         let second = refresh(&bed, &first.refresh).await.unwrap();
@@ -364,6 +376,20 @@ mod tests {
         let stored = bed.sessions.stored(&first.refresh.session_id).unwrap();
         assert_eq!(stored.revoke_reason.as_deref(), Some("reuse_detected"));
         assert!(matches!(refresh(&bed, &second.refresh).await, Err(AuthError::InvalidToken)));
+
+        let logs = logs.text();
+        let reuse_line = logs
+            .lines()
+            .find(|l| l.contains(r#""event":"refresh_reuse_detected""#))
+            .unwrap_or_else(|| panic!("audit event emitted: {logs}"));
+        assert!(
+            reuse_line.contains(first.refresh.session_id.as_str()) && reuse_line.contains(r#""user_id":"user-alice""#),
+            "{reuse_line}"
+        );
+        for secret in [first.refresh.encode(), second.refresh.encode(), first.access.token.clone(), ALICE.1.to_owned()] {
+            let secret_part = secret.rsplit('.').next().unwrap_or(&secret).to_owned();
+            assert!(!logs.contains(&secret_part), "a secret reached the log");
+        }
     }
 
     #[tokio::test]

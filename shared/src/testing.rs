@@ -240,6 +240,61 @@ impl UserStore for MemoryUsers {
     }
 }
 
+/// Log lines captured by [`capture_logs`].
+#[derive(Clone, Default)]
+pub struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    /// Everything logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+    }
+}
+
+thread_local! {
+    static CAPTURE: std::cell::RefCell<Option<CapturedLogs>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Writes into the capture buffer of the current thread, if any.
+struct ThreadCaptureWriter;
+
+impl std::io::Write for ThreadCaptureWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        CAPTURE.with(|c| {
+            if let Some(logs) = &*c.borrow() {
+                logs.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
+            }
+        });
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Stops capturing when dropped.
+pub struct CaptureGuard(());
+
+impl Drop for CaptureGuard {
+    fn drop(&mut self) {
+        CAPTURE.with(|c| *c.borrow_mut() = None);
+    }
+}
+
+/// Captures this thread's log lines, in the production JSON format, until the guard is
+/// dropped. One global subscriber serves every test (a thread-scoped subscriber races
+/// with tracing's per-callsite cache when tests run in parallel); use it from a
+/// current-thread test runtime.
+pub fn capture_logs() -> (CaptureGuard, CapturedLogs) {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let _ = tracing::subscriber::set_global_default(crate::telemetry::json_subscriber(|| ThreadCaptureWriter));
+    });
+    let logs = CapturedLogs::default();
+    CAPTURE.with(|c| *c.borrow_mut() = Some(logs.clone()));
+    (CaptureGuard(()), logs)
+}
+
 /// A service over in-memory stores and a fixed clock, with handles to all of them.
 pub struct TestBed {
     /// The service under test.

@@ -5,6 +5,8 @@ use lambda_http::{Error, run, service_fn};
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = Config::from_env()?;
-    let api = AuthApi::new(aws::auth_service(&config).await, &config);
+    let service = aws::auth_service(&config).await;
+    service.warm_up().await;
+    let api = AuthApi::new(service, &config);
     run(service_fn(|request| refresh::handle(&api, request))).await
 }

@@ -288,19 +288,19 @@ impl DynamoUsers {
     fn throttle_key(username: &str) -> AttributeValue {
         s(format!("{THROTTLE_PREFIX}{username}"))
     }
+}
 
-    /// Opens the connection to DynamoDB during cold start (one cheap read of a key that
-    /// never exists), so the first login does not pay for DNS and TLS.
-    pub async fn warm(&self) {
+#[async_trait]
+impl UserStore for DynamoUsers {
+    /// One cheap read of a key that never exists: DNS, TCP and TLS are done before the
+    /// first login.
+    async fn warm(&self) {
         let result = self.client.get_item().table_name(&self.table).key("username", s("warmup#")).send().await;
         if let Err(e) = result {
             tracing::warn!(error = %DisplayErrorContext(e), "warming the DynamoDB connection failed");
         }
     }
-}
 
-#[async_trait]
-impl UserStore for DynamoUsers {
     async fn login_state(&self, username: &str) -> Result<(Option<UserRecord>, LoginThrottle), AuthError> {
         let keys = KeysAndAttributes::builder()
             .keys(HashMap::from([("username".to_owned(), Self::key(username))]))

@@ -170,6 +170,8 @@ pub trait UserStore: Send + Sync {
     async fn create(&self, user: &UserRecord) -> Result<bool, AuthError>;
     /// Enables or disables a user; `false` if there is no such user.
     async fn set_disabled(&self, username: &str, disabled: bool) -> Result<bool, AuthError>;
+    /// Opens the connection during cold start; failures only cost the first request time.
+    async fn warm(&self) {}
 }
 
 /// The table key of a username: trimmed and lowercased.

@@ -1,4 +1,4 @@
-use auth_core::aws::{auth_service_with, load_sdk_config};
+use auth_core::aws::{auth_service_with, authorizer_with, load_sdk_config};
 use auth_core::http::AuthApi;
 
 use crate::harness::*;

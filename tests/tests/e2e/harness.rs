@@ -1,15 +1,11 @@
 //! `spawn_app()`: fresh tables and a fresh key secret in the emulator for each test, the
 //! real handlers wired over them, and helpers to send API Gateway events.
 
-use std::sync::Arc;
-
 use auth_core::Config;
 use auth_core::authorizer::{Authorizer, Unauthorized};
-use auth_core::aws::{auth_service_with, load_sdk_config};
-use auth_core::clock::{Clock, SystemClock};
+use auth_core::aws::{auth_service_with, authorizer_with, load_sdk_config};
 use auth_core::http::AuthApi;
-use auth_core::keys::KeyCache;
-use auth_core::keys::secrets_manager::{SecretsManagerKeys, create_key_set_secret};
+use auth_core::keys::secrets_manager::create_key_set_secret;
 use auth_core::password::hash_password;
 use auth_core::store::dynamodb::{DynamoUsers, create_tables};
 use auth_core::store::{UserRecord, UserStore};
@@ -88,14 +84,6 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> App {
         dynamodb,
         secrets,
     }
-}
-
-/// An authorizer whose key set comes through `secrets`.
-pub fn authorizer_with(config: &Config, secrets: aws_sdk_secretsmanager::Client) -> Authorizer {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let provider = SecretsManagerKeys::new(secrets, &config.signing_secret_id);
-    let keys = Arc::new(KeyCache::new(Arc::new(provider), clock.clone(), config.key_cache_ttl));
-    Authorizer::new(config, keys, clock)
 }
 
 /// A Secrets Manager client pointed at a closed loopback port.
@@ -271,7 +259,8 @@ impl App {
 }
 
 pub fn now() -> u64 {
-    SystemClock.now()
+    use auth_core::clock::Clock;
+    auth_core::clock::SystemClock.now()
 }
 
 pub fn session_id_of(refresh_token: &str) -> String {
