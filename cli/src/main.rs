@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use auth_core::AuthError;
 use auth_core::aws::load_sdk_config;
 use auth_core::clock::{Clock, SystemClock};
-use auth_core::keys::secrets_manager::{create_key_set_secret, generate_key_set_json};
+use auth_core::keys::secrets_manager::{KeySetInit, generate_key_set_json, init_key_set};
 use auth_core::password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, hash_password};
 use auth_core::store::dynamodb::{DynamoSessions, DynamoUsers, create_tables};
 use auth_core::store::{SessionStore, UserRecord, UserStore, normalize_username};
@@ -44,6 +44,11 @@ enum Command {
         #[arg(long, env = "DEMO_PASSWORD", default_value = "demo-password-change-me", hide_env_values = true)]
         demo_password: String,
     },
+    /// Manage the signing key set.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Manage users.
     User {
         #[command(subcommand)]
@@ -54,6 +59,14 @@ enum Command {
         #[command(subcommand)]
         command: SessionsCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Write a fresh key set (one HS256 key and a refresh pepper, 32 random bytes each) into
+    /// the secret, creating it if needed. Refuses nothing and changes nothing when the
+    /// secret already holds a valid key set: replacing it would end every session.
+    Init,
 }
 
 #[derive(Subcommand)]
@@ -109,12 +122,8 @@ async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::LocalSetup { demo_username, demo_password } => {
             let mut changes = create_tables(&dynamodb, &cli.users_table, &cli.sessions_table).await.map_err(describe)?;
-            let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
-            if create_key_set_secret(&secrets, &cli.signing_secret_id, &generate_key_set_json())
-                .await
-                .map_err(describe)?
-            {
-                changes.push(format!("created secret {} with a fresh HS256 key and refresh pepper", cli.signing_secret_id));
+            if let Some(change) = init_keys(&sdk, &cli.signing_secret_id).await? {
+                changes.push(change);
             }
             let password = SecretString::from(demo_password);
             if add_user(&users, &demo_username, &password, vec!["user".into()], now).await? {
@@ -127,6 +136,10 @@ async fn run(cli: Cli) -> Result<(), String> {
                 println!("local setup: {change}");
             }
         }
+        Command::Keys { command: KeysCommand::Init } => match init_keys(&sdk, &cli.signing_secret_id).await? {
+            Some(change) => println!("keys init: {change}"),
+            None => println!("keys init: nothing to do, {} already holds a valid key set", cli.signing_secret_id),
+        },
         Command::User {
             command: UserCommand::Add { username, roles },
         } => {
@@ -190,6 +203,16 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Makes sure the secret holds a key set; says what changed, if anything.
+async fn init_keys(sdk: &aws_config::SdkConfig, secret_id: &str) -> Result<Option<String>, String> {
+    let secrets = aws_sdk_secretsmanager::Client::new(sdk);
+    Ok(match init_key_set(&secrets, secret_id, &generate_key_set_json()).await.map_err(describe)? {
+        KeySetInit::Created => Some(format!("created secret {secret_id} with a fresh HS256 key and refresh pepper")),
+        KeySetInit::Written => Some(format!("wrote a fresh HS256 key and refresh pepper into secret {secret_id}")),
+        KeySetInit::AlreadyPresent => None,
+    })
 }
 
 fn describe(e: AuthError) -> String {

@@ -36,14 +36,13 @@ use crate::store::dynamodb::{DynamoSessions, DynamoUsers};
 /// The service over DynamoDB and Secrets Manager, configured from the environment.
 pub async fn auth_service(config: &Config) -> AuthService {
     let sdk = load_sdk_config().await;
-    auth_service_with(config, &sdk, aws_sdk_secretsmanager::Client::new(&sdk)).await
+    auth_service_with(config, aws_sdk_dynamodb::Client::new(&sdk), aws_sdk_secretsmanager::Client::new(&sdk))
 }
 
-/// The service over the given SDK configuration and Secrets Manager client. Nothing is
-/// fetched yet: login and refresh call [`AuthService::warm_up`] during init.
-pub async fn auth_service_with(config: &Config, sdk: &SdkConfig, secrets: aws_sdk_secretsmanager::Client) -> AuthService {
+/// The service over the given clients. Nothing is fetched yet: login and refresh call
+/// [`AuthService::warm_up`] during init.
+pub fn auth_service_with(config: &Config, dynamodb: aws_sdk_dynamodb::Client, secrets: aws_sdk_secretsmanager::Client) -> AuthService {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     let users = DynamoUsers::new(dynamodb.clone(), &config.users_table);
     let sessions = DynamoSessions::new(dynamodb, &config.sessions_table);
     let keys = key_cache(config, secrets, clock.clone());
@@ -71,4 +70,106 @@ pub fn authorizer_with(config: &Config, secrets: aws_sdk_secretsmanager::Client)
 fn key_cache(config: &Config, secrets: aws_sdk_secretsmanager::Client, clock: Arc<dyn Clock>) -> Arc<KeyCache> {
     let provider = SecretsManagerKeys::new(secrets, &config.signing_secret_id);
     Arc::new(KeyCache::new(Arc::new(provider), clock, config.key_cache_ttl))
+}
+
+/// One AWS call: which service, which operation, and the table, index or secret it named.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SdkCall {
+    /// `dynamodb` or `secretsmanager`.
+    pub service: String,
+    /// The API operation, e.g. `UpdateItem`.
+    pub operation: String,
+    /// Table name, `table/index/name`, or secret id.
+    pub resource: String,
+}
+
+impl SdkCall {
+    /// The IAM action this call needs, e.g. `dynamodb:UpdateItem`.
+    pub fn iam_action(&self) -> String {
+        format!("{}:{}", self.service, self.operation)
+    }
+}
+
+/// Records every call a client makes, once per operation (retries not counted). Used by
+/// the tests that check `template.yaml` grants exactly what the code calls, and by the
+/// call-count benchmark; never installed in the Lambdas.
+#[derive(Debug, Clone, Default)]
+pub struct CallRecorder(Arc<std::sync::Mutex<Vec<SdkCall>>>);
+
+impl CallRecorder {
+    /// The calls so far, in order.
+    pub fn calls(&self) -> Vec<SdkCall> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Forgets the calls so far.
+    pub fn clear(&self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// A DynamoDB and a Secrets Manager client over `sdk` that report to this recorder.
+    pub fn clients(&self, sdk: &SdkConfig) -> (aws_sdk_dynamodb::Client, aws_sdk_secretsmanager::Client) {
+        let dynamodb = aws_sdk_dynamodb::config::Builder::from(sdk).interceptor(self.clone()).build();
+        let secrets = aws_sdk_secretsmanager::config::Builder::from(sdk).interceptor(self.clone()).build();
+        (
+            aws_sdk_dynamodb::Client::from_conf(dynamodb),
+            aws_sdk_secretsmanager::Client::from_conf(secrets),
+        )
+    }
+}
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for CallRecorder {
+    fn name(&self) -> &'static str {
+        "CallRecorder"
+    }
+
+    // Not `read_before_execution`: for client-level interceptors that runs before the
+    // operation's metadata is in the config bag. This hook runs once per operation too.
+    fn read_before_serialization(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef<'_>,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        if let Some(metadata) = cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>() {
+            let call = SdkCall {
+                // "DynamoDB" → "dynamodb", "Secrets Manager" → "secretsmanager": the IAM prefixes.
+                service: metadata.service().to_ascii_lowercase().replace(" ", ""),
+                operation: metadata.name().to_owned(),
+                resource: resource_of(context.input()),
+            };
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).push(call);
+        }
+        Ok(())
+    }
+}
+
+/// The table, index or secret an operation input names (the operations this project uses).
+fn resource_of(input: &aws_smithy_runtime_api::client::interceptors::context::Input) -> String {
+    use aws_sdk_dynamodb::operation::{batch_get_item, get_item, put_item, query, update_item};
+    if let Some(i) = input.downcast_ref::<get_item::GetItemInput>() {
+        return i.table_name().unwrap_or_default().to_owned();
+    }
+    if let Some(i) = input.downcast_ref::<put_item::PutItemInput>() {
+        return i.table_name().unwrap_or_default().to_owned();
+    }
+    if let Some(i) = input.downcast_ref::<update_item::UpdateItemInput>() {
+        return i.table_name().unwrap_or_default().to_owned();
+    }
+    if let Some(i) = input.downcast_ref::<query::QueryInput>() {
+        let table = i.table_name().unwrap_or_default();
+        return match i.index_name() {
+            Some(index) => format!("{table}/index/{index}"),
+            None => table.to_owned(),
+        };
+    }
+    if let Some(i) = input.downcast_ref::<batch_get_item::BatchGetItemInput>() {
+        let mut tables: Vec<&str> = i.request_items().map(|items| items.keys().map(String::as_str).collect()).unwrap_or_default();
+        tables.sort_unstable();
+        return tables.join(",");
+    }
+    if let Some(i) = input.downcast_ref::<aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueInput>() {
+        return i.secret_id().unwrap_or_default().to_owned();
+    }
+    String::from("?")
 }

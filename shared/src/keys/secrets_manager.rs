@@ -39,11 +39,29 @@ impl KeyProvider for SecretsManagerKeys {
     }
 }
 
-/// Creates the key-set secret if it does not exist. Returns whether it was created.
-/// Used by `authctl local-setup` and the end-to-end tests; never by the Lambdas.
-pub async fn create_key_set_secret(client: &Client, secret_id: &str, key_set_json: &str) -> Result<bool, AuthError> {
-    match client.describe_secret().secret_id(secret_id).send().await {
-        Ok(_) => Ok(false),
+/// What [`init_key_set`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySetInit {
+    /// The secret did not exist and was created with the key set.
+    Created,
+    /// The secret existed without a valid key set (e.g. the stack's placeholder) and the
+    /// key set was written into it.
+    Written,
+    /// The secret already holds a valid key set; nothing changed.
+    AlreadyPresent,
+}
+
+/// Makes sure `secret_id` holds a valid key set, writing `key_set_json` only where it does
+/// not: never replaces working keys (that would end every session). Used by
+/// `authctl local-setup` / `keys init` and the tests; never by the Lambdas.
+pub async fn init_key_set(client: &Client, secret_id: &str, key_set_json: &str) -> Result<KeySetInit, AuthError> {
+    let current = client.get_secret_value().secret_id(secret_id).send().await;
+    match current {
+        Ok(out) if out.secret_string().is_some_and(|json| KeySet::from_json(json).is_ok()) => Ok(KeySetInit::AlreadyPresent),
+        Ok(_) => {
+            put_key_set(client, secret_id, key_set_json).await?;
+            Ok(KeySetInit::Written)
+        }
         Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
             client
                 .create_secret()
@@ -52,9 +70,9 @@ pub async fn create_key_set_secret(client: &Client, secret_id: &str, key_set_jso
                 .send()
                 .await
                 .map_err(|e| AuthError::unavailable("CreateSecret", aws_sdk_secretsmanager::error::DisplayErrorContext(e)))?;
-            Ok(true)
+            Ok(KeySetInit::Created)
         }
-        Err(e) => Err(AuthError::unavailable("DescribeSecret", aws_sdk_secretsmanager::error::DisplayErrorContext(e))),
+        Err(e) => Err(AuthError::unavailable("GetSecretValue", aws_sdk_secretsmanager::error::DisplayErrorContext(e))),
     }
 }
 

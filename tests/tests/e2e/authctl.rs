@@ -94,3 +94,26 @@ async fn sessions_can_be_listed_and_revoked_and_users_disabled() {
     assert!(all.status.success(), "{}", text(&all));
     assert!(!authctl(&app, &["user", "disable", "nobody@example.com"], None).status.success());
 }
+
+#[tokio::test]
+async fn keys_init_fills_the_stacks_placeholder_secret_once() {
+    let mut app = spawn_app().await;
+    app.config.signing_secret_id = format!("keys-{}/signing-keys", random_id().to_lowercase().replace(['-', '_'], "x"));
+    // What template.yaml's GenerateSecretString creates.
+    app.secrets
+        .create_secret()
+        .name(&app.config.signing_secret_id)
+        .secret_string(r#"{"uninitialized": true, "placeholder": "x"}"#)
+        .send()
+        .await
+        .unwrap();
+    let first = authctl(&app, &["keys", "init"], None);
+    assert!(first.status.success() && text(&first).contains("wrote a fresh HS256 key"), "{}", text(&first));
+    let written = app.secrets.get_secret_value().secret_id(&app.config.signing_secret_id).send().await.unwrap();
+    let keys = auth_core::keys::KeySet::from_json(written.secret_string().unwrap()).expect("a valid key set");
+    assert_eq!(keys.active().kid, "k1");
+    let second = authctl(&app, &["keys", "init"], None);
+    assert!(second.status.success() && text(&second).contains("nothing to do"), "{}", text(&second));
+    let unchanged = app.secrets.get_secret_value().secret_id(&app.config.signing_secret_id).send().await.unwrap();
+    assert_eq!(unchanged.secret_string(), written.secret_string(), "working keys are never replaced");
+}

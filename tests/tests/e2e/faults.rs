@@ -1,4 +1,4 @@
-use auth_core::aws::{auth_service_with, authorizer_with, load_sdk_config};
+use auth_core::aws::{auth_service_with, authorizer_with};
 use auth_core::http::AuthApi;
 
 use crate::harness::*;
@@ -7,8 +7,7 @@ use crate::harness::*;
 async fn secrets_manager_unreachable_means_login_503_without_token_and_authorizer_deny() {
     let app = spawn_app().await;
     let token = app.login(ALICE, PASSWORD).await.access_token();
-    let sdk = load_sdk_config().await;
-    let broken = AuthApi::new(auth_service_with(&app.config, &sdk, unreachable_secrets().await).await, &app.config);
+    let broken = AuthApi::new(auth_service_with(&app.config, app.dynamodb.clone(), unreachable_secrets().await), &app.config);
     let answer = crate::harness::Answer::from(
         login::handle(
             &broken,
@@ -38,8 +37,7 @@ async fn a_missing_key_secret_fails_closed_too() {
     let cookie = app.login(ALICE, PASSWORD).await.refresh_cookie();
     let mut config = app.config.clone();
     config.signing_secret_id = "does-not-exist".into();
-    let sdk = load_sdk_config().await;
-    let broken = AuthApi::new(auth_service_with(&config, &sdk, app.secrets.clone()).await, &config);
+    let broken = AuthApi::new(auth_service_with(&config, app.dynamodb.clone(), app.secrets.clone()), &config);
     let answer = crate::harness::Answer::from(refresh::handle(&broken, Call::post("/auth/refresh").cookie(&cookie).request()).await.unwrap());
     assert_eq!(answer.status, 503);
     assert_eq!(app.refresh(&cookie).await.status, 200, "the token was not consumed by the failed refresh");

@@ -5,7 +5,7 @@ use auth_core::Config;
 use auth_core::authorizer::{Authorizer, Unauthorized};
 use auth_core::aws::{auth_service_with, authorizer_with, load_sdk_config};
 use auth_core::http::AuthApi;
-use auth_core::keys::secrets_manager::create_key_set_secret;
+use auth_core::keys::secrets_manager::init_key_set;
 use auth_core::password::hash_password;
 use auth_core::store::dynamodb::{DynamoUsers, create_tables};
 use auth_core::store::{UserRecord, UserStore};
@@ -62,7 +62,7 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> App {
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
     create_tables(&dynamodb, &users_table, &sessions_table).await.unwrap();
-    create_key_set_secret(&secrets, &secret_id, KEY_SET_JSON).await.unwrap();
+    init_key_set(&secrets, &secret_id, KEY_SET_JSON).await.unwrap();
     let users = DynamoUsers::new(dynamodb.clone(), &users_table);
     for (i, (name, disabled)) in [(ALICE, false), (BOB, false), (DISABLED, true)].into_iter().enumerate() {
         let user = UserRecord {
@@ -75,7 +75,7 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> App {
         };
         assert!(users.create(&user).await.unwrap());
     }
-    let service = auth_service_with(&config, &sdk, secrets.clone()).await;
+    let service = auth_service_with(&config, dynamodb.clone(), secrets.clone());
     let authorizer = authorizer_with(&config, secrets.clone());
     App {
         api: AuthApi::new(service, &config),

@@ -10,3 +10,4 @@ mod harness;
 mod login;
 mod logout;
 mod refresh;
+mod template;

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Builds release zips of the four functions for Lambda arm64 (provided.al2023) with
+# cargo-lambda and the zig it brings, into target/lambda/<name>/bootstrap.zip, and prints
+# each zip's size. `sam build` does the same per function from template.yaml.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+ensure_venv
+export PATH="$VENV/bin:$PATH"
+rustup target add aarch64-unknown-linux-gnu >/dev/null
+
+functions=(login refresh logout authorizer)
+log "cargo lambda build --release --arm64 (${functions[*]})"
+cargo lambda build --release --arm64 --output-format zip --locked $(printf -- '--bin %s ' "${functions[@]}")
+
+printf '\n%-12s %12s %12s\n' function "zip bytes" "binary bytes"
+for name in "${functions[@]}"; do
+  zip="target/lambda/$name/bootstrap.zip"
+  binary_size=$(python3 -c "import zipfile,sys; print(zipfile.ZipFile(sys.argv[1]).getinfo('bootstrap').file_size)" "$zip")
+  printf '%-12s %12d %12d\n' "$name" "$(stat -c %s "$zip")" "$binary_size"
+done

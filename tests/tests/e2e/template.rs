@@ -1,0 +1,243 @@
+//! `template.yaml` must match the code: the binaries it builds exist, the environment it
+//! sets is configuration the code reads, and each function's IAM policy grants exactly the
+//! calls that function makes (recorded while it runs its flows against the emulator).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use auth_core::Config;
+use auth_core::aws::{CallRecorder, SdkCall, auth_service_with, authorizer_with, load_sdk_config};
+use auth_core::http::AuthApi;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::json;
+use serde_norway::Value;
+
+use crate::harness::*;
+
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+
+fn template() -> Value {
+    serde_norway::from_str(&std::fs::read_to_string(format!("{ROOT}/template.yaml")).unwrap()).unwrap()
+}
+
+/// `!GetAtt T.Arn` → `T`, `!Ref S` → `S`, `!Sub "${T.Arn}/index/i"` → `T/index/i`.
+fn resource_name(value: &Value) -> String {
+    let Value::Tagged(tagged) = value else {
+        panic!("IAM resource {value:?} must name a resource of the stack, not a literal")
+    };
+    let text = tagged.value.as_str().unwrap();
+    match tagged.tag.to_string().as_str() {
+        "!GetAtt" => text.trim_end_matches(".Arn").to_owned(),
+        "!Ref" => text.to_owned(),
+        "!Sub" => text.replace("${", "").replace(".Arn}", ""),
+        other => panic!("unexpected {other} in an IAM resource"),
+    }
+}
+
+/// Binary name → granted (action, resource) pairs.
+fn granted_by_function(template: &Value) -> BTreeMap<String, BTreeSet<(String, String)>> {
+    let mut out = BTreeMap::new();
+    for (_, resource) in template["Resources"].as_mapping().unwrap() {
+        if resource["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        assert_eq!(resource["Metadata"]["BuildMethod"], "rust-cargolambda");
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap().to_owned();
+        let mut granted = BTreeSet::new();
+        for policy in resource["Properties"]["Policies"].as_sequence().unwrap() {
+            for statement in policy["Statement"].as_sequence().unwrap() {
+                assert_eq!(statement["Effect"], "Allow");
+                let resources = match &statement["Resource"] {
+                    Value::Sequence(list) => list.clone(),
+                    single => vec![single.clone()],
+                };
+                for action in statement["Action"].as_sequence().unwrap() {
+                    let action = action.as_str().unwrap();
+                    assert!(!action.contains('*'), "{binary}: wildcard action {action}");
+                    for r in &resources {
+                        granted.insert((action.to_owned(), resource_name(r)));
+                    }
+                }
+            }
+        }
+        out.insert(binary, granted);
+    }
+    out
+}
+
+fn bin_names_in_workspace() -> BTreeSet<String> {
+    ["login", "refresh", "logout", "authorizer"]
+        .iter()
+        .map(|crate_dir| {
+            let manifest = std::fs::read_to_string(format!("{ROOT}/functions/{crate_dir}/Cargo.toml")).unwrap();
+            let bin = manifest.split("[[bin]]").nth(1).expect("functions declare their [[bin]]");
+            let name_line = bin.lines().find(|l| l.trim_start().starts_with("name")).unwrap();
+            name_line.split('"').nth(1).unwrap().to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn template_builds_the_workspace_binaries_for_arm64_al2023() {
+    let template = template();
+    let granted = granted_by_function(&template);
+    assert_eq!(granted.keys().cloned().collect::<BTreeSet<_>>(), bin_names_in_workspace());
+    let globals = &template["Globals"]["Function"];
+    assert_eq!(globals["Runtime"], "provided.al2023");
+    assert_eq!(globals["Architectures"][0], "arm64");
+    assert_eq!(globals["Handler"], "bootstrap");
+    assert_eq!(globals["CodeUri"], "./");
+}
+
+#[test]
+fn template_sets_only_variables_the_code_reads() {
+    let read = std::sync::Mutex::new(BTreeSet::new());
+    // The two required variables get a value, so parsing reads every other variable too.
+    Config::from_lookup(|name| {
+        read.lock().unwrap().insert(name.to_owned());
+        ["AUTH_ISSUER", "AUTH_AUDIENCE"].contains(&name).then(|| "x".to_owned())
+    })
+    .unwrap();
+    let read = read.into_inner().unwrap();
+    let template = template();
+    let set: BTreeSet<String> = template["Globals"]["Function"]["Environment"]["Variables"]
+        .as_mapping()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str().unwrap().to_owned())
+        .collect();
+    let unknown: Vec<_> = set.difference(&read).collect();
+    assert!(unknown.is_empty(), "template sets variables no code reads: {unknown:?}");
+    for required in ["AUTH_ISSUER", "AUTH_AUDIENCE", "USERS_TABLE", "SESSIONS_TABLE", "SIGNING_SECRET_ID"] {
+        assert!(set.contains(required), "template does not set {required}");
+    }
+}
+
+/// Each function wired as its `main.rs` wires it, with its own call recorder.
+struct Recorded {
+    login: AuthApi,
+    refresh: AuthApi,
+    logout: AuthApi,
+    recorders: BTreeMap<&'static str, CallRecorder>,
+}
+
+async fn recorded_functions(config: &Config) -> (Recorded, auth_core::authorizer::Authorizer) {
+    let sdk = load_sdk_config().await;
+    let recorders: BTreeMap<&'static str, CallRecorder> = ["login", "refresh", "logout", "authorizer"]
+        .into_iter()
+        .map(|n| (n, CallRecorder::default()))
+        .collect();
+    let service = |name: &str| {
+        let (dynamodb, secrets) = recorders[name].clients(&sdk);
+        auth_service_with(config, dynamodb, secrets)
+    };
+    let (login, refresh, logout) = (service("login"), service("refresh"), service("logout"));
+    login.warm_up().await;
+    refresh.warm_up().await;
+    let authorizer = authorizer_with(config, recorders["authorizer"].clients(&sdk).1);
+    authorizer.keys().current().await.unwrap();
+    let recorded = Recorded {
+        login: AuthApi::new(login, config),
+        refresh: AuthApi::new(refresh, config),
+        logout: AuthApi::new(logout, config),
+        recorders,
+    };
+    (recorded, authorizer)
+}
+
+#[tokio::test]
+async fn each_function_is_granted_exactly_the_calls_it_makes() {
+    let app = spawn_app().await;
+    let (f, authorizer) = recorded_functions(&app.config).await;
+    let login = |username: &str, password: &str| Call::post("/auth/login").json(json!({"username": username, "password": password})).request();
+    let refresh = |cookie: &str| Call::post("/auth/refresh").cookie(cookie).request();
+
+    // login: success, failures (counted), throttled, unknown user, success resetting a counter.
+    let ok = Answer::from(login::handle(&f.login, login(ALICE, PASSWORD)).await.unwrap());
+    for _ in 0..6 {
+        login::handle(&f.login, login(BOB, "wrong password!")).await.unwrap();
+    }
+    login::handle(&f.login, login("ghost@example.com", PASSWORD)).await.unwrap();
+    login::handle(&f.login, login(ALICE, "wrong password!")).await.unwrap();
+    let second = Answer::from(login::handle(&f.login, login(ALICE, PASSWORD)).await.unwrap());
+
+    // refresh: rotation, grace, reuse (revokes).
+    let cookie = ok.refresh_cookie();
+    let rotated = Answer::from(refresh::handle(&f.refresh, refresh(&cookie)).await.unwrap());
+    refresh::handle(&f.refresh, refresh(&cookie)).await.unwrap();
+    app.set_session_number(&session_id_of(&rotated.refresh_token()), "rotated_at", now() - 60).await;
+    assert_eq!(
+        Answer::from(refresh::handle(&f.refresh, refresh(&cookie)).await.unwrap()).error_code(),
+        "token_reused"
+    );
+
+    // logout: one session, then everywhere.
+    logout::handle(&f.logout, Call::post("/auth/logout").cookie(&second.refresh_cookie()).request())
+        .await
+        .unwrap();
+    let fourth = Answer::from(login::handle(&f.login, login(ALICE, PASSWORD)).await.unwrap());
+    logout::handle(
+        &f.logout,
+        Call::post("/auth/logout")
+            .cookie(&fourth.refresh_cookie())
+            .json(json!({"everywhere": true}))
+            .request(),
+    )
+    .await
+    .unwrap();
+
+    // refresh after the user was disabled: the session is revoked.
+    let last = Answer::from(login::handle(&f.login, login(ALICE, PASSWORD)).await.unwrap());
+    auth_core::store::UserStore::set_disabled(
+        &auth_core::store::dynamodb::DynamoUsers::new(app.dynamodb.clone(), &app.config.users_table),
+        ALICE,
+        true,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        Answer::from(refresh::handle(&f.refresh, refresh(&last.refresh_cookie())).await.unwrap()).status,
+        401
+    );
+
+    // authorizer: a valid token, and an unknown kid (re-fetches the key set).
+    let bearer = format!("Bearer {}", ok.access_token());
+    assert_eq!(
+        authorizer.handle(http_api_authorizer_event(Some(&bearer), "GET /pets"), None).await.unwrap()["isAuthorized"],
+        true
+    );
+    let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"at+jwt","kid":"k9"}"#);
+    let unknown_kid = format!("Bearer {header}.{}", ok.access_token().split_once('.').unwrap().1);
+    authorizer
+        .handle(http_api_authorizer_event(Some(&unknown_kid), "GET /pets"), None)
+        .await
+        .unwrap();
+
+    let names = BTreeMap::from([
+        (app.config.users_table.clone(), "UsersTable".to_owned()),
+        (app.config.sessions_table.clone(), "SessionsTable".to_owned()),
+        (format!("{}/index/by_user", app.config.sessions_table), "SessionsTable/index/by_user".to_owned()),
+        (app.config.signing_secret_id.clone(), "SigningKeys".to_owned()),
+    ]);
+    let granted = granted_by_function(&template());
+    for (function, recorder) in &f.recorders {
+        let used: BTreeSet<(String, String)> = recorder
+            .calls()
+            .iter()
+            .map(|call: &SdkCall| {
+                (
+                    call.iam_action(),
+                    names
+                        .get(&call.resource)
+                        .cloned()
+                        .unwrap_or_else(|| panic!("{function} called {call:?} on an unknown resource")),
+                )
+            })
+            .collect();
+        let granted = &granted[*function];
+        let missing: Vec<_> = used.difference(granted).collect();
+        let unused: Vec<_> = granted.difference(&used).collect();
+        assert!(missing.is_empty(), "{function} calls without permission in template.yaml: {missing:?}");
+        assert!(unused.is_empty(), "{function} is granted what it never calls: {unused:?}");
+    }
+}
