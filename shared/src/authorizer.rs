@@ -139,6 +139,8 @@ impl Authorizer {
         let bearer = match shape {
             Shape::Http(e) => bearer_from_headers(&e.headers),
             Shape::RestToken(e) => e.authorization_token.as_deref().and_then(bearer_token),
+            // REST keeps only the last of repeated headers in `headers`; all are in `multiValueHeaders`.
+            Shape::RestRequest(e) if e.multi_value_headers.get_all("authorization").iter().count() > 1 => None,
             Shape::RestRequest(e) => bearer_from_headers(&e.headers),
         }
         .ok_or(Denial::NoBearer)?;

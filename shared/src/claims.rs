@@ -21,8 +21,29 @@ pub struct AccessClaims {
     /// Expires at, epoch seconds.
     pub exp: u64,
     /// Not before, epoch seconds; enforced when present.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present_number")]
     pub nbf: Option<u64>,
     /// The user's roles at the time of issue.
     pub roles: Vec<String>,
+}
+
+/// An optional claim that, when present, must be a number: `"nbf": null` is a wrong type,
+/// not an absent claim.
+fn present_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    u64::deserialize(deserializer).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn optional_nbf_must_be_a_number_when_present() {
+        let base = r#""iss":"i","aud":"a","sub":"s","sid":"d","jti":"j","iat":1,"exp":2,"roles":[]"#;
+        assert_eq!(serde_json::from_str::<AccessClaims>(&format!("{{{base}}}")).unwrap().nbf, None);
+        assert_eq!(serde_json::from_str::<AccessClaims>(&format!(r#"{{{base},"nbf":1}}"#)).unwrap().nbf, Some(1));
+        for bad in [r#""nbf":null"#, r#""nbf":"1""#, r#""nbf":1.5"#, r#""exp":3"#] {
+            assert!(serde_json::from_str::<AccessClaims>(&format!("{{{base},{bad}}}")).is_err(), "{bad}");
+        }
+    }
 }

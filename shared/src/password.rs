@@ -48,6 +48,7 @@ pub async fn verify_password(password: SecretString, stored: Option<String>) -> 
             return false;
         };
         if parsed.algorithm != Algorithm::Argon2id.ident() {
+            let _ = verify_against(password.expose_secret(), DUMMY_HASH);
             return false;
         }
         let matches = Argon2::default().verify_password(password.expose_secret().as_bytes(), &parsed).is_ok();

@@ -86,7 +86,7 @@ impl AuthService {
                     Some(u) if u.disabled => "disabled",
                     Some(_) => "wrong_password",
                 };
-                self.users.record_failure(&username, &throttle.after_failure(now)).await?;
+                self.users.record_failure(&username, &throttle, now).await?;
                 audit::emit(AuditEvent::LoginFailed, meta, other.as_ref().map(|u| u.user_id.as_str()), None, Some(reason));
                 return Err(AuthError::InvalidCredentials);
             }
@@ -186,12 +186,13 @@ impl AuthService {
             tracing::warn!(session_id = %session.session_id, "refresh with a forged token refused");
             return Err(AuthError::InvalidToken);
         };
-        // A grace of 0 turns the window off.
-        let in_grace = self.refresh_reuse_grace > 0
-            && presented.generation + 1 == session.generation
-            && now.saturating_sub(session.rotated_at) <= self.refresh_reuse_grace;
-        if in_grace {
-            // A concurrent refresh from another tab: hand out the same successor, write nothing.
+        // The immediate predecessor is answered with the same successor, writing nothing, when
+        // the rotation is this very instant's (an SDK retry of our own write whose answer was
+        // lost, even with the grace window off) or within the grace window (another tab).
+        let predecessor = presented.generation + 1 == session.generation;
+        let own_write = session.rotated_at >= now;
+        let in_window = self.refresh_reuse_grace > 0 && now - session.rotated_at.min(now) <= self.refresh_reuse_grace;
+        if predecessor && (own_write || in_window) {
             audit::emit(
                 AuditEvent::RefreshRotated,
                 meta,
@@ -415,6 +416,18 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_retried_rotation_whose_answer_was_lost_is_not_reuse_even_without_grace() {
+        let bed = TestBed::new(crate::testing::config_with(&[("REFRESH_REUSE_GRACE", "0")]));
+        let first = login(&bed).await;
+        let second = refresh(&bed, &first.refresh).await.unwrap();
+        // The SDK retries the same request in the same second: the write is already there.
+        let retried = refresh(&bed, &first.refresh).await.unwrap();
+        assert_eq!(retried.refresh.encode(), second.refresh.encode());
+        bed.clock.advance(1);
+        assert!(matches!(refresh(&bed, &first.refresh).await, Err(AuthError::TokenReused)), "no grace window");
+    }
+
+    #[tokio::test]
     async fn forged_tokens_with_a_real_session_id_are_refused_without_a_write() {
         let bed = TestBed::new(config());
         let first = login(&bed).await;
@@ -487,6 +500,20 @@ mod tests {
         assert!(bed.sessions.stored(&c.refresh.session_id).unwrap().revoked_at.is_some());
         assert!(bed.sessions.stored(&carol.refresh.session_id).unwrap().revoked_at.is_none());
         assert!(refresh(&bed, &carol.refresh).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn logout_everywhere_with_an_expired_token_revokes_nothing() {
+        let bed = TestBed::new(config());
+        let old = login(&bed).await;
+        let mut stored = bed.sessions.stored(&old.refresh.session_id).unwrap();
+        stored.absolute_expires_at = bed.clock.now() + 10;
+        bed.sessions.put(stored);
+        bed.clock.advance(10);
+        let live = login(&bed).await;
+        bed.service.logout(Some(&old.refresh.encode()), true, &meta()).await.unwrap();
+        assert!(bed.sessions.stored(&live.refresh.session_id).unwrap().revoked_at.is_none());
+        assert!(refresh(&bed, &live.refresh).await.is_ok());
     }
 
     #[tokio::test]

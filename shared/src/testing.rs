@@ -168,7 +168,7 @@ impl SessionStore for MemorySessions {
     async fn revoke(&self, id: &SessionId, expected_hash: Option<&TokenHash>, reason: &str, now: u64) -> Result<Option<SessionRecord>, AuthError> {
         let mut items = self.lock();
         let Some(session) = items.get_mut(id) else { return Ok(None) };
-        if session.revoked_at.is_some() || expected_hash.is_some_and(|h| *h != session.token_hash) {
+        if session.revoked_at.is_some() || expected_hash.is_some_and(|h| *h != session.token_hash || !session.is_live(now)) {
             return Ok(None);
         }
         let before = session.clone();
@@ -218,9 +218,18 @@ impl UserStore for MemoryUsers {
     async fn get(&self, username: &str) -> Result<Option<UserRecord>, AuthError> {
         Ok(self.users.lock().unwrap_or_else(|e| e.into_inner()).get(username).cloned())
     }
-    async fn record_failure(&self, username: &str, throttle: &LoginThrottle) -> Result<(), AuthError> {
-        self.throttles.lock().unwrap_or_else(|e| e.into_inner()).insert(username.to_owned(), *throttle);
-        Ok(())
+    async fn record_failure(&self, username: &str, seen: &LoginThrottle, now: u64) -> Result<LoginThrottle, AuthError> {
+        let mut throttles = self.throttles.lock().unwrap_or_else(|e| e.into_inner());
+        let t = throttles.entry(username.to_owned()).or_default();
+        if seen.is_stale(now) && t.last_failed_at == seen.last_failed_at {
+            *t = LoginThrottle::default();
+        }
+        t.failed_logins += 1;
+        t.last_failed_at = now;
+        if let Some(secs) = LoginThrottle::throttle_secs(t.failed_logins) {
+            t.throttled_until = t.throttled_until.max(now + secs);
+        }
+        Ok(*t)
     }
     async fn clear_failures(&self, username: &str) -> Result<(), AuthError> {
         self.throttles.lock().unwrap_or_else(|e| e.into_inner()).remove(username);

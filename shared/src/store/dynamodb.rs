@@ -6,13 +6,14 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType,
     ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification,
 };
 
-use super::{LoginThrottle, Rotation, RotationOutcome, SessionRecord, SessionStore, UserRecord, UserStore};
+use super::{LoginThrottle, Rotation, RotationOutcome, SessionRecord, SessionStore, THROTTLE_WINDOW_SECS, UserRecord, UserStore};
 use crate::error::AuthError;
 use crate::tokens::{SessionId, TokenHash};
 
@@ -217,10 +218,11 @@ impl SessionStore for DynamoSessions {
             .expression_attribute_values(":reason", s(reason))
             .return_values(ReturnValue::AllOld);
         request = match expected_hash {
-            // SECURITY: only the holder of the current token can end the session; a session id
-            // alone (it is in every access token) must not log anyone out.
+            // SECURITY: only the holder of the current token of a live session can end it (and,
+            // with `everywhere`, the user's other sessions); a session id alone (it is in every
+            // access token) or an expired token must not log anyone out.
             Some(hash) => request
-                .condition_expression("token_hash = :expected_hash AND attribute_not_exists(revoked_at)")
+                .condition_expression("token_hash = :expected_hash AND attribute_not_exists(revoked_at) AND expires_at > :now AND absolute_expires_at > :now")
                 .expression_attribute_values(":expected_hash", AttributeValue::B(Blob::new(hash.0.to_vec()))),
             None => request.condition_expression("attribute_exists(session_id) AND attribute_not_exists(revoked_at)"),
         };
@@ -345,20 +347,72 @@ impl UserStore for DynamoUsers {
         Ok(out.item().and_then(user_from_item))
     }
 
-    async fn record_failure(&self, username: &str, throttle: &LoginThrottle) -> Result<(), AuthError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("username", Self::throttle_key(username))
-            .update_expression("SET failed_logins = :failed, last_failed_at = :last, throttled_until = :until, expires_at = :expires")
-            .expression_attribute_values(":failed", n(throttle.failed_logins))
-            .expression_attribute_values(":last", n(throttle.last_failed_at))
-            .expression_attribute_values(":until", n(throttle.throttled_until))
-            .expression_attribute_values(":expires", n(throttle.expires_at()))
-            .send()
-            .await
-            .map_err(|e| sdk_error("UpdateItem throttle", e))?;
-        Ok(())
+    async fn record_failure(&self, username: &str, seen: &LoginThrottle, now: u64) -> Result<LoginThrottle, AuthError> {
+        let key = Self::throttle_key(username);
+        // Long enough for the longest throttle plus a quiet window; the item then expires.
+        let expires_at = now + 2 * THROTTLE_WINDOW_SECS;
+        let update = || self.client.update_item().table_name(&self.table).key("username", key.clone());
+        let is_condition_failure = |e: &SdkError<UpdateItemError, _>| e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception());
+
+        // Restart a counter that went quiet, unless another failure was counted since we read it.
+        let mut restarted = false;
+        if seen.is_stale(now) {
+            let result = update()
+                .update_expression("SET failed_logins = :one, last_failed_at = :now, throttled_until = :zero, expires_at = :expires")
+                .condition_expression("last_failed_at = :seen_last")
+                .expression_attribute_values(":now", n(now))
+                .expression_attribute_values(":expires", n(expires_at))
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":seen_last", n(seen.last_failed_at))
+                .send()
+                .await;
+            match result {
+                Ok(_) => restarted = true,
+                Err(e) if is_condition_failure(&e) => {}
+                Err(e) => return Err(sdk_error("UpdateItem throttle", e)),
+            }
+        }
+        let failed_logins = if restarted {
+            1
+        } else {
+            let out = update()
+                .update_expression("SET failed_logins = if_not_exists(failed_logins, :zero) + :one, last_failed_at = :now, expires_at = :expires")
+                .expression_attribute_values(":now", n(now))
+                .expression_attribute_values(":expires", n(expires_at))
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":zero", n(0))
+                .return_values(ReturnValue::UpdatedNew)
+                .send()
+                .await
+                .map_err(|e| sdk_error("UpdateItem throttle", e))?;
+            out.attributes()
+                .and_then(|a| get_n(a, "failed_logins"))
+                .and_then(|v| u32::try_from(v).ok())
+                .unwrap_or(u32::MAX)
+        };
+
+        let mut state = LoginThrottle {
+            failed_logins,
+            last_failed_at: now,
+            throttled_until: 0,
+        };
+        if let Some(secs) = LoginThrottle::throttle_secs(failed_logins) {
+            state.throttled_until = now + secs;
+            // Never shorten a longer throttle that a concurrent failure already set.
+            let result = update()
+                .update_expression("SET throttled_until = :until")
+                .condition_expression("attribute_not_exists(throttled_until) OR throttled_until < :until")
+                .expression_attribute_values(":until", n(state.throttled_until))
+                .send()
+                .await;
+            match result {
+                Ok(_) => {}
+                Err(e) if is_condition_failure(&e) => {}
+                Err(e) => return Err(sdk_error("UpdateItem throttle", e)),
+            }
+        }
+        Ok(state)
     }
 
     async fn clear_failures(&self, username: &str) -> Result<(), AuthError> {

@@ -49,28 +49,16 @@ impl LoginThrottle {
         (self.throttled_until > now).then(|| self.throttled_until - now)
     }
 
-    /// The state after one more failure at `now`: the counter restarts after a quiet
-    /// window, and from the fifth failure on each failure throttles for twice as long.
-    pub fn after_failure(&self, now: u64) -> Self {
-        let failed_logins = if now.saturating_sub(self.last_failed_at) > THROTTLE_WINDOW_SECS {
-            1
-        } else {
-            self.failed_logins.saturating_add(1)
-        };
-        let throttled_until = match failed_logins.checked_sub(THROTTLE_AFTER_FAILURES) {
-            Some(extra) => now + (THROTTLE_BASE_SECS << extra.min(10)).min(THROTTLE_WINDOW_SECS),
-            None => 0,
-        };
-        Self {
-            failed_logins,
-            last_failed_at: now,
-            throttled_until,
-        }
+    /// Whether the counter went quiet for a whole window, so the next failure starts over.
+    pub fn is_stale(&self, now: u64) -> bool {
+        self.failed_logins > 0 && now.saturating_sub(self.last_failed_at) > THROTTLE_WINDOW_SECS
     }
 
-    /// When the bookkeeping item may be deleted by the table's TTL.
-    pub fn expires_at(&self) -> u64 {
-        self.last_failed_at.max(self.throttled_until) + THROTTLE_WINDOW_SECS
+    /// How long `failed_logins` failures throttle: nothing before the fifth, then 30 s,
+    /// doubling with each further failure up to the window.
+    pub fn throttle_secs(failed_logins: u32) -> Option<u64> {
+        let extra = failed_logins.checked_sub(THROTTLE_AFTER_FAILURES)?;
+        Some((THROTTLE_BASE_SECS << extra.min(10)).min(THROTTLE_WINDOW_SECS))
     }
 }
 
@@ -162,8 +150,11 @@ pub trait UserStore: Send + Sync {
     async fn login_state(&self, username: &str) -> Result<(Option<UserRecord>, LoginThrottle), AuthError>;
     /// One user.
     async fn get(&self, username: &str) -> Result<Option<UserRecord>, AuthError>;
-    /// Stores the throttle state after a failed login.
-    async fn record_failure(&self, username: &str, throttle: &LoginThrottle) -> Result<(), AuthError>;
+    /// Counts one failed login atomically, so concurrent failures all count and none lifts
+    /// a throttle another set, and starts the throttle the new count calls for. `seen` is
+    /// the state read before the attempt: a counter quiet for a whole window starts over.
+    /// Returns the state after this failure.
+    async fn record_failure(&self, username: &str, seen: &LoginThrottle, now: u64) -> Result<LoginThrottle, AuthError>;
     /// Resets the throttle state after a successful login.
     async fn clear_failures(&self, username: &str) -> Result<(), AuthError>;
     /// Adds a user; `false` if the username is taken.

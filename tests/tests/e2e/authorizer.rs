@@ -74,6 +74,8 @@ async fn bad_tokens_are_denied_in_both_shapes_and_never_error_for_http_apis() {
     wrong_iss["iss"] = json!("https://evil.test");
     let mut wrong_aud = claims(&app);
     wrong_aud["aud"] = json!("other");
+    let mut nbf_null = claims(&app);
+    nbf_null["nbf"] = json!(null);
     let mut exp_string = claims(&app);
     exp_string["exp"] = json!((now + 600).to_string());
     let other_issuer = AccessTokens::new(&config_with(&[("AUTH_ISSUER", "https://other.test")]))
@@ -98,6 +100,7 @@ async fn bad_tokens_are_denied_in_both_shapes_and_never_error_for_http_apis() {
         ("wrong aud", sign(hmac::HMAC_SHA256, &header(), &wrong_aud)),
         ("other issuer's token", other_issuer),
         ("exp as string", sign(hmac::HMAC_SHA256, &header(), &exp_string)),
+        ("nbf null", sign(hmac::HMAC_SHA256, &header(), &nbf_null)),
         (
             "typ JWT",
             sign(hmac::HMAC_SHA256, &json!({"alg": "HS256", "typ": "JWT", "kid": "k1"}), &claims(&app)),

@@ -153,3 +153,30 @@ async fn repeated_failures_throttle_the_account_with_retry_after() {
         "unknown usernames throttle alike"
     );
 }
+
+#[tokio::test]
+async fn concurrent_failures_are_all_counted() {
+    let app = std::sync::Arc::new(spawn_app().await);
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move { app.login(ALICE, "wrong password!").await.status })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), 401);
+    }
+    let item = app
+        .dynamodb
+        .get_item()
+        .table_name(&app.config.users_table)
+        .key("username", aws_sdk_dynamodb::types::AttributeValue::S(format!("throttle#{ALICE}")))
+        .send()
+        .await
+        .unwrap();
+    let item = item.item().unwrap();
+    assert_eq!(item["failed_logins"].as_n().unwrap(), "8", "no failure lost to a race");
+    let throttled_until: u64 = item["throttled_until"].as_n().unwrap().parse().unwrap();
+    assert!(throttled_until >= now() + 60, "8 failures throttle for at least 120 s from the last");
+    assert_eq!(app.login(ALICE, PASSWORD).await.status, 429);
+}
