@@ -12,5 +12,9 @@ start_emulator "$port"
 export_emulator_env "$port"
 cargo build --locked -p authctl
 export AUTHCTL_BIN="$ROOT/target/debug/authctl"
+# Every log line of the suite, and every secret it handled, for the leak scan below.
+export E2E_LOG_FILE="$ROOT/target/e2e-logs.jsonl" E2E_SECRETS_FILE="$ROOT/target/e2e-secrets.txt"
+: >"$E2E_LOG_FILE"; : >"$E2E_SECRETS_FILE"
 log "end-to-end tests against the emulator on 127.0.0.1:$port"
 cargo test --locked -p e2e -- "$@"
+python3 "$ROOT/scripts/scan_logs.py" "$E2E_LOG_FILE" "$E2E_SECRETS_FILE"

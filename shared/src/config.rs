@@ -203,10 +203,10 @@ impl Config {
                 problem: "at most 60 seconds".into(),
             });
         }
-        if config.access_token_ttl > 86_400 {
+        if config.access_token_ttl > crate::tokens::MAX_ACCESS_TOKEN_TTL {
             return Err(ConfigError {
                 name: "ACCESS_TOKEN_TTL",
-                problem: "at most 86400 seconds".into(),
+                problem: format!("at most {} seconds", crate::tokens::MAX_ACCESS_TOKEN_TTL),
             });
         }
         Ok(config)

@@ -20,6 +20,8 @@ pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 pub const MAX_ACCESS_TOKEN_LEN: usize = 8 * 1024;
 /// Clock skew tolerated on `exp`, `nbf` and `iat`.
 pub const LEEWAY_SECS: u64 = 30;
+/// The longest access-token lifetime issued or accepted (`exp - iat`).
+pub const MAX_ACCESS_TOKEN_TTL: u64 = 86_400;
 /// The longest hash-chain walk when classifying an old refresh token.
 pub const MAX_CHAIN_WALK: u64 = 10_000;
 
@@ -190,6 +192,10 @@ impl AccessTokens {
             .claims;
         if now > claims.exp.saturating_add(LEEWAY_SECS) {
             return Err(Rejection::Expired);
+        }
+        // We never issue longer-lived tokens; one that claims to be is not ours to trust.
+        if claims.exp.saturating_sub(claims.iat) > MAX_ACCESS_TOKEN_TTL {
+            return Err(Rejection::Invalid);
         }
         if claims.iat > now + LEEWAY_SECS || claims.nbf.is_some_and(|nbf| nbf > now + LEEWAY_SECS) {
             return Err(Rejection::NotYetValid);
@@ -455,5 +461,58 @@ mod tests {
             Rejection::WrongType
         );
         assert_eq!(AccessTokenHeader::read(&"a".repeat(MAX_ACCESS_TOKEN_LEN + 1)).unwrap_err(), Rejection::TooLong);
+    }
+
+    mod mutations {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        const NOW: u64 = 1_700_000_000;
+
+        fn fixture() -> (AccessTokens, KeySet, String) {
+            let tokens = AccessTokens::new(&testing::config());
+            let keys = testing::key_set();
+            let token = tokens.issue(&keys, "user-1", "sid-1", &["admin".into()], NOW).unwrap().token;
+            (tokens, keys, token)
+        }
+
+        fn accepted(tokens: &AccessTokens, keys: &KeySet, token: &str) -> bool {
+            AccessTokenHeader::read(token).and_then(|h| tokens.verify(keys, token, &h, NOW)).is_ok()
+        }
+
+        #[test]
+        fn the_unmutated_token_is_accepted() {
+            let (tokens, keys, token) = fixture();
+            assert!(accepted(&tokens, &keys, &token));
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(3000))]
+
+            #[test]
+            fn no_byte_substitution_is_accepted(position in any::<prop::sample::Index>(), byte in any::<u8>()) {
+                let (tokens, keys, token) = fixture();
+                let mut bytes = token.clone().into_bytes();
+                let i = position.index(bytes.len());
+                prop_assume!(bytes[i] != byte);
+                bytes[i] = byte;
+                // The authorizer only ever sees UTF-8 header values.
+                if let Ok(mutated) = String::from_utf8(bytes) {
+                    prop_assert!(!accepted(&tokens, &keys, &mutated), "accepted {mutated}");
+                }
+            }
+
+            #[test]
+            fn no_insertion_or_deletion_is_accepted(position in any::<prop::sample::Index>(), byte in any::<u8>(), insert in any::<bool>()) {
+                let (tokens, keys, token) = fixture();
+                let mut bytes = token.clone().into_bytes();
+                let i = position.index(bytes.len());
+                if insert { bytes.insert(i, byte) } else { bytes.remove(i); }
+                if let Ok(mutated) = String::from_utf8(bytes) {
+                    prop_assert!(!accepted(&tokens, &keys, &mutated), "accepted {mutated}");
+                }
+            }
+        }
     }
 }

@@ -1,37 +1,10 @@
 use auth_core::testing::{config_with, key_set};
 use auth_core::tokens::AccessTokens;
 use aws_lc_rs::hmac;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
+use crate::forge::*;
 use crate::harness::*;
-
-/// The secret of key `k1` in the test key set.
-const K1_SECRET: &[u8] = b"k1-signing-key-for-tests-only-32bytes";
-
-fn b64(value: &Value) -> String {
-    URL_SAFE_NO_PAD.encode(value.to_string())
-}
-
-fn sign(alg: hmac::Algorithm, header: &Value, claims: &Value) -> String {
-    let message = format!("{}.{}", b64(header), b64(claims));
-    let tag = hmac::sign(&hmac::Key::new(alg, K1_SECRET), message.as_bytes());
-    format!("{message}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
-}
-
-fn claims(app: &App) -> Value {
-    let now = now();
-    json!({"iss": app.config.issuer, "aud": app.config.audience, "sub": "user-x", "sid": "sid-x", "jti": "j", "iat": now, "exp": now + 600, "roles": ["user"]})
-}
-
-fn header() -> Value {
-    json!({"alg": "HS256", "typ": "at+jwt", "kid": "k1"})
-}
-
-fn is_allowed(answer: &Result<Value, auth_core::authorizer::Unauthorized>) -> bool {
-    matches!(answer, Ok(v) if v["isAuthorized"] == true)
-}
 
 #[tokio::test]
 async fn valid_token_is_allowed_with_context_in_both_gateway_shapes() {
@@ -67,54 +40,66 @@ async fn bad_tokens_are_denied_in_both_shapes_and_never_error_for_http_apis() {
     let login = app.login(ALICE, PASSWORD).await;
     let valid = login.access_token();
     let now = now();
-    let mut expired = claims(&app);
+    let mut expired = valid_claims(&app.config);
     expired["iat"] = json!(now - 2000);
     expired["exp"] = json!(now - 31);
-    let mut wrong_iss = claims(&app);
+    let mut wrong_iss = valid_claims(&app.config);
     wrong_iss["iss"] = json!("https://evil.test");
-    let mut wrong_aud = claims(&app);
+    let mut wrong_aud = valid_claims(&app.config);
     wrong_aud["aud"] = json!("other");
-    let mut nbf_null = claims(&app);
+    let mut nbf_null = valid_claims(&app.config);
     nbf_null["nbf"] = json!(null);
-    let mut exp_string = claims(&app);
+    let mut exp_string = valid_claims(&app.config);
     exp_string["exp"] = json!((now + 600).to_string());
     let other_issuer = AccessTokens::new(&config_with(&[("AUTH_ISSUER", "https://other.test")]))
         .issue(&key_set(), "u", "s", &[], now)
         .unwrap()
         .token;
     let mut tampered = valid.split('.').map(str::to_owned).collect::<Vec<_>>();
-    tampered[1] = b64(&json!({"sub": "admin"}));
+    tampered[1] = b64_json(&json!({"sub": "admin"}));
     let none_header = json!({"alg": "none", "typ": "at+jwt", "kid": "k1"});
 
     let cases: Vec<(&str, String)> = vec![
-        ("expired", sign(hmac::HMAC_SHA256, &header(), &expired)),
+        ("expired", sign(hmac::HMAC_SHA256, &our_header(), &expired)),
         ("bad signature", format!("{}x", &valid[..valid.len() - 1])),
         ("tampered payload", tampered.join(".")),
-        ("alg none", format!("{}.{}.", b64(&none_header), b64(&claims(&app)))),
-        ("alg none signed", sign(hmac::HMAC_SHA256, &none_header, &claims(&app))),
+        ("alg none", format!("{}.{}.", b64_json(&none_header), b64_json(&valid_claims(&app.config)))),
+        ("alg none signed", sign(hmac::HMAC_SHA256, &none_header, &valid_claims(&app.config))),
         (
             "alg switched to HS512",
-            sign(hmac::HMAC_SHA512, &json!({"alg": "HS512", "typ": "at+jwt", "kid": "k1"}), &claims(&app)),
+            sign(
+                hmac::HMAC_SHA512,
+                &json!({"alg": "HS512", "typ": "at+jwt", "kid": "k1"}),
+                &valid_claims(&app.config),
+            ),
         ),
-        ("wrong iss", sign(hmac::HMAC_SHA256, &header(), &wrong_iss)),
-        ("wrong aud", sign(hmac::HMAC_SHA256, &header(), &wrong_aud)),
+        ("wrong iss", sign(hmac::HMAC_SHA256, &our_header(), &wrong_iss)),
+        ("wrong aud", sign(hmac::HMAC_SHA256, &our_header(), &wrong_aud)),
         ("other issuer's token", other_issuer),
-        ("exp as string", sign(hmac::HMAC_SHA256, &header(), &exp_string)),
-        ("nbf null", sign(hmac::HMAC_SHA256, &header(), &nbf_null)),
+        ("exp as string", sign(hmac::HMAC_SHA256, &our_header(), &exp_string)),
+        ("nbf null", sign(hmac::HMAC_SHA256, &our_header(), &nbf_null)),
         (
             "typ JWT",
-            sign(hmac::HMAC_SHA256, &json!({"alg": "HS256", "typ": "JWT", "kid": "k1"}), &claims(&app)),
+            sign(
+                hmac::HMAC_SHA256,
+                &json!({"alg": "HS256", "typ": "JWT", "kid": "k1"}),
+                &valid_claims(&app.config),
+            ),
         ),
         (
             "unknown kid",
-            sign(hmac::HMAC_SHA256, &json!({"alg": "HS256", "typ": "at+jwt", "kid": "k9"}), &claims(&app)),
+            sign(
+                hmac::HMAC_SHA256,
+                &json!({"alg": "HS256", "typ": "at+jwt", "kid": "k9"}),
+                &valid_claims(&app.config),
+            ),
         ),
         (
             "embedded jwk",
             sign(
                 hmac::HMAC_SHA256,
                 &json!({"alg": "HS256", "typ": "at+jwt", "kid": "k1", "jwk": {"kty": "oct"}}),
-                &claims(&app),
+                &valid_claims(&app.config),
             ),
         ),
         (
@@ -122,7 +107,7 @@ async fn bad_tokens_are_denied_in_both_shapes_and_never_error_for_http_apis() {
             sign(
                 hmac::HMAC_SHA256,
                 &json!({"alg": "HS256", "typ": "at+jwt", "kid": "k1", "crit": ["exp"]}),
-                &claims(&app),
+                &valid_claims(&app.config),
             ),
         ),
         ("refresh token", login.refresh_token()),
@@ -136,7 +121,7 @@ async fn bad_tokens_are_denied_in_both_shapes_and_never_error_for_http_apis() {
         assert!(app.authorize(rest_token_event(&bearer)).await.is_err(), "{name} (REST TOKEN)");
         assert!(app.authorize(rest_request_event(&bearer)).await.is_err(), "{name} (REST REQUEST)");
     }
-    let signed_ok = sign(hmac::HMAC_SHA256, &header(), &claims(&app));
+    let signed_ok = sign(hmac::HMAC_SHA256, &our_header(), &valid_claims(&app.config));
     assert!(
         is_allowed(
             &app.authorize(http_api_authorizer_event(Some(&format!("Bearer {signed_ok}")), "GET /pets"))

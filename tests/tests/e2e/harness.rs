@@ -43,9 +43,51 @@ pub async fn spawn_app() -> App {
     spawn_app_with(&[]).await
 }
 
+/// Sends every log line of the suite to `$E2E_LOG_FILE` (in the production JSON format)
+/// and notes the suite's secrets in `$E2E_SECRETS_FILE`, so scripts/e2e.sh can check that
+/// no log line contains any of them. Without the variables, logs are discarded.
+fn capture_suite_logs() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        if let Ok(path) = std::env::var("E2E_LOG_FILE") {
+            let file = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+            tracing::subscriber::set_global_default(auth_core::telemetry::json_subscriber(std::sync::Mutex::new(file))).unwrap();
+        }
+        let pepper = serde_json::from_str::<Value>(KEY_SET_JSON).unwrap();
+        record_secret(PASSWORD);
+        record_secret(&crate::forge::b64(crate::forge::K1_SECRET));
+        record_secret(pepper["refresh_pepper"].as_str().unwrap());
+    });
+}
+
+/// Notes a secret the suite handled (a token, password, key or hash) for the log scan.
+pub fn record_secret(secret: &str) {
+    use std::io::Write;
+    if let Ok(path) = std::env::var("E2E_SECRETS_FILE") {
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+        writeln!(file, "{secret}").unwrap();
+    }
+}
+
+/// Notes a refresh token: the whole token, its secret part, and the SHA-256 of the secret
+/// (hex and base64url), which is what the table stores.
+pub fn record_refresh_token(token: &str) {
+    use base64::Engine;
+    record_secret(token);
+    let secret = token.rsplit('.').next().unwrap();
+    record_secret(secret);
+    if let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(secret) {
+        let hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes);
+        record_secret(&hash.as_ref().iter().map(|b| format!("{b:02x}")).collect::<String>());
+        record_secret(&base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(hash.as_ref()));
+        record_secret(&base64::engine::general_purpose::STANDARD.encode(hash.as_ref()));
+    }
+}
+
 /// Tables, secret and users named after a random prefix, so tests run in parallel.
 pub async fn spawn_app_with(extra: &[(&str, &str)]) -> App {
     emulator_endpoint();
+    capture_suite_logs();
     let prefix = format!("e2e-{}", random_id().to_lowercase().replace(['-', '_'], "x"));
     let users_table = format!("{prefix}-users");
     let sessions_table = format!("{prefix}-sessions");
@@ -84,13 +126,6 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> App {
         dynamodb,
         secrets,
     }
-}
-
-/// A Secrets Manager client pointed at a closed loopback port.
-pub async fn unreachable_secrets() -> aws_sdk_secretsmanager::Client {
-    let sdk = load_sdk_config().await;
-    let config = aws_sdk_secretsmanager::config::Builder::from(&sdk).endpoint_url("http://127.0.0.1:9").build();
-    aws_sdk_secretsmanager::Client::from_conf(config)
 }
 
 /// An HTTP API (payload 2.0) event as API Gateway or a function URL sends it.
@@ -187,20 +222,19 @@ impl Answer {
     }
     /// `name=value` of the refresh cookie, ready for a `Cookie` header.
     pub fn refresh_cookie(&self) -> String {
-        self.set_cookies()
-            .into_iter()
-            .find(|c| c.starts_with("refresh_token="))
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_owned()
+        let cookie = self.set_cookies().into_iter().find(|c| c.starts_with("refresh_token=")).unwrap();
+        let pair = cookie.split(';').next().unwrap().to_owned();
+        record_refresh_token(pair.trim_start_matches("refresh_token="));
+        pair
     }
     pub fn refresh_token(&self) -> String {
         self.refresh_cookie().trim_start_matches("refresh_token=").to_owned()
     }
     pub fn access_token(&self) -> String {
-        self.json()["access_token"].as_str().unwrap().to_owned()
+        let token = self.json()["access_token"].as_str().unwrap().to_owned();
+        record_secret(&token);
+        record_secret(token.rsplit('.').next().unwrap());
+        token
     }
 }
 

@@ -3,9 +3,13 @@
 // A test fails by panicking; the harness helpers unwrap for the same reason.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod attacks_access;
+mod attacks_sessions;
 mod authctl;
 mod authorizer;
+mod fault_server;
 mod faults;
+mod forge;
 mod harness;
 mod login;
 mod logout;

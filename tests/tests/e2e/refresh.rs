@@ -129,6 +129,7 @@ async fn body_delivery_returns_and_accepts_the_token_in_json() {
     let login = app.login(ALICE, PASSWORD).await;
     assert!(login.set_cookies().is_empty());
     let token = login.json()["refresh_token"].as_str().unwrap().to_owned();
+    record_refresh_token(&token);
     let rotated = app
         .refresh_call(
             Call::post("/auth/refresh")

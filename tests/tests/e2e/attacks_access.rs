@@ -1,0 +1,203 @@
+//! Every known access-token attack at the authorizer: each is denied in all three gateway
+//! shapes, never with an error an HTTP API would turn into a 500, never with a panic.
+
+use std::time::{Duration, Instant};
+
+use aws_lc_rs::hmac;
+use serde_json::{Value, json};
+
+use crate::forge::*;
+use crate::harness::*;
+
+/// Claims with `key` set to `value` (or removed, for `Value::Null` with `remove`).
+fn claims_with(app: &App, key: &str, value: Value) -> Value {
+    let mut claims = valid_claims(&app.config);
+    claims[key] = value;
+    claims
+}
+
+fn claims_without(app: &App, key: &str) -> Value {
+    let mut claims = valid_claims(&app.config);
+    claims.as_object_mut().unwrap().remove(key);
+    claims
+}
+
+fn header_with(key: &str, value: Value) -> Value {
+    let mut header = our_header();
+    header[key] = value;
+    header
+}
+
+fn signed(claims: &Value) -> String {
+    sign(hmac::HMAC_SHA256, &our_header(), claims)
+}
+
+fn signed_header(header: &Value) -> String {
+    sign(hmac::HMAC_SHA256, header, &json!({}))
+}
+
+#[tokio::test]
+async fn forged_and_malformed_access_tokens_are_denied_everywhere() {
+    let app = spawn_app().await;
+    let login = app.login(ALICE, PASSWORD).await;
+    let valid = login.access_token();
+    let (h, p, _) = {
+        let mut parts = valid.split('.');
+        (
+            parts.next().unwrap().to_owned(),
+            parts.next().unwrap().to_owned(),
+            parts.next().unwrap().to_owned(),
+        )
+    };
+    let claims = valid_claims(&app.config);
+    let now = now();
+    let payload = b64_json(&claims);
+    let mut cases: Vec<(String, String)> = Vec::new();
+    let mut add = |name: &str, token: String| cases.push((name.to_owned(), token));
+
+    for alg in ["none", "None", "NONE", "nOnE"] {
+        let header = b64_json(&json!({"alg": alg, "typ": "at+jwt", "kid": "k1"}));
+        add(&format!("alg {alg} without signature"), format!("{header}.{payload}."));
+        add(&format!("alg {alg} with a signature"), sign_parts(hmac::HMAC_SHA256, &header, &payload));
+        add(&format!("alg {alg} two parts"), format!("{header}.{payload}"));
+    }
+    add("signature stripped", format!("{h}.{p}."));
+    add("two parts", format!("{h}.{p}"));
+    add("four parts", format!("{valid}.x"));
+    add("five parts", format!("{valid}.x.y"));
+    add(
+        "payload tampered, original signature",
+        format!(
+            "{h}.{}.{}",
+            b64_json(&claims_with(&app, "sub", json!("admin"))),
+            valid.rsplit('.').next().unwrap()
+        ),
+    );
+    add("HS384 with the same key", sign(hmac::HMAC_SHA384, &header_with("alg", json!("HS384")), &claims));
+    add("HS512 with the same key", sign(hmac::HMAC_SHA512, &header_with("alg", json!("HS512")), &claims));
+    add(
+        "RS256 named, HMAC-signed",
+        sign(hmac::HMAC_SHA256, &header_with("alg", json!("RS256")), &claims),
+    );
+    for kid in ["k9", "", "../../x", "' OR 1=1 --", &"k".repeat(4000)] {
+        add(&format!("kid {:.20}", kid), sign(hmac::HMAC_SHA256, &header_with("kid", json!(kid)), &claims));
+    }
+    add("kid a number", sign(hmac::HMAC_SHA256, &header_with("kid", json!(1)), &claims));
+    add(
+        "embedded jwk",
+        sign(hmac::HMAC_SHA256, &header_with("jwk", json!({"kty": "oct", "k": b64(K1_SECRET)})), &claims),
+    );
+    add("jku", sign(hmac::HMAC_SHA256, &header_with("jku", json!("https://evil.test/jwks")), &claims));
+    add("x5u", sign(hmac::HMAC_SHA256, &header_with("x5u", json!("https://evil.test/cert")), &claims));
+    add("x5c", sign(hmac::HMAC_SHA256, &header_with("x5c", json!(["MIIB"])), &claims));
+    add("crit", sign(hmac::HMAC_SHA256, &header_with("crit", json!(["exp"])), &claims));
+    add("typ missing", sign(hmac::HMAC_SHA256, &json!({"alg": "HS256", "kid": "k1"}), &claims));
+    add("typ JWT", sign(hmac::HMAC_SHA256, &header_with("typ", json!("JWT")), &claims));
+    add("typ at+JWT", sign(hmac::HMAC_SHA256, &header_with("typ", json!("at+JWT")), &claims));
+    add(
+        "header duplicate kid",
+        sign_parts(hmac::HMAC_SHA256, &b64(r#"{"alg":"HS256","typ":"at+jwt","kid":"k9","kid":"k1"}"#), &payload),
+    );
+    add("expired 1 s beyond leeway", signed(&claims_with(&app, "exp", json!(now - 31))));
+    add("exp missing", signed(&claims_without(&app, "exp")));
+    add("exp a string", signed(&claims_with(&app, "exp", json!((now + 600).to_string()))));
+    add("exp a float", signed(&claims_with(&app, "exp", json!(now as f64 + 600.5))));
+    add("exp null", signed(&claims_with(&app, "exp", Value::Null)));
+    add("exp huge", signed(&claims_with(&app, "exp", json!(u64::MAX))));
+    add("exp 1e30", signed(&claims_with(&app, "exp", json!(1e30))));
+    add("exp negative", signed(&claims_with(&app, "exp", json!(-1))));
+    add("iat in the future", signed(&claims_with(&app, "iat", json!(now + 3600))));
+    add("iat missing", signed(&claims_without(&app, "iat")));
+    add("nbf in the future", signed(&claims_with(&app, "nbf", json!(now + 3600))));
+    add("nbf null", signed(&claims_with(&app, "nbf", Value::Null)));
+    add("iss wrong", signed(&claims_with(&app, "iss", json!("https://evil.test"))));
+    add("iss missing", signed(&claims_without(&app, "iss")));
+    add("iss array with the right value", signed(&claims_with(&app, "iss", json!([app.config.issuer]))));
+    add("aud wrong", signed(&claims_with(&app, "aud", json!("other-api"))));
+    add("aud missing", signed(&claims_without(&app, "aud")));
+    add(
+        "aud array with the right value",
+        signed(&claims_with(&app, "aud", json!([app.config.audience]))),
+    );
+    add("aud array without the right value", signed(&claims_with(&app, "aud", json!(["other-api"]))));
+    add("sub missing", signed(&claims_without(&app, "sub")));
+    add("sub a number", signed(&claims_with(&app, "sub", json!(7))));
+    add("roles a string", signed(&claims_with(&app, "roles", json!("admin"))));
+    add(
+        "payload duplicate sub",
+        sign_parts(
+            hmac::HMAC_SHA256,
+            &b64(our_header().to_string()),
+            &b64(format!(r#"{},"sub":"admin"}}"#, claims.to_string().trim_end_matches('}'))),
+        ),
+    );
+    add("refresh token as bearer", login.refresh_token());
+    add("random string", "c2VjcmV0".into());
+    add("invalid base64url", format!("{h}!.{p}.sig"));
+    add("padded base64", format!("{h}==.{p}.{}", valid.rsplit('.').next().unwrap()));
+    add("non-UTF-8 header", sign_parts(hmac::HMAC_SHA256, &b64([0xff, 0xfe, 0xfd]), &payload));
+    add("header a JSON string", signed_header(&json!("HS256")));
+    add(
+        "header a JSON array",
+        sign_parts(hmac::HMAC_SHA256, &b64_json(&json!(["HS256", "at+jwt", "k1"])), &payload),
+    );
+    add(
+        "payload a JSON array",
+        sign_parts(hmac::HMAC_SHA256, &b64_json(&our_header()), &b64_json(&json!([claims]))),
+    );
+    add(
+        "payload a JSON string",
+        sign_parts(hmac::HMAC_SHA256, &b64_json(&our_header()), &b64_json(&json!("claims"))),
+    );
+    add("16 KiB", format!("{valid}{}", "A".repeat(16 * 1024)));
+
+    let sanity = allowed_in_shapes(&app, &format!("Bearer {}", signed(&claims))).await;
+    assert_eq!(
+        sanity, 3,
+        "a correctly forged token with the real key is allowed: the cases differ from it only in what they test"
+    );
+    for (name, token) in &cases {
+        assert_eq!(allowed_in_shapes(&app, &format!("Bearer {token}")).await, 0, "{name} was allowed");
+    }
+}
+
+#[tokio::test]
+async fn authorization_header_shapes() {
+    let app = spawn_app().await;
+    let token = app.login(ALICE, PASSWORD).await.access_token();
+    // Case-insensitive scheme and surrounding spaces are RFC 7235 syntax: allowed.
+    for ok in [
+        format!("Bearer {token}"),
+        format!("bearer {token}"),
+        format!("BEARER {token}"),
+        format!("Bearer   {token}  "),
+    ] {
+        assert_eq!(allowed_in_shapes(&app, &ok).await, 3, "{ok:.20}");
+    }
+    for bad in [
+        token.clone(),
+        format!("Basic {token}"),
+        format!("Bearer {token} {token}"),
+        format!("Bearer {token},Bearer {token}"),
+        "Bearer".into(),
+        String::new(),
+    ] {
+        assert_eq!(allowed_in_shapes(&app, &bad).await, 0, "{bad:.30}");
+    }
+}
+
+#[tokio::test]
+async fn oversized_tokens_are_refused_before_decoding() {
+    let app = spawn_app().await;
+    let valid = app.login(ALICE, PASSWORD).await.access_token();
+    let huge = format!("Bearer {valid}{}", "A".repeat(1024 * 1024));
+    let event = http_api_authorizer_event(Some(&huge), "GET /pets");
+    let started = Instant::now();
+    let answer = app.authorize(event).await;
+    let elapsed = started.elapsed();
+    assert_eq!(answer.ok(), Some(json!({"isAuthorized": false})));
+    // Generous bound for a debug build, where reading the 1 MiB event itself takes tens of
+    // milliseconds; the token is refused on its length before any decoding
+    // (tokens::tests::header_must_be_exactly_ours pins that).
+    assert!(elapsed < Duration::from_millis(500), "{elapsed:?}");
+}
