@@ -38,7 +38,8 @@ export_emulator_env() {
 start_emulator() {
   local port="$1" log_file="${2:-$ROOT/target/moto-$1.log}"
   mkdir -p "$(dirname "$log_file")"
-  "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log_file" 2>&1 &
+  # moto with DynamoDB's per-item atomicity restored: see scripts/moto_server.py.
+  "$VENV/bin/python" "$ROOT/scripts/moto_server.py" -H 127.0.0.1 -p "$port" >"$log_file" 2>&1 &
   EMULATOR_PID=$!
   for _ in $(seq 1 100); do
     if curl -fsS -o /dev/null "http://127.0.0.1:$port/moto-api/data.json" 2>/dev/null; then return 0; fi

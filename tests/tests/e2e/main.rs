@@ -7,6 +7,7 @@ mod attacks_access;
 mod attacks_sessions;
 mod authctl;
 mod authorizer;
+mod calls;
 mod fault_server;
 mod faults;
 mod forge;

@@ -1,0 +1,143 @@
+//! CPU cost of the hot paths, without network: verifying an access token (and the bare
+//! HMAC-SHA256 under it), the whole authorizer handler, issuing a token pair, one
+//! rotation, argon2id. Run by scripts/bench.sh, which also feeds the token set written
+//! here to the Node and Python peers so every library verifies the same tokens.
+
+// A benchmark fails by panicking on a broken fixture.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use auth_core::authorizer::Authorizer;
+use auth_core::clock::{Clock, SystemClock};
+use auth_core::keys::KeyCache;
+use auth_core::password::{hash_password, verify_password};
+use auth_core::testing::{KEY_SET_JSON, StaticKeys, config, key_set};
+use auth_core::tokens::{AccessTokenHeader, AccessTokens, RefreshToken, SessionId};
+use aws_lc_rs::hmac;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use serde_json::{Value, json};
+
+/// How many distinct tokens the peers cycle through.
+const TOKENS: usize = 64;
+
+fn k1_secret() -> Vec<u8> {
+    let set: Value = serde_json::from_str(KEY_SET_JSON).unwrap();
+    let secret = set["keys"].as_array().unwrap().iter().find(|k| k["kid"] == "k1").unwrap()["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    URL_SAFE_NO_PAD.decode(secret).unwrap()
+}
+
+fn http_api_event(token: &str) -> Value {
+    json!({
+        "version": "2.0", "type": "REQUEST",
+        "routeArn": "arn:aws:execute-api:us-east-1:123456789012:abcdef1234/$default/GET/pets",
+        "identitySource": [format!("Bearer {token}")], "routeKey": "GET /pets", "rawPath": "/pets", "rawQueryString": "",
+        "headers": {"authorization": format!("Bearer {token}"), "host": "abcdef1234.execute-api.us-east-1.amazonaws.com", "user-agent": "curl/8.5.0"},
+        "requestContext": {"accountId": "123456789012", "apiId": "abcdef1234", "domainName": "abcdef1234.execute-api.us-east-1.amazonaws.com", "domainPrefix": "abcdef1234",
+            "http": {"method": "GET", "path": "/pets", "protocol": "HTTP/1.1", "sourceIp": "203.0.113.7", "userAgent": "curl/8.5.0"},
+            "requestId": "id", "routeKey": "GET /pets", "stage": "$default", "time": "23/Nov/2026:12:00:00 +0000", "timeEpoch": 1_795_000_000_000u64}
+    })
+}
+
+/// Writes the token set for the peers: same claims shape, same key, same issuer/audience.
+fn write_peer_tokens(tokens: &[String]) {
+    let config = config();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = json!({"secret_b64url": URL_SAFE_NO_PAD.encode(k1_secret()), "issuer": config.issuer, "audience": config.audience, "tokens": tokens});
+    std::fs::write(dir.join("tokens.json"), data.to_string()).unwrap();
+}
+
+fn verification(c: &mut Criterion) {
+    let config = config();
+    let access = AccessTokens::new(&config);
+    let keys = key_set();
+    let now = SystemClock.now();
+    let tokens: Vec<String> = (0..TOKENS)
+        .map(|i| access.issue(&keys, &format!("user-{i}"), "sid", &["user".into()], now).unwrap().token)
+        .collect();
+    write_peer_tokens(&tokens);
+    let token = tokens[0].clone();
+
+    let key = hmac::Key::new(hmac::HMAC_SHA256, &k1_secret());
+    let signing_input = token.rsplit_once('.').unwrap().0.to_owned();
+    c.bench_function("hmac_sha256_floor", |b| b.iter(|| hmac::sign(&key, black_box(signing_input.as_bytes()))));
+
+    c.bench_function("verify", |b| {
+        b.iter(|| {
+            let header = AccessTokenHeader::read(black_box(&token)).unwrap();
+            access.verify(&keys, &token, &header, now).unwrap()
+        })
+    });
+
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let cache = Arc::new(KeyCache::new(Arc::new(StaticKeys::new()), clock.clone(), 300));
+    let authorizer = Authorizer::new(&config, cache, clock);
+    runtime.block_on(authorizer.keys().current()).unwrap();
+    let event = http_api_event(&token);
+    assert_eq!(runtime.block_on(authorizer.handle(event.clone(), None)).unwrap()["isAuthorized"], true);
+
+    // The event already parsed to JSON (the runtime does that): typed event, verify, policy.
+    c.bench_function("authorizer_verify_and_policy", |b| {
+        b.to_async(&runtime)
+            .iter_batched(|| event.clone(), |event| authorizer.handle(event, None), BatchSize::SmallInput)
+    });
+    // Event JSON text in, response JSON text out.
+    let event_text = event.to_string();
+    c.bench_function("authorizer_handler", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let event: Value = serde_json::from_str(black_box(&event_text)).unwrap();
+            serde_json::to_string(&authorizer.handle(event, None).await.unwrap()).unwrap()
+        })
+    });
+}
+
+fn issuing(c: &mut Criterion) {
+    let config = config();
+    let access = AccessTokens::new(&config);
+    let keys = key_set();
+    let now = SystemClock.now();
+    c.bench_function("issue_token_pair", |b| {
+        b.iter(|| {
+            let refresh = RefreshToken::start(SessionId::generate());
+            let hash = refresh.hash();
+            let token = access.issue(&keys, "user-1", refresh.session_id.as_str(), &["user".into()], now).unwrap();
+            (hash, token, refresh.encode())
+        })
+    });
+    let presented = RefreshToken::start(SessionId::generate());
+    let wire = presented.encode();
+    c.bench_function("rotation_cpu", |b| {
+        b.iter(|| {
+            let presented = RefreshToken::parse(black_box(&wire)).unwrap();
+            let successor = presented.successor(keys.refresh_pepper());
+            (
+                presented.hash(),
+                successor.hash(),
+                successor.encode(),
+                access.issue(&keys, "user-1", "sid", &["user".into()], now).unwrap(),
+            )
+        })
+    });
+}
+
+fn passwords(c: &mut Criterion) {
+    let mut group = c.benchmark_group("argon2id");
+    group.sample_size(10);
+    let password: secrecy::SecretString = "correct horse battery staple".to_owned().into();
+    group.bench_function("hash", |b| b.iter(|| hash_password(&password).unwrap()));
+    let phc = hash_password(&password).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().unwrap();
+    group.bench_function("verify", |b| b.to_async(&runtime).iter(|| verify_password(password.clone(), Some(phc.clone()))));
+    group.finish();
+}
+
+criterion_group!(benches, verification, issuing, passwords);
+criterion_main!(benches);

@@ -1,0 +1,324 @@
+//! Cold start and memory of the release binaries, measured against a minimal local Lambda
+//! Runtime API (this file) and the emulator on loopback: the time from process start to
+//! its first `GET /runtime/invocation/next` (median and max over N starts), and peak RSS
+//! after serving M real invocations. Run by scripts/bench.sh:
+//! `lambda_init <dir with the binaries> <starts> <invocations>`; expects the emulator
+//! prepared by `authctl local-setup` (default table and secret names, the demo user).
+
+// A benchmark fails by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use auth_core::aws::load_sdk_config;
+use auth_core::keys::KeySet;
+use auth_core::store::dynamodb::DynamoSessions;
+use auth_core::store::{SessionRecord, SessionStore};
+use auth_core::tokens::{AccessTokens, RefreshToken, SessionId};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Mutex, mpsc};
+
+const DEMO: (&str, &str) = ("demo@example.com", "demo-password-change-me");
+
+/// One HTTP/1.1 request: the request line and the body (Content-Length or chunked).
+async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(String, Vec<u8>)> {
+    let mut chunk = [0u8; 16384];
+    let head_end = loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end;
+        }
+        let n = stream.read(&mut chunk).await.ok().filter(|n| *n > 0)?;
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let lower = head.to_ascii_lowercase();
+    let request_line = head.lines().next()?.to_owned();
+    let mut rest = buf.split_off(head_end + 4);
+    std::mem::swap(buf, &mut rest);
+    let body = if lower.contains("transfer-encoding: chunked") {
+        let mut body = Vec::new();
+        loop {
+            let line_end = loop {
+                if let Some(p) = buf.windows(2).position(|w| w == b"\r\n") {
+                    break p;
+                }
+                let n = stream.read(&mut chunk).await.ok().filter(|n| *n > 0)?;
+                buf.extend_from_slice(&chunk[..n]);
+            };
+            let size = usize::from_str_radix(String::from_utf8_lossy(&buf[..line_end]).trim(), 16).ok()?;
+            while buf.len() < line_end + 2 + size + 2 {
+                let n = stream.read(&mut chunk).await.ok().filter(|n| *n > 0)?;
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            body.extend_from_slice(&buf[line_end + 2..line_end + 2 + size]);
+            buf.drain(..line_end + 2 + size + 2);
+            if size == 0 {
+                break body;
+            }
+        }
+    } else {
+        let length: usize = lower
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .map(|v| v.trim().parse().unwrap())
+            .unwrap_or(0);
+        while buf.len() < length {
+            let n = stream.read(&mut chunk).await.ok().filter(|n| *n > 0)?;
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        buf.drain(..length).collect()
+    };
+    Some((request_line, body))
+}
+
+/// What the Runtime API tells the benchmark.
+enum Seen {
+    /// The function asked for its first (or next) event.
+    Next,
+    /// The function answered an event.
+    Response(Vec<u8>),
+}
+
+/// Serves the Runtime API: each `next` takes an event from `events`, and each `next` and
+/// response is reported on `seen`.
+async fn runtime_api(listener: TcpListener, events: Arc<Mutex<mpsc::Receiver<Value>>>, seen: mpsc::UnboundedSender<Seen>) {
+    while let Ok((mut stream, _)) = listener.accept().await {
+        let (events, seen) = (events.clone(), seen.clone());
+        tokio::spawn(async move {
+            let mut buf = Vec::new();
+            let mut counter = 0u64;
+            while let Some((line, body)) = read_request(&mut stream, &mut buf).await {
+                let reply = if line.contains("/runtime/invocation/next") {
+                    let _ = seen.send(Seen::Next);
+                    let Some(event) = events.lock().await.recv().await else { return };
+                    counter += 1;
+                    let body = event.to_string();
+                    let deadline = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() + 30_000;
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nlambda-runtime-aws-request-id: req-{counter}\r\nlambda-runtime-deadline-ms: {deadline}\r\nlambda-runtime-invoked-function-arn: arn:aws:lambda:us-east-1:123456789012:function:bench\r\nlambda-runtime-trace-id: Root=1-00000000-000000000000000000000000\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    )
+                } else {
+                    if line.contains("/response") {
+                        let _ = seen.send(Seen::Response(body));
+                    } else if line.contains("/error") {
+                        panic!("the function reported an error: {}", String::from_utf8_lossy(&body));
+                    }
+                    "HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n".to_owned()
+                };
+                if stream.write_all(reply.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+struct Function {
+    child: Child,
+    events: mpsc::Sender<Value>,
+    seen: mpsc::UnboundedReceiver<Seen>,
+}
+
+impl Function {
+    /// Starts `binary` against a fresh Runtime API and returns once it asks for an event,
+    /// with the time that took.
+    async fn start(binary: &str) -> (Self, Duration) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let (events_tx, events_rx) = mpsc::channel(1);
+        let (seen_tx, mut seen) = mpsc::unbounded_channel();
+        tokio::spawn(runtime_api(listener, Arc::new(Mutex::new(events_rx)), seen_tx));
+        let started = Instant::now();
+        let child = Command::new(binary)
+            .env("AWS_LAMBDA_RUNTIME_API", &address)
+            .env("AWS_LAMBDA_FUNCTION_NAME", "bench")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AUTH_ISSUER", "https://auth.bench")
+            .env("AUTH_AUDIENCE", "bench-api")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        assert!(matches!(seen.recv().await, Some(Seen::Next)));
+        let init = started.elapsed();
+        (
+            Self {
+                child,
+                events: events_tx,
+                seen,
+            },
+            init,
+        )
+    }
+
+    /// Sends one event and returns the function's answer.
+    async fn invoke(&mut self, event: Value) -> Value {
+        self.events.send(event).await.unwrap();
+        loop {
+            match self.seen.recv().await.unwrap() {
+                Seen::Response(body) => return serde_json::from_slice(&body).unwrap(),
+                Seen::Next => continue,
+            }
+        }
+    }
+
+    /// Peak resident set size so far, in KiB (`VmHWM`).
+    fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .unwrap()
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn http_event(path: &str, body: Option<Value>, cookie: Option<&str>) -> Value {
+    json!({
+        "version": "2.0", "routeKey": format!("POST {path}"), "rawPath": path, "rawQueryString": "",
+        "cookies": cookie.map(|c| vec![c.to_owned()]).unwrap_or_default(),
+        "headers": {"content-type": "application/json", "user-agent": "bench"},
+        "requestContext": {"accountId": "123456789012", "apiId": "api", "domainName": "auth.bench", "domainPrefix": "auth",
+            "http": {"method": "POST", "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "bench"},
+            "requestId": "r", "routeKey": format!("POST {path}"), "stage": "$default", "time": "23/Nov/2026:12:00:00 +0000", "timeEpoch": 0},
+        "body": body.map(|b| b.to_string()), "isBase64Encoded": false
+    })
+}
+
+fn authorizer_event(token: &str) -> Value {
+    json!({"version": "2.0", "type": "REQUEST", "routeArn": "arn:aws:execute-api:us-east-1:123456789012:api/$default/GET/pets",
+        "identitySource": [format!("Bearer {token}")], "routeKey": "GET /pets", "rawPath": "/pets", "rawQueryString": "",
+        "headers": {"authorization": format!("Bearer {token}")},
+        "requestContext": {"accountId": "123456789012", "apiId": "api", "domainName": "api.bench", "domainPrefix": "api",
+            "http": {"method": "GET", "path": "/pets", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "bench"},
+            "requestId": "r", "routeKey": "GET /pets", "stage": "$default", "time": "23/Nov/2026:12:00:00 +0000", "timeEpoch": 0}})
+}
+
+/// A session stored directly in the table, and its refresh token as a cookie.
+async fn stored_session(sessions: &DynamoSessions, user_id: &str) -> String {
+    let token = RefreshToken::start(SessionId::generate());
+    let now = auth_core::clock::Clock::now(&auth_core::clock::SystemClock);
+    let session = SessionRecord {
+        session_id: token.session_id.clone(),
+        user_id: user_id.into(),
+        username: DEMO.0.into(),
+        token_hash: token.hash(),
+        generation: 0,
+        rotated_at: now,
+        created_at: now,
+        expires_at: now + 3600,
+        absolute_expires_at: now + 7200,
+        revoked_at: None,
+        revoke_reason: None,
+        user_agent: None,
+        source_ip: None,
+    };
+    sessions.create(&session).await.unwrap();
+    format!("refresh_token={}", token.encode())
+}
+
+fn next_cookie(response: &Value) -> String {
+    let cookie = response["cookies"][0].as_str().unwrap_or_else(|| panic!("no cookie in {response}"));
+    cookie.split(';').next().unwrap().to_owned()
+}
+
+fn stats(mut samples: Vec<Duration>) -> (f64, f64) {
+    samples.sort();
+    (
+        samples[samples.len() / 2].as_secs_f64() * 1000.0,
+        samples[samples.len() - 1].as_secs_f64() * 1000.0,
+    )
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (dir, starts, invocations): (&str, usize, usize) = (&args[1], args[2].parse().unwrap(), args[3].parse().unwrap());
+    let sdk = load_sdk_config().await;
+    let secret = aws_sdk_secretsmanager::Client::new(&sdk)
+        .get_secret_value()
+        .secret_id("auth/signing-keys")
+        .send()
+        .await
+        .unwrap();
+    let keys = KeySet::from_json(secret.secret_string().unwrap()).unwrap();
+    let config = auth_core::Config::from_lookup(|name| match name {
+        "AUTH_ISSUER" => Some("https://auth.bench".into()),
+        "AUTH_AUDIENCE" => Some("bench-api".into()),
+        _ => None,
+    })
+    .unwrap();
+    let users = aws_sdk_dynamodb::Client::new(&sdk);
+    let demo = users
+        .get_item()
+        .table_name("auth-users")
+        .key("username", aws_sdk_dynamodb::types::AttributeValue::S(DEMO.0.into()))
+        .send()
+        .await
+        .unwrap();
+    let user_id = demo.item().unwrap()["user_id"].as_s().unwrap().clone();
+    let sessions = DynamoSessions::new(users.clone(), "auth-sessions");
+
+    println!("| function | init median (ms) | init max (ms) | peak RSS after {invocations} invocations (MB) |");
+    println!("|---|---|---|---|");
+    for name in ["authorizer", "login", "refresh", "logout"] {
+        let binary = format!("{dir}/{name}");
+        let mut inits = Vec::new();
+        for _ in 0..starts {
+            let (function, init) = Function::start(&binary).await;
+            inits.push(init);
+            function.stop();
+        }
+        let (mut function, _) = Function::start(&binary).await;
+        let mut cookie = stored_session(&sessions, &user_id).await;
+        let mut logout_cookies = Vec::new();
+        if name == "logout" {
+            for _ in 0..invocations {
+                logout_cookies.push(stored_session(&sessions, &user_id).await);
+            }
+        }
+        let now = auth_core::clock::Clock::now(&auth_core::clock::SystemClock);
+        let token = AccessTokens::new(&config).issue(&keys, &user_id, "sid", &["user".into()], now).unwrap().token;
+        let mut logout_cookies = logout_cookies.into_iter();
+        for _ in 0..invocations {
+            match name {
+                "authorizer" => assert_eq!(function.invoke(authorizer_event(&token)).await["isAuthorized"], true),
+                "login" => {
+                    let answer = function
+                        .invoke(http_event("/auth/login", Some(json!({"username": DEMO.0, "password": DEMO.1})), None))
+                        .await;
+                    assert_eq!(answer["statusCode"], 200, "{answer}");
+                }
+                "refresh" => {
+                    let answer = function.invoke(http_event("/auth/refresh", None, Some(&cookie))).await;
+                    assert_eq!(answer["statusCode"], 200, "{answer}");
+                    cookie = next_cookie(&answer);
+                }
+                _ => assert_eq!(
+                    function.invoke(http_event("/auth/logout", None, Some(&logout_cookies.next().unwrap()))).await["statusCode"],
+                    204
+                ),
+            }
+        }
+        let rss = function.peak_rss_kib() as f64 / 1024.0;
+        function.stop();
+        let (median, max) = stats(inits);
+        println!("| {name} | {median:.1} | {max:.1} | {rss:.1} |");
+    }
+}
