@@ -6,12 +6,9 @@ use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use aws_lambda_events::apigw::{
-    ApiGatewayCustomAuthorizerPolicy, ApiGatewayCustomAuthorizerRequest, ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayCustomAuthorizerResponse,
-    ApiGatewayV2CustomAuthorizerSimpleResponse, ApiGatewayV2CustomAuthorizerV2Request,
-};
+use aws_lambda_events::apigw::{ApiGatewayCustomAuthorizerPolicy, ApiGatewayCustomAuthorizerResponse, ApiGatewayV2CustomAuthorizerSimpleResponse};
 use aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
-use lambda_http::http::HeaderMap;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::audit::{self, AuditEvent, RequestMeta};
@@ -39,11 +36,73 @@ impl From<Unauthorized> for lambda_http::lambda_runtime::Diagnostic {
     }
 }
 
-/// Which gateway asked.
-enum Shape {
-    Http(Box<ApiGatewayV2CustomAuthorizerV2Request>),
-    RestToken(ApiGatewayCustomAuthorizerRequest),
-    RestRequest(Box<ApiGatewayCustomAuthorizerRequestTypeRequest>),
+/// Which gateway asked, from the event's `version` and `type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gateway {
+    HttpApi,
+    RestToken,
+    RestRequest,
+}
+
+/// The fields of an authorizer event this module reads, borrowed from the event. The
+/// `aws_lambda_events` request types parse the whole request context and build an
+/// `http::HeaderMap` for every event, which took longer than verifying the token; the
+/// authorizer needs seven fields. A field of the wrong JSON type fails the parse: a deny.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AuthorizerEvent<'a> {
+    #[serde(borrow, default)]
+    version: Option<&'a str>,
+    #[serde(borrow, default, rename = "type")]
+    kind: Option<&'a str>,
+    #[serde(borrow, default)]
+    headers: Option<HashMap<&'a str, &'a str>>,
+    #[serde(borrow, default)]
+    multi_value_headers: Option<HashMap<&'a str, Vec<&'a str>>>,
+    #[serde(borrow, default)]
+    authorization_token: Option<&'a str>,
+    #[serde(borrow, default)]
+    method_arn: Option<&'a str>,
+    #[serde(borrow, default)]
+    route_key: Option<&'a str>,
+}
+
+impl AuthorizerEvent<'_> {
+    fn gateway(&self) -> Option<Gateway> {
+        let kind = self.kind?;
+        match self.version {
+            Some("2.0") if kind.eq_ignore_ascii_case("REQUEST") => Some(Gateway::HttpApi),
+            _ if kind.eq_ignore_ascii_case("TOKEN") => Some(Gateway::RestToken),
+            None | Some("1.0") if kind.eq_ignore_ascii_case("REQUEST") => Some(Gateway::RestRequest),
+            _ => None,
+        }
+    }
+
+    /// The Bearer token, when exactly one `Authorization` header carries one.
+    fn bearer(&self, gateway: Gateway) -> Option<&str> {
+        if gateway == Gateway::RestToken {
+            return self.authorization_token.and_then(bearer_token);
+        }
+        let is_authorization = |name: &&str| name.eq_ignore_ascii_case("authorization");
+        // REST keeps only the last of repeated headers in `headers`; all are in `multiValueHeaders`.
+        let repeated: usize = self
+            .multi_value_headers
+            .iter()
+            .flatten()
+            .filter(|(name, _)| is_authorization(name))
+            .map(|(_, values)| values.len())
+            .sum();
+        let mut values = self
+            .headers
+            .iter()
+            .flatten()
+            .filter(|(name, _)| is_authorization(name))
+            .map(|(_, value)| *value);
+        match (values.next(), values.next()) {
+            (Some(value), None) if repeated <= 1 => bearer_token(value),
+            _ => None,
+        }
+    }
 }
 
 /// Why a request was denied, for the audit line.
@@ -102,14 +161,15 @@ impl Authorizer {
             request_id: request_id.map(str::to_owned),
             ..RequestMeta::default()
         };
-        let outcome = match Self::parse(event) {
-            Some(shape) => self.decide(&shape).await.map(|claims| (shape, claims)),
+        let event = AuthorizerEvent::deserialize(&event).ok();
+        let outcome = match event.as_ref().and_then(|e| Some((e, e.gateway()?))) {
+            Some((event, gateway)) => self.decide(event, gateway).await.map(|claims| (event, gateway, claims)),
             None => Err(Denial::MalformedEvent),
         };
         match outcome {
-            Ok((shape, claims)) => {
+            Ok((event, gateway, claims)) => {
                 // The policy is built inside `guard` too: a bug there must deny, not crash.
-                match guard(|| Self::allow(&shape, &claims, &self.route_roles)) {
+                match guard(|| Self::allow(event, gateway, &claims, &self.route_roles)) {
                     Ok(response) => Ok(response),
                     Err(denial) => {
                         audit::emit(AuditEvent::AuthorizerDenied, &meta, Some(&claims.sub), Some(&claims.sid), Some(denial.as_str()));
@@ -124,26 +184,8 @@ impl Authorizer {
         }
     }
 
-    fn parse(event: Value) -> Option<Shape> {
-        let kind = event.get("type").and_then(Value::as_str).map(str::to_ascii_uppercase);
-        let version = event.get("version").and_then(Value::as_str);
-        match (version, kind.as_deref()) {
-            (Some("2.0"), Some("REQUEST")) => serde_json::from_value(event).ok().map(|e| Shape::Http(Box::new(e))),
-            (_, Some("TOKEN")) => serde_json::from_value(event).ok().map(Shape::RestToken),
-            (None | Some("1.0"), Some("REQUEST")) => serde_json::from_value(event).ok().map(|e| Shape::RestRequest(Box::new(e))),
-            _ => None,
-        }
-    }
-
-    async fn decide(&self, shape: &Shape) -> Result<AccessClaims, Denial> {
-        let bearer = match shape {
-            Shape::Http(e) => bearer_from_headers(&e.headers),
-            Shape::RestToken(e) => e.authorization_token.as_deref().and_then(bearer_token),
-            // REST keeps only the last of repeated headers in `headers`; all are in `multiValueHeaders`.
-            Shape::RestRequest(e) if e.multi_value_headers.get_all("authorization").iter().count() > 1 => None,
-            Shape::RestRequest(e) => bearer_from_headers(&e.headers),
-        }
-        .ok_or(Denial::NoBearer)?;
+    async fn decide(&self, event: &AuthorizerEvent<'_>, gateway: Gateway) -> Result<AccessClaims, Denial> {
+        let bearer = event.bearer(gateway).ok_or(Denial::NoBearer)?;
         let header = guard(|| AccessTokenHeader::read(bearer).map_err(Denial::Token))?;
         let keys = self.keys.for_kid(&header.kid).await.map_err(|e| {
             tracing::error!(cause = %e, "key set unavailable; denying");
@@ -151,16 +193,13 @@ impl Authorizer {
         })?;
         let now = self.clock.now();
         let claims = guard(|| self.tokens.verify(&keys, bearer, &header, now).map_err(Denial::Token))?;
-        if let Shape::Http(e) = shape {
-            let route_key = e.route_key.as_deref().unwrap_or_default();
-            if !has_required_role(&self.route_roles, route_key, &claims.roles) {
-                return Err(Denial::MissingRole);
-            }
+        if gateway == Gateway::HttpApi && !has_required_role(&self.route_roles, event.route_key.unwrap_or_default(), &claims.roles) {
+            return Err(Denial::MissingRole);
         }
         Ok(claims)
     }
 
-    fn allow(shape: &Shape, claims: &AccessClaims, route_roles: &HashMap<String, Vec<String>>) -> Result<Value, Denial> {
+    fn allow(event: &AuthorizerEvent<'_>, gateway: Gateway, claims: &AccessClaims, route_roles: &HashMap<String, Vec<String>>) -> Result<Value, Denial> {
         let context = json!({
             "sub": claims.sub,
             "sid": claims.sid,
@@ -168,17 +207,13 @@ impl Authorizer {
             "jti": claims.jti,
             "exp": claims.exp,
         });
-        let method_arn = match shape {
-            Shape::Http(_) => {
-                let mut response = ApiGatewayV2CustomAuthorizerSimpleResponse::<Value>::default();
-                response.is_authorized = true;
-                response.context = context;
-                return serde_json::to_value(response).map_err(|_| Denial::Panic);
-            }
-            Shape::RestToken(e) => e.method_arn.as_deref(),
-            Shape::RestRequest(e) => e.method_arn.as_deref(),
-        };
-        let api_prefix = method_arn.and_then(api_stage_prefix).ok_or(Denial::MalformedEvent)?;
+        if gateway == Gateway::HttpApi {
+            let mut response = ApiGatewayV2CustomAuthorizerSimpleResponse::<Value>::default();
+            response.is_authorized = true;
+            response.context = context;
+            return serde_json::to_value(response).map_err(|_| Denial::Panic);
+        }
+        let api_prefix = event.method_arn.and_then(api_stage_prefix).ok_or(Denial::MalformedEvent)?;
         // API Gateway caches this policy per token and reuses it for every route: allow the
         // whole stage, then deny each role-guarded route the token may not reach.
         let mut statements = vec![statement(IamPolicyEffect::Allow, vec![format!("{api_prefix}/*/*")])];
@@ -222,15 +257,7 @@ fn statement(effect: IamPolicyEffect, resource: Vec<String>) -> IamPolicyStateme
     s
 }
 
-/// `Authorization: Bearer <jwt>` exactly: one header, scheme case-insensitive, one token.
-fn bearer_from_headers(headers: &HeaderMap) -> Option<&str> {
-    let mut values = headers.get_all("authorization").iter();
-    let (Some(value), None) = (values.next(), values.next()) else {
-        return None;
-    };
-    bearer_token(value.to_str().ok()?)
-}
-
+/// `Bearer <jwt>`: scheme case-insensitive, exactly one token of JWT characters.
 fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, token) = value.trim().split_once(' ')?;
     let token = token.trim();
