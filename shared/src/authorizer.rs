@@ -155,13 +155,13 @@ impl Authorizer {
 
     /// Answers one authorizer invocation. HTTP API: always `Ok`, a deny is
     /// `{"isAuthorized": false}`. REST: `Ok(policy)` or `Err(Unauthorized)` (401).
-    pub async fn handle(&self, event: Value, request_id: Option<&str>) -> Result<Value, Unauthorized> {
+    pub async fn handle(&self, event: &Value, request_id: Option<&str>) -> Result<Value, Unauthorized> {
         let is_http_api = event.get("version").and_then(Value::as_str) == Some("2.0");
         let meta = RequestMeta {
             request_id: request_id.map(str::to_owned),
             ..RequestMeta::default()
         };
-        let event = AuthorizerEvent::deserialize(&event).ok();
+        let event = AuthorizerEvent::deserialize(event).ok();
         let outcome = match event.as_ref().and_then(|e| Some((e, e.gateway()?))) {
             Some((event, gateway)) => self.decide(event, gateway).await.map(|claims| (event, gateway, claims)),
             None => Err(Denial::MalformedEvent),

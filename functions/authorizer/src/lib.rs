@@ -7,5 +7,5 @@ use serde_json::Value;
 
 /// Answers one authorizer invocation (a deny is an answer, or `Unauthorized` for REST).
 pub async fn handle(authorizer: &Authorizer, event: LambdaEvent<Value>) -> Result<Value, Unauthorized> {
-    authorizer.handle(event.payload, Some(&event.context.request_id)).await
+    authorizer.handle(&event.payload, Some(&event.context.request_id)).await
 }

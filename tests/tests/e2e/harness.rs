@@ -256,7 +256,7 @@ impl App {
         self.refresh_call(Call::post("/auth/refresh").cookie(cookie)).await
     }
     pub async fn authorize(&self, event: Value) -> Result<Value, Unauthorized> {
-        self.authorizer.handle(event, Some("e2e")).await
+        self.authorizer.handle(&event, Some("e2e")).await
     }
 
     /// The stored session item, straight from the table.
