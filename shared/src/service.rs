@@ -114,7 +114,7 @@ impl AuthService {
         };
         self.sessions.create(&session).await?;
         let issued = self.issue(&keys, &user, &session, refresh, now)?;
-        audit::emit(AuditEvent::LoginSucceeded, meta, Some(&user.user_id), Some(session.session_id.as_str()), None);
+        audit_session(AuditEvent::LoginSucceeded, meta, &session, None);
         Ok(issued)
     }
 
@@ -136,13 +136,7 @@ impl AuthService {
         };
         let (session, current) = match self.sessions.rotate(&rotation).await? {
             RotationOutcome::Rotated(session) => {
-                audit::emit(
-                    AuditEvent::RefreshRotated,
-                    meta,
-                    Some(&session.user_id),
-                    Some(session.session_id.as_str()),
-                    None,
-                );
+                audit_session(AuditEvent::RefreshRotated, meta, &session, None);
                 (session, successor)
             }
             RotationOutcome::Rejected(stored) => self.classify_rejected(&presented, stored, &keys, now, meta).await?,
@@ -154,13 +148,7 @@ impl AuthService {
             Some(user) if !user.disabled && user.user_id == session.user_id && user.password_changed_at <= session.created_at => user,
             _ => {
                 if self.sessions.revoke(&session.session_id, None, "user_invalidated", now).await?.is_some() {
-                    audit::emit(
-                        AuditEvent::SessionRevoked,
-                        meta,
-                        Some(&session.user_id),
-                        Some(session.session_id.as_str()),
-                        Some("user_invalidated"),
-                    );
+                    audit_session(AuditEvent::SessionRevoked, meta, &session, Some("user_invalidated"));
                 }
                 return Err(AuthError::InvalidToken);
             }
@@ -193,23 +181,11 @@ impl AuthService {
         let own_write = session.rotated_at >= now;
         let in_window = self.refresh_reuse_grace > 0 && now - session.rotated_at.min(now) <= self.refresh_reuse_grace;
         if predecessor && (own_write || in_window) {
-            audit::emit(
-                AuditEvent::RefreshRotated,
-                meta,
-                Some(&session.user_id),
-                Some(session.session_id.as_str()),
-                Some("grace"),
-            );
+            audit_session(AuditEvent::RefreshRotated, meta, &session, Some("grace"));
             return Ok((session, current));
         }
         self.sessions.revoke(&session.session_id, None, "reuse_detected", now).await?;
-        audit::emit(
-            AuditEvent::RefreshReuseDetected,
-            meta,
-            Some(&session.user_id),
-            Some(session.session_id.as_str()),
-            Some("old_generation"),
-        );
+        audit_session(AuditEvent::RefreshReuseDetected, meta, &session, Some("old_generation"));
         Err(AuthError::TokenReused)
     }
 
@@ -224,7 +200,7 @@ impl AuthService {
         let Some(session) = self.sessions.revoke(&token.session_id, Some(&token.hash()), reason, now).await? else {
             return Ok(());
         };
-        audit::emit(AuditEvent::Logout, meta, Some(&session.user_id), Some(session.session_id.as_str()), None);
+        audit_session(AuditEvent::Logout, meta, &session, None);
         if everywhere {
             let mut revoked = 1;
             for session_id in self.sessions.list_for_user(&session.user_id).await? {
@@ -232,13 +208,7 @@ impl AuthService {
                     revoked += 1;
                 }
             }
-            audit::emit(
-                AuditEvent::LogoutEverywhere,
-                meta,
-                Some(&session.user_id),
-                Some(session.session_id.as_str()),
-                Some(&format!("{revoked} sessions")),
-            );
+            audit_session(AuditEvent::LogoutEverywhere, meta, &session, Some(&format!("{revoked} sessions")));
         }
         Ok(())
     }
@@ -252,6 +222,11 @@ impl AuthService {
             refresh_max_age,
         })
     }
+}
+
+/// One audit line about `session`.
+fn audit_session(event: AuditEvent, meta: &RequestMeta, session: &SessionRecord, reason: Option<&str>) {
+    audit::emit(event, meta, Some(&session.user_id), Some(session.session_id.as_str()), reason);
 }
 
 #[cfg(test)]

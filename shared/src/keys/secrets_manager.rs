@@ -6,6 +6,15 @@ use aws_sdk_secretsmanager::Client;
 use super::{KeyProvider, KeySet};
 use crate::error::AuthError;
 
+/// A Secrets Manager failure as a 503; the SDK's message names no secret value.
+fn sdk_error<E, R>(operation: &str, e: aws_sdk_secretsmanager::error::SdkError<E, R>) -> AuthError
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    AuthError::unavailable(operation, aws_sdk_secretsmanager::error::DisplayErrorContext(e))
+}
+
 /// Reads the key set JSON from one secret (`SIGNING_SECRET_ID`).
 pub struct SecretsManagerKeys {
     client: Client,
@@ -31,7 +40,7 @@ impl KeyProvider for SecretsManagerKeys {
             .secret_id(&self.secret_id)
             .send()
             .await
-            .map_err(|e| AuthError::unavailable("GetSecretValue", aws_sdk_secretsmanager::error::DisplayErrorContext(e)))?;
+            .map_err(|e| sdk_error("GetSecretValue", e))?;
         let json = out
             .secret_string()
             .ok_or_else(|| AuthError::unavailable("GetSecretValue", "the secret has no string value"))?;
@@ -69,10 +78,10 @@ pub async fn init_key_set(client: &Client, secret_id: &str, key_set_json: &str) 
                 .secret_string(key_set_json)
                 .send()
                 .await
-                .map_err(|e| AuthError::unavailable("CreateSecret", aws_sdk_secretsmanager::error::DisplayErrorContext(e)))?;
+                .map_err(|e| sdk_error("CreateSecret", e))?;
             Ok(KeySetInit::Created)
         }
-        Err(e) => Err(AuthError::unavailable("GetSecretValue", aws_sdk_secretsmanager::error::DisplayErrorContext(e))),
+        Err(e) => Err(sdk_error("GetSecretValue", e)),
     }
 }
 
@@ -84,7 +93,7 @@ pub async fn put_key_set(client: &Client, secret_id: &str, key_set_json: &str) -
         .secret_string(key_set_json)
         .send()
         .await
-        .map_err(|e| AuthError::unavailable("PutSecretValue", aws_sdk_secretsmanager::error::DisplayErrorContext(e)))?;
+        .map_err(|e| sdk_error("PutSecretValue", e))?;
     Ok(())
 }
 
