@@ -1,11 +1,22 @@
-//! AWS SDK configuration shared by every function and `authctl`: explicit timeouts and the
-//! standard retry mode, so a slow dependency becomes a 503 in seconds, not a Lambda timeout.
+//! AWS wiring: the SDK configuration shared by every function and `authctl` (explicit
+//! timeouts and the standard retry mode, so a slow dependency becomes a 503 in seconds, not
+//! a Lambda timeout), building the service and the authorizer over DynamoDB and Secrets
+//! Manager, and the call recorder the tests and benchmarks count AWS calls with.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+
+use crate::authorizer::Authorizer;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::keys::KeyCache;
+use crate::keys::secrets_manager::SecretsManagerKeys;
+use crate::service::AuthService;
+use crate::store::dynamodb::{DynamoSessions, DynamoUsers};
 
 /// Loads the SDK configuration from the standard environment (`AWS_REGION`,
 /// `AWS_ENDPOINT_URL`, credentials chain).
@@ -22,16 +33,6 @@ pub async fn load_sdk_config() -> SdkConfig {
         .load()
         .await
 }
-
-use std::sync::Arc;
-
-use crate::authorizer::Authorizer;
-use crate::clock::{Clock, SystemClock};
-use crate::config::Config;
-use crate::keys::KeyCache;
-use crate::keys::secrets_manager::SecretsManagerKeys;
-use crate::service::AuthService;
-use crate::store::dynamodb::{DynamoSessions, DynamoUsers};
 
 /// The service over DynamoDB and Secrets Manager, configured from the environment.
 pub async fn auth_service(config: &Config) -> AuthService {
