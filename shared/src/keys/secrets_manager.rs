@@ -4,16 +4,8 @@ use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client;
 
 use super::{KeyProvider, KeySet};
+use crate::aws::sdk_error;
 use crate::error::AuthError;
-
-/// A Secrets Manager failure as a 503; the SDK's message names no secret value.
-fn sdk_error<E, R>(operation: &str, e: aws_sdk_secretsmanager::error::SdkError<E, R>) -> AuthError
-where
-    E: std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    AuthError::unavailable(operation, aws_sdk_secretsmanager::error::DisplayErrorContext(e))
-}
 
 /// Reads the key set JSON from one secret (`SIGNING_SECRET_ID`).
 pub struct SecretsManagerKeys {

@@ -14,6 +14,7 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::{LoginThrottle, Rotation, RotationOutcome, SessionRecord, SessionStore, THROTTLE_WINDOW_SECS, UserRecord, UserStore};
+use crate::aws::sdk_error;
 use crate::error::AuthError;
 use crate::tokens::{SessionId, TokenHash};
 
@@ -37,14 +38,6 @@ fn get_s(item: &Item, key: &str) -> Option<String> {
 }
 fn get_n(item: &Item, key: &str) -> Option<u64> {
     item.get(key)?.as_n().ok()?.parse().ok()
-}
-
-fn sdk_error<E, R>(operation: &str, e: SdkError<E, R>) -> AuthError
-where
-    E: std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    AuthError::unavailable(operation, DisplayErrorContext(e))
 }
 
 /// Cuts a string to at most `max` bytes on a character boundary.
