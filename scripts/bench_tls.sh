@@ -28,9 +28,7 @@ cargo build --locked -p authctl -p e2e --example lambda_init
 
 port="$(free_port)"
 trap stop_emulator EXIT INT TERM
-"$VENV/bin/python" "$ROOT/scripts/moto_server.py" -H 127.0.0.1 -p "$port" -c "$tls/server.pem" -k "$tls/server.key" >"$ROOT/target/moto-tls.log" 2>&1 &
-EMULATOR_PID=$!
-for _ in $(seq 1 100); do curl -fsS --cacert "$tls/ca.pem" -o /dev/null "https://127.0.0.1:$port/moto-api/data.json" 2>/dev/null && break; sleep 0.1; done
+start_emulator "$port" "$tls"
 export_emulator_env "$port"
 export AWS_ENDPOINT_URL="https://127.0.0.1:$port" SSL_CERT_FILE="$tls/ca.pem"
 "$ROOT/target/debug/authctl" local-setup >/dev/null

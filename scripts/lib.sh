@@ -33,16 +33,22 @@ export_emulator_env() {
   export AWS_EC2_METADATA_DISABLED=true
 }
 
-# start_emulator PORT: starts moto on 127.0.0.1:PORT, waits until it answers, and sets
-# EMULATOR_PID. The caller stops it with stop_emulator (use a trap).
+# start_emulator PORT [TLS_DIR]: starts moto on 127.0.0.1:PORT, waits until it answers, and
+# sets EMULATOR_PID. With TLS_DIR (holding server.pem, server.key and the ca.pem that signed
+# them) it serves HTTPS. The caller stops it with stop_emulator (use a trap).
 start_emulator() {
-  local port="$1" log_file="${2:-$ROOT/target/moto-$1.log}"
+  local port="$1" tls_dir="${2:-}" log_file="$ROOT/target/moto-$1.log"
+  local tls_args=() probe=(curl -fsS -o /dev/null "http://127.0.0.1:$port/moto-api/data.json")
+  if [[ -n "$tls_dir" ]]; then
+    tls_args=(-c "$tls_dir/server.pem" -k "$tls_dir/server.key")
+    probe=(curl -fsS -o /dev/null --cacert "$tls_dir/ca.pem" "https://127.0.0.1:$port/moto-api/data.json")
+  fi
   mkdir -p "$(dirname "$log_file")"
   # moto with DynamoDB's per-item atomicity restored: see scripts/moto_server.py.
-  "$VENV/bin/python" "$ROOT/scripts/moto_server.py" -H 127.0.0.1 -p "$port" >"$log_file" 2>&1 &
+  "$VENV/bin/python" "$ROOT/scripts/moto_server.py" -H 127.0.0.1 -p "$port" "${tls_args[@]}" >"$log_file" 2>&1 &
   EMULATOR_PID=$!
   for _ in $(seq 1 100); do
-    if curl -fsS -o /dev/null "http://127.0.0.1:$port/moto-api/data.json" 2>/dev/null; then return 0; fi
+    if "${probe[@]}" 2>/dev/null; then return 0; fi
     if ! kill -0 "$EMULATOR_PID" 2>/dev/null; then cat "$log_file" >&2; echo "moto_server exited" >&2; return 1; fi
     sleep 0.1
   done
