@@ -20,7 +20,7 @@ rows = [
     ("ours: bare HMAC-SHA256 of the signing input (floor)", "hmac_sha256_floor"),
     ("jsonwebtoken::decode alone, our settings (the library floor)", "jsonwebtoken_decode_only"),
     ("ours: verify (header, key pin, signature, typed claims, time)", "verify"),
-    ("ours: authorizer verify + policy (parsed event in, response out)", "authorizer_verify_and_policy"),
+    ("ours: authorizer verify + policy (event fields read, response out)", "authorizer_verify_and_policy"),
     ("ours: authorizer handler (event JSON text in, response JSON text out)", "authorizer_handler"),
 ]
 print("| verifier (HS256, same tokens, same key) | median ns/op | spread | peer / ours (verify + policy) |")

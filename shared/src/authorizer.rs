@@ -2,14 +2,16 @@
 //! (TOKEN and REQUEST, IAM policy). Verifies access tokens without touching a database and
 //! fails closed: a malformed event, an unreadable key set or a panic is a deny.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use aws_lambda_events::apigw::{ApiGatewayCustomAuthorizerPolicy, ApiGatewayCustomAuthorizerResponse, ApiGatewayV2CustomAuthorizerSimpleResponse};
 use aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::de::{self, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::audit::{self, AuditEvent, RequestMeta};
 use crate::claims::AccessClaims;
@@ -36,6 +38,60 @@ impl From<Unauthorized> for lambda_http::lambda_runtime::Diagnostic {
     }
 }
 
+/// What the authorizer answers; the runtime serialises it straight to the response body.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum AuthorizerResponse {
+    /// HTTP API allow: `{"isAuthorized": true, "context": {...}}`.
+    Allow(ApiGatewayV2CustomAuthorizerSimpleResponse<AuthorizerContext>),
+    /// REST allow: an IAM policy for the stage, with the same context.
+    Policy(ApiGatewayCustomAuthorizerResponse<AuthorizerContext>),
+    /// HTTP API deny: exactly `{"isAuthorized": false}`, no context.
+    Deny(SimpleDeny),
+}
+
+/// The body of an HTTP API deny.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SimpleDeny {
+    is_authorized: bool,
+}
+
+/// What the protected API receives about the caller (`$context.authorizer.*` or
+/// `event.requestContext.authorizer.lambda`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizerContext {
+    /// The user id.
+    pub sub: String,
+    /// The session id.
+    pub sid: String,
+    /// The roles, comma-separated (API Gateway context values are scalars).
+    pub roles: String,
+    /// The access token's id.
+    pub jti: String,
+    /// The access token's expiry, epoch seconds.
+    pub exp: u64,
+}
+
+impl From<AccessClaims> for AuthorizerContext {
+    fn from(claims: AccessClaims) -> Self {
+        Self {
+            roles: claims.roles.join(","),
+            sub: claims.sub,
+            sid: claims.sid,
+            jti: claims.jti,
+            exp: claims.exp,
+        }
+    }
+}
+
+/// What an allowed request is answered with: a simple response, or a policy for the REST
+/// stage `arn:aws:execute-api:<region>:<account>:<api>/<stage>`.
+enum Target {
+    HttpApi,
+    RestStage(String),
+}
+
 /// Which gateway asked, from the event's `version` and `type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Gateway {
@@ -44,33 +100,40 @@ enum Gateway {
     RestRequest,
 }
 
-/// The fields of an authorizer event this module reads, borrowed from the event. The
-/// `aws_lambda_events` request types parse the whole request context and build an
-/// `http::HeaderMap` for every event, which took longer than verifying the token; the
-/// authorizer needs seven fields. A field of the wrong JSON type fails the parse: a deny.
+/// The fields of an authorizer event this module reads, parsed straight from the event's
+/// JSON text and borrowed from it. Building a `serde_json::Value` or `aws_lambda_events`'
+/// request for every event (the whole request context, every header) took longer than
+/// verifying the token; the authorizer needs seven fields, and of the headers only
+/// `Authorization`. A field of the wrong JSON type fails the parse: a deny.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct AuthorizerEvent<'a> {
+pub struct AuthorizerEvent<'a> {
     #[serde(borrow, default)]
-    version: Option<&'a str>,
+    version: Option<Text<'a>>,
     #[serde(borrow, default, rename = "type")]
-    kind: Option<&'a str>,
+    kind: Option<Text<'a>>,
+    #[serde(borrow, default, rename = "headers")]
+    authorization: Option<AuthorizationHeaders<'a, false>>,
+    #[serde(borrow, default, rename = "multiValueHeaders")]
+    multi_value_authorization: Option<AuthorizationHeaders<'a, true>>,
     #[serde(borrow, default)]
-    headers: Option<HashMap<&'a str, &'a str>>,
+    authorization_token: Option<Text<'a>>,
     #[serde(borrow, default)]
-    multi_value_headers: Option<HashMap<&'a str, Vec<&'a str>>>,
+    method_arn: Option<Text<'a>>,
     #[serde(borrow, default)]
-    authorization_token: Option<&'a str>,
-    #[serde(borrow, default)]
-    method_arn: Option<&'a str>,
-    #[serde(borrow, default)]
-    route_key: Option<&'a str>,
+    route_key: Option<Text<'a>>,
 }
 
-impl AuthorizerEvent<'_> {
+impl<'a> AuthorizerEvent<'a> {
+    /// Parses an event from its JSON text; `None` when it is not an authorizer event we read.
+    pub fn parse(text: &'a str) -> Option<Self> {
+        let event: Self = serde_json::from_str(text).ok()?;
+        event.gateway().is_some().then_some(event)
+    }
+
     fn gateway(&self) -> Option<Gateway> {
-        let kind = self.kind?;
-        match self.version {
+        let kind = self.kind.as_deref()?;
+        match self.version.as_deref() {
             Some("2.0") if kind.eq_ignore_ascii_case("REQUEST") => Some(Gateway::HttpApi),
             _ if kind.eq_ignore_ascii_case("TOKEN") => Some(Gateway::RestToken),
             None | Some("1.0") if kind.eq_ignore_ascii_case("REQUEST") => Some(Gateway::RestRequest),
@@ -81,27 +144,106 @@ impl AuthorizerEvent<'_> {
     /// The Bearer token, when exactly one `Authorization` header carries one.
     fn bearer(&self, gateway: Gateway) -> Option<&str> {
         if gateway == Gateway::RestToken {
-            return self.authorization_token.and_then(bearer_token);
+            return self.authorization_token.as_deref().and_then(bearer_token);
         }
-        let is_authorization = |name: &&str| name.eq_ignore_ascii_case("authorization");
         // REST keeps only the last of repeated headers in `headers`; all are in `multiValueHeaders`.
-        let repeated: usize = self
-            .multi_value_headers
-            .iter()
-            .flatten()
-            .filter(|(name, _)| is_authorization(name))
-            .map(|(_, values)| values.len())
-            .sum();
-        let mut values = self
-            .headers
-            .iter()
-            .flatten()
-            .filter(|(name, _)| is_authorization(name))
-            .map(|(_, value)| *value);
-        match (values.next(), values.next()) {
-            (Some(value), None) if repeated <= 1 => bearer_token(value),
+        let repeated = self.multi_value_authorization.as_ref().map_or(0, |h| h.count);
+        match &self.authorization {
+            Some(AuthorizationHeaders { count: 1, last: Some(value) }) if repeated <= 1 => bearer_token(value),
             _ => None,
         }
+    }
+}
+
+/// A JSON string borrowed from the event text, or copied when it holds escapes.
+#[derive(Debug)]
+struct Text<'a>(Cow<'a, str>);
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, value: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(value)))
+            }
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(value.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor)
+    }
+}
+
+/// The `Authorization` entries of a `headers` map (`MULTI = false`: string values) or a
+/// `multiValueHeaders` map (`MULTI = true`: lists of strings), names in any case: how many
+/// values there are and the last one. Other headers are skipped unread, so a request's
+/// cookies or user agent are never copied.
+#[derive(Debug, Default)]
+struct AuthorizationHeaders<'a, const MULTI: bool> {
+    count: usize,
+    last: Option<Text<'a>>,
+}
+
+impl<'de: 'a, 'a, const MULTI: bool> Deserialize<'de> for AuthorizationHeaders<'a, MULTI> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(AuthorizationHeadersVisitor::<MULTI>)
+    }
+}
+
+struct AuthorizationHeadersVisitor<const MULTI: bool>;
+
+impl<'de, const MULTI: bool> Visitor<'de> for AuthorizationHeadersVisitor<MULTI> {
+    type Value = AuthorizationHeaders<'de, MULTI>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a map of header names to values")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = AuthorizationHeaders { count: 0, last: None };
+        while let Some(IsAuthorization(is_authorization)) = map.next_key()? {
+            if !is_authorization {
+                map.next_value::<IgnoredAny>()?;
+            } else if MULTI {
+                let values: Vec<Text<'de>> = map.next_value()?;
+                found.count += values.len();
+                found.last = values.into_iter().last();
+            } else {
+                found.count += 1;
+                found.last = Some(map.next_value()?);
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// A header name, read only as far as whether it is `Authorization` (any case).
+struct IsAuthorization(bool);
+
+impl<'de> Deserialize<'de> for IsAuthorization {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NameVisitor;
+        impl Visitor<'_> for NameVisitor {
+            type Value = IsAuthorization;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a header name")
+            }
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<Self::Value, E> {
+                Ok(IsAuthorization(name.eq_ignore_ascii_case("authorization")))
+            }
+        }
+        deserializer.deserialize_str(NameVisitor)
     }
 }
 
@@ -153,38 +295,55 @@ impl Authorizer {
         &self.keys
     }
 
-    /// Answers one authorizer invocation. HTTP API: always `Ok`, a deny is
-    /// `{"isAuthorized": false}`. REST: `Ok(policy)` or `Err(Unauthorized)` (401).
-    pub async fn handle(&self, event: &Value, request_id: Option<&str>) -> Result<Value, Unauthorized> {
-        let is_http_api = event.get("version").and_then(Value::as_str) == Some("2.0");
-        let meta = RequestMeta {
-            request_id: request_id.map(str::to_owned),
-            ..RequestMeta::default()
-        };
-        let event = AuthorizerEvent::deserialize(event).ok();
-        let outcome = match event.as_ref().and_then(|e| Some((e, e.gateway()?))) {
-            Some((event, gateway)) => self.decide(event, gateway).await.map(|claims| (event, gateway, claims)),
-            None => Err(Denial::MalformedEvent),
-        };
-        match outcome {
-            Ok((event, gateway, claims)) => {
-                // The policy is built inside `guard` too: a bug there must deny, not crash.
-                match guard(|| Self::allow(event, gateway, &claims, &self.route_roles)) {
-                    Ok(response) => Ok(response),
-                    Err(denial) => {
-                        audit::emit(AuditEvent::AuthorizerDenied, &meta, Some(&claims.sub), Some(&claims.sid), Some(denial.as_str()));
-                        Self::deny(is_http_api)
-                    }
-                }
-            }
-            Err(denial) => {
-                audit::emit(AuditEvent::AuthorizerDenied, &meta, None, None, Some(denial.as_str()));
-                Self::deny(is_http_api)
+    /// Answers one authorizer invocation from the event's JSON text. HTTP API: always `Ok`,
+    /// a deny is `{"isAuthorized": false}`. REST: `Ok(policy)` or `Err(Unauthorized)` (401).
+    pub async fn handle(&self, event: &str, request_id: Option<&str>) -> Result<AuthorizerResponse, Unauthorized> {
+        match AuthorizerEvent::parse(event) {
+            Some(event) => self.answer(&event, request_id).await,
+            None => {
+                audit::emit(
+                    AuditEvent::AuthorizerDenied,
+                    &Self::meta(request_id),
+                    None,
+                    None,
+                    Some(Denial::MalformedEvent.as_str()),
+                );
+                Self::deny(is_http_api_event(event))
             }
         }
     }
 
-    async fn decide(&self, event: &AuthorizerEvent<'_>, gateway: Gateway) -> Result<AccessClaims, Denial> {
+    /// Answers an event already parsed with [`AuthorizerEvent::parse`].
+    pub async fn answer(&self, event: &AuthorizerEvent<'_>, request_id: Option<&str>) -> Result<AuthorizerResponse, Unauthorized> {
+        let gateway = event.gateway();
+        let denial = match self.decide(event, gateway).await {
+            // The response is built inside `guard` too: a bug there must deny, not crash.
+            Ok((target, claims)) => match guard(|| Ok(Self::allow(target, claims, &self.route_roles))) {
+                Ok(response) => return Ok(response),
+                Err(denial) => denial,
+            },
+            Err(denial) => denial,
+        };
+        audit::emit(AuditEvent::AuthorizerDenied, &Self::meta(request_id), None, None, Some(denial.as_str()));
+        Self::deny(gateway == Some(Gateway::HttpApi))
+    }
+
+    fn meta(request_id: Option<&str>) -> RequestMeta {
+        RequestMeta {
+            request_id: request_id.map(str::to_owned),
+            ..RequestMeta::default()
+        }
+    }
+
+    /// Who may pass, and what to answer them: every check that can deny happens here.
+    async fn decide(&self, event: &AuthorizerEvent<'_>, gateway: Option<Gateway>) -> Result<(Target, AccessClaims), Denial> {
+        let gateway = gateway.ok_or(Denial::MalformedEvent)?;
+        let target = match gateway {
+            Gateway::HttpApi => Target::HttpApi,
+            Gateway::RestToken | Gateway::RestRequest => {
+                Target::RestStage(event.method_arn.as_deref().and_then(api_stage_prefix).ok_or(Denial::MalformedEvent)?)
+            }
+        };
         let bearer = event.bearer(gateway).ok_or(Denial::NoBearer)?;
         let header = guard(|| AccessTokenHeader::read(bearer).map_err(Denial::Token))?;
         let keys = self.keys.for_kid(&header.kid).await.map_err(|e| {
@@ -193,27 +352,22 @@ impl Authorizer {
         })?;
         let now = self.clock.now();
         let claims = guard(|| self.tokens.verify(&keys, bearer, &header, now).map_err(Denial::Token))?;
-        if gateway == Gateway::HttpApi && !has_required_role(&self.route_roles, event.route_key.unwrap_or_default(), &claims.roles) {
+        if gateway == Gateway::HttpApi && !has_required_role(&self.route_roles, event.route_key.as_deref().unwrap_or_default(), &claims.roles) {
             return Err(Denial::MissingRole);
         }
-        Ok(claims)
+        Ok((target, claims))
     }
 
-    fn allow(event: &AuthorizerEvent<'_>, gateway: Gateway, claims: &AccessClaims, route_roles: &HashMap<String, Vec<String>>) -> Result<Value, Denial> {
-        let context = json!({
-            "sub": claims.sub,
-            "sid": claims.sid,
-            "roles": claims.roles.join(","),
-            "jti": claims.jti,
-            "exp": claims.exp,
-        });
-        if gateway == Gateway::HttpApi {
-            let mut response = ApiGatewayV2CustomAuthorizerSimpleResponse::<Value>::default();
-            response.is_authorized = true;
-            response.context = context;
-            return serde_json::to_value(response).map_err(|_| Denial::Panic);
-        }
-        let api_prefix = event.method_arn.and_then(api_stage_prefix).ok_or(Denial::MalformedEvent)?;
+    fn allow(target: Target, claims: AccessClaims, route_roles: &HashMap<String, Vec<String>>) -> AuthorizerResponse {
+        let api_prefix = match target {
+            Target::HttpApi => {
+                let mut response = ApiGatewayV2CustomAuthorizerSimpleResponse::default();
+                response.is_authorized = true;
+                response.context = claims.into();
+                return AuthorizerResponse::Allow(response);
+            }
+            Target::RestStage(api_prefix) => api_prefix,
+        };
         // API Gateway caches this policy per token and reuses it for every route: allow the
         // whole stage, then deny each role-guarded route the token may not reach.
         let mut statements = vec![statement(IamPolicyEffect::Allow, vec![format!("{api_prefix}/*/*")])];
@@ -228,20 +382,31 @@ impl Authorizer {
         let mut policy = ApiGatewayCustomAuthorizerPolicy::default();
         policy.version = Some("2012-10-17".into());
         policy.statement = statements;
-        let mut response = ApiGatewayCustomAuthorizerResponse::<Value>::default();
+        let mut response = ApiGatewayCustomAuthorizerResponse::default();
         response.principal_id = Some(claims.sub.clone());
         response.policy_document = policy;
-        response.context = context;
-        serde_json::to_value(response).map_err(|_| Denial::Panic)
+        response.context = claims.into();
+        AuthorizerResponse::Policy(response)
     }
 
-    fn deny(is_http_api: bool) -> Result<Value, Unauthorized> {
+    fn deny(is_http_api: bool) -> Result<AuthorizerResponse, Unauthorized> {
         if is_http_api {
-            Ok(json!({ "isAuthorized": false }))
+            Ok(AuthorizerResponse::Deny(SimpleDeny { is_authorized: false }))
         } else {
             Err(Unauthorized)
         }
     }
+}
+
+/// Whether an event we could not read came from an HTTP API (which wants a simple deny,
+/// not an error): its `version` is `"2.0"`.
+fn is_http_api_event(event: &str) -> bool {
+    #[derive(Deserialize)]
+    struct Version<'a> {
+        #[serde(borrow)]
+        version: Option<Text<'a>>,
+    }
+    serde_json::from_str::<Version>(event).is_ok_and(|v| v.version.as_deref() == Some("2.0"))
 }
 
 /// Runs `f`, turning a panic into a deny.
@@ -305,6 +470,49 @@ mod tests {
         for bad in ["abc.def.ghi", "Basic abc", "Bearer a b", "Bearer a,Bearer b", "Bearer ", "Token abc"] {
             assert_eq!(bearer_token(bad), None, "{bad}");
         }
+    }
+
+    fn bearer_of(event: &str) -> Option<String> {
+        let event = AuthorizerEvent::parse(event)?;
+        event.bearer(event.gateway()?).map(str::to_owned)
+    }
+
+    fn http_api_event(headers: &str) -> String {
+        format!(r#"{{"version":"2.0","type":"REQUEST","routeKey":"GET /pets","headers":{headers},"requestContext":{{"http":{{"method":"GET"}}}}}}"#)
+    }
+
+    #[test]
+    fn events_are_read_from_their_text_strictly() {
+        assert_eq!(
+            bearer_of(&http_api_event(r#"{"Authorization":"Bearer a.b.c","cookie":"x=\"1\""}"#)).as_deref(),
+            Some("a.b.c")
+        );
+        // A value with JSON escapes is copied, not refused.
+        assert_eq!(bearer_of(&http_api_event(r#"{"authorization":"Bearer a.b\u002ec"}"#)).as_deref(), Some("a.b.c"));
+        // Two Authorization headers, in any case, or none: no token.
+        assert_eq!(
+            bearer_of(&http_api_event(r#"{"authorization":"Bearer a.b.c","AUTHORIZATION":"Bearer a.b.c"}"#)),
+            None
+        );
+        assert_eq!(bearer_of(&http_api_event("null")), None);
+        // A header of the wrong JSON type, or a mistyped field, is a malformed event.
+        for headers in [r#"{"authorization":["Bearer a.b.c"]}"#, r#"{"authorization":1}"#, r#"["authorization"]"#] {
+            assert!(AuthorizerEvent::parse(&http_api_event(headers)).is_none(), "{headers}");
+        }
+        assert!(AuthorizerEvent::parse(r#"{"version":2,"type":"REQUEST"}"#).is_none());
+        assert!(AuthorizerEvent::parse(r#"{"version":"2.0","type":"TOKEN?"}"#).is_none());
+        // REST keeps the last repeated header in `headers`, all of them in `multiValueHeaders`.
+        let rest = |multi: &str| format!(r#"{{"type":"REQUEST","headers":{{"Authorization":"Bearer a.b.c"}},"multiValueHeaders":{multi}}}"#);
+        assert_eq!(bearer_of(&rest(r#"{"Authorization":["Bearer a.b.c"]}"#)).as_deref(), Some("a.b.c"));
+        assert_eq!(bearer_of(&rest(r#"{"Authorization":["Bearer x.y.z","Bearer a.b.c"]}"#)), None);
+        assert_eq!(bearer_of(&rest(r#"{"authorization":["Bearer x.y.z"],"AUTHORIZATION":["Bearer a.b.c"]}"#)), None);
+    }
+
+    #[test]
+    fn an_unreadable_http_api_event_still_gets_a_simple_deny() {
+        assert!(is_http_api_event(&http_api_event(r#"{"authorization":1}"#)));
+        assert!(!is_http_api_event(r#"{"type":"TOKEN","authorizationToken":1}"#));
+        assert!(!is_http_api_event(r#""not an event""#));
     }
 
     #[test]

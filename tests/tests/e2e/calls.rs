@@ -107,7 +107,7 @@ async fn calls_per_operation() {
     recorder.clear();
     let bearer = format!("Bearer {}", first.access_token());
     for _ in 0..100 {
-        authorizer.handle(&http_api_authorizer_event(Some(&bearer), "GET /pets"), None).await.unwrap();
+        ask(&authorizer, &http_api_authorizer_event(Some(&bearer), "GET /pets")).await.unwrap();
     }
     rows.push((
         "authorizer, 100 warm invocations",

@@ -52,11 +52,9 @@ async fn secrets_manager_unreachable_means_login_503_without_token_and_authorize
     assert_unavailable(&Answer::from(login::handle(&broken, login_request()).await.unwrap()));
 
     let authorizer = authorizer_with(&app.config, clients(None, Some("http://127.0.0.1:9")).await.1);
-    let denied = authorizer
-        .handle(&http_api_authorizer_event(Some(&format!("Bearer {token}")), "GET /pets"), None)
-        .await;
+    let denied = ask(&authorizer, &http_api_authorizer_event(Some(&format!("Bearer {token}")), "GET /pets")).await;
     assert_eq!(denied.ok(), Some(json!({"isAuthorized": false})));
-    assert!(authorizer.handle(&rest_token_event(&format!("Bearer {token}")), None).await.is_err());
+    assert!(ask(&authorizer, &rest_token_event(&format!("Bearer {token}"))).await.is_err());
 }
 
 #[tokio::test]
@@ -75,7 +73,7 @@ async fn secrets_manager_denied_throttled_or_malformed_fails_closed() {
         ));
         let authorizer = authorizer_with(&app.config, clients(None, Some(&server.endpoint)).await.1);
         assert_eq!(
-            authorizer.handle(&http_api_authorizer_event(Some(&bearer), "GET /pets"), None).await.ok(),
+            ask(&authorizer, &http_api_authorizer_event(Some(&bearer), "GET /pets")).await.ok(),
             Some(json!({"isAuthorized": false})),
             "{fault}"
         );
@@ -88,7 +86,7 @@ async fn secrets_manager_denied_throttled_or_malformed_fails_closed() {
     assert_unavailable(&Answer::from(login::handle(&fresh, login_request()).await.unwrap()));
     let authorizer = authorizer_with(&app.config, app.secrets.clone());
     assert_eq!(
-        authorizer.handle(&http_api_authorizer_event(Some(&bearer), "GET /pets"), None).await.ok(),
+        ask(&authorizer, &http_api_authorizer_event(Some(&bearer), "GET /pets")).await.ok(),
         Some(json!({"isAuthorized": false}))
     );
     assert_eq!(

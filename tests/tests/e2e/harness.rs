@@ -256,7 +256,7 @@ impl App {
         self.refresh_call(Call::post("/auth/refresh").cookie(cookie)).await
     }
     pub async fn authorize(&self, event: Value) -> Result<Value, Unauthorized> {
-        self.authorizer.handle(&event, Some("e2e")).await
+        ask(&self.authorizer, &event).await
     }
 
     /// The stored session item, straight from the table.
@@ -326,6 +326,13 @@ pub fn http_api_authorizer_event(authorization: Option<&str>, route_key: &str) -
             "requestId": "r1", "routeKey": route_key, "stage": "$default", "time": "23/Nov/2026:12:00:00 +0000", "timeEpoch": 1_795_000_000_000u64
         }
     })
+}
+
+/// Asks the authorizer about an event, as the runtime does (JSON text in), and returns its
+/// answer as JSON, as API Gateway reads it.
+pub async fn ask(authorizer: &Authorizer, event: &Value) -> Result<Value, Unauthorized> {
+    let response = authorizer.handle(&event.to_string(), Some("e2e")).await?;
+    Ok(serde_json::to_value(response).unwrap())
 }
 
 /// A REST API TOKEN authorizer event.

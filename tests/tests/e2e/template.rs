@@ -203,15 +203,12 @@ async fn each_function_is_granted_exactly_the_calls_it_makes() {
     // authorizer: a valid token, and an unknown kid (re-fetches the key set).
     let bearer = format!("Bearer {}", ok.access_token());
     assert_eq!(
-        authorizer.handle(&http_api_authorizer_event(Some(&bearer), "GET /pets"), None).await.unwrap()["isAuthorized"],
+        ask(&authorizer, &http_api_authorizer_event(Some(&bearer), "GET /pets")).await.unwrap()["isAuthorized"],
         true
     );
     let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"at+jwt","kid":"k9"}"#);
     let unknown_kid = format!("Bearer {header}.{}", ok.access_token().split_once('.').unwrap().1);
-    authorizer
-        .handle(&http_api_authorizer_event(Some(&unknown_kid), "GET /pets"), None)
-        .await
-        .unwrap();
+    ask(&authorizer, &http_api_authorizer_event(Some(&unknown_kid), "GET /pets")).await.unwrap();
 
     let names = BTreeMap::from([
         (app.config.users_table.clone(), "UsersTable".to_owned()),
