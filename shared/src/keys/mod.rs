@@ -217,6 +217,15 @@ impl KeyCache {
     /// The key set for verifying a token signed with `kid`: re-fetches once when the kid is
     /// unknown (a new key was added), but at most once per 30 s.
     pub async fn for_kid(&self, kid: &str) -> Result<Arc<KeySet>, AuthError> {
+        // The warm path, taken by nearly every request, awaits nothing; the fetching path is
+        // boxed so its large future is not built (and copied) on every call.
+        match self.fresh() {
+            Some(keys) if keys.verifying_key(kid).is_some() => Ok(keys),
+            _ => Box::pin(self.fetch_for_kid(kid)).await,
+        }
+    }
+
+    async fn fetch_for_kid(&self, kid: &str) -> Result<Arc<KeySet>, AuthError> {
         let keys = self.current().await?;
         if keys.verifying_key(kid).is_some() {
             return Ok(keys);
