@@ -2,22 +2,42 @@
 # Every performance figure in one run, printed as one table (and saved to
 # target/bench/report.md): token verification side by side with Node's jose and
 # jsonwebtoken and Python's PyJWT on the same tokens; issuing, rotation and argon2id CPU;
-# AWS calls per operation; cold start and peak RSS of the release binaries; arm64 zip
-# sizes. Installs the peers itself (npm, PyPI). Not part of scripts/test.sh.
+# AWS calls per operation; cold start (over HTTP and HTTPS) and peak RSS of the release
+# binaries; arm64 zip sizes. Installs the peers itself (npm, PyPI). Not part of
+# scripts/test.sh.
+#
+# Everything is compiled first and nothing is compiled while a figure is taken: on a
+# 2-core machine a build next to a benchmark would be measured with it.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 started=$SECONDS
-ensure_venv
 out="$ROOT/target/bench"
 mkdir -p "$out" "$ROOT/.local/bench-node"
 report="$out/report.md"
 
-log "installing the peers: jose, jsonwebtoken (npm), PyJWT (PyPI)"
-"$VENV/bin/pip" install --quiet --disable-pip-version-check "PyJWT==2.15.1"
-(cd "$ROOT/.local/bench-node" && [[ -f package.json ]] || echo '{"private": true}' >package.json)
-npm install --silent --no-audit --no-fund --prefix "$ROOT/.local/bench-node" jose@6.2.18 jsonwebtoken@9.0.3 >/dev/null
-cp scripts/bench/verify_node.mjs "$ROOT/.local/bench-node/"
+# The tools and the peers download while the host builds compile (the network is idle then).
+install_tools_and_peers() {
+  ensure_venv
+  log "installing the peers: jose, jsonwebtoken (npm), PyJWT (PyPI)"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "PyJWT==2.15.1"
+  (cd "$ROOT/.local/bench-node" && [[ -f package.json ]] || echo '{"private": true}' >package.json)
+  npm install --silent --no-audit --no-fund --prefix "$ROOT/.local/bench-node" jose@6.2.18 jsonwebtoken@9.0.3 >/dev/null
+  cp scripts/bench/verify_node.mjs "$ROOT/.local/bench-node/"
+}
+install_tools_and_peers &
+installing=$!
+
+log "building: criterion benches and the four functions (release), the tools, arm64 zips"
+# The measured binaries use the release profile. The setup tool, the call counter and the
+# local Runtime API are debug builds: they are not what is measured.
+cargo bench --locked -p auth-core --bench hot_paths --no-run
+cargo build --locked --release -p login -p refresh -p logout -p authorizer
+cargo build --locked -p authctl -p e2e --example lambda_init
+cargo test --locked -p e2e --no-run
+wait "$installing"
+"$ROOT/scripts/package.sh" | tail -n 6 >"$out/sizes.txt"
+built=$SECONDS
 
 log "Rust hot paths (criterion, release profile)"
 cargo bench --locked -p auth-core --bench hot_paths -- --noplot
@@ -26,23 +46,28 @@ log "peers on the same token set"
 node "$ROOT/.local/bench-node/verify_node.mjs" "$out/tokens.json" | tee -a "$out/peers.jsonl"
 "$VENV/bin/python" scripts/bench/verify_python.py "$out/tokens.json" | tee -a "$out/peers.jsonl"
 
-port="$(free_port)"
 trap stop_emulator EXIT INT TERM
+port="$(free_port)"
 start_emulator "$port"
 export_emulator_env "$port"
 log "AWS calls per operation (SDK interceptor, emulator on 127.0.0.1:$port)"
 cargo test --locked -p e2e calls_per_operation -- --ignored --nocapture >/dev/null
-
 log "cold start and peak RSS of the release binaries"
-# Only the measured binaries need the release profile; the setup tool and the local
-# Runtime API do not (the latter only answers on loopback), so they stay debug builds.
-cargo build --locked --release -p login -p refresh -p logout -p authorizer
-cargo build --locked -p authctl
 "$ROOT/target/debug/authctl" local-setup >/dev/null
-cargo run --locked -q -p e2e --example lambda_init -- "$ROOT/target/release" 20 1000 >"$out/lambda_init.md"
+"$ROOT/target/debug/examples/lambda_init" "$ROOT/target/release" 20 1000 >"$out/lambda_init.md"
+stop_emulator
 
-log "arm64 release zips"
-"$ROOT/scripts/package.sh" | tail -n 6 >"$out/sizes.txt"
+# The same start-up with the key fetch (and the DynamoDB warm-up) over HTTPS: the first TLS
+# handshake, with a certificate from a throwaway local CA trusted through SSL_CERT_FILE.
+log "cold start with the first TLS handshake (emulator over HTTPS)"
+make_local_tls "$out/tls"
+port="$(free_port)"
+start_emulator "$port" "$out/tls"
+export_emulator_env "$port"
+export AWS_ENDPOINT_URL="https://127.0.0.1:$port" SSL_CERT_FILE="$out/tls/ca.pem"
+"$ROOT/target/debug/authctl" local-setup >/dev/null
+"$ROOT/target/debug/examples/lambda_init" "$ROOT/target/release" 20 0 >"$out/lambda_init_tls.md"
+stop_emulator
 
 {
   echo "# Benchmark run $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
@@ -56,13 +81,21 @@ log "arm64 release zips"
   cat "$out/calls.md"
   echo "## Cold start (process start to first Runtime API request, 20 starts) and memory"
   echo
+  echo "Emulator over HTTP on loopback:"
+  echo
   cat "$out/lambda_init.md"
+  echo
+  echo "Emulator over HTTPS on loopback (the first TLS handshake included):"
+  echo
+  cat "$out/lambda_init_tls.md"
   echo
   echo "## arm64 release binaries"
   echo
   echo '```'
   cat "$out/sizes.txt"
   echo '```'
+  echo
+  echo "Builds took $((built - started)) s of this run, measurements $((SECONDS - built)) s."
 } >"$report"
 cat "$report"
 log "benchmark finished in $((SECONDS - started)) s; saved to target/bench/report.md"

@@ -33,6 +33,19 @@ export_emulator_env() {
   export AWS_EC2_METADATA_DISABLED=true
 }
 
+# make_local_tls DIR: a throwaway local CA (DIR/ca.pem) and a certificate it signed for
+# 127.0.0.1 (DIR/server.pem, DIR/server.key), for serving the emulator over HTTPS in the
+# benchmarks. Clients trust it through SSL_CERT_FILE=DIR/ca.pem.
+make_local_tls() {
+  local dir="$1"
+  mkdir -p "$dir"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$dir/ca.key" -out "$dir/ca.pem" -days 2 \
+    -subj "/CN=bench local CA" -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$dir/server.key" -out "$dir/server.csr" -subj "/CN=127.0.0.1" 2>/dev/null
+  printf "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n" >"$dir/ext.cnf"
+  openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial -out "$dir/server.pem" -days 2 -extfile "$dir/ext.cnf" 2>/dev/null
+}
+
 # start_emulator PORT [TLS_DIR]: starts moto on 127.0.0.1:PORT, waits until it answers, and
 # sets EMULATOR_PID. With TLS_DIR (holding server.pem, server.key and the ca.pem that signed
 # them) it serves HTTPS. The caller stops it with stop_emulator (use a trap).

@@ -8,6 +8,7 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
+use std::time::Duration;
 
 use auth_core::authorizer::{Authorizer, AuthorizerEvent};
 use auth_core::clock::{Clock, SystemClock};
@@ -153,5 +154,17 @@ fn passwords(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, verification, issuing, passwords);
+/// One second of warm-up and three of measurement per benchmark: at microseconds per
+/// operation that is still millions of samples, and keeps scripts/bench.sh short.
+fn settings() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+}
+
+criterion_group! {
+    name = benches;
+    config = settings();
+    targets = verification, issuing, passwords
+}
 criterion_main!(benches);

@@ -1,7 +1,7 @@
 //! Cold start and memory of the release binaries, measured against a minimal local Lambda
 //! Runtime API (this file) and the emulator on loopback: the time from process start to
 //! its first `GET /runtime/invocation/next` (median and max over N starts), and peak RSS
-//! after serving M real invocations. Run by scripts/bench.sh:
+//! after serving M real invocations (M = 0: init only). Run by scripts/bench.sh:
 //! `lambda_init <dir with the binaries> <starts> <invocations>`; expects the emulator
 //! prepared by `authctl local-setup` (default table and secret names, the demo user).
 
@@ -275,8 +275,13 @@ async fn main() {
     let user_id = demo.item().unwrap()["user_id"].as_s().unwrap().clone();
     let sessions = DynamoSessions::new(users.clone(), "auth-sessions");
 
-    println!("| function | init median (ms) | init max (ms) | peak RSS after {invocations} invocations (MB) |");
-    println!("|---|---|---|---|");
+    if invocations == 0 {
+        println!("| function | init median (ms) | init max (ms) |");
+        println!("|---|---|---|");
+    } else {
+        println!("| function | init median (ms) | init max (ms) | peak RSS after {invocations} invocations (MB) |");
+        println!("|---|---|---|---|");
+    }
     for name in ["authorizer", "login", "refresh", "logout"] {
         let binary = format!("{dir}/{name}");
         let mut inits = Vec::new();
@@ -284,6 +289,11 @@ async fn main() {
             let (function, init) = Function::start(&binary).await;
             inits.push(init);
             function.stop();
+        }
+        let (median, max) = stats(inits);
+        if invocations == 0 {
+            println!("| {name} | {median:.1} | {max:.1} |");
+            continue;
         }
         let (mut function, _) = Function::start(&binary).await;
         let mut cookie = stored_session(&sessions, &user_id).await;
@@ -318,7 +328,6 @@ async fn main() {
         }
         let rss = function.peak_rss_kib() as f64 / 1024.0;
         function.stop();
-        let (median, max) = stats(inits);
         println!("| {name} | {median:.1} | {max:.1} | {rss:.1} |");
     }
 }
