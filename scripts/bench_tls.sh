@@ -21,7 +21,8 @@ AWS_LC_SYS_NO_JITTER_ENTROPY=0 cargo build --locked --release -p authorizer -p l
 cp "$ROOT/target/jitter/release/authorizer" "$ROOT/target/jitter/release/login" "$ROOT/target/bench/jitter-bins/"
 # lambda_init starts all four; refresh and logout are the shipped builds in both rows.
 cp "$ROOT/target/release/refresh" "$ROOT/target/release/logout" "$ROOT/target/bench/jitter-bins/"
-cargo build --locked -p authctl -p e2e --example lambda_init
+cargo build --locked -p authctl
+cargo build --locked -p e2e --example lambda_init
 
 port="$(free_port)"
 trap stop_emulator EXIT INT TERM

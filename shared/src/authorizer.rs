@@ -426,7 +426,8 @@ fn statement(effect: IamPolicyEffect, resource: Vec<String>) -> IamPolicyStateme
 fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, token) = value.trim().split_once(' ')?;
     let token = token.trim();
-    let well_formed = scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    let jwt_character = |b: u8| matches!(b, b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.');
+    let well_formed = scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.bytes().all(jwt_character);
     well_formed.then_some(token)
 }
 

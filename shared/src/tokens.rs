@@ -1,6 +1,7 @@
 //! Token formats: the access JWT (issue and verify) and the opaque refresh token with its
 //! hash chain. Verification is strict on purpose: we only ever accept tokens we issued.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use aws_lc_rs::{constant_time, digest, hmac, rand};
@@ -63,18 +64,32 @@ impl Rejection {
     }
 }
 
-/// The JOSE header exactly as we issue it. Unknown members (`crit`, `jwk`, `jku`, `x5u`,
-/// `x5c`, ...) and duplicate members fail to parse.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The JOSE header of an access token, read and checked: `typ` is `at+jwt`, and nothing
+/// but `alg`, `typ` and `kid` is present.
+#[derive(Debug)]
 pub struct AccessTokenHeader {
-    /// Algorithm named by the token; only compared against the key's pinned algorithm.
-    pub alg: String,
-    /// Must be `at+jwt`.
-    pub typ: String,
+    /// Algorithm named by the token (`None`: a name we do not know, such as `none`); only
+    /// compared against the key's pinned algorithm.
+    pub alg: Option<Algorithm>,
     /// Which key signed it.
     pub kid: String,
 }
+
+/// The JOSE header exactly as we issue it, borrowed from the decoded bytes. Unknown members
+/// (`crit`, `jwk`, `jku`, `x5u`, `x5c`, ...) and duplicate members fail to parse.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHeader<'a> {
+    #[serde(borrow)]
+    alg: Cow<'a, str>,
+    #[serde(borrow)]
+    typ: Cow<'a, str>,
+    #[serde(borrow)]
+    kid: Cow<'a, str>,
+}
+
+/// The longest decoded header read; ours is under 60 bytes.
+const MAX_HEADER_LEN: usize = 256;
 
 impl AccessTokenHeader {
     /// Reads and checks the header before any key is looked up or any signature checked.
@@ -86,12 +101,16 @@ impl AccessTokenHeader {
         let (Some(header), Some(_), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
             return Err(Rejection::Malformed);
         };
-        let json = URL_SAFE_NO_PAD.decode(header).map_err(|_| Rejection::Malformed)?;
-        let header: Self = serde_json::from_slice(&json).map_err(|_| Rejection::Malformed)?;
+        let mut json = [0u8; MAX_HEADER_LEN];
+        let len = URL_SAFE_NO_PAD.decode_slice(header, &mut json).map_err(|_| Rejection::Malformed)?;
+        let header: RawHeader = serde_json::from_slice(&json[..len]).map_err(|_| Rejection::Malformed)?;
         if header.typ != ACCESS_TOKEN_TYP {
             return Err(Rejection::WrongType);
         }
-        Ok(header)
+        Ok(Self {
+            alg: header.alg.parse().ok(),
+            kid: header.kid.into_owned(),
+        })
     }
 }
 
@@ -178,7 +197,7 @@ impl AccessTokens {
     pub fn verify(&self, keys: &KeySet, token: &str, header: &AccessTokenHeader, now: u64) -> Result<AccessClaims, Rejection> {
         let key = keys.verifying_key(&header.kid).ok_or(Rejection::UnknownKey)?;
         // SECURITY: the algorithm comes from the key set; a header naming another one is refused.
-        if header.alg.parse::<Algorithm>().ok() != Some(key.algorithm) {
+        if header.alg != Some(key.algorithm) {
             return Err(Rejection::AlgorithmMismatch);
         }
         let validation = self
