@@ -64,8 +64,7 @@ log "cold start with the first TLS handshake (emulator over HTTPS)"
 make_local_tls "$out/tls"
 port="$(free_port)"
 start_emulator "$port" "$out/tls"
-export_emulator_env "$port"
-export AWS_ENDPOINT_URL="https://127.0.0.1:$port" SSL_CERT_FILE="$out/tls/ca.pem"
+export_emulator_env "$port" "$out/tls"
 "$ROOT/target/debug/authctl" local-setup >/dev/null
 "$ROOT/target/debug/examples/lambda_init" "$ROOT/target/release" 20 0 >"$out/lambda_init_tls.md"
 stop_emulator

@@ -27,8 +27,7 @@ cargo build --locked -p e2e --example lambda_init
 port="$(free_port)"
 trap stop_emulator EXIT INT TERM
 start_emulator "$port" "$tls"
-export_emulator_env "$port"
-export AWS_ENDPOINT_URL="https://127.0.0.1:$port" SSL_CERT_FILE="$tls/ca.pem"
+export_emulator_env "$port" "$tls"
 "$ROOT/target/debug/authctl" local-setup >/dev/null
 
 echo "## Cold start with the key fetch over TLS: as shipped (AWS_LC_SYS_NO_JITTER_ENTROPY=1)"

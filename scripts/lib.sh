@@ -24,9 +24,15 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
-# Fake credentials and a region for the emulator; real AWS is never contacted.
+# export_emulator_env PORT [TLS_DIR]: points the SDK at the emulator on 127.0.0.1:PORT, over
+# HTTPS trusting TLS_DIR/ca.pem when TLS_DIR is given (see start_emulator). Fake credentials
+# and a region; real AWS is never contacted.
 export_emulator_env() {
-  export AWS_ENDPOINT_URL="http://127.0.0.1:$1"
+  if [[ -n "${2:-}" ]]; then
+    export AWS_ENDPOINT_URL="https://127.0.0.1:$1" SSL_CERT_FILE="$2/ca.pem"
+  else
+    export AWS_ENDPOINT_URL="http://127.0.0.1:$1"
+  fi
   export AWS_REGION="${AWS_REGION:-us-east-1}"
   export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-testing}"
   export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-testing}"
