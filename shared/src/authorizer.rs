@@ -92,6 +92,10 @@ enum Target {
     RestStage(String),
 }
 
+/// The payload version an HTTP API sends. Its denies are simple responses, never errors,
+/// whatever else the event holds.
+const HTTP_API_VERSION: &str = "2.0";
+
 /// Which gateway asked, from the event's `version` and `type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Gateway {
@@ -134,7 +138,7 @@ impl<'a> AuthorizerEvent<'a> {
     fn gateway(&self) -> Option<Gateway> {
         let kind = self.kind.as_deref()?;
         match self.version.as_deref() {
-            Some("2.0") if kind.eq_ignore_ascii_case("REQUEST") => Some(Gateway::HttpApi),
+            Some(HTTP_API_VERSION) if kind.eq_ignore_ascii_case("REQUEST") => Some(Gateway::HttpApi),
             _ if kind.eq_ignore_ascii_case("TOKEN") => Some(Gateway::RestToken),
             None | Some("1.0") if kind.eq_ignore_ascii_case("REQUEST") => Some(Gateway::RestRequest),
             _ => None,
@@ -325,7 +329,7 @@ impl Authorizer {
             Err(denial) => denial,
         };
         audit::emit(AuditEvent::AuthorizerDenied, &Self::meta(request_id), None, None, Some(denial.as_str()));
-        Self::deny(gateway == Some(Gateway::HttpApi))
+        Self::deny(event.version.as_deref() == Some(HTTP_API_VERSION))
     }
 
     fn meta(request_id: Option<&str>) -> RequestMeta {
@@ -399,14 +403,14 @@ impl Authorizer {
 }
 
 /// Whether an event we could not read came from an HTTP API (which wants a simple deny,
-/// not an error): its `version` is `"2.0"`.
+/// not an error): its `version` is [`HTTP_API_VERSION`], as in [`Authorizer::answer`].
 fn is_http_api_event(event: &str) -> bool {
     #[derive(Deserialize)]
     struct Version<'a> {
         #[serde(borrow)]
         version: Option<Text<'a>>,
     }
-    serde_json::from_str::<Version>(event).is_ok_and(|v| v.version.as_deref() == Some("2.0"))
+    serde_json::from_str::<Version>(event).is_ok_and(|v| v.version.as_deref() == Some(HTTP_API_VERSION))
 }
 
 /// Runs `f`, turning a panic into a deny.

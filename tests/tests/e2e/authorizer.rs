@@ -149,6 +149,13 @@ async fn missing_or_malformed_authorization_and_events_are_denied() {
         app.authorize(json!({"version": "2.0", "type": "REQUEST"})).await.ok(),
         Some(json!({"isAuthorized": false}))
     );
+    // An HTTP API payload always gets a simple deny, even when it names another type.
+    assert_eq!(
+        app.authorize(json!({"version": "2.0", "type": "TOKEN", "authorizationToken": "Bearer x"}))
+            .await
+            .ok(),
+        Some(json!({"isAuthorized": false}))
+    );
     assert!(app.authorize(json!("not an event")).await.is_err());
     assert!(
         app.authorize(json!({"type": "TOKEN", "authorizationToken": format!("Bearer {token}"), "methodArn": "garbage"}))
