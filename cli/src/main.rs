@@ -11,7 +11,7 @@ use auth_core::clock::{Clock, SystemClock};
 use auth_core::keys::secrets_manager::{KeySetInit, generate_key_set_json, init_key_set};
 use auth_core::password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, hash_password};
 use auth_core::store::dynamodb::{DynamoSessions, DynamoUsers, create_tables};
-use auth_core::store::{SessionStore, UserRecord, UserStore, normalize_username};
+use auth_core::store::{RevokeIf, SessionStore, UserRecord, UserStore, normalize_username};
 use auth_core::tokens::SessionId;
 use clap::{Parser, Subcommand};
 use secrecy::{ExposeSecret, SecretString};
@@ -126,7 +126,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 changes.push(change);
             }
             let password = SecretString::from(demo_password);
-            if add_user(&users, &demo_username, &password, vec!["user".into()], now).await? {
+            if add_user(&users, &demo_username, &password, vec!["user".into()]).await? {
                 changes.push(format!("created user {}", normalize_username(&demo_username)));
             }
             if changes.is_empty() {
@@ -144,17 +144,17 @@ async fn run(cli: Cli) -> Result<(), String> {
             command: UserCommand::Add { username, roles },
         } => {
             let password = read_password()?;
-            if !add_user(&users, &username, &password, roles, now).await? {
+            if !add_user(&users, &username, &password, roles).await? {
                 return Err(format!("user {} already exists", normalize_username(&username)));
             }
             println!("added user {}", normalize_username(&username));
         }
         Command::User {
             command: UserCommand::Disable { username },
-        } => set_disabled(&users, &username, true).await?,
+        } => set_disabled(&users, &username, true, now).await?,
         Command::User {
             command: UserCommand::Enable { username },
-        } => set_disabled(&users, &username, false).await?,
+        } => set_disabled(&users, &username, false, now).await?,
         Command::Sessions {
             command: SessionsCommand::List { username },
         } => {
@@ -195,7 +195,13 @@ async fn run(cli: Cli) -> Result<(), String> {
             };
             let mut revoked = 0;
             for id in &ids {
-                if sessions.revoke(id, None, "admin", now).await.map_err(describe)?.is_some() {
+                if sessions
+                    .revoke(id, RevokeIf::NotRevoked, "admin", now)
+                    .await
+                    .map_err(describe)?
+                    .revoked()
+                    .is_some()
+                {
                     revoked += 1;
                 }
             }
@@ -222,10 +228,15 @@ fn describe(e: AuthError) -> String {
     }
 }
 
-async fn add_user(users: &DynamoUsers, username: &str, password: &SecretString, roles: Vec<String>, now: u64) -> Result<bool, String> {
+async fn add_user(users: &DynamoUsers, username: &str, password: &SecretString, roles: Vec<String>) -> Result<bool, String> {
     let username = normalize_username(username);
     if username.is_empty() || username.len() > 256 {
         return Err("the username must be 1 to 256 bytes".into());
+    }
+    // The users table also holds `throttle#<username>` counters (which login may update):
+    // a username with `#` could collide with one of them.
+    if username.contains('#') {
+        return Err("the username must not contain '#'".into());
     }
     if users.get(&username).await.map_err(describe)?.is_some() {
         return Ok(false);
@@ -237,7 +248,10 @@ async fn add_user(users: &DynamoUsers, username: &str, password: &SecretString, 
         password_hash,
         roles,
         disabled: false,
-        password_changed_at: now,
+        // Never changed: a new user has no sessions to end, and a login within this very
+        // second must not count as older than the password.
+        password_changed_at: 0,
+        sessions_valid_after: 0,
     };
     users.create(&user).await.map_err(describe)
 }
@@ -251,9 +265,9 @@ async fn find_user(users: &DynamoUsers, username: &str) -> Result<UserRecord, St
     users.get(&username).await.map_err(describe)?.ok_or_else(|| format!("no user {username}"))
 }
 
-async fn set_disabled(users: &DynamoUsers, username: &str, disabled: bool) -> Result<(), String> {
+async fn set_disabled(users: &DynamoUsers, username: &str, disabled: bool, now: u64) -> Result<(), String> {
     let username = normalize_username(username);
-    if !users.set_disabled(&username, disabled).await.map_err(describe)? {
+    if !users.set_disabled(&username, disabled, now).await.map_err(describe)? {
         return Err(format!("no user {username}"));
     }
     println!("{} user {username}", if disabled { "disabled" } else { "enabled" });

@@ -11,7 +11,7 @@ use crate::audit::RequestMeta;
 use crate::config::{Config, SameSite, TokenDelivery};
 use crate::error::AuthError;
 use crate::password::MAX_PASSWORD_BYTES;
-use crate::service::{AuthService, IssuedTokens};
+use crate::service::{AuthService, IssuedTokens, RefreshFailure};
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 8 * 1024;
@@ -60,17 +60,25 @@ impl HttpPolicy {
         )
     }
 
-    /// Reads the refresh cookie; the first one wins if the browser sends several.
-    fn cookie_value<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
-        headers
+    /// Reads the refresh cookie. A request carrying it more than once is refused:
+    /// browsers send every matching cookie, so a second one was planted by a sibling
+    /// subdomain (`Domain=` the parent) or a path-scoped copy, and choosing either could
+    /// refresh the victim into the planter's session (session fixation).
+    fn cookie_value<'a>(&self, headers: &'a HeaderMap) -> Result<Option<&'a str>, AuthError> {
+        let mut values = headers
             .get_all(header::COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(';'))
             .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(name, _)| *name == self.cookie_name)
-            .map(|(_, value)| value.trim())
-            .filter(|value| !value.is_empty())
+            .filter(|(name, _)| *name == self.cookie_name)
+            .map(|(_, value)| value.trim());
+        let first = values.next();
+        // SECURITY: exactly one refresh cookie, or none; never pick one of several.
+        if values.next().is_some() {
+            return Err(AuthError::InvalidToken);
+        }
+        Ok(first.filter(|value| !value.is_empty()))
     }
 }
 
@@ -139,15 +147,28 @@ impl AuthApi {
     pub async fn refresh(&self, request: Request) -> Response<Body> {
         self.respond(&request, async {
             let body = self.token_body(&request)?;
-            let presented = self.presented_token(&request, &body);
+            let presented = match self.presented_token(&request, &body) {
+                Ok(presented) => presented,
+                Err(e) => return Ok(self.refused_token(&e)),
+            };
             match self.service.refresh(presented, &request_meta(&request)).await {
                 Ok(issued) => Ok(self.token_response(issued)),
-                Err(e @ (AuthError::InvalidToken | AuthError::TokenReused)) => {
-                    let mut response = error_response(&e);
-                    self.clear_cookie(&mut response);
+                Err(RefreshFailure {
+                    error: e @ (AuthError::InvalidToken | AuthError::TokenReused),
+                    ..
+                }) => Ok(self.refused_token(&e)),
+                Err(RefreshFailure { error, successor: None }) => Err(error),
+                // The rotation is committed: the error goes out with the successor, so the
+                // client's next try presents it instead of the superseded token.
+                Err(RefreshFailure {
+                    error,
+                    successor: Some(successor),
+                }) => {
+                    log_unavailable(&error);
+                    let mut response = error_response(&error);
+                    self.deliver_refresh_token(&mut response, &successor.refresh.encode(), successor.max_age);
                     Ok(response)
                 }
-                Err(e) => Err(e),
             }
         })
         .await
@@ -157,13 +178,23 @@ impl AuthApi {
     pub async fn logout(&self, request: Request) -> Response<Body> {
         self.respond(&request, async {
             let body = self.token_body(&request)?;
-            let presented = self.presented_token(&request, &body);
+            let presented = match self.presented_token(&request, &body) {
+                Ok(presented) => presented,
+                Err(e) => return Ok(self.refused_token(&e)),
+            };
             self.service.logout(presented, body.everywhere, &request_meta(&request)).await?;
             let mut response = empty_response(StatusCode::NO_CONTENT);
             self.clear_cookie(&mut response);
             Ok(response)
         })
         .await
+    }
+
+    /// The 401 for a refresh token that is refused: the error, and the cookie cleared.
+    fn refused_token(&self, error: &AuthError) -> Response<Body> {
+        let mut response = error_response(error);
+        self.clear_cookie(&mut response);
+        response
     }
 
     /// Runs the checks every endpoint shares, then `handler`, and adds CORS headers.
@@ -175,9 +206,7 @@ impl AuthApi {
             Ok(None) => match handler.await {
                 Ok(response) => response,
                 Err(e) => {
-                    if let AuthError::Unavailable(cause) = &e {
-                        tracing::error!(cause = %cause, "dependency failure");
-                    }
+                    log_unavailable(&e);
                     error_response(&e)
                 }
             },
@@ -231,15 +260,13 @@ impl AuthApi {
         serde_json::from_slice(bytes).map_err(|_| AuthError::InvalidRequest("The body, when sent, must be a JSON object."))
     }
 
-    fn presented_token<'a>(&self, request: &'a Request, body: &'a TokenBody) -> Option<&'a str> {
-        let from_cookie = self
-            .policy
-            .delivery
-            .uses_cookie()
-            .then(|| self.policy.cookie_value(request.headers()))
-            .flatten();
+    fn presented_token<'a>(&self, request: &'a Request, body: &'a TokenBody) -> Result<Option<&'a str>, AuthError> {
+        let from_cookie = match self.policy.delivery.uses_cookie() {
+            true => self.policy.cookie_value(request.headers())?,
+            false => None,
+        };
         let from_body = self.policy.delivery.uses_body().then_some(body.refresh_token.as_deref()).flatten();
-        from_cookie.or(from_body)
+        Ok(from_cookie.or(from_body))
     }
 
     fn token_response(&self, issued: IssuedTokens) -> Response<Body> {
@@ -257,10 +284,32 @@ impl AuthApi {
         response
     }
 
+    /// Adds a refresh token to an error answer: the cookie, and with body delivery a
+    /// `refresh_token` member beside `error` and `message`.
+    fn deliver_refresh_token(&self, response: &mut Response<Body>, refresh: &str, max_age: u64) {
+        if self.policy.delivery.uses_cookie() {
+            append_header(response, header::SET_COOKIE, &self.policy.cookie(refresh, max_age));
+        }
+        if self.policy.delivery.uses_body()
+            && let Body::Text(text) = response.body_mut()
+            && let Ok(serde_json::Value::Object(mut members)) = serde_json::from_str(text)
+        {
+            members.insert("refresh_token".into(), refresh.into());
+            *text = serde_json::Value::Object(members).to_string();
+        }
+    }
+
     fn clear_cookie(&self, response: &mut Response<Body>) {
         if self.policy.delivery.uses_cookie() {
             append_header(response, header::SET_COOKIE, &self.policy.cookie("", 0));
         }
+    }
+}
+
+/// Logs the cause of a dependency failure (never a secret: see [`AuthError::Unavailable`]).
+fn log_unavailable(error: &AuthError) {
+    if let AuthError::Unavailable(cause) = error {
+        tracing::error!(cause = %cause, "dependency failure");
     }
 }
 

@@ -2,8 +2,10 @@
 //! here talks to stores and keys through traits, so it is tested with in-memory stores
 //! and a fixed clock.
 
+use std::fmt;
 use std::sync::Arc;
 
+use futures_util::{StreamExt, stream};
 use secrecy::SecretString;
 
 use crate::audit::{self, AuditEvent, RequestMeta};
@@ -12,11 +14,17 @@ use crate::config::Config;
 use crate::error::AuthError;
 use crate::keys::{KeyCache, KeySet};
 use crate::password::verify_password;
-use crate::store::{Rotation, RotationOutcome, SessionRecord, SessionStore, UserRecord, UserStore, normalize_username};
+use crate::store::{
+    AttemptReservation, Revocation, RevokeIf, Rotation, RotationOutcome, SessionRecord, SessionStore, UserRecord, UserStore, normalize_username,
+};
 use crate::tokens::{AccessTokens, IssuedAccessToken, RefreshToken, SessionId};
 
+/// The revocation reason of logout everywhere; a retry finds it on its own session.
+const LOGOUT_EVERYWHERE: &str = "logout_everywhere";
+/// How many of a user's other sessions logout everywhere revokes at once.
+const FAN_OUT_CONCURRENCY: usize = 8;
+
 /// What a successful login or refresh hands to the client.
-#[derive(Debug)]
 pub struct IssuedTokens {
     /// The new access token.
     pub access: IssuedAccessToken,
@@ -24,6 +32,43 @@ pub struct IssuedTokens {
     pub refresh: RefreshToken,
     /// Seconds the refresh token stays usable if idle (the cookie's `Max-Age`).
     pub refresh_max_age: u64,
+}
+
+impl fmt::Debug for IssuedTokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedTokens")
+            .field("access", &self.access)
+            .field("refresh", &self.refresh)
+            .field("refresh_max_age", &self.refresh_max_age)
+            .finish()
+    }
+}
+
+/// The successor of a refresh token whose rotation is committed.
+#[derive(Debug)]
+pub struct Successor {
+    /// The session's current refresh token.
+    pub refresh: RefreshToken,
+    /// Seconds it stays usable if idle.
+    pub max_age: u64,
+}
+
+/// A refresh that failed. Once the rotation is committed, the presented token is
+/// superseded: `successor` is then the token the client must use next, and goes back to
+/// it with the error (a client that kept the old token would be taken for a thief on its
+/// next try after the grace window).
+#[derive(Debug)]
+pub struct RefreshFailure {
+    /// What went wrong.
+    pub error: AuthError,
+    /// The committed successor, when the failure came after the rotation.
+    pub successor: Option<Successor>,
+}
+
+impl From<AuthError> for RefreshFailure {
+    fn from(error: AuthError) -> Self {
+        Self { error, successor: None }
+    }
 }
 
 /// The authentication use cases over their stores, keys and clock.
@@ -56,7 +101,7 @@ impl AuthService {
     /// Cold-start work for login and refresh: fetches the key set in parallel with opening
     /// the DynamoDB connection, so the first request pays for neither. Failures are logged;
     /// the first request tries again and answers 503 while it cannot. Logout skips this: it
-    /// needs no keys and is not granted them.
+    /// reads keys only to recognise a superseded token, which is rare.
     pub async fn warm_up(&self) {
         let (keys, ()) = tokio::join!(self.keys.current(), self.users.warm());
         if let Err(e) = keys {
@@ -64,19 +109,23 @@ impl AuthService {
         }
     }
 
-    /// Checks a password and starts a session. Unknown user, wrong password and disabled
-    /// account take the same path (a full argon2id verification and a counted failure) and
-    /// give the same error.
+    /// Checks a password and starts a session. The attempt is reserved before the password
+    /// is hashed, so parallel guesses cannot outrun the throttle. Unknown user, wrong
+    /// password and disabled account take the same path (a full argon2id verification and
+    /// a counted attempt) and give the same error.
     pub async fn login(&self, username: &str, password: SecretString, meta: &RequestMeta) -> Result<IssuedTokens, AuthError> {
         let username = normalize_username(username);
         let now = self.clock.now();
-        let (user, throttle) = self.users.login_state(&username).await?;
-        if let Some(retry_after_secs) = throttle.retry_after(now) {
-            audit::emit(AuditEvent::LoginThrottled, meta, user.as_ref().map(|u| u.user_id.as_str()), None, None);
-            return Err(AuthError::TooManyAttempts { retry_after_secs });
-        }
-        // Fetch keys before checking the password: without them nothing can be issued.
+        // Keys first: without them nothing can be issued, and no attempt should be spent.
         let keys = self.keys.current().await?;
+        let (user, reservation) = tokio::try_join!(self.users.get(&username), self.users.reserve_attempt(&username, now))?;
+        let attempts = match reservation {
+            AttemptReservation::Granted { attempts } => attempts,
+            AttemptReservation::Refused { retry_after_secs } => {
+                audit::emit(AuditEvent::LoginThrottled, meta, user.as_ref().map(|u| u.user_id.as_str()), None, None);
+                return Err(AuthError::TooManyAttempts { retry_after_secs });
+            }
+        };
         let verified = verify_password(password, user.as_ref().map(|u| u.password_hash.clone())).await?;
         let user = match user {
             Some(user) if verified && !user.disabled => user,
@@ -86,14 +135,11 @@ impl AuthService {
                     Some(u) if u.disabled => "disabled",
                     Some(_) => "wrong_password",
                 };
-                self.users.record_failure(&username, &throttle, now).await?;
+                self.users.record_failure(&username, attempts, now).await?;
                 audit::emit(AuditEvent::LoginFailed, meta, other.as_ref().map(|u| u.user_id.as_str()), None, Some(reason));
                 return Err(AuthError::InvalidCredentials);
             }
         };
-        if throttle.failed_logins > 0 {
-            self.users.clear_failures(&username).await?;
-        }
 
         let session_id = SessionId::generate();
         let refresh = RefreshToken::start(session_id.clone());
@@ -112,16 +158,16 @@ impl AuthService {
             user_agent: meta.user_agent.clone(),
             source_ip: meta.source_ip.clone(),
         };
-        self.sessions.create(&session).await?;
+        tokio::try_join!(self.sessions.create(&session), self.users.clear_attempts(&username))?;
         let issued = self.issue(&keys, &user, &session, refresh, now)?;
         audit_session(AuditEvent::LoginSucceeded, meta, &session, None);
         Ok(issued)
     }
 
-    /// Rotates a refresh token in one conditional write. See DESIGN.md: a stale token
+    /// Rotates a refresh token in one conditional write. See docs/design.md: a stale token
     /// within the grace window gets the same successor, an older authentic one revokes the
     /// session, anything else is refused without a write.
-    pub async fn refresh(&self, presented: Option<&str>, meta: &RequestMeta) -> Result<IssuedTokens, AuthError> {
+    pub async fn refresh(&self, presented: Option<&str>, meta: &RequestMeta) -> Result<IssuedTokens, RefreshFailure> {
         let presented = RefreshToken::parse(presented.ok_or(AuthError::InvalidToken)?)?;
         let keys = self.keys.current().await?;
         let now = self.clock.now();
@@ -142,18 +188,25 @@ impl AuthService {
             RotationOutcome::Rejected(stored) => self.classify_rejected(&presented, stored, &keys, now, meta).await?,
         };
 
-        // Re-read the user: a disabled account or a changed password ends the session.
-        let user = self.users.get(&session.username).await?;
-        let user = match user {
-            Some(user) if !user.disabled && user.user_id == session.user_id && user.password_changed_at <= session.created_at => user,
-            _ => {
-                if self.sessions.revoke(&session.session_id, None, "user_invalidated", now).await?.is_some() {
-                    audit_session(AuditEvent::SessionRevoked, meta, &session, Some("user_invalidated"));
-                }
-                return Err(AuthError::InvalidToken);
-            }
+        // The rotation is committed: from here on, a failure still hands back `current`.
+        let committed = |error| RefreshFailure {
+            error,
+            successor: Some(Successor {
+                refresh: current.clone(),
+                max_age: self.refresh_max_age(&session, now),
+            }),
         };
-        self.issue(&keys, &user, &session, current, now)
+        // Re-read the user: a disabled account, a changed password or a moved revocation
+        // point ends the session.
+        let user = self.users.get(&session.username).await.map_err(committed)?;
+        let Some(user) = user.filter(|user| user.accepts(&session)) else {
+            let revoked = self.sessions.revoke(&session.session_id, RevokeIf::NotRevoked, "user_invalidated", now).await;
+            if revoked.map_err(committed)?.revoked().is_some() {
+                audit_session(AuditEvent::SessionRevoked, meta, &session, Some("user_invalidated"));
+            }
+            return Err(AuthError::InvalidToken.into());
+        };
+        self.issue(&keys, &user, &session, current.clone(), now).map_err(committed)
     }
 
     /// Decides what a failed rotation means, from the item the failed write returned.
@@ -184,42 +237,108 @@ impl AuthService {
             audit_session(AuditEvent::RefreshRotated, meta, &session, Some("grace"));
             return Ok((session, current));
         }
-        self.sessions.revoke(&session.session_id, None, "reuse_detected", now).await?;
+        self.sessions.revoke(&session.session_id, RevokeIf::NotRevoked, "reuse_detected", now).await?;
         audit_session(AuditEvent::RefreshReuseDetected, meta, &session, Some("old_generation"));
         Err(AuthError::TokenReused)
     }
 
-    /// Ends the session of `presented` (idempotent: a missing, unknown or already revoked
-    /// token is not an error). With `everywhere`, ends every session of its user.
+    /// Ends the session of `presented`, whichever of its tokens it is (the current one or a
+    /// superseded one: a logout racing a refresh must not leave the session live).
+    /// Idempotent: a missing, unknown, forged or already revoked token is not an error.
+    /// With `everywhere`, ends every session of its user: see [`Self::end_every_session`].
     pub async fn logout(&self, presented: Option<&str>, everywhere: bool, meta: &RequestMeta) -> Result<(), AuthError> {
         let Some(token) = presented.and_then(|raw| RefreshToken::parse(raw).ok()) else {
             return Ok(());
         };
         let now = self.clock.now();
-        let reason = if everywhere { "logout_everywhere" } else { "logout" };
-        let Some(session) = self.sessions.revoke(&token.session_id, Some(&token.hash()), reason, now).await? else {
-            return Ok(());
-        };
-        audit_session(AuditEvent::Logout, meta, &session, None);
-        if everywhere {
-            let mut revoked = 1;
-            for session_id in self.sessions.list_for_user(&session.user_id).await? {
-                if session_id != session.session_id && self.sessions.revoke(&session_id, None, reason, now).await?.is_some() {
-                    revoked += 1;
+        let reason = if everywhere { LOGOUT_EVERYWHERE } else { "logout" };
+        let mut expected = token.hash();
+        // A concurrent rotation can supersede the token between our writes: try a few times.
+        for _ in 0..3 {
+            let stored = match self.sessions.revoke(&token.session_id, RevokeIf::Holds(&expected), reason, now).await? {
+                Revocation::Revoked(session) => {
+                    audit_session(AuditEvent::Logout, meta, &session, None);
+                    if everywhere {
+                        self.end_every_session(&session, now, meta).await?;
+                    }
+                    return Ok(());
                 }
+                Revocation::Refused(None) => return Ok(()),
+                Revocation::Refused(Some(stored)) => stored,
+            };
+            // SECURITY: the presented token must be authentic: the current one, or an ancestor
+            // whose chain leads to the stored hash. A forgery ends nothing.
+            if !token.hash().ct_eq(&stored.token_hash) && !self.is_ancestor(&token, &stored).await? {
+                tracing::warn!(session_id = %stored.session_id, "logout with a forged token ignored");
+                return Ok(());
             }
-            audit_session(AuditEvent::LogoutEverywhere, meta, &session, Some(&format!("{revoked} sessions")));
+            match stored.revoked_at {
+                None if stored.is_live(now) => expected = stored.token_hash.clone(),
+                // A logout everywhere whose session was revoked but whose other steps did not
+                // finish: the retry finishes them, from the first attempt's revocation point.
+                Some(revoked_at) if everywhere && stored.revoke_reason.as_deref() == Some(LOGOUT_EVERYWHERE) && stored.is_retained(now) => {
+                    return self.end_every_session(&stored, revoked_at, meta).await;
+                }
+                _ => return Ok(()),
+            }
         }
+        Err(AuthError::unavailable("logout", "the session kept rotating during logout"))
+    }
+
+    /// Whether `token` is an older token of `stored`'s session (needs the refresh pepper).
+    async fn is_ancestor(&self, token: &RefreshToken, stored: &SessionRecord) -> Result<bool, AuthError> {
+        if token.generation >= stored.generation {
+            return Ok(false);
+        }
+        let keys = self.keys.current().await?;
+        Ok(token
+            .descendant_matching(keys.refresh_pepper(), stored.generation, &stored.token_hash)
+            .is_some())
+    }
+
+    /// Every session of `session`'s user created up to `point` ends: first the user's
+    /// revocation point moves (one idempotent conditional write, which is what makes them
+    /// all dead at their next refresh), then the session items are revoked best-effort and
+    /// concurrently, so listings show them ended; a failure there loses nothing.
+    async fn end_every_session(&self, session: &SessionRecord, point: u64, meta: &RequestMeta) -> Result<(), AuthError> {
+        self.users.revoke_sessions_until(&session.username, &session.user_id, point).await?;
+        let now = self.clock.now();
+        let others = match self.sessions.list_for_user(&session.user_id).await {
+            Ok(ids) => ids.into_iter().filter(|id| *id != session.session_id).collect(),
+            Err(e) => {
+                tracing::warn!(cause = %e, "listing sessions for logout everywhere failed; the revocation point holds");
+                Vec::new()
+            }
+        };
+        let revoked = stream::iter(others)
+            .map(|id| async move { self.sessions.revoke(&id, RevokeIf::CreatedUpTo(point), LOGOUT_EVERYWHERE, now).await })
+            .buffer_unordered(FAN_OUT_CONCURRENCY)
+            .fold(1usize, |count, result| async move {
+                match result {
+                    Ok(Revocation::Revoked(_)) => count + 1,
+                    Ok(Revocation::Refused(_)) => count,
+                    Err(e) => {
+                        tracing::warn!(cause = %e, "revoking one session for logout everywhere failed; the revocation point holds");
+                        count
+                    }
+                }
+            })
+            .await;
+        audit_session(AuditEvent::LogoutEverywhere, meta, session, Some(&format!("{revoked} sessions")));
         Ok(())
+    }
+
+    /// Seconds the session's refresh token stays usable if idle.
+    fn refresh_max_age(&self, session: &SessionRecord, now: u64) -> u64 {
+        session.expires_at.min(session.absolute_expires_at).saturating_sub(now)
     }
 
     fn issue(&self, keys: &KeySet, user: &UserRecord, session: &SessionRecord, refresh: RefreshToken, now: u64) -> Result<IssuedTokens, AuthError> {
         let access = self.tokens.issue(keys, &user.user_id, session.session_id.as_str(), &user.roles, now)?;
-        let refresh_max_age = session.expires_at.min(session.absolute_expires_at).saturating_sub(now);
         Ok(IssuedTokens {
             access,
             refresh,
-            refresh_max_age,
+            refresh_max_age: self.refresh_max_age(session, now),
         })
     }
 }
@@ -243,7 +362,7 @@ mod tests {
     }
 
     async fn refresh(bed: &TestBed, token: &RefreshToken) -> Result<IssuedTokens, AuthError> {
-        bed.service.refresh(Some(&token.encode()), &meta()).await
+        bed.service.refresh(Some(&token.encode()), &meta()).await.map_err(|f| f.error)
     }
 
     #[tokio::test]
@@ -269,7 +388,7 @@ mod tests {
         for (user, password) in [("nobody@example.com", ALICE.1), (ALICE.0, "wrong password"), ("bob@example.com", ALICE.1)] {
             let err = bed.service.login(user, password.to_owned().into(), &meta()).await.unwrap_err();
             assert!(matches!(err, AuthError::InvalidCredentials), "{user}: {err:?}");
-            assert_eq!(bed.users.throttle(user).failed_logins, 1, "failures are counted for {user}");
+            assert_eq!(bed.users.throttle(user).attempts, 1, "failures are counted for {user}");
         }
         assert_eq!(bed.sessions.writes(), 0);
     }
@@ -287,7 +406,7 @@ mod tests {
         assert!(matches!(other, AuthError::InvalidCredentials));
         bed.clock.advance(31);
         login(&bed).await;
-        assert_eq!(bed.users.throttle(ALICE.0).failed_logins, 0, "success resets the counter");
+        assert_eq!(bed.users.throttle(ALICE.0).attempts, 0, "success resets the counter");
     }
 
     #[tokio::test]
@@ -412,7 +531,7 @@ mod tests {
         let other_session = RefreshToken::start(first.refresh.session_id.clone()).encode();
         let future_generation = format!("{sid}.5.{}", other_session.rsplit('.').next().unwrap());
         for forged in [forged_secret, future_generation, format!("{sid}.1.{}", "B".repeat(43))] {
-            let err = bed.service.refresh(Some(&forged), &meta()).await.unwrap_err();
+            let err = bed.service.refresh(Some(&forged), &meta()).await.unwrap_err().error;
             assert!(matches!(err, AuthError::InvalidToken), "{err:?}");
         }
         assert_eq!(bed.sessions.writes(), writes, "a forgery writes nothing");
@@ -437,15 +556,17 @@ mod tests {
     async fn disabled_user_or_changed_password_ends_the_session_on_refresh() {
         let bed = TestBed::new(config());
         let first = login(&bed).await;
-        bed.users.set_disabled(ALICE.0, true).await.unwrap();
+        bed.users.set_disabled(ALICE.0, true, bed.clock.now()).await.unwrap();
         assert!(matches!(refresh(&bed, &first.refresh).await, Err(AuthError::InvalidToken)));
         assert_eq!(
             bed.sessions.stored(&first.refresh.session_id).unwrap().revoke_reason.as_deref(),
             Some("user_invalidated")
         );
 
-        bed.users.set_disabled(ALICE.0, false).await.unwrap();
+        bed.users.set_disabled(ALICE.0, false, bed.clock.now()).await.unwrap();
+        bed.clock.advance(1);
         let second = login(&bed).await;
+        assert!(refresh(&bed, &second.refresh).await.is_ok(), "a session after re-enabling works");
         let mut user = bed.users.get(ALICE.0).await.unwrap().unwrap();
         user.password_changed_at = bed.clock.now() + 1;
         bed.users.put(user);
@@ -505,10 +626,126 @@ mod tests {
         let bed = TestBed::new(config());
         let first = login(&bed).await;
         bed.keys.set_failing(true);
-        bed.clock.advance(bed.config.key_cache_ttl);
+        // Past the TTL and the whole stale period: the last good set no longer serves.
+        bed.clock.advance(bed.config.key_cache_ttl + crate::keys::MAX_STALE_SECS);
         let err = bed.service.login(ALICE.0, ALICE.1.to_owned().into(), &meta()).await.unwrap_err();
         assert!(matches!(err, AuthError::Unavailable(_)));
         assert!(matches!(refresh(&bed, &first.refresh).await, Err(AuthError::Unavailable(_))));
         assert_eq!(bed.sessions.stored(&first.refresh.session_id).unwrap().generation, 0, "nothing rotated");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn parallel_guesses_check_at_most_five_passwords() {
+        let bed = Arc::new(TestBed::new(config()));
+        let guesses = (0..30).map(|i| {
+            let bed = bed.clone();
+            tokio::spawn(async move { bed.service.login(ALICE.0, format!("wrong {i}").into(), &meta()).await.unwrap_err() })
+        });
+        let mut checked = 0;
+        for guess in guesses {
+            match guess.await.unwrap() {
+                AuthError::InvalidCredentials => checked += 1,
+                AuthError::TooManyAttempts { .. } => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(checked, 5, "only the reserved attempts reach the password check");
+        let err = bed.service.login(ALICE.0, ALICE.1.to_owned().into(), &meta()).await.unwrap_err();
+        assert!(matches!(err, AuthError::TooManyAttempts { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_session_created_in_the_same_second_as_a_password_change_dies() {
+        let bed = TestBed::new(config());
+        let issued = login(&bed).await;
+        let mut user = bed.users.get(ALICE.0).await.unwrap().unwrap();
+        user.password_changed_at = bed.clock.now();
+        bed.users.put(user);
+        bed.clock.advance(1);
+        assert!(matches!(refresh(&bed, &issued.refresh).await, Err(AuthError::InvalidToken)));
+    }
+
+    #[tokio::test]
+    async fn logout_everywhere_moves_the_revocation_point_so_sessions_it_could_not_revoke_die_too() {
+        let bed = TestBed::new(config());
+        let (a, b) = (login(&bed).await, login(&bed).await);
+        bed.clock.advance(5);
+        bed.service.logout(Some(&a.refresh.encode()), true, &meta()).await.unwrap();
+        let user = bed.users.get(ALICE.0).await.unwrap().unwrap();
+        assert_eq!(user.sessions_valid_after, bed.clock.now());
+        // As if revoking b's item had failed: the revocation point alone must end it.
+        let mut unrevoked = bed.sessions.stored(&b.refresh.session_id).unwrap();
+        assert_eq!(unrevoked.expires_at, bed.clock.now() + crate::store::REVOKED_RETENTION_SECS, "brought forward");
+        unrevoked.revoked_at = None;
+        unrevoked.expires_at = bed.clock.now() + 1000;
+        bed.sessions.put(unrevoked);
+        bed.clock.advance(1);
+        assert!(matches!(refresh(&bed, &b.refresh).await, Err(AuthError::InvalidToken)));
+        bed.clock.advance(1);
+        let after = login(&bed).await;
+        assert!(refresh(&bed, &after.refresh).await.is_ok(), "a later login is not affected");
+    }
+
+    #[tokio::test]
+    async fn a_retried_logout_everywhere_finishes_the_job_from_the_first_attempts_point() {
+        let bed = TestBed::new(config());
+        let (a, b) = (login(&bed).await, login(&bed).await);
+        bed.clock.advance(5);
+        // The first attempt revoked its own session, then failed before anything else.
+        let first_attempt = bed.clock.now();
+        let hash = a.refresh.hash();
+        let revoked = bed
+            .sessions
+            .revoke(&a.refresh.session_id, RevokeIf::Holds(&hash), LOGOUT_EVERYWHERE, first_attempt);
+        assert!(revoked.await.unwrap().revoked().is_some());
+        bed.clock.advance(1);
+        let c = login(&bed).await;
+        bed.clock.advance(5);
+        bed.service.logout(Some(&a.refresh.encode()), true, &meta()).await.unwrap();
+        assert_eq!(bed.users.get(ALICE.0).await.unwrap().unwrap().sessions_valid_after, first_attempt);
+        assert!(
+            bed.sessions.stored(&b.refresh.session_id).unwrap().revoked_at.is_some(),
+            "the retry revoked the rest"
+        );
+        assert!(matches!(refresh(&bed, &b.refresh).await, Err(AuthError::InvalidToken)));
+        assert!(
+            bed.sessions.stored(&c.refresh.session_id).unwrap().revoked_at.is_none(),
+            "a session created after the first attempt is not ended by its retry"
+        );
+        assert!(refresh(&bed, &c.refresh).await.is_ok());
+        // A plain logout's revoked session does not let its token end the others later.
+        let d = login(&bed).await;
+        let e = login(&bed).await;
+        bed.service.logout(Some(&d.refresh.encode()), false, &meta()).await.unwrap();
+        bed.service.logout(Some(&d.refresh.encode()), true, &meta()).await.unwrap();
+        assert!(bed.sessions.stored(&e.refresh.session_id).unwrap().revoked_at.is_none());
+    }
+
+    #[tokio::test]
+    async fn logout_with_a_superseded_token_of_the_session_revokes_it() {
+        let bed = TestBed::new(config());
+        let first = login(&bed).await;
+        let second = refresh(&bed, &first.refresh).await.unwrap();
+        let _third = refresh(&bed, &second.refresh).await.unwrap();
+        bed.service.logout(Some(&first.refresh.encode()), false, &meta()).await.unwrap();
+        let stored = bed.sessions.stored(&first.refresh.session_id).unwrap();
+        assert_eq!(stored.revoke_reason.as_deref(), Some("logout"));
+        assert!(matches!(refresh(&bed, &_third.refresh).await, Err(AuthError::InvalidToken)));
+    }
+
+    #[tokio::test]
+    async fn debug_output_never_shows_tokens_or_password_hashes() {
+        let bed = TestBed::new(config());
+        let issued = login(&bed).await;
+        let printed = format!("{issued:?}");
+        let refresh = issued.refresh.encode();
+        assert!(!printed.contains(&issued.access.token), "{printed}");
+        assert!(!printed.contains(issued.access.token.rsplit('.').next().unwrap()), "{printed}");
+        assert!(!printed.contains(refresh.rsplit('.').next().unwrap()), "{printed}");
+        let user = bed.users.get(ALICE.0).await.unwrap().unwrap();
+        let printed = format!("{user:?}");
+        assert!(printed.contains("alice@example.com"));
+        assert!(!printed.contains(&user.password_hash), "{printed}");
+        assert!(!printed.contains("$argon2id$"), "{printed}");
     }
 }

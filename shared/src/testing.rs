@@ -13,8 +13,11 @@ use crate::config::Config;
 use crate::error::AuthError;
 use crate::keys::{KeyCache, KeyProvider, KeySet};
 use crate::service::AuthService;
-use crate::store::{LoginThrottle, Rotation, RotationOutcome, SessionRecord, SessionStore, UserRecord, UserStore};
-use crate::tokens::{SessionId, TokenHash};
+use crate::store::{
+    AttemptReservation, LoginThrottle, REVOKED_RETENTION_SECS, Revocation, RevokeIf, Rotation, RotationOutcome, SessionRecord, SessionStore, UserRecord,
+    UserStore,
+};
+use crate::tokens::SessionId;
 
 /// A clock that only moves when told to.
 #[derive(Debug)]
@@ -165,17 +168,25 @@ impl SessionStore for MemorySessions {
         Ok(RotationOutcome::Rotated(session.clone()))
     }
 
-    async fn revoke(&self, id: &SessionId, expected_hash: Option<&TokenHash>, reason: &str, now: u64) -> Result<Option<SessionRecord>, AuthError> {
+    async fn revoke(&self, id: &SessionId, condition: RevokeIf<'_>, reason: &str, now: u64) -> Result<Revocation, AuthError> {
         let mut items = self.lock();
-        let Some(session) = items.get_mut(id) else { return Ok(None) };
-        if session.revoked_at.is_some() || expected_hash.is_some_and(|h| *h != session.token_hash || !session.is_live(now)) {
-            return Ok(None);
+        let Some(session) = items.get_mut(id) else {
+            return Ok(Revocation::Refused(None));
+        };
+        let allowed = match condition {
+            RevokeIf::Holds(hash) => *hash == session.token_hash && session.is_live(now),
+            RevokeIf::NotRevoked => session.revoked_at.is_none(),
+            RevokeIf::CreatedUpTo(point) => session.revoked_at.is_none() && session.created_at <= point,
+        };
+        if !allowed {
+            return Ok(Revocation::Refused(Some(session.clone())));
         }
         let before = session.clone();
         session.revoked_at = Some(now);
         session.revoke_reason = Some(reason.to_owned());
+        session.expires_at = now + REVOKED_RETENTION_SECS;
         self.writes.fetch_add(1, Ordering::SeqCst);
-        Ok(Some(before))
+        Ok(Revocation::Revoked(before))
     }
 
     async fn get(&self, id: &SessionId) -> Result<Option<SessionRecord>, AuthError> {
@@ -212,26 +223,19 @@ impl MemoryUsers {
 
 #[async_trait]
 impl UserStore for MemoryUsers {
-    async fn login_state(&self, username: &str) -> Result<(Option<UserRecord>, LoginThrottle), AuthError> {
-        Ok((self.get(username).await?, self.throttle(username)))
-    }
     async fn get(&self, username: &str) -> Result<Option<UserRecord>, AuthError> {
         Ok(self.users.lock().unwrap_or_else(|e| e.into_inner()).get(username).cloned())
     }
-    async fn record_failure(&self, username: &str, seen: &LoginThrottle, now: u64) -> Result<LoginThrottle, AuthError> {
+    async fn reserve_attempt(&self, username: &str, now: u64) -> Result<AttemptReservation, AuthError> {
         let mut throttles = self.throttles.lock().unwrap_or_else(|e| e.into_inner());
-        let t = throttles.entry(username.to_owned()).or_default();
-        if seen.is_stale(now) && t.last_failed_at == seen.last_failed_at {
-            *t = LoginThrottle::default();
-        }
-        t.failed_logins += 1;
-        t.last_failed_at = now;
-        if let Some(secs) = LoginThrottle::throttle_secs(t.failed_logins) {
-            t.throttled_until = t.throttled_until.max(now + secs);
-        }
-        Ok(*t)
+        Ok(throttles.entry(username.to_owned()).or_default().reserve(now))
     }
-    async fn clear_failures(&self, username: &str) -> Result<(), AuthError> {
+    async fn record_failure(&self, username: &str, attempts: u32, now: u64) -> Result<(), AuthError> {
+        let mut throttles = self.throttles.lock().unwrap_or_else(|e| e.into_inner());
+        throttles.entry(username.to_owned()).or_default().record_failure(attempts, now);
+        Ok(())
+    }
+    async fn clear_attempts(&self, username: &str) -> Result<(), AuthError> {
         self.throttles.lock().unwrap_or_else(|e| e.into_inner()).remove(username);
         Ok(())
     }
@@ -243,9 +247,22 @@ impl UserStore for MemoryUsers {
         users.insert(user.username.clone(), user.clone());
         Ok(true)
     }
-    async fn set_disabled(&self, username: &str, disabled: bool) -> Result<bool, AuthError> {
+    async fn set_disabled(&self, username: &str, disabled: bool, now: u64) -> Result<bool, AuthError> {
         let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(users.get_mut(username).map(|u| u.disabled = disabled).is_some())
+        let Some(user) = users.get_mut(username) else { return Ok(false) };
+        user.disabled = disabled;
+        if disabled {
+            user.sessions_valid_after = now;
+        }
+        Ok(true)
+    }
+    async fn revoke_sessions_until(&self, username: &str, user_id: &str, point: u64) -> Result<bool, AuthError> {
+        let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(user) = users.get_mut(username).filter(|u| u.user_id == user_id) else {
+            return Ok(false);
+        };
+        user.sessions_valid_after = user.sessions_valid_after.max(point);
+        Ok(true)
     }
 }
 
@@ -336,6 +353,7 @@ impl TestBed {
             roles: vec!["user".into()],
             disabled: false,
             password_changed_at: 0,
+            sessions_valid_after: 0,
         });
         let sessions = Arc::new(MemorySessions::default());
         let keys = Arc::new(StaticKeys::new());

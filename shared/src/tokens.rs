@@ -114,8 +114,7 @@ impl AccessTokenHeader {
     }
 }
 
-/// A freshly signed access token.
-#[derive(Debug)]
+/// A freshly signed access token. Its `Debug` shows the claims, never the token.
 pub struct IssuedAccessToken {
     /// The compact JWT.
     pub token: String,
@@ -123,6 +122,16 @@ pub struct IssuedAccessToken {
     pub expires_in: u64,
     /// Its claims, for the audit log.
     pub claims: AccessClaims,
+}
+
+impl fmt::Debug for IssuedAccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedAccessToken")
+            .field("token", &"<redacted>")
+            .field("expires_in", &self.expires_in)
+            .field("claims", &self.claims)
+            .finish()
+    }
 }
 
 /// Issues and verifies access tokens for one issuer and audience. Built once per cold

@@ -165,16 +165,38 @@ pub trait KeyProvider: Send + Sync {
     async fn fetch(&self) -> Result<KeySet, AuthError>;
 }
 
+/// During an outage of the key store, the last good key set keeps serving for at most this
+/// long past its TTL (logged), so an outage of Secrets Manager is not an outage of login,
+/// refresh and the authorizer. A removed key stays usable that much longer at worst.
+pub const MAX_STALE_SECS: u64 = 3600;
+/// After a failed fetch, the next one waits this long, doubling per failure up to
+/// [`MAX_FETCH_BACKOFF_SECS`]: requests meanwhile get the stale set (or fail) at once
+/// instead of each waiting for the SDK's retries and timeouts.
+pub const FETCH_BACKOFF_SECS: u64 = 2;
+/// The longest wait between fetches while they fail.
+pub const MAX_FETCH_BACKOFF_SECS: u64 = 60;
+
 #[derive(Default)]
 struct CacheState {
     keys: Option<Arc<KeySet>>,
     fetched_at: u64,
     last_unknown_kid_fetch: Option<u64>,
+    failed_fetches: u32,
+    next_fetch_at: u64,
+}
+
+impl CacheState {
+    /// The cached set while it may still serve past its TTL.
+    fn stale(&self, now: u64, ttl: u64) -> Option<Arc<KeySet>> {
+        let keys = self.keys.as_ref()?;
+        (now < self.fetched_at.saturating_add(ttl).saturating_add(MAX_STALE_SECS)).then(|| keys.clone())
+    }
 }
 
 /// Caches the key set in memory: fetched at cold start, again after `ttl` seconds, and
-/// on an unknown `kid` (at most once per [`UNKNOWN_KID_REFETCH_SECS`]). Fails closed: when
-/// the set cannot be fetched nothing is returned, and callers answer 503 or deny.
+/// on an unknown `kid` (at most once per [`UNKNOWN_KID_REFETCH_SECS`]). When a fetch fails,
+/// the last good set serves for up to [`MAX_STALE_SECS`] past its TTL and fetches back off;
+/// past that, or with no set ever fetched, it fails closed: callers answer 503 or deny.
 pub struct KeyCache {
     provider: Arc<dyn KeyProvider>,
     clock: Arc<dyn Clock>,
@@ -245,12 +267,43 @@ impl KeyCache {
         self.fetch_now().await
     }
 
+    /// Fetches the set (called holding `fetching`); while fetches fail and back off, answers
+    /// with the stale set when it may still serve.
     async fn fetch_now(&self) -> Result<Arc<KeySet>, AuthError> {
-        let keys = Arc::new(self.provider.fetch().await?);
+        let now = self.clock.now();
+        {
+            let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+            if now < state.next_fetch_at {
+                return state
+                    .stale(now, self.ttl)
+                    .ok_or_else(|| AuthError::unavailable("loading keys", "the key store failed moments ago; waiting before the next try"));
+            }
+        }
+        let fetched = self.provider.fetch().await;
+        let now = self.clock.now();
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-        state.keys = Some(keys.clone());
-        state.fetched_at = self.clock.now();
-        Ok(keys)
+        match fetched {
+            Ok(keys) => {
+                let keys = Arc::new(keys);
+                state.keys = Some(keys.clone());
+                state.fetched_at = now;
+                state.failed_fetches = 0;
+                state.next_fetch_at = 0;
+                Ok(keys)
+            }
+            Err(e) => {
+                state.failed_fetches = state.failed_fetches.saturating_add(1);
+                let backoff = (FETCH_BACKOFF_SECS << (state.failed_fetches - 1).min(8)).min(MAX_FETCH_BACKOFF_SECS);
+                state.next_fetch_at = now + backoff;
+                match state.stale(now, self.ttl) {
+                    Some(keys) => {
+                        tracing::warn!(cause = %e, stale_secs = now.saturating_sub(state.fetched_at), "key store unavailable; serving the last good key set");
+                        Ok(keys)
+                    }
+                    None => Err(e),
+                }
+            }
+        }
     }
 }
 
@@ -313,5 +366,35 @@ mod tests {
         provider.set_failing(true);
         let cache = KeyCache::new(provider.clone(), clock, 300);
         assert!(matches!(cache.current().await, Err(AuthError::Unavailable(_))));
+    }
+
+    #[tokio::test]
+    async fn an_outage_serves_the_last_good_set_for_a_bounded_time_and_backs_off() {
+        let clock = Arc::new(FixedClock::new(1_000));
+        let provider = Arc::new(StaticKeys::new());
+        let cache = KeyCache::new(provider.clone(), clock.clone(), 300);
+        cache.current().await.unwrap();
+        provider.set_failing(true);
+        clock.advance(300);
+        assert!(cache.current().await.is_ok(), "stale set served");
+        assert_eq!(provider.fetches(), 2);
+        for _ in 0..10 {
+            cache.current().await.unwrap();
+            cache.for_kid("k1").await.unwrap();
+        }
+        assert_eq!(provider.fetches(), 2, "no fetch during the back-off");
+        clock.advance(FETCH_BACKOFF_SECS);
+        cache.current().await.unwrap();
+        assert_eq!(provider.fetches(), 3, "one try after the back-off");
+        cache.current().await.unwrap();
+        assert_eq!(provider.fetches(), 3, "and the back-off doubled");
+        clock.advance(MAX_STALE_SECS);
+        assert!(
+            matches!(cache.current().await, Err(AuthError::Unavailable(_))),
+            "past the stale bound: fail closed"
+        );
+        provider.set_failing(false);
+        clock.advance(MAX_FETCH_BACKOFF_SECS);
+        assert!(cache.current().await.is_ok(), "recovers once the store answers");
     }
 }

@@ -9,11 +9,14 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType,
-    ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification,
 };
 
-use super::{LoginThrottle, Rotation, RotationOutcome, SessionRecord, SessionStore, THROTTLE_WINDOW_SECS, UserRecord, UserStore};
+use super::{
+    AttemptReservation, LoginThrottle, REVOKED_RETENTION_SECS, Revocation, RevokeIf, Rotation, RotationOutcome, SessionRecord, SessionStore,
+    THROTTLE_AFTER_FAILURES, THROTTLE_WINDOW_SECS, UserRecord, UserStore,
+};
 use crate::aws::sdk_error;
 use crate::error::AuthError;
 use crate::tokens::{SessionId, TokenHash};
@@ -104,6 +107,7 @@ fn user_to_item(user: &UserRecord) -> Item {
         ("roles".into(), AttributeValue::L(user.roles.iter().map(s).collect())),
         ("disabled".into(), AttributeValue::Bool(user.disabled)),
         ("password_changed_at".into(), n(user.password_changed_at)),
+        ("sessions_valid_after".into(), n(user.sessions_valid_after)),
     ])
 }
 
@@ -121,15 +125,22 @@ fn user_from_item(item: &Item) -> Option<UserRecord> {
         // A missing flag is read as disabled: fail closed.
         disabled: item.get("disabled").and_then(|v| v.as_bool().ok()).copied().unwrap_or(true),
         password_changed_at: get_n(item, "password_changed_at").unwrap_or(0),
+        sessions_valid_after: get_n(item, "sessions_valid_after").unwrap_or(0),
     })
 }
 
 fn throttle_from_item(item: &Item) -> LoginThrottle {
+    let count = |key| get_n(item, key).and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
     LoginThrottle {
-        failed_logins: get_n(item, "failed_logins").and_then(|v| u32::try_from(v).ok()).unwrap_or(0),
-        last_failed_at: get_n(item, "last_failed_at").unwrap_or(0),
+        attempts: count("attempts"),
+        allowed: count("allowed"),
+        last_attempt_at: get_n(item, "last_attempt_at").unwrap_or(0),
         throttled_until: get_n(item, "throttled_until").unwrap_or(0),
     }
+}
+
+fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    e.as_service_error().and_then(|s| s.code()) == Some("ConditionalCheckFailedException")
 }
 
 /// Sessions in DynamoDB.
@@ -192,37 +203,45 @@ impl SessionStore for DynamoSessions {
                 Ok(RotationOutcome::Rotated(session))
             }
             Err(e) => match e.as_service_error() {
-                Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(failed)) => {
-                    Ok(RotationOutcome::Rejected(failed.item().and_then(session_from_item)))
-                }
+                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => Ok(RotationOutcome::Rejected(failed.item().and_then(session_from_item))),
                 _ => Err(sdk_error("UpdateItem session", e)),
             },
         }
     }
 
-    async fn revoke(&self, session_id: &SessionId, expected_hash: Option<&TokenHash>, reason: &str, now: u64) -> Result<Option<SessionRecord>, AuthError> {
+    async fn revoke(&self, session_id: &SessionId, condition: RevokeIf<'_>, reason: &str, now: u64) -> Result<Revocation, AuthError> {
         let mut request = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("session_id", s(session_id.as_str()))
-            .update_expression("SET revoked_at = :now, revoke_reason = :reason")
+            .update_expression("SET revoked_at = :now, revoke_reason = :reason, expires_at = :retained_until")
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":reason", s(reason))
-            .return_values(ReturnValue::AllOld);
-        request = match expected_hash {
+            .expression_attribute_values(":retained_until", n(now + REVOKED_RETENTION_SECS))
+            .return_values(ReturnValue::AllOld)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        request = match condition {
             // SECURITY: only the holder of the current token of a live session can end it (and,
             // with `everywhere`, the user's other sessions); a session id alone (it is in every
             // access token) or an expired token must not log anyone out.
-            Some(hash) => request
+            RevokeIf::Holds(hash) => request
                 .condition_expression("token_hash = :expected_hash AND attribute_not_exists(revoked_at) AND expires_at > :now AND absolute_expires_at > :now")
                 .expression_attribute_values(":expected_hash", AttributeValue::B(Blob::new(hash.0.to_vec()))),
-            None => request.condition_expression("attribute_exists(session_id) AND attribute_not_exists(revoked_at)"),
+            RevokeIf::NotRevoked => request.condition_expression("attribute_exists(session_id) AND attribute_not_exists(revoked_at)"),
+            RevokeIf::CreatedUpTo(point) => request
+                .condition_expression("attribute_exists(session_id) AND attribute_not_exists(revoked_at) AND created_at <= :point")
+                .expression_attribute_values(":point", n(point)),
         };
         match request.send().await {
-            Ok(out) => Ok(out.attributes().and_then(session_from_item)),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(None),
-            Err(e) => Err(sdk_error("UpdateItem revoke", e)),
+            Ok(out) => Ok(match out.attributes().and_then(session_from_item) {
+                Some(session) => Revocation::Revoked(session),
+                None => Revocation::Refused(None),
+            }),
+            Err(e) => match e.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => Ok(Revocation::Refused(failed.item().and_then(session_from_item))),
+                _ => Err(sdk_error("UpdateItem revoke", e)),
+            },
         }
     }
 
@@ -296,37 +315,6 @@ impl UserStore for DynamoUsers {
         }
     }
 
-    async fn login_state(&self, username: &str) -> Result<(Option<UserRecord>, LoginThrottle), AuthError> {
-        let keys = KeysAndAttributes::builder()
-            .keys(HashMap::from([("username".to_owned(), Self::key(username))]))
-            .keys(HashMap::from([("username".to_owned(), Self::throttle_key(username))]))
-            .consistent_read(true)
-            .build()
-            .map_err(|e| AuthError::unavailable("BatchGetItem", e))?;
-        let out = self
-            .client
-            .batch_get_item()
-            .request_items(&self.table, keys)
-            .send()
-            .await
-            .map_err(|e| sdk_error("BatchGetItem users", e))?;
-        if out.unprocessed_keys().is_some_and(|u| !u.is_empty()) {
-            return Err(AuthError::unavailable("BatchGetItem users", "unprocessed keys (throttled)"));
-        }
-        let items = out.responses().and_then(|r| r.get(&self.table)).map(Vec::as_slice).unwrap_or_default();
-        let throttle_name = format!("{THROTTLE_PREFIX}{username}");
-        let mut user = None;
-        let mut throttle = LoginThrottle::default();
-        for item in items {
-            match get_s(item, "username") {
-                Some(name) if name == throttle_name => throttle = throttle_from_item(item),
-                Some(name) if name == username => user = user_from_item(item),
-                _ => {}
-            }
-        }
-        Ok((user, throttle))
-    }
-
     async fn get(&self, username: &str) -> Result<Option<UserRecord>, AuthError> {
         let out = self
             .client
@@ -340,81 +328,107 @@ impl UserStore for DynamoUsers {
         Ok(out.item().and_then(user_from_item))
     }
 
-    async fn record_failure(&self, username: &str, seen: &LoginThrottle, now: u64) -> Result<LoginThrottle, AuthError> {
+    async fn reserve_attempt(&self, username: &str, now: u64) -> Result<AttemptReservation, AuthError> {
         let key = Self::throttle_key(username);
-        // Long enough for the longest throttle plus a quiet window; the item then expires.
+        // Kept long enough for the longest throttle plus a quiet window; the item then expires.
         let expires_at = now + 2 * THROTTLE_WINDOW_SECS;
-        let update = || self.client.update_item().table_name(&self.table).key("username", key.clone());
-        let is_condition_failure = |e: &SdkError<UpdateItemError, _>| e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception());
-
-        // Restart a counter that went quiet, unless another failure was counted since we read it.
-        let mut restarted = false;
-        if seen.is_stale(now) {
-            let result = update()
-                .update_expression("SET failed_logins = :one, last_failed_at = :now, throttled_until = :zero, expires_at = :expires")
-                .condition_expression("last_failed_at = :seen_last")
-                .expression_attribute_values(":now", n(now))
-                .expression_attribute_values(":expires", n(expires_at))
-                .expression_attribute_values(":one", n(1))
+        let fresh_since = now.saturating_sub(THROTTLE_WINDOW_SECS);
+        for _ in 0..2 {
+            // SECURITY: the attempt is counted before the password is checked, and only while
+            // the account is not throttled and fewer than the allowed attempts are taken, in
+            // one conditional write: parallel guesses cannot all pass a check read earlier.
+            let reserved = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("username", key.clone())
+                .update_expression("SET attempts = if_not_exists(attempts, :zero) + :one, last_attempt_at = :now, expires_at = :expires")
+                .condition_expression(
+                    "(attribute_not_exists(attempts) OR attempts < :base OR attempts < allowed) \
+                     AND (attribute_not_exists(throttled_until) OR throttled_until <= :now) \
+                     AND (attribute_not_exists(last_attempt_at) OR last_attempt_at >= :fresh_since)",
+                )
                 .expression_attribute_values(":zero", n(0))
-                .expression_attribute_values(":seen_last", n(seen.last_failed_at))
-                .send()
-                .await;
-            match result {
-                Ok(_) => restarted = true,
-                Err(e) if is_condition_failure(&e) => {}
-                Err(e) => return Err(sdk_error("UpdateItem throttle", e)),
-            }
-        }
-        let failed_logins = if restarted {
-            1
-        } else {
-            let out = update()
-                .update_expression("SET failed_logins = if_not_exists(failed_logins, :zero) + :one, last_failed_at = :now, expires_at = :expires")
-                .expression_attribute_values(":now", n(now))
-                .expression_attribute_values(":expires", n(expires_at))
                 .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":base", n(THROTTLE_AFTER_FAILURES))
+                .expression_attribute_values(":now", n(now))
+                .expression_attribute_values(":fresh_since", n(fresh_since))
+                .expression_attribute_values(":expires", n(expires_at))
                 .return_values(ReturnValue::UpdatedNew)
-                .send()
-                .await
-                .map_err(|e| sdk_error("UpdateItem throttle", e))?;
-            out.attributes()
-                .and_then(|a| get_n(a, "failed_logins"))
-                .and_then(|v| u32::try_from(v).ok())
-                .unwrap_or(u32::MAX)
-        };
-
-        let mut state = LoginThrottle {
-            failed_logins,
-            last_failed_at: now,
-            throttled_until: 0,
-        };
-        if let Some(secs) = LoginThrottle::throttle_secs(failed_logins) {
-            state.throttled_until = now + secs;
-            // Never shorten a longer throttle that a concurrent failure already set.
-            let result = update()
-                .update_expression("SET throttled_until = :until")
-                .condition_expression("attribute_not_exists(throttled_until) OR throttled_until < :until")
-                .expression_attribute_values(":until", n(state.throttled_until))
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
                 .send()
                 .await;
-            match result {
-                Ok(_) => {}
+            let seen = match reserved {
+                Ok(out) => {
+                    let attempts = out.attributes().map(throttle_from_item).map_or(u32::MAX, |t| t.attempts);
+                    return Ok(AttemptReservation::Granted { attempts });
+                }
+                Err(e) => match e.as_service_error() {
+                    Some(UpdateItemError::ConditionalCheckFailedException(failed)) => failed.item().map(throttle_from_item).unwrap_or_default(),
+                    _ => return Err(sdk_error("UpdateItem throttle", e)),
+                },
+            };
+            if !seen.is_stale(now) {
+                return Ok(AttemptReservation::Refused {
+                    retry_after_secs: seen.retry_after(now).unwrap_or(1),
+                });
+            }
+            // A counter quiet for a whole window starts over with this attempt, unless another
+            // attempt restarted it first (then the loop reserves after that one).
+            let restarted = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("username", key.clone())
+                .update_expression("SET attempts = :one, allowed = :base, throttled_until = :zero, last_attempt_at = :now, expires_at = :expires")
+                .condition_expression("last_attempt_at = :seen_last")
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":base", n(THROTTLE_AFTER_FAILURES))
+                .expression_attribute_values(":now", n(now))
+                .expression_attribute_values(":expires", n(expires_at))
+                .expression_attribute_values(":seen_last", n(seen.last_attempt_at))
+                .send()
+                .await;
+            match restarted {
+                Ok(_) => return Ok(AttemptReservation::Granted { attempts: 1 }),
                 Err(e) if is_condition_failure(&e) => {}
                 Err(e) => return Err(sdk_error("UpdateItem throttle", e)),
             }
         }
-        Ok(state)
+        Ok(AttemptReservation::Refused { retry_after_secs: 1 })
     }
 
-    async fn clear_failures(&self, username: &str) -> Result<(), AuthError> {
+    async fn record_failure(&self, username: &str, attempts: u32, now: u64) -> Result<(), AuthError> {
+        let Some(secs) = LoginThrottle::throttle_secs(attempts) else { return Ok(()) };
+        let until = now + secs;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("username", Self::throttle_key(username))
+            .update_expression("SET throttled_until = :until, allowed = :allowed")
+            // Never shorten a longer throttle that a concurrent failure already set.
+            .condition_expression("attribute_exists(username) AND (attribute_not_exists(throttled_until) OR throttled_until < :until)")
+            .expression_attribute_values(":until", n(until))
+            .expression_attribute_values(":allowed", n(attempts + 1))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(sdk_error("UpdateItem throttle", e)),
+        }
+    }
+
+    async fn clear_attempts(&self, username: &str) -> Result<(), AuthError> {
         self.client
             .update_item()
             .table_name(&self.table)
             .key("username", Self::throttle_key(username))
-            .update_expression("SET failed_logins = :zero, throttled_until = :zero")
+            .update_expression("SET attempts = :zero, allowed = :base, throttled_until = :zero")
             .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":base", n(THROTTLE_AFTER_FAILURES))
             .send()
             .await
             .map_err(|e| sdk_error("UpdateItem throttle", e))?;
@@ -437,21 +451,50 @@ impl UserStore for DynamoUsers {
         }
     }
 
-    async fn set_disabled(&self, username: &str, disabled: bool) -> Result<bool, AuthError> {
+    async fn set_disabled(&self, username: &str, disabled: bool, now: u64) -> Result<bool, AuthError> {
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("username", Self::key(username))
+            .condition_expression("attribute_exists(username) AND attribute_exists(user_id)")
+            .expression_attribute_values(":disabled", AttributeValue::Bool(disabled));
+        request = if disabled {
+            request
+                .update_expression("SET disabled = :disabled, sessions_valid_after = :now")
+                .expression_attribute_values(":now", n(now))
+        } else {
+            request.update_expression("SET disabled = :disabled")
+        };
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(sdk_error("UpdateItem user", e)),
+        }
+    }
+
+    async fn revoke_sessions_until(&self, username: &str, user_id: &str, point: u64) -> Result<bool, AuthError> {
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("username", Self::key(username))
-            .update_expression("SET disabled = :disabled")
-            .condition_expression("attribute_exists(username)")
-            .expression_attribute_values(":disabled", AttributeValue::Bool(disabled))
+            .update_expression("SET sessions_valid_after = :point")
+            .condition_expression("user_id = :user_id AND (attribute_not_exists(sessions_valid_after) OR sessions_valid_after < :point)")
+            .expression_attribute_values(":point", n(point))
+            .expression_attribute_values(":user_id", s(user_id))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(sdk_error("UpdateItem user", e)),
+            // Already at or past the point (a retry, or a later logout): done. Another user or none: nothing to move.
+            Err(e) => match e.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                    Ok(failed.item().and_then(|item| get_s(item, "user_id")).is_some_and(|id| id == user_id))
+                }
+                _ => Err(sdk_error("UpdateItem user", e)),
+            },
         }
     }
 }
@@ -579,6 +622,7 @@ mod tests {
             roles: vec!["admin".into()],
             disabled: false,
             password_changed_at: 0,
+            sessions_valid_after: 0,
         });
         assert!(!user_from_item(&item).unwrap().disabled);
         item.remove("disabled");

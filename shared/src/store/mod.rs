@@ -3,45 +3,94 @@
 
 pub mod dynamodb;
 
+use std::fmt;
+
 use async_trait::async_trait;
 
 use crate::error::AuthError;
 use crate::tokens::{SessionId, TokenHash};
 
 /// A user as the login and refresh use cases need it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct UserRecord {
     /// Trimmed, lowercased e-mail: the table key.
     pub username: String,
     /// Stable id that goes into tokens as `sub`.
     pub user_id: String,
-    /// argon2id PHC string. Never logged.
+    /// argon2id PHC string. Never logged (redacted in `Debug`).
     pub password_hash: String,
     /// Roles copied into access tokens.
     pub roles: Vec<String>,
     /// A disabled user cannot log in or refresh.
     pub disabled: bool,
-    /// Sessions created before this instant are refused on refresh.
+    /// When the password last changed (epoch seconds); sessions created up to this second
+    /// are refused on refresh.
     pub password_changed_at: u64,
+    /// The per-user revocation point (epoch seconds): sessions created up to this second are
+    /// refused on refresh. Logout everywhere and disabling move it, in one write.
+    pub sessions_valid_after: u64,
 }
 
-/// Failed-login bookkeeping for one username, kept whether or not the user exists.
+impl UserRecord {
+    /// Whether `session` may go on for this user: the user is enabled, owns it, and it was
+    /// created strictly after the last password change and the revocation point. Strict,
+    /// because times are whole seconds: a session from the same second as a password change
+    /// may be older than the change.
+    pub fn accepts(&self, session: &SessionRecord) -> bool {
+        !self.disabled && self.user_id == session.user_id && session.created_at > self.password_changed_at && session.created_at > self.sessions_valid_after
+    }
+}
+
+impl fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserRecord")
+            .field("username", &self.username)
+            .field("user_id", &self.user_id)
+            .field("password_hash", &"<redacted>")
+            .field("roles", &self.roles)
+            .field("disabled", &self.disabled)
+            .field("password_changed_at", &self.password_changed_at)
+            .field("sessions_valid_after", &self.sessions_valid_after)
+            .finish()
+    }
+}
+
+/// Login-attempt bookkeeping for one username, kept whether or not the user exists. An
+/// attempt is reserved before the password is hashed, so parallel guesses cannot outrun it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LoginThrottle {
-    /// Failures since the counter was last reset.
-    pub failed_logins: u32,
-    /// When the last failure happened (epoch seconds).
-    pub last_failed_at: u64,
-    /// No attempt is checked before this instant (epoch seconds); 0 when not throttled.
+    /// Attempts reserved since the counter was last reset (finished or still in flight).
+    pub attempts: u32,
+    /// Attempts allowed before the next throttle period ends: [`THROTTLE_AFTER_FAILURES`]
+    /// at first, then one more per throttle period (0 reads as the first).
+    pub allowed: u32,
+    /// When the last attempt was reserved (epoch seconds).
+    pub last_attempt_at: u64,
+    /// No attempt is reserved before this instant (epoch seconds); 0 when not throttled.
     pub throttled_until: u64,
 }
 
-/// Failures within this many seconds of each other count together.
+/// Attempts within this many seconds of each other count together.
 pub const THROTTLE_WINDOW_SECS: u64 = 15 * 60;
-/// The failure that starts throttling.
+/// The failure that starts throttling: at most this many passwords are checked per window.
 pub const THROTTLE_AFTER_FAILURES: u32 = 5;
 /// The first throttle period; each further failure doubles it, up to the window.
 pub const THROTTLE_BASE_SECS: u64 = 30;
+
+/// The answer to a reservation of a login attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptReservation {
+    /// The password may be checked; this is the `attempts`-th attempt of the window.
+    Granted {
+        /// The attempt's number, for [`UserStore::record_failure`].
+        attempts: u32,
+    },
+    /// Throttled, or every allowed attempt is already taken: 429.
+    Refused {
+        /// Seconds until an attempt may be reserved again.
+        retry_after_secs: u64,
+    },
+}
 
 impl LoginThrottle {
     /// Seconds until the next attempt is allowed, when throttled now.
@@ -49,15 +98,50 @@ impl LoginThrottle {
         (self.throttled_until > now).then(|| self.throttled_until - now)
     }
 
-    /// Whether the counter went quiet for a whole window, so the next failure starts over.
+    /// Whether the counter went quiet for a whole window, so the next attempt starts over.
     pub fn is_stale(&self, now: u64) -> bool {
-        self.failed_logins > 0 && now.saturating_sub(self.last_failed_at) > THROTTLE_WINDOW_SECS
+        now.saturating_sub(self.last_attempt_at) > THROTTLE_WINDOW_SECS
     }
 
-    /// How long `failed_logins` failures throttle: nothing before the fifth, then 30 s,
-    /// doubling with each further failure up to the window.
-    pub fn throttle_secs(failed_logins: u32) -> Option<u64> {
-        let extra = failed_logins.checked_sub(THROTTLE_AFTER_FAILURES)?;
+    /// Attempts allowed in all before the current throttle period ends.
+    pub fn allowed(&self) -> u32 {
+        self.allowed.max(THROTTLE_AFTER_FAILURES)
+    }
+
+    /// Reserves one attempt: refused while throttled or while every allowed attempt is
+    /// taken (checks still in flight count). The stores apply exactly this rule atomically.
+    pub fn reserve(&mut self, now: u64) -> AttemptReservation {
+        if self.is_stale(now) {
+            *self = Self::default();
+        }
+        if let Some(retry_after_secs) = self.retry_after(now) {
+            return AttemptReservation::Refused { retry_after_secs };
+        }
+        if self.attempts >= self.allowed() {
+            // The allowed attempts are being checked right now; their answers decide.
+            return AttemptReservation::Refused { retry_after_secs: 1 };
+        }
+        self.attempts += 1;
+        self.last_attempt_at = now;
+        AttemptReservation::Granted { attempts: self.attempts }
+    }
+
+    /// The throttle that the failure of attempt number `attempts` calls for: it starts at
+    /// the fifth and grows, and allows one more attempt once it ends. Never shortens a
+    /// longer throttle that a concurrent failure set.
+    pub fn record_failure(&mut self, attempts: u32, now: u64) {
+        if let Some(secs) = Self::throttle_secs(attempts)
+            && self.throttled_until < now + secs
+        {
+            self.throttled_until = now + secs;
+            self.allowed = attempts + 1;
+        }
+    }
+
+    /// How long the failure of attempt `attempts` throttles: nothing before the fifth,
+    /// then 30 s, doubling with each further failure up to the window.
+    pub fn throttle_secs(attempts: u32) -> Option<u64> {
+        let extra = attempts.checked_sub(THROTTLE_AFTER_FAILURES)?;
         Some((THROTTLE_BASE_SECS << extra.min(10)).min(THROTTLE_WINDOW_SECS))
     }
 }
@@ -97,7 +181,13 @@ impl SessionRecord {
     /// Not revoked and neither expiry passed. Checked in code on every read: DynamoDB's
     /// TTL deletes expired items up to days late, and the emulator never does.
     pub fn is_live(&self, now: u64) -> bool {
-        self.revoked_at.is_none() && now < self.expires_at && now < self.absolute_expires_at
+        self.revoked_at.is_none() && self.is_retained(now)
+    }
+
+    /// Neither expiry passed, revoked or not (a revoked item's expiry is brought forward to
+    /// [`REVOKED_RETENTION_SECS`] after its revocation).
+    pub fn is_retained(&self, now: u64) -> bool {
+        now < self.expires_at && now < self.absolute_expires_at
     }
 }
 
@@ -127,6 +217,44 @@ pub enum RotationOutcome {
     Rejected(Option<SessionRecord>),
 }
 
+/// A revoked session item is kept this long after its revocation (its `expires_at`, the
+/// TTL attribute, is brought forward to it): long enough to finish a retried logout
+/// everywhere and to read it in the audit trail, short enough to leave the `by_user`
+/// index soon.
+pub const REVOKED_RETENTION_SECS: u64 = 3600;
+
+/// The condition of a revocation.
+#[derive(Debug, Clone, Copy)]
+pub enum RevokeIf<'a> {
+    /// The session is live and its current token hash is this one: only the holder of the
+    /// current token ends it (a session id alone, which every access token carries, does not).
+    Holds(&'a TokenHash),
+    /// The session exists and is not revoked yet (operator, reuse, user invalidated).
+    NotRevoked,
+    /// The session is not revoked yet and was created up to this instant: the fan-out of
+    /// logout everywhere, which ends exactly the sessions its revocation point ends.
+    CreatedUpTo(u64),
+}
+
+/// What a revocation did.
+#[derive(Debug)]
+pub enum Revocation {
+    /// Revoked by this call; the session as it was before.
+    Revoked(SessionRecord),
+    /// The condition failed; the session as it is (returned by the same call), if it exists.
+    Refused(Option<SessionRecord>),
+}
+
+impl Revocation {
+    /// The session, when this call revoked it.
+    pub fn revoked(self) -> Option<SessionRecord> {
+        match self {
+            Self::Revoked(session) => Some(session),
+            Self::Refused(_) => None,
+        }
+    }
+}
+
 /// Sessions, keyed by session id, with an index by user.
 #[async_trait]
 pub trait SessionStore: Send + Sync {
@@ -134,9 +262,9 @@ pub trait SessionStore: Send + Sync {
     async fn create(&self, session: &SessionRecord) -> Result<(), AuthError>;
     /// Rotates in one conditional write: hash and generation match, not revoked, not expired.
     async fn rotate(&self, rotation: &Rotation) -> Result<RotationOutcome, AuthError>;
-    /// Revokes a live session, only if its current hash is `expected_hash` when one is
-    /// given. Returns the session as it was when this call revoked it, `None` otherwise.
-    async fn revoke(&self, session_id: &SessionId, expected_hash: Option<&TokenHash>, reason: &str, now: u64) -> Result<Option<SessionRecord>, AuthError>;
+    /// Revokes a session under `condition`, in one conditional write that also brings its
+    /// expiry forward to [`REVOKED_RETENTION_SECS`] from `now`.
+    async fn revoke(&self, session_id: &SessionId, condition: RevokeIf<'_>, reason: &str, now: u64) -> Result<Revocation, AuthError>;
     /// Reads one session (operator tools; the hot paths never read before writing).
     async fn get(&self, session_id: &SessionId) -> Result<Option<SessionRecord>, AuthError>;
     /// The ids of every session of a user, through the `by_user` index.
@@ -146,21 +274,26 @@ pub trait SessionStore: Send + Sync {
 /// Users and their login throttle state.
 #[async_trait]
 pub trait UserStore: Send + Sync {
-    /// The user (if any) and the throttle state of `username`, in one read.
-    async fn login_state(&self, username: &str) -> Result<(Option<UserRecord>, LoginThrottle), AuthError>;
     /// One user.
     async fn get(&self, username: &str) -> Result<Option<UserRecord>, AuthError>;
-    /// Counts one failed login atomically, so concurrent failures all count and none lifts
-    /// a throttle another set, and starts the throttle the new count calls for. `seen` is
-    /// the state read before the attempt: a counter quiet for a whole window starts over.
-    /// Returns the state after this failure.
-    async fn record_failure(&self, username: &str, seen: &LoginThrottle, now: u64) -> Result<LoginThrottle, AuthError>;
-    /// Resets the throttle state after a successful login.
-    async fn clear_failures(&self, username: &str) -> Result<(), AuthError>;
+    /// Reserves one login attempt for `username` in one atomic write, by the rule of
+    /// [`LoginThrottle::reserve`], before any password is checked.
+    async fn reserve_attempt(&self, username: &str, now: u64) -> Result<AttemptReservation, AuthError>;
+    /// Records that attempt number `attempts` failed, by the rule of
+    /// [`LoginThrottle::record_failure`]; writes only when a throttle starts or grows.
+    async fn record_failure(&self, username: &str, attempts: u32, now: u64) -> Result<(), AuthError>;
+    /// Resets the attempt counter after a successful login.
+    async fn clear_attempts(&self, username: &str) -> Result<(), AuthError>;
     /// Adds a user; `false` if the username is taken.
     async fn create(&self, user: &UserRecord) -> Result<bool, AuthError>;
-    /// Enables or disables a user; `false` if there is no such user.
-    async fn set_disabled(&self, username: &str, disabled: bool) -> Result<bool, AuthError>;
+    /// Enables or disables a user; disabling also moves the revocation point to `now`, so
+    /// enabling the account again does not bring its old sessions back. `false` if there
+    /// is no such user.
+    async fn set_disabled(&self, username: &str, disabled: bool, now: u64) -> Result<bool, AuthError>;
+    /// Moves the user's revocation point forward to `point` in one conditional write (never
+    /// back, so a retry is harmless): every session created up to `point` is dead from its
+    /// next refresh on. `false` when there is no such user with this `user_id`.
+    async fn revoke_sessions_until(&self, username: &str, user_id: &str, point: u64) -> Result<bool, AuthError>;
     /// Opens the connection during cold start; failures only cost the first request time.
     async fn warm(&self) {}
 }

@@ -141,6 +141,7 @@ async fn unknown_user_wrong_password_and_disabled_user_take_similar_time() {
                 roles: vec![],
                 disabled,
                 password_changed_at: 0,
+                sessions_valid_after: 0,
             };
             users.create(&user).await.unwrap();
         }
@@ -239,5 +240,33 @@ async fn cross_site_requests_cannot_refresh_or_log_out() {
             .await;
         assert!(preflight.header("access-control-allow-origin").is_none(), "{endpoint}");
         assert!(preflight.header("access-control-allow-credentials").is_none(), "{endpoint}");
+    }
+}
+
+#[tokio::test]
+async fn a_second_refresh_cookie_is_refused_so_a_planted_one_cannot_fix_the_session() {
+    let app = spawn_app().await;
+    let victim = app.login(ALICE, PASSWORD).await.refresh_cookie();
+    // A sibling subdomain planted its own session's cookie with Domain=<parent>.
+    let planted = app.login(BOB, PASSWORD).await.refresh_cookie();
+    let sessions = [&victim, &planted].map(|c| session_id_of(c.trim_start_matches("refresh_token=")));
+    for (name, cookies) in [
+        ("planted first", vec![planted.clone(), victim.clone()]),
+        ("victim first", vec![victim.clone(), planted.clone()]),
+        ("empty first", vec!["refresh_token=".to_owned(), victim.clone()]),
+    ] {
+        let call = cookies.iter().fold(Call::post("/auth/refresh"), |call, c| call.cookie(c));
+        let answer = app.refresh_call(call).await;
+        assert_eq!((answer.status, answer.error_code().as_str()), (401, "invalid_token"), "{name}");
+        assert!(
+            answer.set_cookies().iter().any(|c| c.starts_with("refresh_token=;") && c.contains("Max-Age=0")),
+            "{name}"
+        );
+        let call = cookies.iter().fold(Call::post("/auth/logout"), |call, c| call.cookie(c));
+        assert_eq!(app.logout_call(call).await.status, 401, "{name}");
+    }
+    for sid in &sessions {
+        assert_eq!(app.session_number(sid, "generation").await, Some(0), "nothing rotated");
+        assert!(!app.session_item(sid).await.unwrap().contains_key("revoked_at"), "nothing revoked");
     }
 }

@@ -63,6 +63,17 @@ async fn user_add_reads_the_password_from_stdin_and_the_user_can_log_in() {
     assert!(added.status.success(), "{}", text(&added));
     let login = app.login("carol@example.com", "a long enough password").await;
     assert_eq!(login.status, 200);
+    assert_eq!(
+        app.refresh(&login.refresh_cookie()).await.status,
+        200,
+        "a session from the second of creation lives"
+    );
+    let collides = authctl(&app, &["user", "add", "throttle#carol@example.com"], Some("a long enough password\n"));
+    assert!(
+        !collides.status.success() && text(&collides).contains("must not contain '#'"),
+        "{}",
+        text(&collides)
+    );
     let again = authctl(&app, &["user", "add", "carol@example.com"], Some("a long enough password\n"));
     assert!(!again.status.success() && text(&again).contains("already exists"));
     let short = authctl(&app, &["user", "add", "dave@example.com"], Some("short\n"));

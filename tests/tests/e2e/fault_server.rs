@@ -1,6 +1,7 @@
 //! A loopback HTTP/1.1 server standing in for a failing AWS endpoint: it answers every
-//! request with an error, never answers, or forwards to the emulator and drops the answers
-//! of chosen operations (a write that happened but whose response was lost).
+//! request with an error, never answers, or forwards to the emulator and either drops the
+//! answers of chosen operations (a write that happened but whose response was lost) or
+//! fails chosen requests before they reach it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,7 +17,14 @@ pub enum Fault {
     Hang,
     /// Forward to the emulator, but drop the answer of the first `n` calls to `operation`.
     DropAnswers { operation: &'static str, n: usize },
+    /// Forward to the emulator, but answer the requests whose text (headers and body,
+    /// lowercased) contains `needle` with a 500 `InternalServerError`, unforwarded: all but
+    /// the first `skip` of them, up to `n`.
+    FailMatching { needle: &'static str, skip: usize, n: usize },
 }
+
+/// Requests that [`Fault::FailMatching`] failed.
+const INTERNAL_ERROR: &str = "InternalServerError";
 
 pub struct FaultServer {
     pub endpoint: String,
@@ -73,12 +81,20 @@ async fn serve(mut stream: TcpStream, fault: Fault, counter: Arc<AtomicUsize>, d
         counter.fetch_add(1, Ordering::SeqCst);
         match &fault {
             Fault::Error(kind) => {
-                let body = format!(r#"{{"__type":"{kind}","message":"injected fault"}}"#);
-                let response = format!(
-                    "HTTP/1.1 400 Bad Request\r\ncontent-type: application/x-amz-json-1.0\r\nx-amzn-requestid: fault\r\ncontent-length: {}\r\n\r\n{body}",
-                    body.len()
-                );
-                if stream.write_all(response.as_bytes()).await.is_err() {
+                if stream.write_all(error_response("400 Bad Request", kind).as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+            Fault::FailMatching { needle, skip, n } => {
+                let text = String::from_utf8_lossy(&request).to_ascii_lowercase();
+                let matching = text.contains(needle).then(|| dropped.fetch_add(1, Ordering::SeqCst));
+                let response = if matching.is_some_and(|i| i >= *skip && i < skip + n) {
+                    error_response("500 Internal Server Error", INTERNAL_ERROR).into_bytes()
+                } else {
+                    let Some(response) = forward(&request).await else { return };
+                    response
+                };
+                if stream.write_all(&response).await.is_err() {
                     return;
                 }
             }
@@ -87,10 +103,7 @@ async fn serve(mut stream: TcpStream, fault: Fault, counter: Arc<AtomicUsize>, d
                 return;
             }
             Fault::DropAnswers { operation, n } => {
-                let upstream_addr = std::env::var("AWS_ENDPOINT_URL").unwrap().trim_start_matches("http://").to_owned();
-                let mut upstream = TcpStream::connect(upstream_addr).await.unwrap();
-                upstream.write_all(&request).await.unwrap();
-                let Some(response) = read_message(&mut upstream).await else { return };
+                let Some(response) = forward(&request).await else { return };
                 let head = String::from_utf8_lossy(&request[..request.len().min(2048)]).to_ascii_lowercase();
                 let is_target = head.contains(&format!("x-amz-target: dynamodb_20120810.{}", operation.to_ascii_lowercase()));
                 if is_target && dropped.fetch_add(1, Ordering::SeqCst) < *n {
@@ -103,4 +116,21 @@ async fn serve(mut stream: TcpStream, fault: Fault, counter: Arc<AtomicUsize>, d
             }
         }
     }
+}
+
+/// An AWS JSON error answer.
+fn error_response(status: &str, kind: &str) -> String {
+    let body = format!(r#"{{"__type":"{kind}","message":"injected fault"}}"#);
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/x-amz-json-1.0\r\nx-amzn-requestid: fault\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Sends one request to the emulator and reads its answer.
+async fn forward(request: &[u8]) -> Option<Vec<u8>> {
+    let upstream_addr = std::env::var("AWS_ENDPOINT_URL").unwrap().trim_start_matches("http://").to_owned();
+    let mut upstream = TcpStream::connect(upstream_addr).await.unwrap();
+    upstream.write_all(request).await.unwrap();
+    read_message(&mut upstream).await
 }

@@ -78,22 +78,148 @@ async fn secrets_manager_denied_throttled_or_malformed_fails_closed() {
             "{fault}"
         );
     }
-    // A malformed key set in the secret itself.
+    // A malformed key set in the secret itself: functions that never had a good set fail
+    // closed on login, refresh and the authorizer.
     put_key_set(&app.secrets, &app.config.signing_secret_id, r#"{"active_kid":"k1","keys":[]}"#)
         .await
         .unwrap();
     let fresh = api_with(&app, None, None).await;
     assert_unavailable(&Answer::from(login::handle(&fresh, login_request()).await.unwrap()));
+    assert_unavailable(&Answer::from(
+        refresh::handle(&fresh, Call::post("/auth/refresh").cookie(&login.refresh_cookie()).request())
+            .await
+            .unwrap(),
+    ));
     let authorizer = authorizer_with(&app.config, app.secrets.clone());
     assert_eq!(
         ask(&authorizer, &http_api_authorizer_event(Some(&bearer), "GET /pets")).await.ok(),
         Some(json!({"isAuthorized": false}))
     );
-    assert_eq!(
-        app.refresh(&login.refresh_cookie()).await.status,
-        200,
-        "the failures consumed nothing: the token still works with keys back"
+    let sid = session_id_of(&login.refresh_token());
+    assert_eq!(app.session_number(&sid, "generation").await, Some(0), "no failure consumed the token");
+
+    // With the keys back, a new function instance works and the same token still refreshes.
+    put_key_set(&app.secrets, &app.config.signing_secret_id, auth_core::testing::KEY_SET_JSON)
+        .await
+        .unwrap();
+    let restored = api_with(&app, None, None).await;
+    let answer = Answer::from(
+        refresh::handle(&restored, Call::post("/auth/refresh").cookie(&login.refresh_cookie()).request())
+            .await
+            .unwrap(),
     );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+}
+
+#[tokio::test]
+async fn a_key_store_outage_serves_the_last_good_keys_and_backs_off() {
+    let app = spawn_app_with(&[("KEY_CACHE_TTL", "1")]).await;
+    let server = start(Fault::FailMatching {
+        needle: "secretsmanager.getsecretvalue",
+        skip: 1,
+        n: usize::MAX,
+    })
+    .await;
+    let api = api_with(&app, None, Some(&server.endpoint)).await;
+    assert_eq!(Answer::from(login::handle(&api, login_request()).await.unwrap()).status, 200);
+    assert_eq!(server.requests(), 1, "one fetch at the first login");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // The cached set is past its TTL and the key store fails: the last good set serves.
+    let answer = Answer::from(login::handle(&api, login_request()).await.unwrap());
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let after_failed_fetch = server.requests();
+    assert!(after_failed_fetch > 1, "the fetch was tried");
+    // Further requests within the back-off neither fetch nor wait.
+    let started = Instant::now();
+    for _ in 0..3 {
+        let cookie = Answer::from(login::handle(&api, login_request()).await.unwrap()).refresh_cookie();
+        let refreshed = Answer::from(refresh::handle(&api, Call::post("/auth/refresh").cookie(&cookie).request()).await.unwrap());
+        assert_eq!(refreshed.status, 200);
+    }
+    assert_eq!(server.requests(), after_failed_fetch, "no fetch during the back-off");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_user_read_failing_after_a_committed_rotation_still_hands_the_successor_back() {
+    let app = spawn_app().await;
+    // The rotation reaches the table; the user read after it fails on every attempt.
+    let server = start(Fault::FailMatching {
+        needle: "x-amz-target: dynamodb_20120810.getitem",
+        skip: 0,
+        n: 3,
+    })
+    .await;
+    let flaky = api_with(&app, Some(&server.endpoint), None).await;
+    let cookie = app.login(ALICE, PASSWORD).await.refresh_cookie();
+    let failed = Answer::from(refresh::handle(&flaky, Call::post("/auth/refresh").cookie(&cookie).request()).await.unwrap());
+    assert_eq!((failed.status, failed.error_code().as_str()), (503, "unavailable"), "{}", failed.body);
+    assert!(!failed.body.contains("access_token"));
+    let successor = failed.refresh_cookie();
+    assert_eq!(
+        generation_of(successor.trim_start_matches("refresh_token=")),
+        1,
+        "the committed successor is sent"
+    );
+    // The client's next try comes after the grace window: with the successor it succeeds
+    // (with the superseded token it would have been taken for reuse).
+    let sid = session_id_of(&failed.refresh_token());
+    app.set_session_number(&sid, "rotated_at", now() - 15).await;
+    let next = app.refresh(&successor).await;
+    assert_eq!(next.status, 200, "{}", next.body);
+    assert_eq!(generation_of(&next.refresh_token()), 2);
+}
+
+#[tokio::test]
+async fn a_logout_everywhere_cut_short_is_finished_by_its_retry() {
+    let app = spawn_app().await;
+    let mut cookies = Vec::new();
+    for _ in 0..3 {
+        cookies.push(app.login(ALICE, PASSWORD).await.refresh_cookie());
+    }
+    // The write of the revocation point fails on every attempt, after the session's own revoke.
+    let server = start(Fault::FailMatching {
+        needle: "sessions_valid_after",
+        skip: 0,
+        n: 3,
+    })
+    .await;
+    let flaky = api_with(&app, Some(&server.endpoint), None).await;
+    let everywhere = || Call::post("/auth/logout").cookie(&cookies[0]).json(json!({"everywhere": true})).request();
+    assert_unavailable(&Answer::from(logout::handle(&flaky, everywhere()).await.unwrap()));
+    let others: Vec<String> = cookies[1..].iter().map(|c| session_id_of(c.trim_start_matches("refresh_token="))).collect();
+    for sid in &others {
+        assert!(!app.session_item(sid).await.unwrap().contains_key("revoked_at"), "half done");
+    }
+    // The client retries: the job is finished, not answered 204 early.
+    assert_eq!(Answer::from(logout::handle(&app.api, everywhere()).await.unwrap()).status, 204);
+    for cookie in &cookies {
+        assert_eq!(app.refresh(cookie).await.error_code(), "invalid_token", "{cookie}");
+    }
+}
+
+#[tokio::test]
+async fn logout_everywhere_holds_when_revoking_the_other_sessions_fails() {
+    let app = spawn_app().await;
+    let mut cookies = Vec::new();
+    for _ in 0..3 {
+        cookies.push(app.login(ALICE, PASSWORD).await.refresh_cookie());
+    }
+    // Listing the user's sessions fails: only the revocation point can end the others.
+    let server = start(Fault::FailMatching {
+        needle: "x-amz-target: dynamodb_20120810.query",
+        skip: 0,
+        n: usize::MAX,
+    })
+    .await;
+    let flaky = api_with(&app, Some(&server.endpoint), None).await;
+    let call = Call::post("/auth/logout").cookie(&cookies[0]).json(json!({"everywhere": true}));
+    assert_eq!(Answer::from(logout::handle(&flaky, call.request()).await.unwrap()).status, 204);
+    let sid = session_id_of(cookies[1].trim_start_matches("refresh_token="));
+    assert!(!app.session_item(&sid).await.unwrap().contains_key("revoked_at"), "the fan-out failed");
+    for cookie in &cookies {
+        assert_eq!(app.refresh(cookie).await.error_code(), "invalid_token", "{cookie}");
+    }
 }
 
 #[tokio::test]
@@ -111,10 +237,13 @@ async fn a_missing_key_secret_fails_closed_too() {
 #[tokio::test]
 async fn dynamodb_throttling_is_retried_a_bounded_number_of_times_then_503() {
     let app = spawn_app().await;
+    let cookie = app.login(ALICE, PASSWORD).await.refresh_cookie();
     let server = start(Fault::Error("ProvisionedThroughputExceededException")).await;
     let broken = api_with(&app, Some(&server.endpoint), None).await;
     let started = Instant::now();
-    assert_unavailable(&Answer::from(login::handle(&broken, login_request()).await.unwrap()));
+    // Refresh makes one DynamoDB call before it can answer: the rotation.
+    let answer = Answer::from(refresh::handle(&broken, Call::post("/auth/refresh").cookie(&cookie).request()).await.unwrap());
+    assert_unavailable(&answer);
     assert_eq!(server.requests(), 3, "standard retry mode: three attempts, then give up");
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
 }

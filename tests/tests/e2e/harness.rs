@@ -114,6 +114,7 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> App {
             roles: vec!["user".into()],
             disabled,
             password_changed_at: 0,
+            sessions_valid_after: 0,
         };
         assert!(users.create(&user).await.unwrap());
     }
@@ -271,6 +272,20 @@ impl App {
             .await
             .unwrap();
         out.item().cloned()
+    }
+
+    /// The stored user item, straight from the table.
+    pub async fn user_item(&self, username: &str) -> std::collections::HashMap<String, AttributeValue> {
+        let out = self
+            .dynamodb
+            .get_item()
+            .table_name(&self.config.users_table)
+            .key("username", AttributeValue::S(username.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        out.item().cloned().unwrap()
     }
 
     pub async fn session_number(&self, session_id: &str, attribute: &str) -> Option<u64> {

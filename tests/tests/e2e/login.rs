@@ -155,28 +155,34 @@ async fn repeated_failures_throttle_the_account_with_retry_after() {
 }
 
 #[tokio::test]
-async fn concurrent_failures_are_all_counted() {
+async fn thirty_parallel_wrong_guesses_check_at_most_five_passwords_then_even_the_right_one_gets_429() {
     let app = std::sync::Arc::new(spawn_app().await);
-    let tasks: Vec<_> = (0..8)
-        .map(|_| {
+    let tasks: Vec<_> = (0..30)
+        .map(|i| {
             let app = app.clone();
-            tokio::spawn(async move { app.login(ALICE, "wrong password!").await.status })
+            tokio::spawn(async move { app.login(ALICE, &format!("wrong password {i}")).await.status })
         })
         .collect();
+    let mut statuses = Vec::new();
     for task in tasks {
-        assert_eq!(task.await.unwrap(), 401);
+        statuses.push(task.await.unwrap());
     }
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((checked, refused), (5, 25), "only reserved attempts are checked: {statuses:?}");
     let item = app
         .dynamodb
         .get_item()
         .table_name(&app.config.users_table)
         .key("username", aws_sdk_dynamodb::types::AttributeValue::S(format!("throttle#{ALICE}")))
+        .consistent_read(true)
         .send()
         .await
         .unwrap();
     let item = item.item().unwrap();
-    assert_eq!(item["failed_logins"].as_n().unwrap(), "8", "no failure lost to a race");
+    assert_eq!(item["attempts"].as_n().unwrap(), "5", "no attempt lost to a race");
     let throttled_until: u64 = item["throttled_until"].as_n().unwrap().parse().unwrap();
-    assert!(throttled_until >= now() + 60, "8 failures throttle for at least 120 s from the last");
-    assert_eq!(app.login(ALICE, PASSWORD).await.status, 429);
+    assert!(throttled_until >= now() + 29, "the fifth failure throttles for 30 s");
+    let right = app.login(ALICE, PASSWORD).await;
+    assert_eq!((right.status, right.error_code().as_str()), (429, "too_many_attempts"));
 }

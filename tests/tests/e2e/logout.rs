@@ -44,3 +44,61 @@ async fn logout_everywhere_revokes_every_session_of_that_user_only() {
     }
     assert_eq!(app.refresh(&bob).await.status, 200, "another user's session lives on");
 }
+
+#[tokio::test]
+async fn logout_with_a_superseded_token_of_the_session_ends_it() {
+    let app = spawn_app().await;
+    let first = app.login(ALICE, PASSWORD).await.refresh_cookie();
+    // A background refresh raced the logout: the client still holds the older token.
+    let second = app.refresh(&first).await.refresh_cookie();
+    assert_eq!(app.logout_call(Call::post("/auth/logout").cookie(&first)).await.status, 204);
+    let sid = session_id_of(first.trim_start_matches("refresh_token="));
+    assert_eq!(app.session_item(&sid).await.unwrap()["revoke_reason"].as_s().unwrap(), "logout");
+    assert_eq!(app.refresh(&second).await.error_code(), "invalid_token", "the successor died with the session");
+}
+
+#[tokio::test]
+async fn logout_with_a_forged_token_of_a_real_session_revokes_nothing() {
+    let app = spawn_app().await;
+    let cookie = app.login(ALICE, PASSWORD).await.refresh_cookie();
+    let sid = session_id_of(cookie.trim_start_matches("refresh_token="));
+    for forged in [format!("{sid}.0.{}", "A".repeat(43)), format!("{sid}.3.{}", "B".repeat(43))] {
+        let answer = app
+            .logout_call(
+                Call::post("/auth/logout")
+                    .cookie(&format!("refresh_token={forged}"))
+                    .json(json!({"everywhere": true})),
+            )
+            .await;
+        assert_eq!(answer.status, 204, "logout answers alike");
+    }
+    assert!(!app.session_item(&sid).await.unwrap().contains_key("revoked_at"));
+    assert_eq!(app.refresh(&cookie).await.status, 200);
+}
+
+#[tokio::test]
+async fn logout_everywhere_moves_the_users_revocation_point_and_brings_revoked_items_expiry_forward() {
+    let app = spawn_app().await;
+    let mut cookies = Vec::new();
+    for _ in 0..3 {
+        cookies.push(app.login(ALICE, PASSWORD).await.refresh_cookie());
+    }
+    let answer = app
+        .logout_call(Call::post("/auth/logout").cookie(&cookies[0]).json(json!({"everywhere": true})))
+        .await;
+    assert_eq!(answer.status, 204);
+    let user = app.user_item(ALICE).await;
+    let point: u64 = user["sessions_valid_after"].as_n().unwrap().parse().unwrap();
+    assert!(point + 5 >= now() && point <= now(), "{point}");
+    for cookie in &cookies {
+        let sid = session_id_of(cookie.trim_start_matches("refresh_token="));
+        let item = app.session_item(&sid).await.unwrap();
+        assert_eq!(item["revoke_reason"].as_s().unwrap(), "logout_everywhere");
+        let expires_at: u64 = item["expires_at"].as_n().unwrap().parse().unwrap();
+        assert!(expires_at <= now() + 3600, "revoked items leave the index within the hour");
+    }
+    // A session started after the logout is not touched.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let later = app.login(ALICE, PASSWORD).await.refresh_cookie();
+    assert_eq!(app.refresh(&later).await.status, 200);
+}

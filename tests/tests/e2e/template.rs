@@ -192,6 +192,7 @@ async fn each_function_is_granted_exactly_the_calls_it_makes() {
         &auth_core::store::dynamodb::DynamoUsers::new(app.dynamodb.clone(), &app.config.users_table),
         ALICE,
         true,
+        now(),
     )
     .await
     .unwrap();
