@@ -107,9 +107,10 @@ enum Gateway {
 /// The fields of an authorizer event this module reads, parsed straight from the event's
 /// JSON text and borrowed from it. Building a `serde_json::Value` or `aws_lambda_events`'
 /// request for every event (the whole request context, every header) took longer than
-/// verifying the token; the authorizer needs seven fields, and of the headers only
-/// `Authorization`. A field of the wrong JSON type fails the parse: a deny.
-#[derive(Debug, Deserialize)]
+/// verifying the token; the authorizer needs seven fields, the client's address and user
+/// agent for the audit line, and of the headers only `Authorization`. A field of the wrong
+/// JSON type fails the parse: a deny. `Debug` never shows the bearer token.
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthorizerEvent<'a> {
     #[serde(borrow, default)]
@@ -126,6 +127,42 @@ pub struct AuthorizerEvent<'a> {
     method_arn: Option<Text<'a>>,
     #[serde(borrow, default)]
     route_key: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    request_context: Option<EventContext<'a>>,
+}
+
+impl fmt::Debug for AuthorizerEvent<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthorizerEvent")
+            .field("version", &self.version)
+            .field("kind", &self.kind)
+            .field("authorization", &self.authorization)
+            .field("multi_value_authorization", &self.multi_value_authorization)
+            .field("authorization_token", &self.authorization_token.as_ref().map(|_| "<redacted>"))
+            .field("method_arn", &self.method_arn)
+            .field("route_key", &self.route_key)
+            .field("request_context", &self.request_context)
+            .finish()
+    }
+}
+
+/// Where the client is, for the audit line: `requestContext.http` in an HTTP API event,
+/// `requestContext.identity` in a REST one.
+#[derive(Debug, Deserialize)]
+struct EventContext<'a> {
+    #[serde(borrow, default)]
+    http: Option<Client<'a>>,
+    #[serde(borrow, default)]
+    identity: Option<Client<'a>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Client<'a> {
+    #[serde(borrow, default)]
+    source_ip: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    user_agent: Option<Text<'a>>,
 }
 
 impl<'a> AuthorizerEvent<'a> {
@@ -143,6 +180,16 @@ impl<'a> AuthorizerEvent<'a> {
             None | Some("1.0") if kind.eq_ignore_ascii_case("REQUEST") => Some(Gateway::RestRequest),
             _ => None,
         }
+    }
+
+    /// The client's address and user agent, as far as the event tells.
+    fn client(&self) -> (Option<String>, Option<String>) {
+        let client = self.request_context.as_ref().and_then(|c| c.http.as_ref().or(c.identity.as_ref()));
+        let text = |field: Option<&Text<'_>>| field.map(|t| t.to_string());
+        (
+            text(client.and_then(|c| c.source_ip.as_ref())),
+            text(client.and_then(|c| c.user_agent.as_ref())),
+        )
     }
 
     /// The Bearer token, when exactly one `Authorization` header carries one.
@@ -192,11 +239,20 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
 /// The `Authorization` entries of a `headers` map (`MULTI = false`: string values) or a
 /// `multiValueHeaders` map (`MULTI = true`: lists of strings), names in any case: how many
 /// values there are and the last one. Other headers are skipped unread, so a request's
-/// cookies or user agent are never copied.
-#[derive(Debug, Default)]
+/// cookies or user agent are never copied. `Debug` shows the count, never the value.
+#[derive(Default)]
 struct AuthorizationHeaders<'a, const MULTI: bool> {
     count: usize,
     last: Option<Text<'a>>,
+}
+
+impl<const MULTI: bool> fmt::Debug for AuthorizationHeaders<'_, MULTI> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthorizationHeaders")
+            .field("count", &self.count)
+            .field("last", &self.last.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl<'de: 'a, 'a, const MULTI: bool> Deserialize<'de> for AuthorizationHeaders<'a, MULTI> {
@@ -328,7 +384,13 @@ impl Authorizer {
             },
             Err(denial) => denial,
         };
-        audit::emit(AuditEvent::AuthorizerDenied, &Self::meta(request_id), None, None, Some(denial.as_str()));
+        let (source_ip, user_agent) = event.client();
+        let meta = RequestMeta {
+            source_ip,
+            user_agent,
+            ..Self::meta(request_id)
+        };
+        audit::emit(AuditEvent::AuthorizerDenied, &meta, None, None, Some(denial.as_str()));
         Self::deny(event.version.as_deref() == Some(HTTP_API_VERSION))
     }
 
@@ -440,15 +502,19 @@ fn has_required_role(route_roles: &HashMap<String, Vec<String>>, route_key: &str
     route_roles.get(route_key).is_none_or(|required| required.iter().any(|r| roles.contains(r)))
 }
 
-/// `arn:aws:execute-api:<region>:<account>:<api>/<stage>` from a method ARN.
+/// `arn:aws:execute-api:<region>:<account>:<api>/<stage>` from a method ARN. The ARN's
+/// five fixed fields are split from the left: the resource path after them may hold colons
+/// itself (`POST /v1/items:batchGet`).
 fn api_stage_prefix(method_arn: &str) -> Option<String> {
-    let (arn_head, path) = method_arn.rsplit_once(':')?;
-    if !arn_head.starts_with("arn:") || arn_head.split(':').count() != 5 {
+    let mut fields = method_arn.splitn(6, ':');
+    let head: Vec<&str> = fields.by_ref().take(5).collect();
+    let path = fields.next()?;
+    if head.len() != 5 || head[0] != "arn" || head[2] != "execute-api" {
         return None;
     }
     let mut parts = path.split('/');
     let (api, stage) = (parts.next().filter(|s| !s.is_empty())?, parts.next().filter(|s| !s.is_empty())?);
-    Some(format!("{arn_head}:{api}/{stage}"))
+    Some(format!("{}:{api}/{stage}", head.join(":")))
 }
 
 /// A route key `GET /pets/{id}` as a REST resource `GET/pets/*` (`ANY` becomes `*`).
@@ -525,6 +591,10 @@ mod tests {
         let arn = "arn:aws:execute-api:eu-west-1:123456789012:abcdef1234/prod/GET/pets/7";
         assert_eq!(api_stage_prefix(arn).unwrap(), "arn:aws:execute-api:eu-west-1:123456789012:abcdef1234/prod");
         assert_eq!(api_stage_prefix("garbage"), None);
+        // A greedy path with a colon (`POST /v1/items:batchGet`) is still this stage.
+        let colon = "arn:aws:execute-api:eu-west-1:123456789012:abcdef1234/prod/POST/v1/items:batchGet";
+        assert_eq!(api_stage_prefix(colon).unwrap(), "arn:aws:execute-api:eu-west-1:123456789012:abcdef1234/prod");
+        assert_eq!(api_stage_prefix("arn:aws:execute-api:eu-west-1:abcdef1234/prod/GET/x"), None, "a field missing");
         assert_eq!(rest_resource("GET /admin/{id}").unwrap(), "GET/admin/*");
         assert_eq!(rest_resource("ANY /admin").unwrap(), "*/admin");
     }
@@ -535,5 +605,46 @@ mod tests {
         assert!(has_required_role(&rules, "GET /pets", &[]));
         assert!(!has_required_role(&rules, "GET /admin", &["user".into()]));
         assert!(has_required_role(&rules, "GET /admin", &["admin".into()]));
+    }
+
+    #[test]
+    fn debug_output_of_events_never_shows_the_bearer_token() {
+        let token = "eyJzZWNyZXQ.eyJzZWNyZXQ.c2lnbmF0dXJl";
+        let http = http_api_event(&format!(r#"{{"authorization":"Bearer {token}"}}"#));
+        let rest_token = format!(r#"{{"type":"TOKEN","authorizationToken":"Bearer {token}","methodArn":"arn:aws:execute-api:r:1:a/s/GET/x"}}"#);
+        let rest_multi =
+            format!(r#"{{"type":"REQUEST","headers":{{"Authorization":"Bearer {token}"}},"multiValueHeaders":{{"Authorization":["Bearer {token}"]}}}}"#);
+        for text in [http, rest_token, rest_multi] {
+            let event = AuthorizerEvent::parse(&text).unwrap();
+            let printed = format!("{event:?}");
+            assert!(!printed.contains(token), "{printed}");
+            assert!(printed.contains("<redacted>"), "{printed}");
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn denials_are_audited_with_the_clients_address_and_user_agent() {
+        let config = crate::testing::config();
+        let clock = Arc::new(crate::testing::FixedClock::new(1_700_000_000));
+        let keys = Arc::new(KeyCache::new(Arc::new(crate::testing::StaticKeys::new()), clock.clone(), 300));
+        let authorizer = Authorizer::new(&config, keys, clock);
+        let (_guard, logs) = crate::testing::capture_logs();
+        let http = r#"{"version":"2.0","type":"REQUEST","routeKey":"GET /pets","headers":{"authorization":"Bearer x.y.z"},
+            "requestContext":{"http":{"method":"GET","sourceIp":"203.0.113.9","userAgent":"curl/8.5"}}}"#;
+        let rest = r#"{"type":"REQUEST","methodArn":"arn:aws:execute-api:r:1:a/s/GET/x","headers":{},
+            "requestContext":{"identity":{"sourceIp":"198.51.100.4","userAgent":"okhttp/4"}}}"#;
+        authorizer.handle(http, Some("r1")).await.unwrap();
+        assert!(authorizer.handle(rest, Some("r2")).await.is_err());
+        let lines: Vec<serde_json::Value> = logs.text().lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        let denied: Vec<_> = lines.iter().filter(|l| l["event"] == "authorizer_denied").collect();
+        assert_eq!(denied.len(), 2, "{lines:?}");
+        assert_eq!(
+            (denied[0]["source_ip"].as_str(), denied[0]["user_agent"].as_str()),
+            (Some("203.0.113.9"), Some("curl/8.5"))
+        );
+        assert_eq!(
+            (denied[1]["source_ip"].as_str(), denied[1]["user_agent"].as_str()),
+            (Some("198.51.100.4"), Some("okhttp/4"))
+        );
     }
 }
