@@ -107,17 +107,79 @@ fn template_sets_only_variables_the_code_reads() {
     .unwrap();
     let read = read.into_inner().unwrap();
     let template = template();
-    let set: BTreeSet<String> = template["Globals"]["Function"]["Environment"]["Variables"]
-        .as_mapping()
-        .unwrap()
-        .keys()
-        .map(|k| k.as_str().unwrap().to_owned())
-        .collect();
-    let unknown: Vec<_> = set.difference(&read).collect();
+    let names = |variables: &Value| -> BTreeSet<String> {
+        variables
+            .as_mapping()
+            .map(|m| m.keys().map(|k| k.as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default()
+    };
+    let set = names(&template["Globals"]["Function"]["Environment"]["Variables"]);
+    let mut everywhere = set.clone();
+    for (_, resource) in template["Resources"].as_mapping().unwrap() {
+        everywhere.extend(names(&resource["Properties"]["Environment"]["Variables"]));
+    }
+    let unknown: Vec<_> = everywhere.difference(&read).collect();
     assert!(unknown.is_empty(), "template sets variables no code reads: {unknown:?}");
     for required in ["AUTH_ISSUER", "AUTH_AUDIENCE", "USERS_TABLE", "SESSIONS_TABLE", "SIGNING_SECRET_ID"] {
-        assert!(set.contains(required), "template does not set {required}");
+        assert!(set.contains(required), "template does not set {required} for every function");
     }
+}
+
+fn function<'a>(template: &'a Value, binary: &str) -> &'a Value {
+    let (_, resource) = template["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .find(|(_, r)| r["Metadata"]["BuildProperties"]["Binary"] == binary)
+        .unwrap_or_else(|| panic!("no function builds {binary}"));
+    &resource["Properties"]
+}
+
+fn tagged(value: &Value) -> (String, &Value) {
+    let Value::Tagged(tagged) = value else {
+        panic!("{value:?} is not an intrinsic function")
+    };
+    (tagged.tag.to_string(), &tagged.value)
+}
+
+/// `!If [Condition, !Ref Parameter, !Ref AWS::NoValue]` → (condition, parameter).
+fn if_parameter_or_nothing(value: &Value) -> (&str, String) {
+    let (tag, args) = tagged(value);
+    assert_eq!(tag, "!If", "{value:?}");
+    let (_, then) = tagged(&args[1]);
+    let (_, otherwise) = tagged(&args[2]);
+    assert_eq!(otherwise, "AWS::NoValue", "{value:?} must leave the property unset otherwise");
+    (args[0].as_str().unwrap(), then.as_str().unwrap().to_owned())
+}
+
+#[test]
+fn http_api_authorizer_caches_per_token_and_route_and_only_it_gets_route_roles() {
+    let template = template();
+    let authorizer = &template["Resources"]["Api"]["Properties"]["Auth"]["Authorizers"]["JwtAuthorizer"];
+    // Plain lists: SAM does not resolve intrinsic functions here (an !If becomes an empty
+    // identity source list), so the route key is always part of the cache key.
+    let identity = &authorizer["Identity"];
+    assert_eq!(identity["Headers"], Value::from(vec!["Authorization"]));
+    assert_eq!(
+        identity["Context"],
+        Value::from(vec!["routeKey"]),
+        "with ROUTE_ROLES the answer depends on the route: the cache key must hold it"
+    );
+    assert_eq!(tagged(&identity["ReauthorizeEvery"]), ("!Ref".to_owned(), &Value::from("AuthorizerCacheTtl")));
+    let ttl = &template["Parameters"]["AuthorizerCacheTtl"];
+    assert!(
+        ttl["Default"].as_u64().unwrap() <= 60,
+        "a token is let through up to the cache TTL after its exp"
+    );
+
+    let (condition, parameter) = if_parameter_or_nothing(&function(&template, "authorizer")["Environment"]["Variables"]["ROUTE_ROLES"]);
+    assert_eq!(parameter, "RouteRoles");
+    assert_eq!(template["Parameters"]["RouteRoles"]["Default"], "");
+    assert!(
+        format!("{:?}", template["Conditions"][condition]).contains("RouteRoles"),
+        "{condition} must test the parameter"
+    );
+    assert!(template["Globals"]["Function"]["Environment"]["Variables"].get("ROUTE_ROLES").is_none());
 }
 
 /// IAM's `StringLike`: `*` any run of characters, `?` any one.
