@@ -182,6 +182,18 @@ fn http_api_authorizer_caches_per_token_and_route_and_only_it_gets_route_roles()
     assert!(template["Globals"]["Function"]["Environment"]["Variables"].get("ROUTE_ROLES").is_none());
 }
 
+#[test]
+fn login_alone_can_get_reserved_concurrency() {
+    let template = template();
+    let (condition, parameter) = if_parameter_or_nothing(&function(&template, "login")["ReservedConcurrentExecutions"]);
+    assert_eq!(parameter, "LoginReservedConcurrency");
+    assert_eq!(template["Parameters"]["LoginReservedConcurrency"]["Default"], 0);
+    assert!(format!("{:?}", template["Conditions"][condition]).contains("LoginReservedConcurrency"));
+    for other in ["refresh", "logout", "authorizer"] {
+        assert!(function(&template, other).get("ReservedConcurrentExecutions").is_none());
+    }
+}
+
 /// IAM's `StringLike`: `*` any run of characters, `?` any one.
 fn string_like(pattern: &[u8], value: &[u8]) -> bool {
     match (pattern.split_first(), value.split_first()) {
