@@ -3,6 +3,7 @@
 //! a Lambda timeout), building the service and the authorizer over DynamoDB and Secrets
 //! Manager, and the call recorder the tests and benchmarks count AWS calls with.
 
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -93,6 +94,24 @@ pub struct SdkCall {
     pub operation: String,
     /// Table name, `table/index/name`, or secret id.
     pub resource: String,
+    /// For DynamoDB's single-item calls, what IAM's item-level condition keys see.
+    pub item: Option<ItemAccess>,
+}
+
+/// What IAM's item-level condition keys are computed from in a GetItem, PutItem, UpdateItem
+/// or DeleteItem: the key's value and attribute names, never another value (a PutItem's item
+/// holds a password hash).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ItemAccess {
+    /// The partition key's value (`dynamodb:LeadingKeys`): a username, `throttle#<username>`
+    /// or a session id.
+    pub partition_key: Option<String>,
+    /// The top-level attributes the request names (`dynamodb:Attributes`): the key's, a
+    /// PutItem's item's, every name in `ExpressionAttributeNames`, and those its update,
+    /// condition and projection expressions name outright. Errs towards naming too many.
+    pub attributes: BTreeSet<String>,
+    /// `ReturnValues`, when the request sets it (`dynamodb:ReturnValues`).
+    pub return_values: Option<String>,
 }
 
 impl SdkCall {
@@ -149,6 +168,7 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for CallRecorder {
                 service: metadata.service().to_ascii_lowercase().replace(" ", ""),
                 operation: metadata.name().to_owned(),
                 resource: resource_of(context.input()),
+                item: item_access(context.input()),
             };
             self.0.lock().unwrap_or_else(|e| e.into_inner()).push(call);
         }
@@ -158,8 +178,11 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for CallRecorder {
 
 /// The table, index or secret an operation input names (the operations this project uses).
 fn resource_of(input: &aws_smithy_runtime_api::client::interceptors::context::Input) -> String {
-    use aws_sdk_dynamodb::operation::{batch_get_item, get_item, put_item, query, update_item};
+    use aws_sdk_dynamodb::operation::{batch_get_item, delete_item, get_item, put_item, query, update_item};
     if let Some(i) = input.downcast_ref::<get_item::GetItemInput>() {
+        return i.table_name().unwrap_or_default().to_owned();
+    }
+    if let Some(i) = input.downcast_ref::<delete_item::DeleteItemInput>() {
         return i.table_name().unwrap_or_default().to_owned();
     }
     if let Some(i) = input.downcast_ref::<put_item::PutItemInput>() {
@@ -184,4 +207,119 @@ fn resource_of(input: &aws_smithy_runtime_api::client::interceptors::context::In
         return i.secret_id().unwrap_or_default().to_owned();
     }
     String::from("?")
+}
+
+/// The partition key attributes of this project's tables, in the order they are looked for
+/// (a session item holds a `username` too).
+const PARTITION_KEYS: [&str; 2] = ["session_id", "username"];
+
+/// The key value and attribute names of a single-item call (see [`ItemAccess`]).
+fn item_access(input: &aws_smithy_runtime_api::client::interceptors::context::Input) -> Option<ItemAccess> {
+    use aws_sdk_dynamodb::operation::{delete_item, get_item, put_item, update_item};
+    // The legacy parameters (AttributesToGet, Expected, AttributeUpdates) are unused here,
+    // but name attributes too.
+    if let Some(i) = input.downcast_ref::<get_item::GetItemInput>() {
+        let legacy = i.attributes_to_get().iter();
+        return Some(ItemAccess::of(
+            i.key(),
+            legacy,
+            &[i.projection_expression()],
+            i.expression_attribute_names(),
+            None,
+        ));
+    }
+    if let Some(i) = input.downcast_ref::<put_item::PutItemInput>() {
+        let legacy = keys(i.expected());
+        return Some(ItemAccess::of(
+            i.item(),
+            legacy,
+            &[i.condition_expression()],
+            i.expression_attribute_names(),
+            i.return_values(),
+        ));
+    }
+    if let Some(i) = input.downcast_ref::<update_item::UpdateItemInput>() {
+        let legacy = keys(i.expected()).chain(keys(i.attribute_updates()));
+        let expressions = [i.update_expression(), i.condition_expression()];
+        return Some(ItemAccess::of(i.key(), legacy, &expressions, i.expression_attribute_names(), i.return_values()));
+    }
+    if let Some(i) = input.downcast_ref::<delete_item::DeleteItemInput>() {
+        let legacy = keys(i.expected());
+        return Some(ItemAccess::of(
+            i.key(),
+            legacy,
+            &[i.condition_expression()],
+            i.expression_attribute_names(),
+            i.return_values(),
+        ));
+    }
+    None
+}
+
+fn keys<V>(map: Option<&HashMap<String, V>>) -> impl Iterator<Item = &String> {
+    map.into_iter().flat_map(HashMap::keys)
+}
+
+impl ItemAccess {
+    /// From the key (or a PutItem's item), the names in legacy parameters, the expressions,
+    /// `ExpressionAttributeNames` and `ReturnValues` of a request.
+    fn of<'a>(
+        key: Option<&'a HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
+        legacy: impl Iterator<Item = &'a String>,
+        expressions: &[Option<&str>],
+        names: Option<&HashMap<String, String>>,
+        return_values: Option<&aws_sdk_dynamodb::types::ReturnValue>,
+    ) -> Self {
+        let mut attributes: BTreeSet<String> = keys(key).chain(legacy).cloned().collect();
+        attributes.extend(names.into_iter().flat_map(HashMap::values).cloned());
+        for expression in expressions.iter().flatten() {
+            expression_attributes(expression, &mut attributes);
+        }
+        let partition_key = key.and_then(|k| PARTITION_KEYS.iter().find_map(|name| k.get(*name)));
+        Self {
+            partition_key: partition_key.and_then(|v| v.as_s().ok()).cloned(),
+            attributes,
+            return_values: return_values.map(|r| r.as_str().to_owned()),
+        }
+    }
+}
+
+/// Adds the top-level attributes an expression names outright: every identifier but
+/// keywords, functions, `:values`, `#placeholders` (the caller adds their names) and path
+/// elements after a `.`.
+fn expression_attributes(expression: &str, out: &mut BTreeSet<String>) {
+    const KEYWORDS: [&str; 9] = ["SET", "REMOVE", "ADD", "DELETE", "AND", "OR", "NOT", "BETWEEN", "IN"];
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':' || c == '#';
+    let mut rest = expression;
+    while let Some(start) = rest.find(word) {
+        let previous = rest[..start].trim_end().chars().next_back();
+        let end = rest[start..].find(|c: char| !word(c)).map_or(rest.len(), |n| start + n);
+        let (token, after) = (&rest[start..end], &rest[end..]);
+        rest = after;
+        let skip = token.starts_with([':', '#'])
+            || token.starts_with(|c: char| c.is_ascii_digit())
+            || previous == Some('.')
+            || after.trim_start().starts_with('(')
+            || KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(token));
+        if !skip {
+            out.insert(token.to_owned());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expressions_name_their_top_level_attributes_and_nothing_else() {
+        let mut names = BTreeSet::new();
+        expression_attributes(
+            "SET sessions_valid_after = if_not_exists(sessions_valid_after, :now), #r = :r, a.b = :x, c[0].d = :y REMOVE e ADD f :one",
+            &mut names,
+        );
+        expression_attributes("attribute_exists(username) AND NOT (size(g) BETWEEN :lo AND :hi) OR h IN (:p, :q)", &mut names);
+        let expected = ["a", "c", "e", "f", "g", "h", "sessions_valid_after", "username"];
+        assert_eq!(names, expected.iter().map(|s| (*s).to_owned()).collect::<BTreeSet<_>>());
+    }
 }

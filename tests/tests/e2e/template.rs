@@ -1,11 +1,12 @@
 //! `template.yaml` must match the code: the binaries it builds exist, the environment it
 //! sets is configuration the code reads, and each function's IAM policy grants exactly the
-//! calls that function makes (recorded while it runs its flows against the emulator).
+//! calls that function makes (recorded while it runs its flows against the emulator), with
+//! every call inside the conditions of the grant it uses.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use auth_core::Config;
-use auth_core::aws::{CallRecorder, SdkCall, auth_service_with, authorizer_with, load_sdk_config};
+use auth_core::aws::{CallRecorder, ItemAccess, SdkCall, auth_service_with, authorizer_with, load_sdk_config};
 use auth_core::http::AuthApi;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -34,8 +35,11 @@ fn resource_name(value: &Value) -> String {
     }
 }
 
-/// Binary name → granted (action, resource) pairs.
-fn granted_by_function(template: &Value) -> BTreeMap<String, BTreeSet<(String, String)>> {
+/// (action, resource) → the `Condition` of the statement granting it, if any.
+type Grants = BTreeMap<(String, String), Option<Value>>;
+
+/// Binary name → its grants.
+fn granted_by_function(template: &Value) -> BTreeMap<String, Grants> {
     let mut out = BTreeMap::new();
     for (_, resource) in template["Resources"].as_mapping().unwrap() {
         if resource["Type"] != "AWS::Serverless::Function" {
@@ -43,7 +47,7 @@ fn granted_by_function(template: &Value) -> BTreeMap<String, BTreeSet<(String, S
         }
         assert_eq!(resource["Metadata"]["BuildMethod"], "rust-cargolambda");
         let binary = resource["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap().to_owned();
-        let mut granted = BTreeSet::new();
+        let mut granted = Grants::new();
         for policy in resource["Properties"]["Policies"].as_sequence().unwrap() {
             for statement in policy["Statement"].as_sequence().unwrap() {
                 assert_eq!(statement["Effect"], "Allow");
@@ -55,7 +59,10 @@ fn granted_by_function(template: &Value) -> BTreeMap<String, BTreeSet<(String, S
                     let action = action.as_str().unwrap();
                     assert!(!action.contains('*'), "{binary}: wildcard action {action}");
                     for r in &resources {
-                        granted.insert((action.to_owned(), resource_name(r)));
+                        let grant = (action.to_owned(), resource_name(r));
+                        // Two statements would OR their conditions: keep one per grant.
+                        assert!(!granted.contains_key(&grant), "{binary}: {grant:?} granted twice");
+                        granted.insert(grant, statement.get("Condition").cloned());
                     }
                 }
             }
@@ -100,16 +107,193 @@ fn template_sets_only_variables_the_code_reads() {
     .unwrap();
     let read = read.into_inner().unwrap();
     let template = template();
-    let set: BTreeSet<String> = template["Globals"]["Function"]["Environment"]["Variables"]
-        .as_mapping()
-        .unwrap()
-        .keys()
-        .map(|k| k.as_str().unwrap().to_owned())
-        .collect();
-    let unknown: Vec<_> = set.difference(&read).collect();
+    let names = |variables: &Value| -> BTreeSet<String> {
+        variables
+            .as_mapping()
+            .map(|m| m.keys().map(|k| k.as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default()
+    };
+    let set = names(&template["Globals"]["Function"]["Environment"]["Variables"]);
+    let mut everywhere = set.clone();
+    for (_, resource) in template["Resources"].as_mapping().unwrap() {
+        everywhere.extend(names(&resource["Properties"]["Environment"]["Variables"]));
+    }
+    let unknown: Vec<_> = everywhere.difference(&read).collect();
     assert!(unknown.is_empty(), "template sets variables no code reads: {unknown:?}");
     for required in ["AUTH_ISSUER", "AUTH_AUDIENCE", "USERS_TABLE", "SESSIONS_TABLE", "SIGNING_SECRET_ID"] {
-        assert!(set.contains(required), "template does not set {required}");
+        assert!(set.contains(required), "template does not set {required} for every function");
+    }
+}
+
+fn function<'a>(template: &'a Value, binary: &str) -> &'a Value {
+    let (_, resource) = template["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .find(|(_, r)| r["Metadata"]["BuildProperties"]["Binary"] == binary)
+        .unwrap_or_else(|| panic!("no function builds {binary}"));
+    &resource["Properties"]
+}
+
+fn tagged(value: &Value) -> (String, &Value) {
+    let Value::Tagged(tagged) = value else {
+        panic!("{value:?} is not an intrinsic function")
+    };
+    (tagged.tag.to_string(), &tagged.value)
+}
+
+/// `!If [Condition, !Ref Parameter, !Ref AWS::NoValue]` → (condition, parameter).
+fn if_parameter_or_nothing(value: &Value) -> (&str, String) {
+    let (tag, args) = tagged(value);
+    assert_eq!(tag, "!If", "{value:?}");
+    let (_, then) = tagged(&args[1]);
+    let (_, otherwise) = tagged(&args[2]);
+    assert_eq!(otherwise, "AWS::NoValue", "{value:?} must leave the property unset otherwise");
+    (args[0].as_str().unwrap(), then.as_str().unwrap().to_owned())
+}
+
+#[test]
+fn http_api_authorizer_caches_per_token_and_route_and_only_it_gets_route_roles() {
+    let template = template();
+    let authorizer = &template["Resources"]["Api"]["Properties"]["Auth"]["Authorizers"]["JwtAuthorizer"];
+    // Plain lists: SAM does not resolve intrinsic functions here (an !If becomes an empty
+    // identity source list), so the route key is always part of the cache key.
+    let identity = &authorizer["Identity"];
+    assert_eq!(identity["Headers"], Value::from(vec!["Authorization"]));
+    assert_eq!(
+        identity["Context"],
+        Value::from(vec!["routeKey"]),
+        "with ROUTE_ROLES the answer depends on the route: the cache key must hold it"
+    );
+    assert_eq!(tagged(&identity["ReauthorizeEvery"]), ("!Ref".to_owned(), &Value::from("AuthorizerCacheTtl")));
+    let ttl = &template["Parameters"]["AuthorizerCacheTtl"];
+    assert!(
+        ttl["Default"].as_u64().unwrap() <= 60,
+        "a token is let through up to the cache TTL after its exp"
+    );
+
+    let (condition, parameter) = if_parameter_or_nothing(&function(&template, "authorizer")["Environment"]["Variables"]["ROUTE_ROLES"]);
+    assert_eq!(parameter, "RouteRoles");
+    assert_eq!(template["Parameters"]["RouteRoles"]["Default"], "");
+    assert!(
+        format!("{:?}", template["Conditions"][condition]).contains("RouteRoles"),
+        "{condition} must test the parameter"
+    );
+    assert!(template["Globals"]["Function"]["Environment"]["Variables"].get("ROUTE_ROLES").is_none());
+}
+
+#[test]
+fn login_alone_can_get_reserved_concurrency() {
+    let template = template();
+    let (condition, parameter) = if_parameter_or_nothing(&function(&template, "login")["ReservedConcurrentExecutions"]);
+    assert_eq!(parameter, "LoginReservedConcurrency");
+    assert_eq!(template["Parameters"]["LoginReservedConcurrency"]["Default"], 0);
+    assert!(format!("{:?}", template["Conditions"][condition]).contains("LoginReservedConcurrency"));
+    for other in ["refresh", "logout", "authorizer"] {
+        assert!(function(&template, other).get("ReservedConcurrentExecutions").is_none());
+    }
+}
+
+/// IAM's `StringLike`: `*` any run of characters, `?` any one.
+fn string_like(pattern: &[u8], value: &[u8]) -> bool {
+    match (pattern.split_first(), value.split_first()) {
+        (None, _) => value.is_empty(),
+        (Some((b'*', rest)), _) => string_like(rest, value) || (!value.is_empty() && string_like(pattern, &value[1..])),
+        (Some((p, rest)), Some((v, value))) => (*p == b'?' || p == v) && string_like(rest, value),
+        (Some(_), None) => false,
+    }
+}
+
+/// Why `call` is outside `condition` (the `Condition` of the statement granting it), if it is.
+/// Knows the condition keys the template uses and refuses any other, so that a new one comes
+/// with a check.
+fn outside_condition(call: &SdkCall, condition: &Value) -> Option<String> {
+    let item = call.item.clone().unwrap_or_default();
+    for (operator, keys) in condition.as_mapping().expect("Condition is a mapping") {
+        for (key, allowed) in keys.as_mapping().expect("a condition operator maps keys to values") {
+            let allowed: Vec<&str> = match allowed {
+                Value::Sequence(list) => list.iter().map(|v| v.as_str().unwrap()).collect(),
+                single => vec![single.as_str().unwrap()],
+            };
+            match (operator.as_str().unwrap(), key.as_str().unwrap()) {
+                ("ForAllValues:StringLike", "dynamodb:LeadingKeys") => {
+                    let Some(key) = &item.partition_key else {
+                        return Some("no partition key recorded".into());
+                    };
+                    if !allowed.iter().any(|pattern| string_like(pattern.as_bytes(), key.as_bytes())) {
+                        return Some(format!("partition key {key:?} is none of {allowed:?}"));
+                    }
+                }
+                ("ForAllValues:StringEquals", "dynamodb:Attributes") => {
+                    if item.attributes.is_empty() {
+                        return Some("no attributes recorded".into());
+                    }
+                    let beyond: Vec<_> = item.attributes.iter().filter(|a| !allowed.contains(&a.as_str())).collect();
+                    if !beyond.is_empty() {
+                        return Some(format!("names {beyond:?}, beyond {allowed:?}"));
+                    }
+                }
+                ("StringEqualsIfExists", "dynamodb:ReturnValues") => {
+                    if let Some(asked) = &item.return_values
+                        && !allowed.contains(&asked.as_str())
+                    {
+                        return Some(format!("asks ReturnValues {asked}, not one of {allowed:?}"));
+                    }
+                }
+                (operator, key) => panic!("the template test does not check {operator} {key}: teach outside_condition"),
+            }
+        }
+    }
+    None
+}
+
+fn item_call(operation: &str, partition_key: &str, attributes: &[&str], return_values: Option<&str>) -> SdkCall {
+    SdkCall {
+        service: "dynamodb".into(),
+        operation: operation.into(),
+        resource: "users".into(),
+        item: Some(ItemAccess {
+            partition_key: Some(partition_key.into()),
+            attributes: attributes.iter().map(|a| (*a).to_owned()).collect(),
+            return_values: return_values.map(str::to_owned),
+        }),
+    }
+}
+
+#[test]
+fn user_items_are_writable_only_by_key_prefix_or_named_attributes() {
+    let granted = granted_by_function(&template());
+    let users_update = ("dynamodb:UpdateItem".to_owned(), "UsersTable".to_owned());
+
+    // login updates attempt counters only: never a user item.
+    let login = granted["login"][&users_update]
+        .as_ref()
+        .expect("login's UpdateItem on the users table has a condition");
+    assert_eq!(login["ForAllValues:StringLike"]["dynamodb:LeadingKeys"], Value::from(vec!["throttle#*"]));
+    let counter = item_call("UpdateItem", "throttle#alice@example.com", &["username", "failed_logins"], None);
+    assert_eq!(outside_condition(&counter, login), None);
+    let user = item_call("UpdateItem", "alice@example.com", &["username", "password_hash"], None);
+    assert!(outside_condition(&user, login).is_some(), "a user item must be outside login's grant");
+    let disguised = item_call("UpdateItem", "alice@example.com#throttle#", &["username"], None);
+    assert!(outside_condition(&disguised, login).is_some());
+
+    // logout moves the revocation point and nothing else, and cannot read the item back.
+    let logout = granted["logout"][&users_update]
+        .as_ref()
+        .expect("logout's UpdateItem on the users table has a condition");
+    let attributes = &logout["ForAllValues:StringEquals"]["dynamodb:Attributes"];
+    assert!(attributes.as_sequence().unwrap().contains(&Value::from("username")), "IAM needs the key listed");
+    let revoke = item_call("UpdateItem", "alice@example.com", &["username", "sessions_valid_after"], Some("NONE"));
+    assert_eq!(outside_condition(&revoke, logout), None);
+    for (attributes, return_values) in [
+        (&["username", "sessions_valid_after", "password_hash"][..], None),
+        (&["username", "roles"][..], None),
+        (&["username", "disabled"][..], None),
+        (&["username", "sessions_valid_after"][..], Some("ALL_NEW")),
+        (&["username", "sessions_valid_after"][..], Some("ALL_OLD")),
+    ] {
+        let call = item_call("UpdateItem", "alice@example.com", attributes, return_values);
+        assert!(outside_condition(&call, logout).is_some(), "{call:?} must be outside logout's grant");
     }
 }
 
@@ -219,21 +403,23 @@ async fn each_function_is_granted_exactly_the_calls_it_makes() {
     ]);
     let granted = granted_by_function(&template());
     for (function, recorder) in &f.recorders {
-        let used: BTreeSet<(String, String)> = recorder
-            .calls()
-            .iter()
-            .map(|call: &SdkCall| {
-                (
-                    call.iam_action(),
-                    names
-                        .get(&call.resource)
-                        .cloned()
-                        .unwrap_or_else(|| panic!("{function} called {call:?} on an unknown resource")),
-                )
-            })
-            .collect();
         let granted = &granted[*function];
-        let missing: Vec<_> = used.difference(granted).collect();
+        let mut used = BTreeSet::new();
+        for call in recorder.calls() {
+            let resource = names
+                .get(&call.resource)
+                .cloned()
+                .unwrap_or_else(|| panic!("{function} called {call:?} on an unknown resource"));
+            let grant = (call.iam_action(), resource);
+            if let Some(Some(condition)) = granted.get(&grant)
+                && let Some(why) = outside_condition(&call, condition)
+            {
+                panic!("{function}: {call:?} is outside the condition of its grant in template.yaml: {why}");
+            }
+            used.insert(grant);
+        }
+        let granted: BTreeSet<_> = granted.keys().cloned().collect();
+        let missing: Vec<_> = used.difference(&granted).collect();
         let unused: Vec<_> = granted.difference(&used).collect();
         assert!(missing.is_empty(), "{function} calls without permission in template.yaml: {missing:?}");
         assert!(unused.is_empty(), "{function} is granted what it never calls: {unused:?}");
