@@ -355,8 +355,13 @@ async fn each_function_is_granted_exactly_the_calls_it_makes() {
         "token_reused"
     );
 
-    // logout: one session, then everywhere.
+    // logout: one session, one with a superseded token (reads the pepper), then everywhere.
     logout::handle(&f.logout, Call::post("/auth/logout").cookie(&second.refresh_cookie()).request())
+        .await
+        .unwrap();
+    let superseded = Answer::from(login::handle(&f.login, login(ALICE, PASSWORD)).await.unwrap()).refresh_cookie();
+    refresh::handle(&f.refresh, refresh(&superseded)).await.unwrap();
+    logout::handle(&f.logout, Call::post("/auth/logout").cookie(&superseded).request())
         .await
         .unwrap();
     let fourth = Answer::from(login::handle(&f.login, login(ALICE, PASSWORD)).await.unwrap());
