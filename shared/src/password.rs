@@ -20,9 +20,18 @@ pub const MAX_PASSWORD_BYTES: usize = 1024;
 /// Shortest password `authctl` accepts for a new user.
 pub const MIN_PASSWORD_CHARS: usize = 8;
 
-/// A hash of a random password with the same parameters, checked when the user does not
-/// exist so an unknown username costs the same time as a wrong password.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$L0ATiVn8jEMrbeRF9IJnh5iCV4HoxHvMNSLnD8CqmbE";
+/// A hash with the same parameters, checked when the user does not exist (or its record
+/// is unusable) so an unknown username costs the same time as a wrong password. Its
+/// password is no secret: the result of checking it is thrown away, so knowing it logs in
+/// as nobody (a test pins that).
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$DsQFWbOOjmfiVumm3N9AKVLTUUhsZWr4CpHYVVYaIVc";
+
+#[cfg(test)]
+thread_local! {
+    /// How many argon2id computations ran on this thread, so tests can see that every path
+    /// does the work.
+    static COMPUTATIONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
 
 fn argon2() -> Result<Argon2<'static>, AuthError> {
     let params = Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, None).map_err(|e| AuthError::unavailable("argon2 parameters", e))?;
@@ -43,20 +52,25 @@ pub fn hash_password(password: &SecretString) -> Result<String, AuthError> {
 /// blocking thread. Only argon2id hashes are accepted; a malformed stored hash fails, after
 /// the same work as any other check.
 pub async fn verify_password(password: SecretString, stored: Option<String>) -> Result<bool, AuthError> {
-    tokio::task::spawn_blocking(move || {
-        let password = password.expose_secret().as_bytes();
-        let parsed = stored.as_deref().and_then(|phc| PasswordHash::new(phc).ok());
-        match parsed.filter(|p| p.algorithm == Algorithm::Argon2id.ident()) {
-            Some(hash) => verify_against(password, &hash),
-            None => {
-                // Unknown user or an unusable record: spend the same time, then refuse.
-                let _ = PasswordHash::new(DUMMY_HASH).map(|dummy| verify_against(password, &dummy));
-                false
-            }
+    tokio::task::spawn_blocking(move || check_password(password.expose_secret().as_bytes(), stored.as_deref()))
+        .await
+        .map_err(|e| AuthError::unavailable("password verification task", e))
+}
+
+/// The check itself: exactly one argon2id computation on every path.
+fn check_password(password: &[u8], stored: Option<&str>) -> bool {
+    let parsed = stored.and_then(|phc| PasswordHash::new(phc).ok());
+    match parsed
+        .filter(|p| p.algorithm == Algorithm::Argon2id.ident())
+        .and_then(|hash| verify_against(password, &hash))
+    {
+        Some(verified) => verified,
+        None => {
+            // SECURITY: unknown user or an unusable record: spend the same time, then refuse.
+            let _ = PasswordHash::new(DUMMY_HASH).ok().and_then(|dummy| verify_against(password, &dummy));
+            false
         }
-    })
-    .await
-    .map_err(|e| AuthError::unavailable("password verification task", e))
+    }
 }
 
 /// The argon2id working memory (19 MiB at our parameters), allocated at the first check
@@ -70,15 +84,16 @@ static WORKING_MEMORY: Mutex<Vec<Block>> = Mutex::new(Vec::new());
 const MAX_MEMORY_KIB: u32 = 256 * 1024;
 
 /// Recomputes the hash of `password` with the stored salt and parameters, and compares it
-/// with the stored one in constant time.
-fn verify_against(password: &[u8], hash: &PasswordHash<'_>) -> bool {
-    let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else { return false };
-    let Ok(params) = Params::try_from(hash) else { return false };
-    if params.m_cost() > MAX_MEMORY_KIB || hash.version.is_some_and(|v| v != u32::from(Version::V0x13)) {
-        return false;
+/// with the stored one in constant time. `None` when the stored hash cannot be checked
+/// (nothing computed: the caller then spends the same time on the dummy).
+fn verify_against(password: &[u8], hash: &PasswordHash<'_>) -> Option<bool> {
+    let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else { return None };
+    let params = Params::try_from(hash).ok()?;
+    if params.m_cost() > MAX_MEMORY_KIB || hash.version.is_some_and(|v| v != u32::from(Version::V0x13)) || expected.len() > 64 {
+        return None;
     }
     let mut salt_bytes = [0u8; 64];
-    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else { return false };
+    let salt = salt.decode_b64(&mut salt_bytes).ok()?;
     let mut computed = [0u8; 64];
     let computed = &mut computed[..expected.len()];
     let mut memory = WORKING_MEMORY.lock().unwrap_or_else(|e| e.into_inner());
@@ -87,11 +102,11 @@ fn verify_against(password: &[u8], hash: &PasswordHash<'_>) -> bool {
     }
     let blocks = params.block_count();
     let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-    if argon2.hash_password_into_with_memory(password, salt, computed, &mut memory[..blocks]).is_err() {
-        return false;
-    }
+    argon2.hash_password_into_with_memory(password, salt, computed, &mut memory[..blocks]).ok()?;
+    #[cfg(test)]
+    COMPUTATIONS.set(COMPUTATIONS.get() + 1);
     // SECURITY: constant-time comparison of the computed and stored hashes.
-    aws_lc_rs::constant_time::verify_slices_are_equal(computed, expected.as_bytes()).is_ok()
+    Some(aws_lc_rs::constant_time::verify_slices_are_equal(computed, expected.as_bytes()).is_ok())
 }
 
 #[cfg(test)]
@@ -110,17 +125,37 @@ mod tests {
         assert!(!verify_password(SecretString::from("wrong"), Some(phc)).await.unwrap());
     }
 
-    #[tokio::test]
-    async fn unknown_user_never_verifies_even_with_the_dummy_password() {
-        assert!(!verify_password(SecretString::from("anything"), None).await.unwrap());
-        let params = Params::try_from(&PasswordHash::new(DUMMY_HASH).unwrap()).unwrap();
-        assert_eq!((params.m_cost(), params.t_cost(), params.p_cost()), (MEMORY_KIB, ITERATIONS, PARALLELISM));
+    const DUMMY_PASSWORD: &str = "unknown-user dummy password";
+
+    /// The answer of `check` and how many argon2id computations it made (on this thread).
+    fn counted(check: impl FnOnce() -> bool) -> (bool, usize) {
+        let before = COMPUTATIONS.get();
+        let answer = check();
+        (answer, COMPUTATIONS.get() - before)
     }
 
-    #[tokio::test]
-    async fn non_argon2id_hashes_are_refused() {
+    #[test]
+    fn unknown_user_costs_a_full_check_and_never_verifies_even_with_the_dummy_password() {
+        // The dummy is a real hash of OWASP cost whose full check succeeds for its password...
+        let dummy = PasswordHash::new(DUMMY_HASH).unwrap();
+        let params = Params::try_from(&dummy).unwrap();
+        assert_eq!((params.m_cost(), params.t_cost(), params.p_cost()), (MEMORY_KIB, ITERATIONS, PARALLELISM));
+        let (matches, work) = counted(|| verify_against(DUMMY_PASSWORD.as_bytes(), &dummy) == Some(true));
+        assert!(matches && work == 1);
+        // ...and an unknown user pays for that check, yet its result never logs anyone in.
+        let (verified, work) = counted(|| check_password(DUMMY_PASSWORD.as_bytes(), None));
+        assert_eq!((verified, work), (false, 1));
+    }
+
+    #[test]
+    fn unusable_stored_hashes_are_refused_after_the_same_argon2id_work() {
         let argon2i = "$argon2i$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$L0ATiVn8jEMrbeRF9IJnh5iCV4HoxHvMNSLnD8CqmbE";
-        assert!(!verify_password(SecretString::from("x"), Some(argon2i.into())).await.unwrap());
-        assert!(!verify_password(SecretString::from("x"), Some("not a hash".into())).await.unwrap());
+        for stored in [argon2i, "not a hash", "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA"] {
+            let (verified, work) = counted(|| check_password(DUMMY_PASSWORD.as_bytes(), Some(stored)));
+            assert_eq!((verified, work), (false, 1), "{stored}");
+        }
+        let real = hash_password(&SecretString::from("right")).unwrap();
+        let (verified, work) = counted(|| check_password(b"wrong", Some(&real)));
+        assert_eq!((verified, work), (false, 1), "a wrong password costs the same one check");
     }
 }
