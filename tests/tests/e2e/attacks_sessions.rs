@@ -219,10 +219,19 @@ async fn cross_site_requests_cannot_refresh_or_log_out() {
         assert_eq!((answer.status, answer.error_code().as_str()), (403, "forbidden_origin"), "{name}");
         assert!(answer.header("access-control-allow-origin").is_none());
     }
-    let logout = app
-        .logout_call(Call::post("/auth/logout").cookie(&cookie).header("origin", "https://evil.test"))
-        .await;
-    assert_eq!(logout.status, 403);
+    for (name, call) in [
+        (
+            "logout, foreign origin",
+            Call::post("/auth/logout").cookie(&cookie).header("origin", "https://evil.test"),
+        ),
+        (
+            "logout, cross-site fetch",
+            Call::post("/auth/logout").cookie(&cookie).header("sec-fetch-site", "cross-site"),
+        ),
+    ] {
+        let answer = app.logout_call(call).await;
+        assert_eq!((answer.status, answer.error_code().as_str()), (403, "forbidden_origin"), "{name}");
+    }
     let sid = session_id_of(cookie.trim_start_matches("refresh_token="));
     assert_eq!(app.session_number(&sid, "generation").await, Some(0), "nothing rotated");
     assert!(!app.session_item(&sid).await.unwrap().contains_key("revoked_at"), "nothing revoked");

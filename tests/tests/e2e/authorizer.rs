@@ -184,3 +184,36 @@ async fn the_sample_fixture_event_parses_and_is_denied_without_a_valid_token() {
     let fixture: Value = serde_json::from_str(include_str!("../../../functions/authorizer/fixtures/http-api-request.json")).unwrap();
     assert_eq!(app.authorize(fixture).await.ok(), Some(json!({"isAuthorized": false})));
 }
+
+#[tokio::test]
+async fn rest_request_events_with_two_authorization_headers_are_denied() {
+    let app = spawn_app().await;
+    let bearer = format!("Bearer {}", app.login(ALICE, PASSWORD).await.access_token());
+    let other = format!("Bearer {}", app.login(BOB, PASSWORD).await.access_token());
+    let with_values = |values: Vec<&str>| {
+        let mut event = rest_request_event(values.last().unwrap());
+        event["multiValueHeaders"] = json!({"Authorization": values});
+        event
+    };
+    assert!(app.authorize(with_values(vec![&bearer])).await.is_ok(), "one header: allowed");
+    // REST keeps only the last repeated header in `headers`; `multiValueHeaders` has both.
+    for values in [vec![other.as_str(), bearer.as_str()], vec![bearer.as_str(), bearer.as_str()]] {
+        assert!(app.authorize(with_values(values)).await.is_err());
+    }
+    let mut differently_cased = rest_request_event(&bearer);
+    differently_cased["multiValueHeaders"] = json!({"Authorization": [bearer], "authorization": [other]});
+    assert!(app.authorize(differently_cased).await.is_err());
+}
+
+#[tokio::test]
+async fn a_rest_route_whose_path_holds_a_colon_is_allowed_for_the_whole_stage() {
+    let app = spawn_app().await;
+    let bearer = format!("Bearer {}", app.login(ALICE, PASSWORD).await.access_token());
+    let mut event = rest_token_event(&bearer);
+    event["methodArn"] = json!("arn:aws:execute-api:us-east-1:123456789012:abcdef1234/prod/POST/v1/items:batchGet");
+    let policy = app.authorize(event).await.expect("allowed");
+    assert_eq!(
+        policy["policyDocument"]["Statement"][0]["Resource"][0],
+        "arn:aws:execute-api:us-east-1:123456789012:abcdef1234/prod/*/*"
+    );
+}

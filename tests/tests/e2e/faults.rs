@@ -288,6 +288,22 @@ async fn a_rotation_whose_answer_is_lost_still_leaves_the_client_a_working_token
 }
 
 #[tokio::test]
+async fn with_the_grace_window_off_a_retried_rotation_is_still_not_reuse() {
+    let app = spawn_app_with(&[("REFRESH_REUSE_GRACE", "0")]).await;
+    // The SDK retries a rotation whose answer was lost; the retry finds the write done.
+    let server = start(Fault::DropAnswers { operation: "UpdateItem", n: 1 }).await;
+    let flaky = api_with(&app, Some(&server.endpoint), None).await;
+    let cookie = app.login(ALICE, PASSWORD).await.refresh_cookie();
+    let answer = Answer::from(refresh::handle(&flaky, Call::post("/auth/refresh").cookie(&cookie).request()).await.unwrap());
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(generation_of(&answer.refresh_token()), 1);
+    // Without a grace window, the same token a second later is reuse.
+    let sid = session_id_of(&answer.refresh_token());
+    app.set_session_number(&sid, "rotated_at", now() - 1).await;
+    assert_eq!(app.refresh(&cookie).await.error_code(), "token_reused");
+}
+
+#[tokio::test]
 async fn key_rotation_keeps_old_tokens_while_listed_and_drops_them_once_removed() {
     let app = spawn_app_with(&[("KEY_CACHE_TTL", "1")]).await;
     let old = app.login(ALICE, PASSWORD).await.access_token();
