@@ -125,6 +125,14 @@ impl Config {
                 problem: "use letters, digits, '_' or '-'".into(),
             });
         }
+        // Browsers drop a `__Host-` cookie unless its Path is `/` (and it is Secure with no
+        // Domain, which ours always are): refuse the pair rather than set a cookie that never sticks.
+        if refresh_cookie_name.starts_with("__Host-") && refresh_cookie_path != "/" {
+            return Err(ConfigError {
+                name: "REFRESH_COOKIE_PATH",
+                problem: "a __Host- cookie name needs REFRESH_COOKIE_PATH=/".into(),
+            });
+        }
         let refresh_cookie_same_site = match text("REFRESH_COOKIE_SAMESITE", "Strict").to_ascii_lowercase().as_str() {
             "strict" => SameSite::Strict,
             "lax" => SameSite::Lax,
@@ -259,5 +267,19 @@ mod tests {
             pairs.push((name, value));
             assert_eq!(config_with(&pairs).unwrap_err().name, name, "{name}={value}");
         }
+    }
+
+    #[test]
+    fn a_host_prefixed_cookie_needs_the_root_path() {
+        let base = [
+            ("AUTH_ISSUER", "https://auth.test"),
+            ("AUTH_AUDIENCE", "api"),
+            ("REFRESH_COOKIE_NAME", "__Host-refresh_token"),
+        ];
+        let err = config_with(&base).unwrap_err();
+        assert_eq!(err.name, "REFRESH_COOKIE_PATH");
+        let mut root = base.to_vec();
+        root.push(("REFRESH_COOKIE_PATH", "/"));
+        assert_eq!(config_with(&root).unwrap().refresh_cookie_name, "__Host-refresh_token");
     }
 }
