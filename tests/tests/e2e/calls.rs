@@ -34,18 +34,18 @@ async fn calls_per_operation() {
     rows.push((
         "login",
         count(&recorder),
-        "2 (1 read + 1 PutItem)",
-        "2-3 (GetItem user, PutItem session, often a counter write)",
+        "4 in 2 round trips (GetItem user + UpdateItem attempt reservation, then PutItem session + UpdateItem reset)",
+        "2-3 (GetItem user, PutItem session, often a counter write), guesses not bounded under parallelism",
     ));
     login::handle(&api, login(ALICE, "wrong password!")).await.unwrap();
     rows.push((
         "login, wrong password",
         count(&recorder),
-        "2 (1 read + 1 counter update; +1 when a throttle starts)",
+        "2 (GetItem user + UpdateItem reservation; +1 when a throttle starts)",
         "2-3",
     ));
     login::handle(&api, login(ALICE, PASSWORD)).await.unwrap();
-    rows.push(("login after a failure", count(&recorder), "3 (+1 counter reset)", "2-3"));
+    rows.push(("login after a failure", count(&recorder), "4 (as login)", "2-3"));
 
     let rotated = Answer::from(
         refresh::handle(&api, Call::post("/auth/refresh").cookie(&first.refresh_cookie()).request())
@@ -82,7 +82,12 @@ async fn calls_per_operation() {
     logout::handle(&api, Call::post("/auth/logout").cookie(&session.refresh_cookie()).request())
         .await
         .unwrap();
-    rows.push(("logout", count(&recorder), "1 UpdateItem", "2 (GetItem + DeleteItem)"));
+    rows.push((
+        "logout",
+        count(&recorder),
+        "1 UpdateItem (+1 key fetch, cached, for a superseded token)",
+        "2 (GetItem + DeleteItem)",
+    ));
 
     let mut sessions = Vec::new();
     for _ in 0..10 {
@@ -98,7 +103,7 @@ async fn calls_per_operation() {
     rows.push((
         "logout everywhere, 10 sessions",
         count(&recorder),
-        "1 + 1 Query + 1 UpdateItem per other session (10 here, one already revoked)",
+        "1 UpdateItem session + 1 UpdateItem user (the revocation point) + 1 Query + 1 UpdateItem per other session, 8 at a time, best-effort",
         "1 Query/Scan + 1 DeleteItem per session",
     ));
 
