@@ -116,7 +116,7 @@ async fn refresh_fails_after_the_user_is_disabled_or_changes_password() {
     for cookie in [&alice, &bob] {
         let answer = app.refresh(cookie).await;
         assert_eq!((answer.status, answer.error_code().as_str()), (401, "invalid_token"));
-        let sid = session_id_of(cookie.trim_start_matches("refresh_token="));
+        let sid = session_of_cookie(cookie);
         assert_eq!(app.session_item(&sid).await.unwrap()["revoke_reason"].as_s().unwrap(), "user_invalidated");
     }
 }
@@ -232,7 +232,7 @@ async fn cross_site_requests_cannot_refresh_or_log_out() {
         let answer = app.logout_call(call).await;
         assert_eq!((answer.status, answer.error_code().as_str()), (403, "forbidden_origin"), "{name}");
     }
-    let sid = session_id_of(cookie.trim_start_matches("refresh_token="));
+    let sid = session_of_cookie(&cookie);
     assert_eq!(app.session_number(&sid, "generation").await, Some(0), "nothing rotated");
     assert!(!app.session_item(&sid).await.unwrap().contains_key("revoked_at"), "nothing revoked");
     let form = app
@@ -258,7 +258,7 @@ async fn a_second_refresh_cookie_is_refused_so_a_planted_one_cannot_fix_the_sess
     let victim = app.login(ALICE, PASSWORD).await.refresh_cookie();
     // A sibling subdomain planted its own session's cookie with Domain=<parent>.
     let planted = app.login(BOB, PASSWORD).await.refresh_cookie();
-    let sessions = [&victim, &planted].map(|c| session_id_of(c.trim_start_matches("refresh_token=")));
+    let sessions = [&victim, &planted].map(|c| session_of_cookie(c));
     for (name, cookies) in [
         ("planted first", vec![planted.clone(), victim.clone()]),
         ("victim first", vec![victim.clone(), planted.clone()]),

@@ -89,7 +89,7 @@ async fn sessions_can_be_listed_and_revoked_and_users_disabled() {
     let app = spawn_app().await;
     let first = app.login(ALICE, PASSWORD).await.refresh_cookie();
     let second = app.login(ALICE, PASSWORD).await.refresh_cookie();
-    let sid = session_id_of(first.trim_start_matches("refresh_token="));
+    let sid = session_of_cookie(&first);
     let listed = authctl(&app, &["sessions", "list", ALICE], None);
     assert!(listed.status.success(), "{}", text(&listed));
     assert_eq!(text(&listed).matches(" live ").count(), 2, "{}", text(&listed));

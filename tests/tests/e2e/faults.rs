@@ -173,10 +173,7 @@ async fn a_user_read_failing_after_a_committed_rotation_still_hands_the_successo
 #[tokio::test]
 async fn a_logout_everywhere_cut_short_is_finished_by_its_retry() {
     let app = spawn_app().await;
-    let mut cookies = Vec::new();
-    for _ in 0..3 {
-        cookies.push(app.login(ALICE, PASSWORD).await.refresh_cookie());
-    }
+    let cookies = app.sessions(ALICE, 3).await;
     // The write of the revocation point fails on every attempt, after the session's own revoke.
     let server = start(Fault::FailMatching {
         needle: "sessions_valid_after",
@@ -187,7 +184,7 @@ async fn a_logout_everywhere_cut_short_is_finished_by_its_retry() {
     let flaky = api_with(&app, Some(&server.endpoint), None).await;
     let everywhere = || Call::post("/auth/logout").cookie(&cookies[0]).json(json!({"everywhere": true})).request();
     assert_unavailable(&Answer::from(logout::handle(&flaky, everywhere()).await.unwrap()));
-    let others: Vec<String> = cookies[1..].iter().map(|c| session_id_of(c.trim_start_matches("refresh_token="))).collect();
+    let others: Vec<String> = cookies[1..].iter().map(|c| session_of_cookie(c)).collect();
     for sid in &others {
         assert!(!app.session_item(sid).await.unwrap().contains_key("revoked_at"), "half done");
     }
@@ -201,10 +198,7 @@ async fn a_logout_everywhere_cut_short_is_finished_by_its_retry() {
 #[tokio::test]
 async fn logout_everywhere_holds_when_revoking_the_other_sessions_fails() {
     let app = spawn_app().await;
-    let mut cookies = Vec::new();
-    for _ in 0..3 {
-        cookies.push(app.login(ALICE, PASSWORD).await.refresh_cookie());
-    }
+    let cookies = app.sessions(ALICE, 3).await;
     // Listing the user's sessions fails: only the revocation point can end the others.
     let server = start(Fault::FailMatching {
         needle: "x-amz-target: dynamodb_20120810.query",
@@ -215,7 +209,7 @@ async fn logout_everywhere_holds_when_revoking_the_other_sessions_fails() {
     let flaky = api_with(&app, Some(&server.endpoint), None).await;
     let call = Call::post("/auth/logout").cookie(&cookies[0]).json(json!({"everywhere": true}));
     assert_eq!(Answer::from(logout::handle(&flaky, call.request()).await.unwrap()).status, 204);
-    let sid = session_id_of(cookies[1].trim_start_matches("refresh_token="));
+    let sid = session_of_cookie(&cookies[1]);
     assert!(!app.session_item(&sid).await.unwrap().contains_key("revoked_at"), "the fan-out failed");
     for cookie in &cookies {
         assert_eq!(app.refresh(cookie).await.error_code(), "invalid_token", "{cookie}");

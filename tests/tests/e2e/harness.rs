@@ -253,6 +253,14 @@ impl App {
         self.login_call(Call::post("/auth/login").json(json!({"username": username, "password": password})))
             .await
     }
+    /// `n` logins of `username`: their refresh cookies.
+    pub async fn sessions(&self, username: &str, n: usize) -> Vec<String> {
+        let mut cookies = Vec::new();
+        for _ in 0..n {
+            cookies.push(self.login(username, PASSWORD).await.refresh_cookie());
+        }
+        cookies
+    }
     pub async fn refresh(&self, cookie: &str) -> Answer {
         self.refresh_call(Call::post("/auth/refresh").cookie(cookie)).await
     }
@@ -314,6 +322,11 @@ pub fn now() -> u64 {
 
 pub fn session_id_of(refresh_token: &str) -> String {
     refresh_token.split('.').next().unwrap().to_owned()
+}
+
+/// The session id of a `refresh_token=<token>` cookie pair.
+pub fn session_of_cookie(cookie: &str) -> String {
+    session_id_of(cookie.trim_start_matches("refresh_token="))
 }
 
 pub fn generation_of(refresh_token: &str) -> u64 {

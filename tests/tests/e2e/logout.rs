@@ -15,7 +15,7 @@ async fn logout_clears_the_cookie_revokes_the_session_and_is_idempotent() {
         "{cleared:?}"
     );
     assert_eq!(app.refresh(&cookie).await.status, 401);
-    let sid = session_id_of(cookie.trim_start_matches("refresh_token="));
+    let sid = session_of_cookie(&cookie);
     assert_eq!(app.session_item(&sid).await.unwrap()["revoke_reason"].as_s().unwrap(), "logout");
     assert_eq!(app.logout_call(Call::post("/auth/logout").cookie(&cookie)).await.status, 204);
     assert_eq!(app.logout_call(Call::post("/auth/logout")).await.status, 204);
@@ -25,10 +25,7 @@ async fn logout_clears_the_cookie_revokes_the_session_and_is_idempotent() {
 #[tokio::test]
 async fn logout_everywhere_revokes_every_session_of_that_user_only() {
     let app = spawn_app().await;
-    let mut alice = Vec::new();
-    for _ in 0..3 {
-        alice.push(app.login(ALICE, PASSWORD).await.refresh_cookie());
-    }
+    let alice = app.sessions(ALICE, 3).await;
     let bob = app.login(BOB, PASSWORD).await.refresh_cookie();
     let answer = app
         .logout_call(
@@ -52,7 +49,7 @@ async fn logout_with_a_superseded_token_of_the_session_ends_it() {
     // A background refresh raced the logout: the client still holds the older token.
     let second = app.refresh(&first).await.refresh_cookie();
     assert_eq!(app.logout_call(Call::post("/auth/logout").cookie(&first)).await.status, 204);
-    let sid = session_id_of(first.trim_start_matches("refresh_token="));
+    let sid = session_of_cookie(&first);
     assert_eq!(app.session_item(&sid).await.unwrap()["revoke_reason"].as_s().unwrap(), "logout");
     assert_eq!(app.refresh(&second).await.error_code(), "invalid_token", "the successor died with the session");
 }
@@ -61,7 +58,7 @@ async fn logout_with_a_superseded_token_of_the_session_ends_it() {
 async fn logout_with_a_forged_token_of_a_real_session_revokes_nothing() {
     let app = spawn_app().await;
     let cookie = app.login(ALICE, PASSWORD).await.refresh_cookie();
-    let sid = session_id_of(cookie.trim_start_matches("refresh_token="));
+    let sid = session_of_cookie(&cookie);
     for forged in [format!("{sid}.0.{}", "A".repeat(43)), format!("{sid}.3.{}", "B".repeat(43))] {
         let answer = app
             .logout_call(
@@ -79,10 +76,7 @@ async fn logout_with_a_forged_token_of_a_real_session_revokes_nothing() {
 #[tokio::test]
 async fn logout_everywhere_moves_the_users_revocation_point_and_brings_revoked_items_expiry_forward() {
     let app = spawn_app().await;
-    let mut cookies = Vec::new();
-    for _ in 0..3 {
-        cookies.push(app.login(ALICE, PASSWORD).await.refresh_cookie());
-    }
+    let cookies = app.sessions(ALICE, 3).await;
     let answer = app
         .logout_call(Call::post("/auth/logout").cookie(&cookies[0]).json(json!({"everywhere": true})))
         .await;
@@ -91,7 +85,7 @@ async fn logout_everywhere_moves_the_users_revocation_point_and_brings_revoked_i
     let point: u64 = user["sessions_valid_after"].as_n().unwrap().parse().unwrap();
     assert!(point + 5 >= now() && point <= now(), "{point}");
     for cookie in &cookies {
-        let sid = session_id_of(cookie.trim_start_matches("refresh_token="));
+        let sid = session_of_cookie(cookie);
         let item = app.session_item(&sid).await.unwrap();
         assert_eq!(item["revoke_reason"].as_s().unwrap(), "logout_everywhere");
         let expires_at: u64 = item["expires_at"].as_n().unwrap().parse().unwrap();
