@@ -2,7 +2,6 @@
 //! here talks to stores and keys through traits, so it is tested with in-memory stores
 //! and a fixed clock.
 
-use std::fmt;
 use std::sync::Arc;
 
 use futures_util::{StreamExt, stream};
@@ -24,7 +23,9 @@ const LOGOUT_EVERYWHERE: &str = "logout_everywhere";
 /// How many of a user's other sessions logout everywhere revokes at once.
 const FAN_OUT_CONCURRENCY: usize = 8;
 
-/// What a successful login or refresh hands to the client.
+/// What a successful login or refresh hands to the client. Its `Debug` shows no secret:
+/// both tokens redact themselves.
+#[derive(Debug)]
 pub struct IssuedTokens {
     /// The new access token.
     pub access: IssuedAccessToken,
@@ -32,16 +33,6 @@ pub struct IssuedTokens {
     pub refresh: RefreshToken,
     /// Seconds the refresh token stays usable if idle (the cookie's `Max-Age`).
     pub refresh_max_age: u64,
-}
-
-impl fmt::Debug for IssuedTokens {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IssuedTokens")
-            .field("access", &self.access)
-            .field("refresh", &self.refresh)
-            .field("refresh_max_age", &self.refresh_max_age)
-            .finish()
-    }
 }
 
 /// The successor of a refresh token whose rotation is committed.
