@@ -14,7 +14,6 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use crate::authorizer::Authorizer;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::error::AuthError;
 use crate::keys::KeyCache;
 use crate::keys::secrets_manager::SecretsManagerKeys;
 use crate::service::AuthService;
@@ -34,16 +33,6 @@ pub async fn load_sdk_config() -> SdkConfig {
         )
         .load()
         .await
-}
-
-/// A failed SDK call (either service) as a 503. The cause goes to the log only, and the
-/// SDK's error text carries service messages, never the request's values.
-pub(crate) fn sdk_error<E, R>(operation: &str, e: aws_smithy_runtime_api::client::result::SdkError<E, R>) -> AuthError
-where
-    E: std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    AuthError::unavailable(operation, aws_smithy_types::error::display::DisplayErrorContext(e))
 }
 
 /// The service over DynamoDB and Secrets Manager, configured from the environment.

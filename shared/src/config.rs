@@ -4,6 +4,9 @@ use std::collections::HashMap;
 
 use crate::error::ConfigError;
 
+/// The longest access-token lifetime issued or accepted (`exp - iat`).
+pub const MAX_ACCESS_TOKEN_TTL: u64 = 86_400;
+
 /// How the refresh token travels to and from the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenDelivery {
@@ -211,10 +214,10 @@ impl Config {
                 problem: "at most 60 seconds".into(),
             });
         }
-        if config.access_token_ttl > crate::tokens::MAX_ACCESS_TOKEN_TTL {
+        if config.access_token_ttl > MAX_ACCESS_TOKEN_TTL {
             return Err(ConfigError {
                 name: "ACCESS_TOKEN_TTL",
-                problem: format!("at most {} seconds", crate::tokens::MAX_ACCESS_TOKEN_TTL),
+                problem: format!("at most {} seconds", MAX_ACCESS_TOKEN_TTL),
             });
         }
         Ok(config)

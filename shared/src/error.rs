@@ -92,6 +92,16 @@ impl AuthError {
     }
 }
 
+/// A failed SDK call (either service) as a 503. The cause goes to the log only, and the
+/// SDK's error text carries service messages, never the request's values.
+pub(crate) fn sdk_error<E, R>(operation: &str, e: aws_smithy_runtime_api::client::result::SdkError<E, R>) -> AuthError
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    AuthError::unavailable(operation, aws_smithy_types::error::display::DisplayErrorContext(e))
+}
+
 /// A configuration variable that is missing or has a bad value; fails the cold start.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {name}: {problem}")]

@@ -1,9 +1,10 @@
 //! The core of the authentication service: every rule lives here, the Lambdas only wire it.
 //!
-//! Dependencies point one way: `service` uses `tokens`, `keys`, `store` and `password`;
-//! `http` and `authorizer` (the only modules that know about Lambda event shapes) call
-//! `service` or `tokens`. AWS SDK types stay inside `store::dynamodb` and
-//! `keys::secrets_manager`.
+//! Dependencies point one way, with no cycle: `service` uses `tokens`, `keys`, `store`
+//! and `password`; `http` and `authorizer` (the only modules that know about Lambda event
+//! shapes) call `service` or `tokens`; `aws` wires the adapters (`store::dynamodb`,
+//! `keys::secrets_manager`), which know nothing of it. `config`, `error`, `clock` and
+//! `random` depend on no other module. AWS SDK types stay inside the adapters and `aws`.
 
 pub mod audit;
 pub mod authorizer;
@@ -15,6 +16,7 @@ pub mod error;
 pub mod http;
 pub mod keys;
 pub mod password;
+pub mod random;
 pub mod service;
 pub mod store;
 pub mod telemetry;

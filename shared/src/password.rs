@@ -41,7 +41,7 @@ fn argon2() -> Result<Argon2<'static>, AuthError> {
 /// Hashes a new password (a PHC string). Blocks for tens of milliseconds: call it from
 /// `spawn_blocking` or a CLI.
 pub fn hash_password(password: &SecretString) -> Result<String, AuthError> {
-    let salt = SaltString::encode_b64(&crate::tokens::random_bytes::<16>()).map_err(|e| AuthError::unavailable("salt", e))?;
+    let salt = SaltString::encode_b64(&crate::random::random_bytes::<16>()).map_err(|e| AuthError::unavailable("salt", e))?;
     let hash = argon2()?
         .hash_password(password.expose_secret().as_bytes(), &salt)
         .map_err(|e| AuthError::unavailable("argon2 hash", e))?;

@@ -4,16 +4,17 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use aws_lc_rs::{constant_time, digest, hmac, rand};
+use aws_lc_rs::{constant_time, digest, hmac};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, Header, Validation};
 use serde::Deserialize;
 
 use crate::claims::AccessClaims;
-use crate::config::Config;
+use crate::config::{Config, MAX_ACCESS_TOKEN_TTL};
 use crate::error::AuthError;
 use crate::keys::KeySet;
+use crate::random::{random_bytes, random_id};
 
 /// The `typ` header of our access tokens (RFC 9068); any other value is rejected.
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
@@ -21,8 +22,6 @@ pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 pub const MAX_ACCESS_TOKEN_LEN: usize = 8 * 1024;
 /// Clock skew tolerated on `exp`, `nbf` and `iat`.
 pub const LEEWAY_SECS: u64 = 30;
-/// The longest access-token lifetime issued or accepted (`exp - iat`).
-pub const MAX_ACCESS_TOKEN_TTL: u64 = 86_400;
 /// The longest hash-chain walk when classifying an old refresh token.
 pub const MAX_CHAIN_WALK: u64 = 10_000;
 
@@ -230,20 +229,6 @@ impl AccessTokens {
         }
         Ok(claims)
     }
-}
-
-/// 128 random bits, base64url: session ids and `jti`s.
-pub fn random_id() -> String {
-    URL_SAFE_NO_PAD.encode(random_bytes::<16>())
-}
-
-pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut bytes = [0u8; N];
-    // The OS CSPRNG does not fail on Linux; if it ever did, an all-zero value would be
-    // catastrophic, so this is the one place we prefer to abort the request.
-    #[allow(clippy::expect_used)]
-    rand::fill(&mut bytes).expect("OS random number generator failed");
-    bytes
 }
 
 /// A session id: 128 random bits, base64url without padding (22 characters).

@@ -309,7 +309,7 @@ impl KeyCache {
 
 /// 32 random bytes, base64url: a new signing key or pepper.
 pub fn generate_secret() -> String {
-    URL_SAFE_NO_PAD.encode(crate::tokens::random_bytes::<32>())
+    URL_SAFE_NO_PAD.encode(crate::random::random_bytes::<32>())
 }
 
 #[cfg(test)]

@@ -4,8 +4,7 @@ use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client;
 
 use super::{KeyProvider, KeySet};
-use crate::aws::sdk_error;
-use crate::error::AuthError;
+use crate::error::{AuthError, sdk_error};
 
 /// Reads the key set JSON from one secret (`SIGNING_SECRET_ID`).
 pub struct SecretsManagerKeys {

@@ -17,8 +17,7 @@ use super::{
     AttemptReservation, LoginThrottle, REVOKED_RETENTION_SECS, Revocation, RevokeIf, Rotation, RotationOutcome, SessionRecord, SessionStore,
     THROTTLE_AFTER_FAILURES, THROTTLE_WINDOW_SECS, UserRecord, UserStore,
 };
-use crate::aws::sdk_error;
-use crate::error::AuthError;
+use crate::error::{AuthError, sdk_error};
 use crate::tokens::{SessionId, TokenHash};
 
 /// Name of the sessions-by-user index.

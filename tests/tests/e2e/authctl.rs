@@ -1,7 +1,7 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use auth_core::tokens::random_id;
+use auth_core::random::random_id;
 
 use crate::harness::*;
 
