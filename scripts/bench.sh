@@ -37,7 +37,7 @@ cargo build --locked -p authctl
 cargo build --locked -p e2e --example lambda_init
 cargo test --locked -p e2e --no-run
 wait "$installing"
-"$ROOT/scripts/package.sh" | tail -n 6 >"$out/sizes.txt"
+"$ROOT/scripts/package.sh" | sed -n '/^function /,$p' >"$out/sizes.txt"
 built=$SECONDS
 
 log "Rust hot paths (criterion, release profile)"

@@ -1,11 +1,12 @@
 # Shared by scripts/dev.sh, scripts/test.sh and scripts/e2e.sh: the project-local Python
-# venv (moto, cargo-lambda, cfn-lint) and the DynamoDB/Secrets Manager emulator on loopback.
+# venv (moto, cargo-lambda, cfn-lint, aws-sam-cli) and the DynamoDB/Secrets Manager emulator on loopback.
 # Source it; it defines functions and sets no options of the caller.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
-# Pinned so every machine and CI run the same tools.
-PY_PACKAGES=("moto[server]==5.2.5" "cargo-lambda==1.9.2" "cfn-lint==1.58.0")
+# Pinned so every machine and CI run the same tools. aws-sam-cli is what scripts/package.sh
+# (and the README's deploy) builds with; it pins boto3 exactly, so moto runs on that boto3.
+PY_PACKAGES=("moto[server]==5.2.5" "cargo-lambda==1.9.2" "cfn-lint==1.58.0" "aws-sam-cli==1.170.0")
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
