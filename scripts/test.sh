@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every check, as CI runs it: formatting, clippy with warnings as errors, unit tests,
 # end-to-end tests against the emulator, the SAM template lint, and (in CI, or with
-# PACKAGE=1) the arm64 release zips. Installs what it needs
-# (a project-local venv with moto, cargo-lambda and cfn-lint) on first run.
+# PACKAGE=1) the README's deploy build (`sam build`, arm64) and its zip sizes. Installs
+# what it needs (a project-local venv with moto, cargo-lambda, cfn-lint and the SAM CLI)
+# on first run.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
