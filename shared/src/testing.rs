@@ -256,13 +256,12 @@ impl UserStore for MemoryUsers {
         }
         Ok(true)
     }
-    async fn revoke_sessions_until(&self, username: &str, user_id: &str, point: u64) -> Result<bool, AuthError> {
+    async fn revoke_sessions_until(&self, username: &str, user_id: &str, point: u64) -> Result<(), AuthError> {
         let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(user) = users.get_mut(username).filter(|u| u.user_id == user_id) else {
-            return Ok(false);
-        };
-        user.sessions_valid_after = user.sessions_valid_after.max(point);
-        Ok(true)
+        if let Some(user) = users.get_mut(username).filter(|u| u.user_id == user_id) {
+            user.sessions_valid_after = user.sessions_valid_after.max(point);
+        }
+        Ok(())
     }
 }
 

@@ -292,8 +292,8 @@ pub trait UserStore: Send + Sync {
     async fn set_disabled(&self, username: &str, disabled: bool, now: u64) -> Result<bool, AuthError>;
     /// Moves the user's revocation point forward to `point` in one conditional write (never
     /// back, so a retry is harmless): every session created up to `point` is dead from its
-    /// next refresh on. `false` when there is no such user with this `user_id`.
-    async fn revoke_sessions_until(&self, username: &str, user_id: &str, point: u64) -> Result<bool, AuthError>;
+    /// next refresh on. Nothing to do when the user is gone or its point is already later.
+    async fn revoke_sessions_until(&self, username: &str, user_id: &str, point: u64) -> Result<(), AuthError>;
     /// Opens the connection during cold start; failures only cost the first request time.
     async fn warm(&self) {}
 }
