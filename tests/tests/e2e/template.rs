@@ -270,7 +270,7 @@ fn user_items_are_writable_only_by_key_prefix_or_named_attributes() {
         .as_ref()
         .expect("login's UpdateItem on the users table has a condition");
     assert_eq!(login["ForAllValues:StringLike"]["dynamodb:LeadingKeys"], Value::from(vec!["throttle#*"]));
-    let counter = item_call("UpdateItem", "throttle#alice@example.com", &["username", "failed_logins"], None);
+    let counter = item_call("UpdateItem", "throttle#alice@example.com", &["username", "attempts"], None);
     assert_eq!(outside_condition(&counter, login), None);
     let user = item_call("UpdateItem", "alice@example.com", &["username", "password_hash"], None);
     assert!(outside_condition(&user, login).is_some(), "a user item must be outside login's grant");
