@@ -1,6 +1,7 @@
 //! Signing keys: the key set format, the `KeyProvider` trait that fetches it, and the
 //! in-memory cache every function reads it through.
 
+pub mod jwk;
 pub mod secrets_manager;
 
 use std::collections::HashMap;
