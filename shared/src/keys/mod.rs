@@ -2,6 +2,7 @@
 //! in-memory cache every function reads it through.
 
 pub mod jwk;
+pub mod rotation;
 pub mod secrets_manager;
 
 use std::collections::HashMap;

@@ -1,0 +1,289 @@
+//! The life of an asymmetric signing key, `standby → active → retired → removed`, and the
+//! rules `authctl keys` will apply to it: a key is published before it signs, a retired
+//! key verifies until every token it signed has expired, the signing key is never removed,
+//! and every step is idempotent.
+//!
+//! Groundwork for asymmetric access tokens, like [`super::jwk`]: not used by the functions
+//! or `authctl` yet.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+
+use super::KeySetError;
+use super::jwk::{Jwks, KeyAlgorithm, PrivateKey};
+
+/// Where a key is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyState {
+    /// Published in the JWKS, not signing yet.
+    Standby,
+    /// The one key that signs; published.
+    Active,
+    /// No longer signs; published, so the tokens it signed still verify.
+    Retired,
+}
+
+/// One key of the private key set, with the times of its transitions (epoch seconds).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyEntry {
+    /// The JWT `kid`.
+    pub kid: String,
+    /// Its algorithm.
+    pub alg: KeyAlgorithm,
+    /// Its state.
+    pub state: KeyState,
+    /// The PKCS#8 document, base64url. Never logged.
+    private_key: String,
+    /// When it was added (and published).
+    pub created_at: u64,
+    /// When it started signing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activated_at: Option<u64>,
+    /// When it stopped signing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_at: Option<u64>,
+}
+
+impl std::fmt::Debug for KeyEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyEntry")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("state", &self.state)
+            .field("private_key", &"<redacted>")
+            .field("created_at", &self.created_at)
+            .field("activated_at", &self.activated_at)
+            .field("retired_at", &self.retired_at)
+            .finish()
+    }
+}
+
+impl KeyEntry {
+    /// The key itself.
+    pub fn private_key(&self) -> Result<PrivateKey, KeySetError> {
+        let der = URL_SAFE_NO_PAD
+            .decode(&self.private_key)
+            .map_err(|_| KeySetError(format!("key {:?} is not base64url", self.kid)))?;
+        PrivateKey::from_pkcs8(self.kid.clone(), self.alg, &der)
+    }
+}
+
+/// A refused transition, saying what to do instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct RotationRefused(pub String);
+
+/// The private key set: every key with its state, and the refresh pepper. `Debug` shows
+/// neither a private key nor the pepper.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningKeySet {
+    /// The keys, oldest first.
+    pub keys: Vec<KeyEntry>,
+    /// The HMAC key of the refresh-token hash chain, base64url. Never logged.
+    refresh_pepper: String,
+}
+
+impl std::fmt::Debug for SigningKeySet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeySet")
+            .field("keys", &self.keys)
+            .field("refresh_pepper", &"<redacted>")
+            .finish()
+    }
+}
+
+impl SigningKeySet {
+    /// A set whose first key signs at once (a new installation: nothing to publish ahead).
+    pub fn starting_with(key: &PrivateKey, refresh_pepper: String, now: u64) -> Self {
+        let mut entry = entry(key, now);
+        entry.state = KeyState::Active;
+        entry.activated_at = Some(now);
+        Self {
+            keys: vec![entry],
+            refresh_pepper,
+        }
+    }
+
+    /// The refresh pepper.
+    pub fn refresh_pepper(&self) -> &str {
+        &self.refresh_pepper
+    }
+
+    /// The signing key, when there is exactly one.
+    pub fn active(&self) -> Option<&KeyEntry> {
+        let mut active = self.keys.iter().filter(|k| k.state == KeyState::Active);
+        match (active.next(), active.next()) {
+            (Some(key), None) => Some(key),
+            _ => None,
+        }
+    }
+
+    /// Adds `key` in standby: published from now on, not signing.
+    pub fn add(&mut self, key: &PrivateKey, now: u64) -> Result<(), RotationRefused> {
+        if self.keys.iter().any(|k| k.kid == key.kid) {
+            return Err(RotationRefused(format!("a key {:?} is already in the set", key.kid)));
+        }
+        self.keys.push(entry(key, now));
+        Ok(())
+    }
+
+    /// Makes `kid` the signing key and retires the one before. Refused until the key has
+    /// been published for `publish_delay` seconds (verifiers that cache the JWKS must know
+    /// it before a token signed by it reaches them), unless `now_anyway`.
+    pub fn activate(&mut self, kid: &str, now: u64, publish_delay: u64, now_anyway: bool) -> Result<(), RotationRefused> {
+        let key = self.find(kid)?;
+        match key.state {
+            KeyState::Active => return Ok(()),
+            KeyState::Retired => {
+                return Err(RotationRefused(format!(
+                    "key {kid} is retired; add a new key with `authctl keys add` instead of bringing an old one back"
+                )));
+            }
+            KeyState::Standby if !now_anyway && now < key.created_at.saturating_add(publish_delay) => {
+                let wait = key.created_at + publish_delay - now;
+                return Err(RotationRefused(format!(
+                    "key {kid} has been published for {} s; verifiers may cache the JWKS longer: wait {wait} s more, or pass --now",
+                    now - key.created_at
+                )));
+            }
+            KeyState::Standby => {}
+        }
+        for other in self.keys.iter_mut().filter(|k| k.state == KeyState::Active) {
+            other.state = KeyState::Retired;
+            other.retired_at = Some(now);
+        }
+        let key = self.find_mut(kid)?;
+        key.state = KeyState::Active;
+        key.activated_at = Some(now);
+        Ok(())
+    }
+
+    /// Removes retired key `kid` once `token_lifetime` seconds (access-token TTL plus
+    /// leeway) have passed since it retired, so no unexpired token it signed is left;
+    /// `now_anyway` removes it at once (a compromised key: every token it signed dies). A
+    /// key not in the set is already removed.
+    pub fn remove(&mut self, kid: &str, now: u64, token_lifetime: u64, now_anyway: bool) -> Result<(), RotationRefused> {
+        let Some(key) = self.keys.iter().find(|k| k.kid == kid) else { return Ok(()) };
+        match (key.state, key.retired_at) {
+            (KeyState::Active, _) => {
+                return Err(RotationRefused(format!(
+                    "key {kid} signs new tokens; activate another key first (`authctl keys add`, then `authctl keys activate`)"
+                )));
+            }
+            (KeyState::Retired, Some(retired_at)) if !now_anyway && now < retired_at.saturating_add(token_lifetime) => {
+                return Err(RotationRefused(format!(
+                    "tokens signed by key {kid} may still be valid for {} s; wait, or pass --now to end them at once",
+                    retired_at + token_lifetime - now
+                )));
+            }
+            _ => {}
+        }
+        self.keys.retain(|k| k.kid != kid);
+        Ok(())
+    }
+
+    /// The public JWKS of every key in the set (standby, active and retired).
+    pub fn public_jwks(&self) -> Result<Jwks, KeySetError> {
+        let keys = self.keys.iter().map(|k| k.private_key()?.public_jwk()).collect::<Result<_, _>>()?;
+        Ok(Jwks { keys })
+    }
+
+    fn find(&self, kid: &str) -> Result<&KeyEntry, RotationRefused> {
+        self.keys
+            .iter()
+            .find(|k| k.kid == kid)
+            .ok_or_else(|| RotationRefused(format!("no key {kid} in the set; `authctl keys list` shows them")))
+    }
+
+    fn find_mut(&mut self, kid: &str) -> Result<&mut KeyEntry, RotationRefused> {
+        self.keys
+            .iter_mut()
+            .find(|k| k.kid == kid)
+            .ok_or_else(|| RotationRefused(format!("no key {kid} in the set; `authctl keys list` shows them")))
+    }
+}
+
+fn entry(key: &PrivateKey, now: u64) -> KeyEntry {
+    KeyEntry {
+        kid: key.kid.clone(),
+        alg: key.alg,
+        state: KeyState::Standby,
+        private_key: URL_SAFE_NO_PAD.encode(key.pkcs8()),
+        created_at: now,
+        activated_at: None,
+        retired_at: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DELAY: u64 = 8100;
+    const LIFETIME: u64 = 930;
+
+    fn key() -> PrivateKey {
+        PrivateKey::generate(KeyAlgorithm::Es256).unwrap()
+    }
+
+    #[test]
+    fn a_full_rotation_keeps_every_key_that_may_have_signed_a_live_token_published() {
+        let (first, second) = (key(), key());
+        let mut set = SigningKeySet::starting_with(&first, "pepper".into(), 1_000);
+        assert_eq!(set.active().unwrap().kid, first.kid);
+        set.add(&second, 2_000).unwrap();
+        assert_eq!(set.active().unwrap().kid, first.kid, "a standby key does not sign");
+        assert_eq!(set.public_jwks().unwrap().keys.len(), 2, "but it is published");
+
+        let refused = set.activate(&second.kid, 2_000 + DELAY - 1, DELAY, false).unwrap_err();
+        assert!(refused.0.contains("wait 1 s more"), "{refused}");
+        set.activate(&second.kid, 2_000 + DELAY, DELAY, false).unwrap();
+        set.activate(&second.kid, 2_000 + DELAY + 5, DELAY, false).unwrap();
+        assert_eq!(set.active().unwrap().kid, second.kid);
+        let retired = set.keys.iter().find(|k| k.kid == first.kid).unwrap();
+        assert_eq!((retired.state, retired.retired_at), (KeyState::Retired, Some(2_000 + DELAY)));
+        assert_eq!(set.public_jwks().unwrap().keys.len(), 2, "a retired key still verifies");
+
+        assert!(set.remove(&second.kid, 99_999, LIFETIME, true).is_err(), "the signing key is never removed");
+        let early = set.remove(&first.kid, 2_000 + DELAY + LIFETIME - 1, LIFETIME, false).unwrap_err();
+        assert!(early.0.contains("--now"), "{early}");
+        set.remove(&first.kid, 2_000 + DELAY + LIFETIME, LIFETIME, false).unwrap();
+        set.remove(&first.kid, 2_000 + DELAY + LIFETIME, LIFETIME, false).unwrap();
+        assert_eq!(set.public_jwks().unwrap().keys.len(), 1);
+    }
+
+    #[test]
+    fn unsafe_or_unknown_transitions_are_refused_with_what_to_do() {
+        let (first, second, third) = (key(), key(), key());
+        let mut set = SigningKeySet::starting_with(&first, "pepper".into(), 1_000);
+        assert!(set.add(&first, 1_001).is_err(), "a kid is added once");
+        assert!(set.activate("nope", 1_001, DELAY, true).unwrap_err().0.contains("keys list"));
+        set.add(&second, 1_001).unwrap();
+        set.activate(&second.kid, 1_002, DELAY, true).unwrap();
+        assert!(set.activate(&first.kid, 99_999, DELAY, true).unwrap_err().0.contains("retired"));
+        // A compromised retired key goes at once with --now.
+        set.remove(&first.kid, 1_003, LIFETIME, true).unwrap();
+        set.add(&third, 1_004).unwrap();
+        assert!(
+            set.remove(&third.kid, 99_999, LIFETIME, false).is_ok(),
+            "a standby key that never signed may go"
+        );
+    }
+
+    #[test]
+    fn the_set_round_trips_and_never_prints_a_private_key() {
+        let first = key();
+        let set = SigningKeySet::starting_with(&first, "pepper-value".into(), 1_000);
+        let json = serde_json::to_string(&set).unwrap();
+        let back: SigningKeySet = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.active().unwrap().private_key().unwrap().pkcs8(), first.pkcs8());
+        assert_eq!(back.refresh_pepper(), "pepper-value");
+        let printed = format!("{set:?}");
+        assert!(!printed.contains(&set.keys[0].private_key) && !printed.contains("pepper-value"), "{printed}");
+        assert!(serde_json::from_str::<SigningKeySet>(&json.replace("\"keys\"", "\"secret\":1,\"keys\"")).is_err());
+    }
+}
