@@ -60,25 +60,19 @@ impl HttpPolicy {
         )
     }
 
-    /// Reads the refresh cookie. A request carrying it more than once is refused:
-    /// browsers send every matching cookie, so a second one was planted by a sibling
-    /// subdomain (`Domain=` the parent) or a path-scoped copy, and choosing either could
-    /// refresh the victim into the planter's session (session fixation).
-    fn cookie_value<'a>(&self, headers: &'a HeaderMap) -> Result<Option<&'a str>, AuthError> {
-        let mut values = headers
+    /// Every refresh cookie the request carries, empty ones included: browsers send each
+    /// cookie whose domain and path match, so a second one was planted (by a sibling
+    /// subdomain with `Domain=` the parent, or with another path).
+    fn cookie_values<'a>(&self, headers: &'a HeaderMap) -> Vec<&'a str> {
+        headers
             .get_all(header::COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(';'))
             .filter_map(|pair| pair.trim().split_once('='))
             .filter(|(name, _)| *name == self.cookie_name)
-            .map(|(_, value)| value.trim());
-        let first = values.next();
-        // SECURITY: exactly one refresh cookie, or none; never pick one of several.
-        if values.next().is_some() {
-            return Err(AuthError::InvalidToken);
-        }
-        Ok(first.filter(|value| !value.is_empty()))
+            .map(|(_, value)| value.trim())
+            .collect()
     }
 }
 
@@ -147,9 +141,14 @@ impl AuthApi {
     pub async fn refresh(&self, request: Request) -> Response<Body> {
         self.respond(&request, async {
             let body = self.token_body(&request)?;
-            let presented = match self.presented_token(&request, &body) {
-                Ok(presented) => presented,
-                Err(e) => return Ok(self.refused_token(&e)),
+            let presented = match self.presented_tokens(&request, &body)[..] {
+                [] => None,
+                [one] => Some(one),
+                // SECURITY: never pick one of several refresh cookies: the planted one would
+                // refresh the victim into the planter's session (session fixation). Nor clear
+                // the cookie: a `Set-Cookie` without `Domain` would delete only the victim's
+                // own, and leave the planted one to be sent alone next time.
+                [_, _, ..] => return Ok(error_response(&AuthError::InvalidToken)),
             };
             match self.service.refresh(presented, &request_meta(&request)).await {
                 Ok(issued) => Ok(self.token_response(issued)),
@@ -178,11 +177,12 @@ impl AuthApi {
     pub async fn logout(&self, request: Request) -> Response<Body> {
         self.respond(&request, async {
             let body = self.token_body(&request)?;
-            let presented = match self.presented_token(&request, &body) {
-                Ok(presented) => presented,
-                Err(e) => return Ok(self.refused_token(&e)),
-            };
-            self.service.logout(presented, body.everywhere, &request_meta(&request)).await?;
+            // Several refresh cookies (one planted): end the session of each, so the planted
+            // one is dead too once the cookie is cleared (each token is authenticated alone).
+            let meta = request_meta(&request);
+            for presented in self.presented_tokens(&request, &body) {
+                self.service.logout(Some(presented), body.everywhere, &meta).await?;
+            }
             let mut response = empty_response(StatusCode::NO_CONTENT);
             self.clear_cookie(&mut response);
             Ok(response)
@@ -260,13 +260,18 @@ impl AuthApi {
         serde_json::from_slice(bytes).map_err(|_| AuthError::InvalidRequest("The body, when sent, must be a JSON object."))
     }
 
-    fn presented_token<'a>(&self, request: &'a Request, body: &'a TokenBody) -> Result<Option<&'a str>, AuthError> {
-        let from_cookie = match self.policy.delivery.uses_cookie() {
-            true => self.policy.cookie_value(request.headers())?,
-            false => None,
+    /// The refresh tokens the request presents: its refresh cookies, or else the body's
+    /// token. Empty values count (an empty cookie must not hide a second one).
+    fn presented_tokens<'a>(&self, request: &'a Request, body: &'a TokenBody) -> Vec<&'a str> {
+        let cookies = match self.policy.delivery.uses_cookie() {
+            true => self.policy.cookie_values(request.headers()),
+            false => Vec::new(),
         };
         let from_body = self.policy.delivery.uses_body().then_some(body.refresh_token.as_deref()).flatten();
-        Ok(from_cookie.or(from_body))
+        match (cookies.is_empty(), from_body) {
+            (true, Some(token)) => vec![token],
+            _ => cookies,
+        }
     }
 
     fn token_response(&self, issued: IssuedTokens) -> Response<Body> {

@@ -18,8 +18,12 @@ use crate::store::{
 };
 use crate::tokens::{AccessTokens, IssuedAccessToken, RefreshToken, SessionId};
 
-/// The revocation reason of logout everywhere; a retry finds it on its own session.
+/// The revocation reason of the session that asked for logout everywhere: a retry finds it
+/// there, and only there.
 const LOGOUT_EVERYWHERE: &str = "logout_everywhere";
+/// The revocation reason of the other sessions logout everywhere ends. Distinct, so their
+/// tokens cannot pass for a retry of it (which would end sessions started since).
+const ENDED_BY_LOGOUT_EVERYWHERE: &str = "logout_everywhere_other";
 /// How many of a user's other sessions logout everywhere revokes at once.
 const FAN_OUT_CONCURRENCY: usize = 8;
 
@@ -292,7 +296,7 @@ impl AuthService {
     /// all dead at their next refresh), then the session items are revoked best-effort and
     /// concurrently, so listings show them ended; a failure there loses nothing.
     async fn end_every_session(&self, session: &SessionRecord, point: u64, meta: &RequestMeta) -> Result<(), AuthError> {
-        self.users.revoke_sessions_until(&session.username, &session.user_id, point).await?;
+        self.users.revoke_sessions_until(&session.username, point).await?;
         let now = self.clock.now();
         let others = match self.sessions.list_for_user(&session.user_id).await {
             Ok(ids) => ids.into_iter().filter(|id| *id != session.session_id).collect(),
@@ -302,7 +306,7 @@ impl AuthService {
             }
         };
         let revoked = stream::iter(others)
-            .map(|id| async move { self.sessions.revoke(&id, RevokeIf::CreatedUpTo(point), LOGOUT_EVERYWHERE, now).await })
+            .map(|id| async move { self.sessions.revoke(&id, RevokeIf::CreatedUpTo(point), ENDED_BY_LOGOUT_EVERYWHERE, now).await })
             .buffer_unordered(FAN_OUT_CONCURRENCY)
             .fold(1usize, |count, result| async move {
                 match result {
@@ -703,7 +707,12 @@ mod tests {
             bed.sessions.stored(&c.refresh.session_id).unwrap().revoked_at.is_none(),
             "a session created after the first attempt is not ended by its retry"
         );
-        assert!(refresh(&bed, &c.refresh).await.is_ok());
+        let c_now = refresh(&bed, &c.refresh).await.unwrap();
+        // A token of a session the fan-out ended cannot pass for a retry either: that would
+        // end the sessions started since, from its own later revocation.
+        bed.clock.advance(5);
+        bed.service.logout(Some(&b.refresh.encode()), true, &meta()).await.unwrap();
+        assert!(refresh(&bed, &c_now.refresh).await.is_ok(), "c survives a fan-out token's replay");
         // A plain logout's revoked session does not let its token end the others later.
         let d = login(&bed).await;
         let e = login(&bed).await;

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::AuthError;
-use crate::keys::{KeyCache, KeyProvider, KeySet};
+use crate::keys::{FetchError, KeyCache, KeyProvider, KeySet};
 use crate::service::AuthService;
 use crate::store::{
     AttemptReservation, LoginThrottle, REVOKED_RETENTION_SECS, Revocation, RevokeIf, Rotation, RotationOutcome, SessionRecord, SessionStore, UserRecord,
@@ -100,13 +100,13 @@ impl StaticKeys {
 
 #[async_trait]
 impl KeyProvider for StaticKeys {
-    async fn fetch(&self) -> Result<KeySet, AuthError> {
+    async fn fetch(&self) -> Result<KeySet, FetchError> {
         self.fetches.fetch_add(1, Ordering::SeqCst);
         if self.failing.load(Ordering::SeqCst) {
-            return Err(AuthError::unavailable("GetSecretValue", "test provider is failing"));
+            return Err(FetchError::Unreachable(AuthError::unavailable("GetSecretValue", "test provider is failing")));
         }
         let json = self.json.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        Ok(KeySet::from_json(json.as_deref().unwrap_or(KEY_SET_JSON))?)
+        KeySet::from_json(json.as_deref().unwrap_or(KEY_SET_JSON)).map_err(|e| FetchError::Refused(e.into()))
     }
 }
 
@@ -252,13 +252,13 @@ impl UserStore for MemoryUsers {
         let Some(user) = users.get_mut(username) else { return Ok(false) };
         user.disabled = disabled;
         if disabled {
-            user.sessions_valid_after = now;
+            user.sessions_valid_after = user.sessions_valid_after.max(now);
         }
         Ok(true)
     }
-    async fn revoke_sessions_until(&self, username: &str, user_id: &str, point: u64) -> Result<(), AuthError> {
+    async fn revoke_sessions_until(&self, username: &str, point: u64) -> Result<(), AuthError> {
         let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(user) = users.get_mut(username).filter(|u| u.user_id == user_id) {
+        if let Some(user) = users.get_mut(username) {
             user.sessions_valid_after = user.sessions_valid_after.max(point);
         }
         Ok(())

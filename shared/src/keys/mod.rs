@@ -159,12 +159,32 @@ impl KeySet {
     }
 }
 
+/// Why a key set could not be had.
+#[derive(Debug)]
+pub enum FetchError {
+    /// The store could not be reached, timed out, or was overloaded: worth riding out with
+    /// the last good set.
+    Unreachable(AuthError),
+    /// The store answered, with a refusal (access denied, no such secret, a key it cannot
+    /// decrypt) or a set that does not parse: an operator's doing, so it takes effect at
+    /// once and nothing stale is served.
+    Refused(AuthError),
+}
+
+impl From<FetchError> for AuthError {
+    fn from(e: FetchError) -> Self {
+        match e {
+            FetchError::Unreachable(e) | FetchError::Refused(e) => e,
+        }
+    }
+}
+
 /// Where key sets come from. Implemented for Secrets Manager; asymmetric keys and a
 /// public JWKS are further implementations of the same trait.
 #[async_trait]
 pub trait KeyProvider: Send + Sync {
     /// Fetches and parses the current key set.
-    async fn fetch(&self) -> Result<KeySet, AuthError>;
+    async fn fetch(&self) -> Result<KeySet, FetchError>;
 }
 
 /// During an outage of the key store, the last good key set keeps serving for at most this
@@ -196,9 +216,10 @@ impl CacheState {
 }
 
 /// Caches the key set in memory: fetched at cold start, again after `ttl` seconds, and
-/// on an unknown `kid` (at most once per [`UNKNOWN_KID_REFETCH_SECS`]). When a fetch fails,
-/// the last good set serves for up to [`MAX_STALE_SECS`] past its TTL and fetches back off;
-/// past that, or with no set ever fetched, it fails closed: callers answer 503 or deny.
+/// on an unknown `kid` (at most once per [`UNKNOWN_KID_REFETCH_SECS`]). When the store is
+/// unreachable, the last good set serves for up to [`MAX_STALE_SECS`] past its TTL and
+/// fetches back off; past that, with no set ever fetched, or when the store refuses or
+/// holds an unusable set, it fails closed: callers answer 503 or deny.
 pub struct KeyCache {
     provider: Arc<dyn KeyProvider>,
     clock: Arc<dyn Clock>,
@@ -297,12 +318,19 @@ impl KeyCache {
                 state.failed_fetches = state.failed_fetches.saturating_add(1);
                 let backoff = (FETCH_BACKOFF_SECS << (state.failed_fetches - 1).min(8)).min(MAX_FETCH_BACKOFF_SECS);
                 state.next_fetch_at = now + backoff;
-                match state.stale(now, self.ttl) {
-                    Some(keys) => {
+                match (e, state.stale(now, self.ttl)) {
+                    (FetchError::Unreachable(e), Some(keys)) => {
                         tracing::warn!(cause = %e, stale_secs = now.saturating_sub(state.fetched_at), "key store unavailable; serving the last good key set");
                         Ok(keys)
                     }
-                    None => Err(e),
+                    (FetchError::Refused(e), _) => {
+                        // SECURITY: a refusal or an unusable set is deliberate (or must be seen
+                        // at once): the old set stops serving, whatever its age.
+                        state.keys = None;
+                        tracing::error!(cause = %e, "key store refused or holds an unusable key set; failing closed");
+                        Err(e)
+                    }
+                    (FetchError::Unreachable(e), None) => Err(e),
                 }
             }
         }
@@ -398,5 +426,19 @@ mod tests {
         provider.set_failing(false);
         clock.advance(MAX_FETCH_BACKOFF_SECS);
         assert!(cache.current().await.is_ok(), "recovers once the store answers");
+    }
+
+    #[tokio::test]
+    async fn a_refusal_or_an_unusable_set_is_never_ridden_out_with_the_stale_set() {
+        let clock = Arc::new(FixedClock::new(1_000));
+        let provider = Arc::new(StaticKeys::new());
+        let cache = KeyCache::new(provider.clone(), clock.clone(), 300);
+        cache.current().await.unwrap();
+        provider.set_json(r#"{"active_kid":"k1","keys":[]}"#);
+        clock.advance(300);
+        assert!(matches!(cache.current().await, Err(AuthError::Unavailable(_))), "fails closed at once");
+        provider.set_json(crate::testing::KEY_SET_JSON);
+        clock.advance(FETCH_BACKOFF_SECS);
+        assert!(cache.current().await.is_ok(), "and recovers with a good set");
     }
 }

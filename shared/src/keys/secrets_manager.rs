@@ -3,8 +3,19 @@
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client;
 
-use super::{KeyProvider, KeySet};
+use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
+
+use super::{FetchError, KeyProvider, KeySet};
 use crate::error::{AuthError, sdk_error};
+
+/// Answers of Secrets Manager that are decisions, not outages: failing closed at once.
+const REFUSALS: [&str; 5] = [
+    "AccessDeniedException",
+    "ResourceNotFoundException",
+    "DecryptionFailure",
+    "InvalidRequestException",
+    "InvalidParameterException",
+];
 
 /// Reads the key set JSON from one secret (`SIGNING_SECRET_ID`).
 pub struct SecretsManagerKeys {
@@ -24,18 +35,20 @@ impl SecretsManagerKeys {
 
 #[async_trait]
 impl KeyProvider for SecretsManagerKeys {
-    async fn fetch(&self) -> Result<KeySet, AuthError> {
-        let out = self
-            .client
-            .get_secret_value()
-            .secret_id(&self.secret_id)
-            .send()
-            .await
-            .map_err(|e| sdk_error("GetSecretValue", e))?;
+    async fn fetch(&self) -> Result<KeySet, FetchError> {
+        let out = self.client.get_secret_value().secret_id(&self.secret_id).send().await.map_err(|e| {
+            let refused = e.as_service_error().and_then(|s| s.code()).is_some_and(|code| REFUSALS.contains(&code));
+            let error = sdk_error("GetSecretValue", e);
+            if refused {
+                FetchError::Refused(error)
+            } else {
+                FetchError::Unreachable(error)
+            }
+        })?;
         let json = out
             .secret_string()
-            .ok_or_else(|| AuthError::unavailable("GetSecretValue", "the secret has no string value"))?;
-        Ok(KeySet::from_json(json)?)
+            .ok_or_else(|| FetchError::Refused(AuthError::unavailable("GetSecretValue", "the secret has no string value")))?;
+        KeySet::from_json(json).map_err(|e| FetchError::Refused(e.into()))
     }
 }
 

@@ -14,8 +14,8 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::{
-    AttemptReservation, LoginThrottle, REVOKED_RETENTION_SECS, Revocation, RevokeIf, Rotation, RotationOutcome, SessionRecord, SessionStore,
-    THROTTLE_AFTER_FAILURES, THROTTLE_WINDOW_SECS, UserRecord, UserStore,
+    ATTEMPT_LEASE_SECS, AttemptReservation, LoginThrottle, REVOKED_RETENTION_SECS, Revocation, RevokeIf, Rotation, RotationOutcome, SessionRecord,
+    SessionStore, THROTTLE_AFTER_FAILURES, THROTTLE_WINDOW_SECS, UserRecord, UserStore,
 };
 use crate::error::{AuthError, sdk_error};
 use crate::tokens::{SessionId, TokenHash};
@@ -343,7 +343,7 @@ impl UserStore for DynamoUsers {
                 .key("username", key.clone())
                 .update_expression("SET attempts = if_not_exists(attempts, :zero) + :one, last_attempt_at = :now, expires_at = :expires")
                 .condition_expression(
-                    "(attribute_not_exists(attempts) OR attempts < :base OR attempts < allowed) \
+                    "(attribute_not_exists(attempts) OR attempts < :base OR attempts < allowed OR last_attempt_at <= :lease_expired) \
                      AND (attribute_not_exists(throttled_until) OR throttled_until <= :now) \
                      AND (attribute_not_exists(last_attempt_at) OR last_attempt_at >= :fresh_since)",
                 )
@@ -352,6 +352,7 @@ impl UserStore for DynamoUsers {
                 .expression_attribute_values(":base", n(THROTTLE_AFTER_FAILURES))
                 .expression_attribute_values(":now", n(now))
                 .expression_attribute_values(":fresh_since", n(fresh_since))
+                .expression_attribute_values(":lease_expired", n(now.saturating_sub(ATTEMPT_LEASE_SECS)))
                 .expression_attribute_values(":expires", n(expires_at))
                 .return_values(ReturnValue::UpdatedNew)
                 .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
@@ -369,7 +370,7 @@ impl UserStore for DynamoUsers {
             };
             if !seen.is_stale(now) {
                 return Ok(AttemptReservation::Refused {
-                    retry_after_secs: seen.retry_after(now).unwrap_or(1),
+                    retry_after_secs: seen.refusal(now).unwrap_or(1),
                 });
             }
             // A counter quiet for a whole window starts over with this attempt, unless another
@@ -407,9 +408,11 @@ impl UserStore for DynamoUsers {
             .table_name(&self.table)
             .key("username", Self::throttle_key(username))
             .update_expression("SET throttled_until = :until, allowed = :allowed")
-            // Never shorten a longer throttle that a concurrent failure already set.
-            .condition_expression("attribute_exists(username) AND (attribute_not_exists(throttled_until) OR throttled_until < :until)")
+            // Never shorten a longer throttle that a concurrent failure already set, and do
+            // nothing once a success reset the counter below this attempt.
+            .condition_expression("attempts >= :attempts AND (attribute_not_exists(throttled_until) OR throttled_until < :until)")
             .expression_attribute_values(":until", n(until))
+            .expression_attribute_values(":attempts", n(attempts))
             .expression_attribute_values(":allowed", n(attempts + 1))
             .send()
             .await;
@@ -451,43 +454,56 @@ impl UserStore for DynamoUsers {
     }
 
     async fn set_disabled(&self, username: &str, disabled: bool, now: u64) -> Result<bool, AuthError> {
-        let mut request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("username", Self::key(username))
-            .condition_expression("attribute_exists(username) AND attribute_exists(user_id)")
-            .expression_attribute_values(":disabled", AttributeValue::Bool(disabled));
-        request = if disabled {
-            request
-                .update_expression("SET disabled = :disabled, sessions_valid_after = :now")
-                .expression_attribute_values(":now", n(now))
-        } else {
-            request.update_expression("SET disabled = :disabled")
+        let update = |expression: &str, condition: &str| {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key("username", Self::key(username))
+                .update_expression(expression)
+                .condition_expression(condition)
+                .expression_attribute_values(":disabled", AttributeValue::Bool(disabled))
         };
-        match request.send().await {
+        const EXISTS: &str = "attribute_exists(username) AND attribute_exists(user_id)";
+        if disabled {
+            // The revocation point only moves forward (a later logout everywhere, or a clock
+            // behind, must not bring sessions back); when it is already later, only the flag changes.
+            let moved = update(
+                "SET disabled = :disabled, sessions_valid_after = :now",
+                "attribute_exists(username) AND attribute_exists(user_id) AND (attribute_not_exists(sessions_valid_after) OR sessions_valid_after < :now)",
+            )
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+            match moved {
+                Ok(_) => return Ok(true),
+                Err(e) if is_condition_failure(&e) => {}
+                Err(e) => return Err(sdk_error("UpdateItem user", e)),
+            }
+        }
+        match update("SET disabled = :disabled", EXISTS).send().await {
             Ok(_) => Ok(true),
             Err(e) if is_condition_failure(&e) => Ok(false),
             Err(e) => Err(sdk_error("UpdateItem user", e)),
         }
     }
 
-    async fn revoke_sessions_until(&self, username: &str, user_id: &str, point: u64) -> Result<(), AuthError> {
+    async fn revoke_sessions_until(&self, username: &str, point: u64) -> Result<(), AuthError> {
+        // Names no attribute but the key and the point (logout's IAM grant allows no other):
+        // no `user_id` condition, which the same grant would also let it write.
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("username", Self::key(username))
             .update_expression("SET sessions_valid_after = :point")
-            .condition_expression("user_id = :user_id AND (attribute_not_exists(sessions_valid_after) OR sessions_valid_after < :point)")
+            .condition_expression("attribute_exists(username) AND (attribute_not_exists(sessions_valid_after) OR sessions_valid_after < :point)")
             .expression_attribute_values(":point", n(point))
-            .expression_attribute_values(":user_id", s(user_id))
             .send()
             .await;
         match result {
             // A failed condition: already at or past the point (a retry, or a later logout),
-            // or no such user any more (its sessions are refused anyway). Nothing is read back:
-            // logout has no business with the rest of the user item.
+            // or no such user any more. Nothing is read back: logout has no business with the
+            // rest of the user item.
             Ok(_) => Ok(()),
             Err(e) if is_condition_failure(&e) => Ok(()),
             Err(e) => Err(sdk_error("UpdateItem user", e)),

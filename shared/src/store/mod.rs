@@ -76,6 +76,10 @@ pub const THROTTLE_WINDOW_SECS: u64 = 15 * 60;
 pub const THROTTLE_AFTER_FAILURES: u32 = 5;
 /// The first throttle period; each further failure doubles it, up to the window.
 pub const THROTTLE_BASE_SECS: u64 = 30;
+/// A reserved attempt that never reported (the function crashed or timed out, or its
+/// failure could not be recorded) stops blocking the next one after this long: far longer
+/// than a password check, so it never lets a sixth guess beside five running ones.
+pub const ATTEMPT_LEASE_SECS: u64 = 30;
 
 /// The answer to a reservation of a login attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,23 +118,32 @@ impl LoginThrottle {
         if self.is_stale(now) {
             *self = Self::default();
         }
-        if let Some(retry_after_secs) = self.retry_after(now) {
+        if let Some(retry_after_secs) = self.refusal(now) {
             return AttemptReservation::Refused { retry_after_secs };
-        }
-        if self.attempts >= self.allowed() {
-            // The allowed attempts are being checked right now; their answers decide.
-            return AttemptReservation::Refused { retry_after_secs: 1 };
         }
         self.attempts += 1;
         self.last_attempt_at = now;
         AttemptReservation::Granted { attempts: self.attempts }
     }
 
+    /// Seconds until an attempt may be reserved, when none may be now: while throttled, or
+    /// while every allowed attempt is taken and the last one's lease runs.
+    pub fn refusal(&self, now: u64) -> Option<u64> {
+        if let Some(secs) = self.retry_after(now) {
+            return Some(secs);
+        }
+        // The allowed attempts are being checked right now; their answers decide.
+        let lease_ends = self.last_attempt_at + ATTEMPT_LEASE_SECS;
+        (self.attempts >= self.allowed() && now < lease_ends).then(|| lease_ends - now)
+    }
+
     /// The throttle that the failure of attempt number `attempts` calls for: it starts at
     /// the fifth and grows, and allows one more attempt once it ends. Never shortens a
-    /// longer throttle that a concurrent failure set.
+    /// longer throttle that a concurrent failure set, and does nothing once a success has
+    /// reset the counter below this attempt.
     pub fn record_failure(&mut self, attempts: u32, now: u64) {
         if let Some(secs) = Self::throttle_secs(attempts)
+            && self.attempts >= attempts
             && self.throttled_until < now + secs
         {
             self.throttled_until = now + secs;
@@ -293,7 +306,7 @@ pub trait UserStore: Send + Sync {
     /// Moves the user's revocation point forward to `point` in one conditional write (never
     /// back, so a retry is harmless): every session created up to `point` is dead from its
     /// next refresh on. Nothing to do when the user is gone or its point is already later.
-    async fn revoke_sessions_until(&self, username: &str, user_id: &str, point: u64) -> Result<(), AuthError>;
+    async fn revoke_sessions_until(&self, username: &str, point: u64) -> Result<(), AuthError>;
     /// Opens the connection during cold start; failures only cost the first request time.
     async fn warm(&self) {}
 }
@@ -301,4 +314,37 @@ pub trait UserStore: Send + Sync {
 /// The table key of a username: trimmed and lowercased.
 pub fn normalize_username(raw: &str) -> String {
     raw.trim().to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reserved_attempt_that_never_reports_stops_blocking_after_its_lease() {
+        let mut throttle = LoginThrottle::default();
+        for _ in 0..THROTTLE_AFTER_FAILURES {
+            assert!(matches!(throttle.reserve(1_000), AttemptReservation::Granted { .. }));
+        }
+        // Four failures recorded, the fifth check crashed: nothing throttles, yet all are taken.
+        for attempt in 1..THROTTLE_AFTER_FAILURES {
+            throttle.record_failure(attempt, 1_000);
+        }
+        assert_eq!(throttle.reserve(1_010), AttemptReservation::Refused { retry_after_secs: 20 });
+        assert_eq!(throttle.reserve(1_000 + ATTEMPT_LEASE_SECS), AttemptReservation::Granted { attempts: 6 });
+    }
+
+    #[test]
+    fn a_failure_recorded_after_a_reset_changes_nothing() {
+        let mut throttle = LoginThrottle::default();
+        for _ in 0..THROTTLE_AFTER_FAILURES {
+            throttle.reserve(1_000);
+        }
+        // A success reset the counter while the fifth guess was still being checked.
+        let mut reset = LoginThrottle::default();
+        reset.record_failure(THROTTLE_AFTER_FAILURES, 1_001);
+        assert_eq!(reset, LoginThrottle::default());
+        throttle.record_failure(THROTTLE_AFTER_FAILURES, 1_001);
+        assert_eq!(throttle.retry_after(1_001), Some(THROTTLE_BASE_SECS));
+    }
 }

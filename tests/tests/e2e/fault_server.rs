@@ -18,13 +18,18 @@ pub enum Fault {
     /// Forward to the emulator, but drop the answer of the first `n` calls to `operation`.
     DropAnswers { operation: &'static str, n: usize },
     /// Forward to the emulator, but answer the requests whose text (headers and body,
-    /// lowercased) contains `needle` with a 500 `InternalServerError`, unforwarded: all but
-    /// the first `skip` of them, up to `n`.
-    FailMatching { needle: &'static str, skip: usize, n: usize },
+    /// lowercased) contains `needle` with the AWS error `error` (500 for
+    /// `InternalServerError`, else 400), unforwarded: all but the first `skip`, up to `n`.
+    FailMatching {
+        needle: &'static str,
+        error: &'static str,
+        skip: usize,
+        n: usize,
+    },
 }
 
-/// Requests that [`Fault::FailMatching`] failed.
-const INTERNAL_ERROR: &str = "InternalServerError";
+/// The server-side error: retried by the SDK, an outage for the key cache.
+pub const INTERNAL_ERROR: &str = "InternalServerError";
 
 pub struct FaultServer {
     pub endpoint: String,
@@ -85,11 +90,16 @@ async fn serve(mut stream: TcpStream, fault: Fault, counter: Arc<AtomicUsize>, d
                     return;
                 }
             }
-            Fault::FailMatching { needle, skip, n } => {
+            Fault::FailMatching { needle, error, skip, n } => {
                 let text = String::from_utf8_lossy(&request).to_ascii_lowercase();
                 let matching = text.contains(needle).then(|| dropped.fetch_add(1, Ordering::SeqCst));
-                let response = if matching.is_some_and(|i| i >= *skip && i < skip + n) {
-                    error_response("500 Internal Server Error", INTERNAL_ERROR).into_bytes()
+                let response = if matching.is_some_and(|i| i >= *skip && i - skip < *n) {
+                    let status = if *error == INTERNAL_ERROR {
+                        "500 Internal Server Error"
+                    } else {
+                        "400 Bad Request"
+                    };
+                    error_response(status, error).into_bytes()
                 } else {
                     let Some(response) = forward(&request).await else { return };
                     response

@@ -7,7 +7,7 @@ use auth_core::http::AuthApi;
 use auth_core::keys::secrets_manager::put_key_set;
 use serde_json::json;
 
-use crate::fault_server::{Fault, start};
+use crate::fault_server::{Fault, INTERNAL_ERROR, start};
 use crate::harness::*;
 
 /// SDK clients whose DynamoDB and Secrets Manager endpoints are `dynamodb` / `secrets`
@@ -115,6 +115,7 @@ async fn secrets_manager_denied_throttled_or_malformed_fails_closed() {
 async fn a_key_store_outage_serves_the_last_good_keys_and_backs_off() {
     let app = spawn_app_with(&[("KEY_CACHE_TTL", "1")]).await;
     let server = start(Fault::FailMatching {
+        error: INTERNAL_ERROR,
         needle: "secretsmanager.getsecretvalue",
         skip: 1,
         n: usize::MAX,
@@ -141,10 +142,39 @@ async fn a_key_store_outage_serves_the_last_good_keys_and_backs_off() {
 }
 
 #[tokio::test]
+async fn a_key_store_that_refuses_after_a_good_fetch_fails_closed_at_once() {
+    let app = spawn_app_with(&[("KEY_CACHE_TTL", "1")]).await;
+    // Access revoked on the secret (an IAM or KMS kill switch): a decision, not an outage.
+    let server = start(Fault::FailMatching {
+        error: "AccessDeniedException",
+        needle: "secretsmanager.getsecretvalue",
+        skip: 1,
+        n: usize::MAX,
+    })
+    .await;
+    let api = api_with(&app, None, Some(&server.endpoint)).await;
+    assert_eq!(Answer::from(login::handle(&api, login_request()).await.unwrap()).status, 200);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_unavailable(&Answer::from(login::handle(&api, login_request()).await.unwrap()));
+
+    // A malformed key set written into the secret takes effect the same way.
+    let api = api_with(&app, None, None).await;
+    let cookie = Answer::from(login::handle(&api, login_request()).await.unwrap()).refresh_cookie();
+    put_key_set(&app.secrets, &app.config.signing_secret_id, r#"{"active_kid":"k1","keys":[]}"#)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_unavailable(&Answer::from(
+        refresh::handle(&api, Call::post("/auth/refresh").cookie(&cookie).request()).await.unwrap(),
+    ));
+}
+
+#[tokio::test]
 async fn a_user_read_failing_after_a_committed_rotation_still_hands_the_successor_back() {
     let app = spawn_app().await;
     // The rotation reaches the table; the user read after it fails on every attempt.
     let server = start(Fault::FailMatching {
+        error: INTERNAL_ERROR,
         needle: "x-amz-target: dynamodb_20120810.getitem",
         skip: 0,
         n: 3,
@@ -176,6 +206,7 @@ async fn a_logout_everywhere_cut_short_is_finished_by_its_retry() {
     let cookies = app.sessions(ALICE, 3).await;
     // The write of the revocation point fails on every attempt, after the session's own revoke.
     let server = start(Fault::FailMatching {
+        error: INTERNAL_ERROR,
         needle: "sessions_valid_after",
         skip: 0,
         n: 3,
@@ -201,6 +232,7 @@ async fn logout_everywhere_holds_when_revoking_the_other_sessions_fails() {
     let cookies = app.sessions(ALICE, 3).await;
     // Listing the user's sessions fails: only the revocation point can end the others.
     let server = start(Fault::FailMatching {
+        error: INTERNAL_ERROR,
         needle: "x-amz-target: dynamodb_20120810.query",
         skip: 0,
         n: usize::MAX,

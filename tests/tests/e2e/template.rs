@@ -289,6 +289,7 @@ fn user_items_are_writable_only_by_key_prefix_or_named_attributes() {
         (&["username", "sessions_valid_after", "password_hash"][..], None),
         (&["username", "roles"][..], None),
         (&["username", "disabled"][..], None),
+        (&["username", "user_id", "sessions_valid_after"][..], None),
         (&["username", "sessions_valid_after"][..], Some("ALL_NEW")),
         (&["username", "sessions_valid_after"][..], Some("ALL_OLD")),
     ] {
