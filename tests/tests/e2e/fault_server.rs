@@ -31,6 +31,18 @@ pub enum Fault {
 /// The server-side error: retried by the SDK, an outage for the key cache.
 pub const INTERNAL_ERROR: &str = "InternalServerError";
 
+impl Fault {
+    /// [`Fault::FailMatching`] answering `InternalServerError`.
+    pub fn internal_error(needle: &'static str, skip: usize, n: usize) -> Self {
+        Self::FailMatching {
+            needle,
+            error: INTERNAL_ERROR,
+            skip,
+            n,
+        }
+    }
+}
+
 pub struct FaultServer {
     pub endpoint: String,
     requests: Arc<AtomicUsize>,

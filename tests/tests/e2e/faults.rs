@@ -7,7 +7,7 @@ use auth_core::http::AuthApi;
 use auth_core::keys::secrets_manager::put_key_set;
 use serde_json::json;
 
-use crate::fault_server::{Fault, INTERNAL_ERROR, start};
+use crate::fault_server::{Fault, start};
 use crate::harness::*;
 
 /// SDK clients whose DynamoDB and Secrets Manager endpoints are `dynamodb` / `secrets`
@@ -114,13 +114,7 @@ async fn secrets_manager_denied_throttled_or_malformed_fails_closed() {
 #[tokio::test]
 async fn a_key_store_outage_serves_the_last_good_keys_and_backs_off() {
     let app = spawn_app_with(&[("KEY_CACHE_TTL", "1")]).await;
-    let server = start(Fault::FailMatching {
-        error: INTERNAL_ERROR,
-        needle: "secretsmanager.getsecretvalue",
-        skip: 1,
-        n: usize::MAX,
-    })
-    .await;
+    let server = start(Fault::internal_error("secretsmanager.getsecretvalue", 1, usize::MAX)).await;
     let api = api_with(&app, None, Some(&server.endpoint)).await;
     assert_eq!(Answer::from(login::handle(&api, login_request()).await.unwrap()).status, 200);
     assert_eq!(server.requests(), 1, "one fetch at the first login");
@@ -173,13 +167,7 @@ async fn a_key_store_that_refuses_after_a_good_fetch_fails_closed_at_once() {
 async fn a_user_read_failing_after_a_committed_rotation_still_hands_the_successor_back() {
     let app = spawn_app().await;
     // The rotation reaches the table; the user read after it fails on every attempt.
-    let server = start(Fault::FailMatching {
-        error: INTERNAL_ERROR,
-        needle: "x-amz-target: dynamodb_20120810.getitem",
-        skip: 0,
-        n: 3,
-    })
-    .await;
+    let server = start(Fault::internal_error("x-amz-target: dynamodb_20120810.getitem", 0, 3)).await;
     let flaky = api_with(&app, Some(&server.endpoint), None).await;
     let cookie = app.login(ALICE, PASSWORD).await.refresh_cookie();
     let failed = Answer::from(refresh::handle(&flaky, Call::post("/auth/refresh").cookie(&cookie).request()).await.unwrap());
@@ -205,13 +193,7 @@ async fn a_logout_everywhere_cut_short_is_finished_by_its_retry() {
     let app = spawn_app().await;
     let cookies = app.sessions(ALICE, 3).await;
     // The write of the revocation point fails on every attempt, after the session's own revoke.
-    let server = start(Fault::FailMatching {
-        error: INTERNAL_ERROR,
-        needle: "sessions_valid_after",
-        skip: 0,
-        n: 3,
-    })
-    .await;
+    let server = start(Fault::internal_error("sessions_valid_after", 0, 3)).await;
     let flaky = api_with(&app, Some(&server.endpoint), None).await;
     let everywhere = || Call::post("/auth/logout").cookie(&cookies[0]).json(json!({"everywhere": true})).request();
     assert_unavailable(&Answer::from(logout::handle(&flaky, everywhere()).await.unwrap()));
@@ -231,13 +213,7 @@ async fn logout_everywhere_holds_when_revoking_the_other_sessions_fails() {
     let app = spawn_app().await;
     let cookies = app.sessions(ALICE, 3).await;
     // Listing the user's sessions fails: only the revocation point can end the others.
-    let server = start(Fault::FailMatching {
-        error: INTERNAL_ERROR,
-        needle: "x-amz-target: dynamodb_20120810.query",
-        skip: 0,
-        n: usize::MAX,
-    })
-    .await;
+    let server = start(Fault::internal_error("x-amz-target: dynamodb_20120810.query", 0, usize::MAX)).await;
     let flaky = api_with(&app, Some(&server.endpoint), None).await;
     let call = Call::post("/auth/logout").cookie(&cookies[0]).json(json!({"everywhere": true}));
     assert_eq!(Answer::from(logout::handle(&flaky, call.request()).await.unwrap()).status, 204);
