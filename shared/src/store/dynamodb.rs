@@ -138,8 +138,18 @@ fn throttle_from_item(item: &Item) -> LoginThrottle {
     }
 }
 
-fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
-    e.as_service_error().and_then(|s| s.code()) == Some("ConditionalCheckFailedException")
+/// The outcome of a conditional write that reads nothing back: `true` when it was written,
+/// `false` when its condition failed (an answer, not an error); anything else is a 503.
+fn written<T, E, R>(result: Result<T, SdkError<E, R>>, operation: &str) -> Result<bool, AuthError>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("ConditionalCheckFailedException") => Ok(false),
+        Err(e) => Err(sdk_error(operation, e)),
+    }
 }
 
 /// Sessions in DynamoDB.
@@ -390,10 +400,8 @@ impl UserStore for DynamoUsers {
                 .expression_attribute_values(":seen_last", n(seen.last_attempt_at))
                 .send()
                 .await;
-            match restarted {
-                Ok(_) => return Ok(AttemptReservation::Granted { attempts: 1 }),
-                Err(e) if is_condition_failure(&e) => {}
-                Err(e) => return Err(sdk_error("UpdateItem throttle", e)),
+            if written(restarted, "UpdateItem throttle")? {
+                return Ok(AttemptReservation::Granted { attempts: 1 });
             }
         }
         Ok(AttemptReservation::Refused { retry_after_secs: 1 })
@@ -416,11 +424,7 @@ impl UserStore for DynamoUsers {
             .expression_attribute_values(":allowed", n(attempts + 1))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Ok(()),
-            Err(e) => Err(sdk_error("UpdateItem throttle", e)),
-        }
+        written(result, "UpdateItem throttle").map(drop)
     }
 
     async fn clear_attempts(&self, username: &str) -> Result<(), AuthError> {
@@ -446,11 +450,7 @@ impl UserStore for DynamoUsers {
             .condition_expression("attribute_not_exists(username)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(sdk_error("PutItem user", e)),
-        }
+        written(result, "PutItem user")
     }
 
     async fn set_disabled(&self, username: &str, disabled: bool, now: u64) -> Result<bool, AuthError> {
@@ -467,24 +467,16 @@ impl UserStore for DynamoUsers {
         if disabled {
             // The revocation point only moves forward (a later logout everywhere, or a clock
             // behind, must not bring sessions back); when it is already later, only the flag changes.
-            let moved = update(
-                "SET disabled = :disabled, sessions_valid_after = :now",
-                "attribute_exists(username) AND attribute_exists(user_id) AND (attribute_not_exists(sessions_valid_after) OR sessions_valid_after < :now)",
-            )
-            .expression_attribute_values(":now", n(now))
-            .send()
-            .await;
-            match moved {
-                Ok(_) => return Ok(true),
-                Err(e) if is_condition_failure(&e) => {}
-                Err(e) => return Err(sdk_error("UpdateItem user", e)),
+            let forward = format!("{EXISTS} AND (attribute_not_exists(sessions_valid_after) OR sessions_valid_after < :now)");
+            let moved = update("SET disabled = :disabled, sessions_valid_after = :now", &forward)
+                .expression_attribute_values(":now", n(now))
+                .send()
+                .await;
+            if written(moved, "UpdateItem user")? {
+                return Ok(true);
             }
         }
-        match update("SET disabled = :disabled", EXISTS).send().await {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(sdk_error("UpdateItem user", e)),
-        }
+        written(update("SET disabled = :disabled", EXISTS).send().await, "UpdateItem user")
     }
 
     async fn revoke_sessions_until(&self, username: &str, point: u64) -> Result<(), AuthError> {
@@ -500,14 +492,10 @@ impl UserStore for DynamoUsers {
             .expression_attribute_values(":point", n(point))
             .send()
             .await;
-        match result {
-            // A failed condition: already at or past the point (a retry, or a later logout),
-            // or no such user any more. Nothing is read back: logout has no business with the
-            // rest of the user item.
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Ok(()),
-            Err(e) => Err(sdk_error("UpdateItem user", e)),
-        }
+        // A failed condition: already at or past the point (a retry, or a later logout), or
+        // no such user any more. Nothing is read back: logout has no business with the rest
+        // of the user item.
+        written(result, "UpdateItem user").map(drop)
     }
 }
 
