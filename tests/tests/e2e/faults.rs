@@ -37,6 +37,16 @@ fn login_request() -> lambda_http::Request {
     Call::post("/auth/login").json(json!({"username": ALICE, "password": PASSWORD})).request()
 }
 
+/// Alice's login, through `api`.
+async fn login_via(api: &AuthApi) -> Answer {
+    Answer::from(login::handle(api, login_request()).await.unwrap())
+}
+
+/// A refresh with `cookie`, through `api`.
+async fn refresh_via(api: &AuthApi, cookie: &str) -> Answer {
+    Answer::from(refresh::handle(api, Call::post("/auth/refresh").cookie(cookie).request()).await.unwrap())
+}
+
 fn assert_unavailable(answer: &Answer) {
     assert_eq!((answer.status, answer.error_code().as_str()), (503, "unavailable"), "{}", answer.body);
     assert_eq!(answer.header("retry-after"), Some("1"));
@@ -49,7 +59,7 @@ async fn secrets_manager_unreachable_means_login_503_without_token_and_authorize
     let app = spawn_app().await;
     let token = app.login(ALICE, PASSWORD).await.access_token();
     let broken = api_with(&app, None, Some("http://127.0.0.1:9")).await;
-    assert_unavailable(&Answer::from(login::handle(&broken, login_request()).await.unwrap()));
+    assert_unavailable(&login_via(&broken).await);
 
     let authorizer = authorizer_with(&app.config, clients(None, Some("http://127.0.0.1:9")).await.1);
     let denied = ask(&authorizer, &http_api_authorizer_event(Some(&format!("Bearer {token}")), "GET /pets")).await;
@@ -65,12 +75,8 @@ async fn secrets_manager_denied_throttled_or_malformed_fails_closed() {
     for fault in ["AccessDeniedException", "ThrottlingException"] {
         let server = start(Fault::Error(fault)).await;
         let broken = api_with(&app, None, Some(&server.endpoint)).await;
-        assert_unavailable(&Answer::from(login::handle(&broken, login_request()).await.unwrap()));
-        assert_unavailable(&Answer::from(
-            refresh::handle(&broken, Call::post("/auth/refresh").cookie(&login.refresh_cookie()).request())
-                .await
-                .unwrap(),
-        ));
+        assert_unavailable(&login_via(&broken).await);
+        assert_unavailable(&refresh_via(&broken, &login.refresh_cookie()).await);
         let authorizer = authorizer_with(&app.config, clients(None, Some(&server.endpoint)).await.1);
         assert_eq!(
             ask(&authorizer, &http_api_authorizer_event(Some(&bearer), "GET /pets")).await.ok(),
@@ -84,12 +90,8 @@ async fn secrets_manager_denied_throttled_or_malformed_fails_closed() {
         .await
         .unwrap();
     let fresh = api_with(&app, None, None).await;
-    assert_unavailable(&Answer::from(login::handle(&fresh, login_request()).await.unwrap()));
-    assert_unavailable(&Answer::from(
-        refresh::handle(&fresh, Call::post("/auth/refresh").cookie(&login.refresh_cookie()).request())
-            .await
-            .unwrap(),
-    ));
+    assert_unavailable(&login_via(&fresh).await);
+    assert_unavailable(&refresh_via(&fresh, &login.refresh_cookie()).await);
     let authorizer = authorizer_with(&app.config, app.secrets.clone());
     assert_eq!(
         ask(&authorizer, &http_api_authorizer_event(Some(&bearer), "GET /pets")).await.ok(),
@@ -103,11 +105,7 @@ async fn secrets_manager_denied_throttled_or_malformed_fails_closed() {
         .await
         .unwrap();
     let restored = api_with(&app, None, None).await;
-    let answer = Answer::from(
-        refresh::handle(&restored, Call::post("/auth/refresh").cookie(&login.refresh_cookie()).request())
-            .await
-            .unwrap(),
-    );
+    let answer = refresh_via(&restored, &login.refresh_cookie()).await;
     assert_eq!(answer.status, 200, "{}", answer.body);
 }
 
@@ -116,19 +114,19 @@ async fn a_key_store_outage_serves_the_last_good_keys_and_backs_off() {
     let app = spawn_app_with(&[("KEY_CACHE_TTL", "1")]).await;
     let server = start(Fault::internal_error("secretsmanager.getsecretvalue", 1, usize::MAX)).await;
     let api = api_with(&app, None, Some(&server.endpoint)).await;
-    assert_eq!(Answer::from(login::handle(&api, login_request()).await.unwrap()).status, 200);
+    assert_eq!(login_via(&api).await.status, 200);
     assert_eq!(server.requests(), 1, "one fetch at the first login");
     tokio::time::sleep(Duration::from_millis(1100)).await;
     // The cached set is past its TTL and the key store fails: the last good set serves.
-    let answer = Answer::from(login::handle(&api, login_request()).await.unwrap());
+    let answer = login_via(&api).await;
     assert_eq!(answer.status, 200, "{}", answer.body);
     let after_failed_fetch = server.requests();
     assert!(after_failed_fetch > 1, "the fetch was tried");
     // Further requests within the back-off neither fetch nor wait.
     let started = Instant::now();
     for _ in 0..3 {
-        let cookie = Answer::from(login::handle(&api, login_request()).await.unwrap()).refresh_cookie();
-        let refreshed = Answer::from(refresh::handle(&api, Call::post("/auth/refresh").cookie(&cookie).request()).await.unwrap());
+        let cookie = login_via(&api).await.refresh_cookie();
+        let refreshed = refresh_via(&api, &cookie).await;
         assert_eq!(refreshed.status, 200);
     }
     assert_eq!(server.requests(), after_failed_fetch, "no fetch during the back-off");
@@ -147,20 +145,18 @@ async fn a_key_store_that_refuses_after_a_good_fetch_fails_closed_at_once() {
     })
     .await;
     let api = api_with(&app, None, Some(&server.endpoint)).await;
-    assert_eq!(Answer::from(login::handle(&api, login_request()).await.unwrap()).status, 200);
+    assert_eq!(login_via(&api).await.status, 200);
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_unavailable(&Answer::from(login::handle(&api, login_request()).await.unwrap()));
+    assert_unavailable(&login_via(&api).await);
 
     // A malformed key set written into the secret takes effect the same way.
     let api = api_with(&app, None, None).await;
-    let cookie = Answer::from(login::handle(&api, login_request()).await.unwrap()).refresh_cookie();
+    let cookie = login_via(&api).await.refresh_cookie();
     put_key_set(&app.secrets, &app.config.signing_secret_id, r#"{"active_kid":"k1","keys":[]}"#)
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_unavailable(&Answer::from(
-        refresh::handle(&api, Call::post("/auth/refresh").cookie(&cookie).request()).await.unwrap(),
-    ));
+    assert_unavailable(&refresh_via(&api, &cookie).await);
 }
 
 #[tokio::test]
@@ -170,7 +166,7 @@ async fn a_user_read_failing_after_a_committed_rotation_still_hands_the_successo
     let server = start(Fault::internal_error("x-amz-target: dynamodb_20120810.getitem", 0, 3)).await;
     let flaky = api_with(&app, Some(&server.endpoint), None).await;
     let cookie = app.login(ALICE, PASSWORD).await.refresh_cookie();
-    let failed = Answer::from(refresh::handle(&flaky, Call::post("/auth/refresh").cookie(&cookie).request()).await.unwrap());
+    let failed = refresh_via(&flaky, &cookie).await;
     assert_eq!((failed.status, failed.error_code().as_str()), (503, "unavailable"), "{}", failed.body);
     assert!(!failed.body.contains("access_token"));
     let successor = failed.refresh_cookie();
@@ -231,7 +227,7 @@ async fn a_missing_key_secret_fails_closed_too() {
     let mut config = app.config.clone();
     config.signing_secret_id = "does-not-exist".into();
     let broken = AuthApi::new(auth_service_with(&config, app.dynamodb.clone(), app.secrets.clone()), &config);
-    let answer = Answer::from(refresh::handle(&broken, Call::post("/auth/refresh").cookie(&cookie).request()).await.unwrap());
+    let answer = refresh_via(&broken, &cookie).await;
     assert_eq!(answer.status, 503);
     assert_eq!(app.refresh(&cookie).await.status, 200, "the token was not consumed by the failed refresh");
 }
@@ -244,7 +240,7 @@ async fn dynamodb_throttling_is_retried_a_bounded_number_of_times_then_503() {
     let broken = api_with(&app, Some(&server.endpoint), None).await;
     let started = Instant::now();
     // Refresh makes one DynamoDB call before it can answer: the rotation.
-    let answer = Answer::from(refresh::handle(&broken, Call::post("/auth/refresh").cookie(&cookie).request()).await.unwrap());
+    let answer = refresh_via(&broken, &cookie).await;
     assert_unavailable(&answer);
     assert_eq!(server.requests(), 3, "standard retry mode: three attempts, then give up");
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
@@ -256,7 +252,7 @@ async fn a_hanging_dynamodb_times_out_into_503() {
     let server = start(Fault::Hang).await;
     let broken = api_with(&app, Some(&server.endpoint), None).await;
     let started = Instant::now();
-    assert_unavailable(&Answer::from(login::handle(&broken, login_request()).await.unwrap()));
+    assert_unavailable(&login_via(&broken).await);
     let elapsed = started.elapsed();
     assert!(
         elapsed >= Duration::from_secs(1) && elapsed < Duration::from_secs(6),
@@ -271,7 +267,7 @@ async fn a_rotation_whose_answer_is_lost_still_leaves_the_client_a_working_token
     let server = start(Fault::DropAnswers { operation: "UpdateItem", n: 1 }).await;
     let flaky = api_with(&app, Some(&server.endpoint), None).await;
     let cookie = app.login(ALICE, PASSWORD).await.refresh_cookie();
-    let answer = Answer::from(refresh::handle(&flaky, Call::post("/auth/refresh").cookie(&cookie).request()).await.unwrap());
+    let answer = refresh_via(&flaky, &cookie).await;
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert_eq!(generation_of(&answer.refresh_token()), 1);
     assert_eq!(app.refresh(&answer.refresh_cookie()).await.status, 200, "the successor is live");
@@ -281,7 +277,7 @@ async fn a_rotation_whose_answer_is_lost_still_leaves_the_client_a_working_token
     let server = start(Fault::DropAnswers { operation: "UpdateItem", n: 3 }).await;
     let flaky = api_with(&app, Some(&server.endpoint), None).await;
     let cookie = app.login(ALICE, PASSWORD).await.refresh_cookie();
-    let failed = Answer::from(refresh::handle(&flaky, Call::post("/auth/refresh").cookie(&cookie).request()).await.unwrap());
+    let failed = refresh_via(&flaky, &cookie).await;
     assert_eq!(failed.status, 503);
     let retried = app.refresh(&cookie).await;
     assert_eq!(retried.status, 200, "{}", retried.body);
@@ -296,7 +292,7 @@ async fn with_the_grace_window_off_a_retried_rotation_is_still_not_reuse() {
     let server = start(Fault::DropAnswers { operation: "UpdateItem", n: 1 }).await;
     let flaky = api_with(&app, Some(&server.endpoint), None).await;
     let cookie = app.login(ALICE, PASSWORD).await.refresh_cookie();
-    let answer = Answer::from(refresh::handle(&flaky, Call::post("/auth/refresh").cookie(&cookie).request()).await.unwrap());
+    let answer = refresh_via(&flaky, &cookie).await;
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert_eq!(generation_of(&answer.refresh_token()), 1);
     // Without a grace window, the same token a second later is reuse.
