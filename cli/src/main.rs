@@ -1,6 +1,8 @@
 //! `authctl`: the operator's tool. Creates the tables and key set for local development,
-//! manages users and sessions. Talks to the emulator or to AWS through the standard AWS
+//! manages users, sessions and the signing keys. Talks to the emulator or to AWS through the standard AWS
 //! environment (`AWS_ENDPOINT_URL`, `AWS_REGION`, credentials).
+
+mod keys;
 
 use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
@@ -8,7 +10,8 @@ use std::process::ExitCode;
 use auth_core::AuthError;
 use auth_core::aws::load_sdk_config;
 use auth_core::clock::{Clock, SystemClock};
-use auth_core::keys::secrets_manager::{KeySetInit, generate_key_set_json, init_key_set};
+use auth_core::keys::KeyAlgorithm;
+use auth_core::keys::secrets_manager::KeyStores;
 use auth_core::password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, hash_password};
 use auth_core::store::dynamodb::{DynamoSessions, DynamoUsers, create_tables};
 use auth_core::store::{RevokeIf, SessionStore, UserRecord, UserStore, normalize_username};
@@ -25,16 +28,19 @@ struct Cli {
     /// Sessions table.
     #[arg(long, env = "SESSIONS_TABLE", default_value = "auth-sessions", global = true)]
     sessions_table: String,
-    /// Secrets Manager id of the key set.
+    /// Secrets Manager id of the private key set.
     #[arg(long, env = "SIGNING_SECRET_ID", default_value = "auth/signing-keys", global = true)]
     signing_secret_id: String,
+    /// Secrets Manager id of the public JWKS.
+    #[arg(long, env = "PUBLIC_KEYS_SECRET_ID", default_value = "auth/public-keys", global = true)]
+    public_keys_secret_id: String,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create the tables (TTL, by_user index), the key set secret and a demo user where
+    /// Create the tables (TTL, by_user index), the two key secrets and a demo user where
     /// missing. Safe to run again: it changes nothing that exists.
     LocalSetup {
         /// Username of the demo user.
@@ -44,11 +50,8 @@ enum Command {
         #[arg(long, env = "DEMO_PASSWORD", default_value = "demo-password-change-me", hide_env_values = true)]
         demo_password: String,
     },
-    /// Manage the signing key set.
-    Keys {
-        #[command(subcommand)]
-        command: KeysCommand,
-    },
+    /// Manage the signing keys: init, staged rotation, the public JWKS.
+    Keys(keys::KeysArgs),
     /// Manage users.
     User {
         #[command(subcommand)]
@@ -59,14 +62,6 @@ enum Command {
         #[command(subcommand)]
         command: SessionsCommand,
     },
-}
-
-#[derive(Subcommand)]
-enum KeysCommand {
-    /// Write a fresh key set (one HS256 key and a refresh pepper, 32 random bytes each) into
-    /// the secret, creating it if needed. Refuses nothing and changes nothing when the
-    /// secret already holds a valid key set: replacing it would end every session.
-    Init,
 }
 
 #[derive(Subcommand)]
@@ -119,10 +114,11 @@ async fn run(cli: Cli) -> Result<(), String> {
     let users = DynamoUsers::new(dynamodb.clone(), &cli.users_table);
     let sessions = DynamoSessions::new(dynamodb.clone(), &cli.sessions_table);
     let now = SystemClock.now();
+    let key_stores = KeyStores::new(aws_sdk_secretsmanager::Client::new(&sdk), &cli.signing_secret_id, &cli.public_keys_secret_id);
     match cli.command {
         Command::LocalSetup { demo_username, demo_password } => {
             let mut changes = create_tables(&dynamodb, &cli.users_table, &cli.sessions_table).await.map_err(describe)?;
-            if let Some(change) = init_keys(&sdk, &cli.signing_secret_id).await? {
+            if let Some(change) = keys::init(&key_stores, KeyAlgorithm::Es256, now).await? {
                 changes.push(change);
             }
             let password = SecretString::from(demo_password);
@@ -136,10 +132,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 println!("local setup: {change}");
             }
         }
-        Command::Keys { command: KeysCommand::Init } => match init_keys(&sdk, &cli.signing_secret_id).await? {
-            Some(change) => println!("keys init: {change}"),
-            None => println!("keys init: nothing to do, {} already holds a valid key set", cli.signing_secret_id),
-        },
+        Command::Keys(args) => keys::run(&key_stores, args, now).await?,
         Command::User {
             command: UserCommand::Add { username, roles },
         } => {
@@ -209,16 +202,6 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// Makes sure the secret holds a key set; says what changed, if anything.
-async fn init_keys(sdk: &aws_config::SdkConfig, secret_id: &str) -> Result<Option<String>, String> {
-    let secrets = aws_sdk_secretsmanager::Client::new(sdk);
-    Ok(match init_key_set(&secrets, secret_id, &generate_key_set_json()).await.map_err(describe)? {
-        KeySetInit::Created => Some(format!("created secret {secret_id} with a fresh HS256 key and refresh pepper")),
-        KeySetInit::Written => Some(format!("wrote a fresh HS256 key and refresh pepper into secret {secret_id}")),
-        KeySetInit::AlreadyPresent => None,
-    })
 }
 
 fn describe(e: AuthError) -> String {

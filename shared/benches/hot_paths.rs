@@ -1,5 +1,5 @@
 //! CPU cost of the hot paths, without network: verifying an access token (and the bare
-//! HMAC-SHA256 under it), the whole authorizer handler, issuing a token pair, one
+//! ES256 signature check under it), the whole authorizer handler, issuing a token pair, one
 //! rotation, argon2id. Run by scripts/bench.sh, which also feeds the token set written
 //! here to the Node and Python peers so every library verifies the same tokens.
 
@@ -13,10 +13,11 @@ use std::time::Duration;
 use auth_core::authorizer::{Authorizer, AuthorizerEvent};
 use auth_core::clock::{Clock, SystemClock};
 use auth_core::keys::KeyCache;
+use auth_core::keys::verifying::TrustedKeys;
 use auth_core::password::{hash_password, verify_password};
-use auth_core::testing::{KEY_SET_JSON, StaticKeys, config, key_set};
+use auth_core::testing::{StaticKeys, config, public_jwks_json, public_keys, signing_keys};
 use auth_core::tokens::{AccessTokenHeader, AccessTokens, RefreshToken, SessionId};
-use aws_lc_rs::hmac;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -26,13 +27,10 @@ use serde_json::{Value, json};
 /// How many distinct tokens the peers cycle through.
 const TOKENS: usize = 64;
 
-fn k1_secret() -> Vec<u8> {
-    let set: Value = serde_json::from_str(KEY_SET_JSON).unwrap();
-    let secret = set["keys"].as_array().unwrap().iter().find(|k| k["kid"] == "k1").unwrap()["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    URL_SAFE_NO_PAD.decode(secret).unwrap()
+/// The published JWK of the active key `k1`.
+fn k1_jwk() -> Value {
+    let jwks: Value = serde_json::from_str(&public_jwks_json()).unwrap();
+    jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"] == "k1").unwrap().clone()
 }
 
 fn http_api_event(token: &str) -> Value {
@@ -52,35 +50,41 @@ fn write_peer_tokens(tokens: &[String]) {
     let config = config();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
     std::fs::create_dir_all(&dir).unwrap();
-    let data = json!({"secret_b64url": URL_SAFE_NO_PAD.encode(k1_secret()), "issuer": config.issuer, "audience": config.audience, "tokens": tokens});
+    let data = json!({"jwk": k1_jwk(), "issuer": config.issuer, "audience": config.audience, "tokens": tokens});
     std::fs::write(dir.join("tokens.json"), data.to_string()).unwrap();
 }
 
 fn verification(c: &mut Criterion) {
     let config = config();
     let access = AccessTokens::new(&config);
-    let keys = key_set();
+    let (signing, keys) = (signing_keys(), public_keys());
     let now = SystemClock.now();
     let tokens: Vec<String> = (0..TOKENS)
-        .map(|i| access.issue(&keys, &format!("user-{i}"), "sid", &["user".into()], now).unwrap().token)
+        .map(|i| access.issue(&signing, &format!("user-{i}"), "sid", &["user".into()], now).unwrap().token)
         .collect();
     write_peer_tokens(&tokens);
     let token = tokens[0].clone();
 
-    let key = hmac::Key::new(hmac::HMAC_SHA256, &k1_secret());
-    let signing_input = token.rsplit_once('.').unwrap().0.to_owned();
-    c.bench_function("hmac_sha256_floor", |b| b.iter(|| hmac::sign(&key, black_box(signing_input.as_bytes()))));
+    let jwk = k1_jwk();
+    let coordinate = |name: &str| URL_SAFE_NO_PAD.decode(jwk[name].as_str().unwrap()).unwrap();
+    let point = [vec![4u8], coordinate("x"), coordinate("y")].concat();
+    let public = UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point);
+    let (signing_input, signature) = token.rsplit_once('.').unwrap();
+    let signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
+    c.bench_function("es256_verify_floor", |b| {
+        b.iter(|| public.verify(black_box(signing_input.as_bytes()), black_box(&signature)).unwrap())
+    });
 
     // The library alone with our settings (one Validation, typed claims, key decoded once):
     // the floor of verifying through jsonwebtoken.
-    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
     validation.set_issuer(&[&config.issuer]);
     validation.set_audience(&[&config.audience]);
     validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
     validation.leeway = 30;
-    let decoding = jsonwebtoken::DecodingKey::from_secret(&k1_secret());
+    let decoding = &keys.verifying_key("k1").unwrap().decoding;
     c.bench_function("jsonwebtoken_decode_only", |b| {
-        b.iter(|| jsonwebtoken::decode::<auth_core::claims::AccessClaims>(black_box(&token), &decoding, &validation).unwrap())
+        b.iter(|| jsonwebtoken::decode::<auth_core::claims::AccessClaims>(black_box(&token), decoding, &validation).unwrap())
     });
 
     c.bench_function("verify", |b| {
@@ -92,9 +96,9 @@ fn verification(c: &mut Criterion) {
 
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let cache = Arc::new(KeyCache::new(Arc::new(StaticKeys::new()), clock.clone(), 300));
-    let authorizer = Authorizer::new(&config, cache, clock);
-    runtime.block_on(authorizer.keys().current()).unwrap();
+    let store = KeyCache::new(Arc::new(StaticKeys::public()), clock.clone(), 300);
+    // Keys deployed in the environment, as in production: nothing to fetch.
+    let authorizer = Authorizer::new(&config, TrustedKeys::new(Some(public_keys()), store), clock);
     let event_text = http_api_event(&token).to_string();
     let allowed = runtime.block_on(authorizer.handle(&event_text, None)).unwrap();
     assert_eq!(serde_json::to_value(allowed).unwrap()["isAuthorized"], true);
@@ -117,7 +121,7 @@ fn verification(c: &mut Criterion) {
 fn issuing(c: &mut Criterion) {
     let config = config();
     let access = AccessTokens::new(&config);
-    let keys = key_set();
+    let keys = signing_keys();
     let now = SystemClock.now();
     c.bench_function("issue_token_pair", |b| {
         b.iter(|| {

@@ -17,7 +17,7 @@ use crate::audit::{self, AuditEvent, RequestMeta};
 use crate::claims::AccessClaims;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::keys::KeyCache;
+use crate::keys::verifying::TrustedKeys;
 use crate::tokens::{AccessTokenHeader, AccessTokens, Rejection};
 
 /// The REST API deny: API Gateway answers 401 when the authorizer fails with exactly
@@ -334,14 +334,14 @@ impl Denial {
 /// Verifies access tokens for API Gateway.
 pub struct Authorizer {
     tokens: AccessTokens,
-    keys: Arc<KeyCache>,
+    keys: TrustedKeys,
     clock: Arc<dyn Clock>,
     route_roles: HashMap<String, Vec<String>>,
 }
 
 impl Authorizer {
     /// Wires the authorizer.
-    pub fn new(config: &Config, keys: Arc<KeyCache>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(config: &Config, keys: TrustedKeys, clock: Arc<dyn Clock>) -> Self {
         Self {
             tokens: AccessTokens::new(config),
             keys,
@@ -350,8 +350,8 @@ impl Authorizer {
         }
     }
 
-    /// The key cache, for warming it at cold start.
-    pub fn keys(&self) -> &KeyCache {
+    /// The keys it trusts, for warming the store at cold start.
+    pub fn keys(&self) -> &TrustedKeys {
         &self.keys
     }
 
@@ -626,8 +626,8 @@ mod tests {
     async fn denials_are_audited_with_the_clients_address_and_user_agent() {
         let config = crate::testing::config();
         let clock = Arc::new(crate::testing::FixedClock::new(1_700_000_000));
-        let keys = Arc::new(KeyCache::new(Arc::new(crate::testing::StaticKeys::new()), clock.clone(), 300));
-        let authorizer = Authorizer::new(&config, keys, clock);
+        let store = crate::keys::KeyCache::new(Arc::new(crate::testing::StaticKeys::public()), clock.clone(), 300);
+        let authorizer = Authorizer::new(&config, TrustedKeys::new(None, store), clock);
         let (_guard, logs) = crate::testing::capture_logs();
         let http = r#"{"version":"2.0","type":"REQUEST","routeKey":"GET /pets","headers":{"authorization":"Bearer x.y.z"},
             "requestContext":{"http":{"method":"GET","sourceIp":"203.0.113.9","userAgent":"curl/8.5"}}}"#;

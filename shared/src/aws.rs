@@ -14,8 +14,10 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use crate::authorizer::Authorizer;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::keys::KeyCache;
+use crate::error::ConfigError;
 use crate::keys::secrets_manager::SecretsManagerKeys;
+use crate::keys::verifying::TrustedKeys;
+use crate::keys::{KeyCache, KeyDocument, PublicKeys, SigningKeys};
 use crate::service::AuthService;
 use crate::store::dynamodb::{DynamoSessions, DynamoUsers};
 
@@ -47,31 +49,61 @@ pub fn auth_service_with(config: &Config, dynamodb: aws_sdk_dynamodb::Client, se
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let users = DynamoUsers::new(dynamodb.clone(), &config.users_table);
     let sessions = DynamoSessions::new(dynamodb, &config.sessions_table);
-    let keys = key_cache(config, secrets, clock.clone());
+    let keys = Arc::new(key_cache::<SigningKeys>(SecretsManagerKeys::new(secrets, &config.signing_secret_id), config));
     AuthService::new(config, Arc::new(users), Arc::new(sessions), keys, clock)
 }
 
-/// The authorizer over Secrets Manager, configured from the environment, with the key set
-/// fetched during init. A failure is logged, not fatal: every request denies until the
-/// set can be read.
-pub async fn authorizer(config: &Config) -> Authorizer {
-    let sdk = load_sdk_config().await;
-    let authorizer = authorizer_with(config, aws_sdk_secretsmanager::Client::new(&sdk));
-    if let Err(e) = authorizer.keys().current().await {
-        tracing::error!(cause = %e, "key set not available at cold start");
+/// The authorizer, configured from the environment. With keys deployed in
+/// `AUTH_PUBLIC_JWKS` its cold start touches no network and builds no SDK client: the
+/// client is built on the first token whose `kid` the deployment lacks. With none, the
+/// public store is fetched during init; a failure is logged, not fatal: every request
+/// denies until the keys can be read. A malformed `AUTH_PUBLIC_JWKS` fails the cold start.
+pub async fn authorizer(config: &Config) -> Result<Authorizer, ConfigError> {
+    let connect = Box::new(|| Box::pin(async { aws_sdk_secretsmanager::Client::new(&load_sdk_config().await) }) as _);
+    let authorizer = authorizer_over(config, SecretsManagerKeys::lazy(connect, &config.public_keys_secret_id))?;
+    if !authorizer.keys().has_deployed_keys()
+        && let Err(e) = authorizer.keys().store().current().await
+    {
+        tracing::error!(cause = %e, "public keys not available at cold start");
     }
-    authorizer
+    Ok(authorizer)
 }
 
-/// The authorizer reading keys through `secrets`; nothing fetched yet.
-pub fn authorizer_with(config: &Config, secrets: aws_sdk_secretsmanager::Client) -> Authorizer {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    Authorizer::new(config, key_cache(config, secrets, clock.clone()), clock)
+/// The authorizer reading the public store through `secrets` (tests); nothing fetched yet.
+pub fn authorizer_with(config: &Config, secrets: aws_sdk_secretsmanager::Client) -> Result<Authorizer, ConfigError> {
+    authorizer_over(config, SecretsManagerKeys::new(secrets, &config.public_keys_secret_id))
 }
 
-fn key_cache(config: &Config, secrets: aws_sdk_secretsmanager::Client, clock: Arc<dyn Clock>) -> Arc<KeyCache> {
-    let provider = SecretsManagerKeys::new(secrets, &config.signing_secret_id);
-    Arc::new(KeyCache::new(Arc::new(provider), clock, config.key_cache_ttl))
+fn authorizer_over(config: &Config, store: SecretsManagerKeys<PublicKeys>) -> Result<Authorizer, ConfigError> {
+    let deployed = deployed_keys(config)?;
+    Ok(Authorizer::new(
+        config,
+        TrustedKeys::new(deployed, key_cache(store, config)),
+        Arc::new(SystemClock),
+    ))
+}
+
+/// The keys of `AUTH_PUBLIC_JWKS`, refused with the variable's name when malformed.
+pub fn deployed_keys(config: &Config) -> Result<Option<PublicKeys>, ConfigError> {
+    config.public_jwks.as_deref().map(PublicKeys::from_json).transpose().map_err(|e| ConfigError {
+        name: "AUTH_PUBLIC_JWKS",
+        problem: format!("{e}; print the right value with `authctl keys jwks`"),
+    })
+}
+
+/// The public store over Secrets Manager: what `discovery` serves.
+pub async fn public_key_cache(config: &Config) -> KeyCache<PublicKeys> {
+    let sdk = load_sdk_config().await;
+    public_key_cache_with(config, aws_sdk_secretsmanager::Client::new(&sdk))
+}
+
+/// The public store read through `secrets`; nothing fetched yet.
+pub fn public_key_cache_with(config: &Config, secrets: aws_sdk_secretsmanager::Client) -> KeyCache<PublicKeys> {
+    key_cache(SecretsManagerKeys::new(secrets, &config.public_keys_secret_id), config)
+}
+
+fn key_cache<T: KeyDocument>(provider: SecretsManagerKeys<T>, config: &Config) -> KeyCache<T> {
+    KeyCache::new(Arc::new(provider), Arc::new(SystemClock), config.key_cache_ttl)
 }
 
 /// One AWS call: which service, which operation, and the table, index or secret it named.

@@ -25,6 +25,9 @@ pub struct AccessClaims {
     pub nbf: Option<u64>,
     /// The user's roles at the time of issue.
     pub roles: Vec<String>,
+    /// The same roles, space-separated: what API Gateway's built-in JWT authorizer matches
+    /// a route's required scopes against.
+    pub scope: String,
 }
 
 /// An optional claim that, when present, must be a number: `"nbf": null` is a wrong type,
@@ -39,7 +42,7 @@ mod tests {
 
     #[test]
     fn optional_nbf_must_be_a_number_when_present() {
-        let base = r#""iss":"i","aud":"a","sub":"s","sid":"d","jti":"j","iat":1,"exp":2,"roles":[]"#;
+        let base = r#""iss":"i","aud":"a","sub":"s","sid":"d","jti":"j","iat":1,"exp":2,"roles":[],"scope":"""#;
         assert_eq!(serde_json::from_str::<AccessClaims>(&format!("{{{base}}}")).unwrap().nbf, None);
         assert_eq!(serde_json::from_str::<AccessClaims>(&format!(r#"{{{base},"nbf":1}}"#)).unwrap().nbf, Some(1));
         for bad in [r#""nbf":null"#, r#""nbf":"1""#, r#""nbf":1.5"#, r#""exp":3"#] {

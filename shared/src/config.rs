@@ -4,6 +4,10 @@ use std::collections::HashMap;
 
 use crate::error::ConfigError;
 
+/// How long a new key is published before it may sign: API Gateway's JWT authorizer
+/// caches a JWKS for up to 2 hours, plus our own cache TTL and a margin (2 h 15 min).
+pub const DEFAULT_KEY_PUBLISH_DELAY: u64 = 8_100;
+
 /// The longest access-token lifetime issued or accepted (`exp - iat`).
 pub const MAX_ACCESS_TOKEN_TTL: u64 = 86_400;
 
@@ -62,8 +66,15 @@ pub struct Config {
     pub users_table: String,
     /// DynamoDB table of sessions.
     pub sessions_table: String,
-    /// Secrets Manager id of the key set.
+    /// Secrets Manager id of the private key set (login and refresh only).
     pub signing_secret_id: String,
+    /// Secrets Manager id of the public JWKS (verifiers).
+    pub public_keys_secret_id: String,
+    /// The public JWKS deployed with the authorizer (`AUTH_PUBLIC_JWKS`), read with no
+    /// network at cold start; parsed by the authorizer, which alone uses it.
+    pub public_jwks: Option<String>,
+    /// How long a new key is published before `authctl keys activate` lets it sign.
+    pub key_publish_delay: u64,
     /// Lifetime of an access token, seconds.
     pub access_token_ttl: u64,
     /// Sliding idle lifetime of a session, seconds.
@@ -189,6 +200,9 @@ impl Config {
             users_table: text("USERS_TABLE", "auth-users"),
             sessions_table: text("SESSIONS_TABLE", "auth-sessions"),
             signing_secret_id: text("SIGNING_SECRET_ID", "auth/signing-keys"),
+            public_keys_secret_id: text("PUBLIC_KEYS_SECRET_ID", "auth/public-keys"),
+            public_jwks: get("AUTH_PUBLIC_JWKS"),
+            key_publish_delay: seconds("KEY_PUBLISH_DELAY", DEFAULT_KEY_PUBLISH_DELAY)?,
             access_token_ttl: seconds("ACCESS_TOKEN_TTL", 900)?,
             refresh_idle_ttl: seconds("REFRESH_IDLE_TTL", 1_209_600)?,
             session_max_age: seconds("SESSION_MAX_AGE", 2_592_000)?,
@@ -218,6 +232,12 @@ impl Config {
             return Err(ConfigError {
                 name: "ACCESS_TOKEN_TTL",
                 problem: format!("at most {} seconds", MAX_ACCESS_TOKEN_TTL),
+            });
+        }
+        if config.key_publish_delay < config.key_cache_ttl {
+            return Err(ConfigError {
+                name: "KEY_PUBLISH_DELAY",
+                problem: "must be at least KEY_CACHE_TTL, or a verifier may meet a key before it has fetched it".into(),
             });
         }
         Ok(config)

@@ -11,7 +11,7 @@ use crate::audit::{self, AuditEvent, RequestMeta};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::AuthError;
-use crate::keys::{KeyCache, KeySet};
+use crate::keys::{KeyCache, SigningKeys};
 use crate::password::verify_password;
 use crate::store::{
     AttemptReservation, Revocation, RevokeIf, Rotation, RotationOutcome, SessionRecord, SessionStore, UserRecord, UserStore, normalize_username,
@@ -70,7 +70,7 @@ impl From<AuthError> for RefreshFailure {
 pub struct AuthService {
     users: Arc<dyn UserStore>,
     sessions: Arc<dyn SessionStore>,
-    keys: Arc<KeyCache>,
+    keys: Arc<KeyCache<SigningKeys>>,
     tokens: AccessTokens,
     clock: Arc<dyn Clock>,
     refresh_idle_ttl: u64,
@@ -80,7 +80,7 @@ pub struct AuthService {
 
 impl AuthService {
     /// Wires the use cases.
-    pub fn new(config: &Config, users: Arc<dyn UserStore>, sessions: Arc<dyn SessionStore>, keys: Arc<KeyCache>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(config: &Config, users: Arc<dyn UserStore>, sessions: Arc<dyn SessionStore>, keys: Arc<KeyCache<SigningKeys>>, clock: Arc<dyn Clock>) -> Self {
         Self {
             users,
             sessions,
@@ -95,8 +95,8 @@ impl AuthService {
 
     /// Cold-start work for login and refresh: fetches the key set in parallel with opening
     /// the DynamoDB connection, so the first request pays for neither. Failures are logged;
-    /// the first request tries again and answers 503 while it cannot. Logout skips this: it
-    /// reads keys only to recognise a superseded token, which is rare.
+    /// the first request tries again and answers 503 while it cannot. Logout never reads
+    /// keys.
     pub async fn warm_up(&self) {
         let (keys, ()) = tokio::join!(self.keys.current(), self.users.warm());
         if let Err(e) = keys {
@@ -143,6 +143,7 @@ impl AuthService {
             user_id: user.user_id.clone(),
             username: user.username.clone(),
             token_hash: refresh.hash(),
+            previous_token_hash: None,
             generation: 0,
             rotated_at: now,
             created_at: now,
@@ -209,7 +210,7 @@ impl AuthService {
         &self,
         presented: &RefreshToken,
         stored: Option<SessionRecord>,
-        keys: &KeySet,
+        keys: &SigningKeys,
         now: u64,
         meta: &RequestMeta,
     ) -> Result<(SessionRecord, RefreshToken), AuthError> {
@@ -237,58 +238,44 @@ impl AuthService {
         Err(AuthError::TokenReused)
     }
 
-    /// Ends the session of `presented`, whichever of its tokens it is (the current one or a
-    /// superseded one: a logout racing a refresh must not leave the session live).
-    /// Idempotent: a missing, unknown, forged or already revoked token is not an error.
-    /// With `everywhere`, ends every session of its user: see [`Self::end_every_session`].
+    /// Ends the session of `presented`, when it is the session's current token or the one
+    /// its last rotation replaced (a logout racing a refresh must not leave the session
+    /// live), in one conditional write and without the refresh pepper. Idempotent: a
+    /// missing, unknown, forged, older or already revoked token is not an error and ends
+    /// nothing. With `everywhere`, ends every session of its user: see
+    /// [`Self::end_every_session`].
     pub async fn logout(&self, presented: Option<&str>, everywhere: bool, meta: &RequestMeta) -> Result<(), AuthError> {
         let Some(token) = presented.and_then(|raw| RefreshToken::parse(raw).ok()) else {
             return Ok(());
         };
         let now = self.clock.now();
         let reason = if everywhere { LOGOUT_EVERYWHERE } else { "logout" };
-        let mut expected = token.hash();
-        // A concurrent rotation can supersede the token between our writes: try a few times.
-        for _ in 0..3 {
-            let stored = match self.sessions.revoke(&token.session_id, RevokeIf::Holds(&expected), reason, now).await? {
-                Revocation::Revoked(session) => {
-                    audit_session(AuditEvent::Logout, meta, &session, None);
-                    if everywhere {
-                        self.end_every_session(&session, now, meta).await?;
-                    }
-                    return Ok(());
+        let hash = token.hash();
+        let stored = match self.sessions.revoke(&token.session_id, RevokeIf::Holds(&hash), reason, now).await? {
+            Revocation::Revoked(session) => {
+                audit_session(AuditEvent::Logout, meta, &session, None);
+                if everywhere {
+                    self.end_every_session(&session, now, meta).await?;
                 }
-                Revocation::Refused(None) => return Ok(()),
-                Revocation::Refused(Some(stored)) => stored,
-            };
-            // SECURITY: the presented token must be authentic: the current one, or an ancestor
-            // whose chain leads to the stored hash. A forgery ends nothing.
-            if !token.hash().ct_eq(&stored.token_hash) && !self.is_ancestor(&token, &stored).await? {
-                tracing::warn!(session_id = %stored.session_id, "logout with a forged token ignored");
                 return Ok(());
             }
-            match stored.revoked_at {
-                None if stored.is_live(now) => expected = stored.token_hash.clone(),
-                // A logout everywhere whose session was revoked but whose other steps did not
-                // finish: the retry finishes them, from the first attempt's revocation point.
-                Some(revoked_at) if everywhere && stored.revoke_reason.as_deref() == Some(LOGOUT_EVERYWHERE) && stored.is_retained(now) => {
-                    return self.end_every_session(&stored, revoked_at, meta).await;
+            Revocation::Refused(None) => return Ok(()),
+            Revocation::Refused(Some(stored)) => stored,
+        };
+        // A logout everywhere whose session was revoked but whose other steps did not
+        // finish: the retry (with the same token) finishes them, from the first attempt's
+        // revocation point.
+        match stored.revoked_at {
+            Some(revoked_at) if everywhere && stored.revoke_reason.as_deref() == Some(LOGOUT_EVERYWHERE) && stored.is_retained(now) && stored.holds(&hash) => {
+                self.end_every_session(&stored, revoked_at, meta).await
+            }
+            _ => {
+                if stored.revoked_at.is_none() && !stored.holds(&hash) {
+                    tracing::warn!(session_id = %stored.session_id, "logout with a forged or outdated token ignored");
                 }
-                _ => return Ok(()),
+                Ok(())
             }
         }
-        Err(AuthError::unavailable("logout", "the session kept rotating during logout"))
-    }
-
-    /// Whether `token` is an older token of `stored`'s session (needs the refresh pepper).
-    async fn is_ancestor(&self, token: &RefreshToken, stored: &SessionRecord) -> Result<bool, AuthError> {
-        if token.generation >= stored.generation {
-            return Ok(false);
-        }
-        let keys = self.keys.current().await?;
-        Ok(token
-            .descendant_matching(keys.refresh_pepper(), stored.generation, &stored.token_hash)
-            .is_some())
     }
 
     /// Every session of `session`'s user created up to `point` ends: first the user's
@@ -328,7 +315,7 @@ impl AuthService {
         session.expires_at.min(session.absolute_expires_at).saturating_sub(now)
     }
 
-    fn issue(&self, keys: &KeySet, user: &UserRecord, session: &SessionRecord, refresh: RefreshToken, now: u64) -> Result<IssuedTokens, AuthError> {
+    fn issue(&self, keys: &SigningKeys, user: &UserRecord, session: &SessionRecord, refresh: RefreshToken, now: u64) -> Result<IssuedTokens, AuthError> {
         let access = self.tokens.issue(keys, &user.user_id, session.session_id.as_str(), &user.roles, now)?;
         Ok(IssuedTokens {
             access,
@@ -622,7 +609,7 @@ mod tests {
         let first = login(&bed).await;
         bed.keys.set_failing(true);
         // Past the TTL and the whole stale period: the last good set no longer serves.
-        bed.clock.advance(bed.config.key_cache_ttl + crate::keys::MAX_STALE_SECS);
+        bed.clock.advance(bed.config.key_cache_ttl + crate::keys::cache::MAX_STALE_SECS);
         let err = bed.service.login(ALICE.0, ALICE.1.to_owned().into(), &meta()).await.unwrap_err();
         assert!(matches!(err, AuthError::Unavailable(_)));
         assert!(matches!(refresh(&bed, &first.refresh).await, Err(AuthError::Unavailable(_))));
@@ -722,15 +709,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn logout_with_a_superseded_token_of_the_session_revokes_it() {
+    async fn logout_with_the_token_the_last_refresh_replaced_ends_the_session_and_an_older_one_ends_nothing() {
         let bed = TestBed::new(config());
         let first = login(&bed).await;
         let second = refresh(&bed, &first.refresh).await.unwrap();
-        let _third = refresh(&bed, &second.refresh).await.unwrap();
+        let third = refresh(&bed, &second.refresh).await.unwrap();
         bed.service.logout(Some(&first.refresh.encode()), false, &meta()).await.unwrap();
+        assert!(
+            bed.sessions.stored(&first.refresh.session_id).unwrap().revoked_at.is_none(),
+            "two generations back"
+        );
+        bed.service.logout(Some(&second.refresh.encode()), false, &meta()).await.unwrap();
         let stored = bed.sessions.stored(&first.refresh.session_id).unwrap();
         assert_eq!(stored.revoke_reason.as_deref(), Some("logout"));
-        assert!(matches!(refresh(&bed, &_third.refresh).await, Err(AuthError::InvalidToken)));
+        assert!(matches!(refresh(&bed, &third.refresh).await, Err(AuthError::InvalidToken)));
     }
 
     #[tokio::test]

@@ -11,7 +11,8 @@ use async_trait::async_trait;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::AuthError;
-use crate::keys::{FetchError, KeyCache, KeyProvider, KeySet};
+use crate::keys::rotation::SigningKeySet;
+use crate::keys::{FetchError, KeyCache, KeyDocument, KeyProvider, PublicKeys, SigningKeys};
 use crate::service::AuthService;
 use crate::store::{
     AttemptReservation, LoginThrottle, REVOKED_RETENTION_SECS, Revocation, RevokeIf, Rotation, RotationOutcome, SessionRecord, SessionStore, UserRecord,
@@ -40,13 +41,39 @@ impl Clock for FixedClock {
     }
 }
 
-/// A fixed key set JSON: HS256 key `k1` (active), HS256 key `k0`, and a pepper.
-pub const KEY_SET_JSON: &str = r#"{"active_kid":"k1","keys":[{"kid":"k1","alg":"HS256","secret":"azEtc2lnbmluZy1rZXktZm9yLXRlc3RzLW9ubHktMzJieXRlcw"},{"kid":"k0","alg":"HS256","secret":"azAtb2xkLXNpZ25pbmcta2V5LWZvci10ZXN0cy0zMmJ5dGVzLg"}],"refresh_pepper":"cmVmcmVzaC1wZXBwZXItZm9yLXRlc3RzLW9ubHktMzJieXRlcw"}"#;
+/// The private key set of the tests: ES256 key `k1` signs, EdDSA key `k0` and RS256 key
+/// `k2` are retired (published, still verifying), and a refresh pepper.
+pub const SIGNING_KEYS_JSON: &str = concat!(
+    r#"{"keys":["#,
+    r#"{"kid":"k0","alg":"EdDSA","state":"retired","private_key":"MC4CAQAwBQYDK2VwBCIEILh3bZjEGLx2dxFcjuLTD3FVPv_LU6C8xHC3cIeiGqFB","created_at":1,"activated_at":1,"retired_at":2},"#,
+    r#"{"kid":"k2","alg":"RS256","state":"retired","private_key":"MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQCGZiOVvAnhWA3_xZDa0On1vcICKgZVoBDA2PP8NojlMaEtvIA1KuueqLwqlCljdf1ZMcr8tniM7gO1hKw0Efuo0_nBjYJ92IeYKznmZDmoDokcwnQYeRNHr8vdCwb0cryX-T80EGTV5I_pbzroVdRNzIhJOloiOQwdIsKxkxwz5SpAa0jnngi_paQtjpmVFaFc6bYVBgrmkU-F6hGeLChG_wQPMNyGrzRmjg35q3IczR7po5r8FrLmQbS8FZZ0c3g-v6oPwk0EzH4oehOBGRhU66X7tYNLdStbbJQHHalbcJFfrrMcZT_GKTjU9EDwXyaUL4egS-z7mniiQ2DmBszvAgMBAAECggEAAq0b_kpNRBB1zucHOGQ6lGsf5t0hXSkfzEdFrHsFhNLVK8z6HJTrNjCT9qEWpeVekx0btqaHhf7jUgT_TNYi1bzK12DS_WCHaq9Jqt3KDB-l-U2h9C7NBHtqqs8iZ1G1ka0j5gyBhYTUnMhbOu8imB3_hL3Ft7K9HANqLxEH2byqFDzGby60GUgdmeMQTru_9w-Q9ibeVqvGp_64jQgMpj0BSVgXxFGhhRkIqkiUQB8D2v02bXFuNVxeKR1XDOoK3q73OjoJfRzb1YwKIbSByrjjrmbKmWqiEXZaLikhrMxBelv5dw2BFUX0Tl0d5mfWA7wekQEnSduY_uXV0xezgQKBgQC9K2X-9fs5wB3Eus0wUvOVI3AAmhUedNmEbgqW8pJp4B9Eit8aN4iPQOUIt6pg3QZacK0wFp9690BEP_d-KrrXcN7e0JX19xFJ3mcnSrXwVeu0IvViHUe6dIeWjDB4ezVQAwFMEO2LkZ7J_t-qZaFKJR87dMbB7LoZoFSpgXVWQQKBgQC14ULBBsuOdiuyVDgOFGoZzBr0gXKw5jg4NTlp2TCo9omG86swq9xULsWC8IvZmJa19IkR50JSQtpMsAEHkFLb55vCk927dmrJGgmR1C2BNTRwUX9k0VgcVaWyo6sdRdxBcAJgwxZgrlqmfFkyAExkqLYAOnvkCvm0otLqNvQ3LwKBgDbhUUzfhgviDYDWhNLBLgOVbVfvW7MjSTufRRk3tHxc1hVniIQtmkOdGxUlW5uQY9h3Gfd6iLf-5TknqaCDuwLnrvDLaMYb8HsSt7Bxf0kDVEdFYRUe04FnbzKg5yr866GTzZuIybGVBJErjS39IAbHsEDqhwMZr3_hwM4QTb9BAoGARg1fAq21VUeaiPL7LCEcxJbigu4g2JWzbaLCXEx0-38JdVsAwpxPHnVtSYOQudyVn7tx1910o-5v2j2oB9vErkJEser16jAv7QkESpCofi2Z5vDc2l3vS-qJCYcUbw_rR6D2qYI6aj59V8ZpLGMFCXgZsXjVIv4_Mx3Lkr5bza0CgYEAsc7ewUyB_vh1c0dR42kNt2aIBgoGQnQtBQNedTRBhpF-WfF0OXIWhsPB1_UkHKPSkn0IsiVwHN0tsZHVhcFDTgbFt2uC6-3OBDdXOy_rq1Rqw9MOUE-4OWH4pmqEza0WBkkuDTNYKf8LZd01WPWbHEqyn9gaABxrrGF8tYzArRo","created_at":1,"activated_at":2,"retired_at":3},"#,
+    r#"{"kid":"k1","alg":"ES256","state":"active","private_key":"MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgU1QylttFn0n4_jKlTds92G-kl-Xe_SIBu_XvhM5AoaWhRANCAARk3L_UN2ZXMQmj-zyPUuwd8ztV-pV3AOCsSSMXKJJ5El9RfFIWc_FzSbjKmTsfYomM9VvF6aF9RtK2MT7X-Aoc","created_at":1,"activated_at":3}"#,
+    r#"],"refresh_pepper":"cmVmcmVzaC1wZXBwZXItZm9yLXRlc3RzLW9ubHktMzJieXRlcw"}"#
+);
 
-/// The parsed [`KEY_SET_JSON`].
-pub fn key_set() -> KeySet {
+/// The parsed [`SIGNING_KEYS_JSON`], as the functions load it.
+pub fn signing_keys() -> SigningKeys {
     #[allow(clippy::expect_used)]
-    KeySet::from_json(KEY_SET_JSON).expect("test key set parses")
+    SigningKeys::from_json(SIGNING_KEYS_JSON).expect("test key set parses")
+}
+
+/// The stored form of [`SIGNING_KEYS_JSON`], with every private key.
+pub fn signing_key_set() -> SigningKeySet {
+    #[allow(clippy::expect_used)]
+    SigningKeySet::from_json(SIGNING_KEYS_JSON).expect("test key set parses")
+}
+
+/// The public JWKS of [`SIGNING_KEYS_JSON`], as published.
+pub fn public_jwks_json() -> String {
+    #[allow(clippy::expect_used)]
+    let jwks = signing_key_set().public_jwks().expect("test keys are valid");
+    serde_json::to_string(&jwks).unwrap_or_default()
+}
+
+/// The parsed [`public_jwks_json`], as verifiers load it.
+pub fn public_keys() -> PublicKeys {
+    #[allow(clippy::expect_used)]
+    PublicKeys::from_json(&public_jwks_json()).expect("test JWKS parses")
 }
 
 /// A configuration for tests: issuer `https://auth.test`, audience `api`, origin
@@ -70,19 +97,37 @@ pub fn config_with(extra: &[(&str, &str)]) -> Config {
     Config::from_lookup(|name| vars.get(name).cloned()).expect("test configuration is valid")
 }
 
-/// A key provider serving [`KEY_SET_JSON`] (or a replacement), counting fetches, and
+/// A key provider serving a fixed document (or a replacement), counting fetches, and
 /// failing on demand.
-#[derive(Default)]
-pub struct StaticKeys {
+pub struct StaticKeys<T> {
     fetches: AtomicUsize,
     failing: AtomicBool,
-    json: Mutex<Option<String>>,
+    json: Mutex<String>,
+    document: std::marker::PhantomData<fn() -> T>,
 }
 
-impl StaticKeys {
-    /// Serves [`KEY_SET_JSON`].
-    pub fn new() -> Self {
-        Self::default()
+impl StaticKeys<SigningKeys> {
+    /// Serves [`SIGNING_KEYS_JSON`].
+    pub fn signing() -> Self {
+        Self::serving(SIGNING_KEYS_JSON.to_owned())
+    }
+}
+
+impl StaticKeys<PublicKeys> {
+    /// Serves [`public_jwks_json`].
+    pub fn public() -> Self {
+        Self::serving(public_jwks_json())
+    }
+}
+
+impl<T> StaticKeys<T> {
+    fn serving(json: String) -> Self {
+        Self {
+            fetches: AtomicUsize::new(0),
+            failing: AtomicBool::new(false),
+            json: Mutex::new(json),
+            document: std::marker::PhantomData,
+        }
     }
     /// How many times the set was fetched.
     pub fn fetches(&self) -> usize {
@@ -92,21 +137,21 @@ impl StaticKeys {
     pub fn set_failing(&self, failing: bool) {
         self.failing.store(failing, Ordering::SeqCst);
     }
-    /// Serves another key set from now on.
+    /// Serves another document from now on.
     pub fn set_json(&self, json: &str) {
-        *self.json.lock().unwrap_or_else(|e| e.into_inner()) = Some(json.to_owned());
+        *self.json.lock().unwrap_or_else(|e| e.into_inner()) = json.to_owned();
     }
 }
 
 #[async_trait]
-impl KeyProvider for StaticKeys {
-    async fn fetch(&self) -> Result<KeySet, FetchError> {
+impl<T: KeyDocument> KeyProvider<T> for StaticKeys<T> {
+    async fn fetch(&self) -> Result<T, FetchError> {
         self.fetches.fetch_add(1, Ordering::SeqCst);
         if self.failing.load(Ordering::SeqCst) {
             return Err(FetchError::Unreachable(AuthError::unavailable("GetSecretValue", "test provider is failing")));
         }
         let json = self.json.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        KeySet::from_json(json.as_deref().unwrap_or(KEY_SET_JSON)).map_err(|e| FetchError::Refused(e.into()))
+        T::from_json(&json).map_err(|e| FetchError::Refused(e.into()))
     }
 }
 
@@ -160,7 +205,7 @@ impl SessionStore for MemorySessions {
         if !condition {
             return Ok(RotationOutcome::Rejected(Some(session.clone())));
         }
-        session.token_hash = r.new_hash.clone();
+        session.previous_token_hash = Some(std::mem::replace(&mut session.token_hash, r.new_hash.clone()));
         session.generation += 1;
         session.rotated_at = r.now;
         session.expires_at = r.idle_expires_at;
@@ -174,7 +219,7 @@ impl SessionStore for MemorySessions {
             return Ok(Revocation::Refused(None));
         };
         let allowed = match condition {
-            RevokeIf::Holds(hash) => *hash == session.token_hash && session.is_live(now),
+            RevokeIf::Holds(hash) => session.holds(hash) && session.is_live(now),
             RevokeIf::NotRevoked => session.revoked_at.is_none(),
             RevokeIf::CreatedUpTo(point) => session.revoked_at.is_none() && session.created_at <= point,
         };
@@ -329,7 +374,7 @@ pub struct TestBed {
     /// Its sessions.
     pub sessions: Arc<MemorySessions>,
     /// Its key provider.
-    pub keys: Arc<StaticKeys>,
+    pub keys: Arc<StaticKeys<SigningKeys>>,
     /// Its clock.
     pub clock: Arc<FixedClock>,
     /// Its configuration.
@@ -355,7 +400,7 @@ impl TestBed {
             sessions_valid_after: 0,
         });
         let sessions = Arc::new(MemorySessions::default());
-        let keys = Arc::new(StaticKeys::new());
+        let keys = Arc::new(StaticKeys::signing());
         let clock = Arc::new(FixedClock::new(1_700_000_000));
         let cache = Arc::new(KeyCache::new(keys.clone(), clock.clone(), config.key_cache_ttl));
         let service = AuthService::new(&config, users.clone(), sessions.clone(), cache, clock.clone());

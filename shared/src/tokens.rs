@@ -13,7 +13,7 @@ use serde::Deserialize;
 use crate::claims::AccessClaims;
 use crate::config::{Config, MAX_ACCESS_TOKEN_TTL};
 use crate::error::AuthError;
-use crate::keys::KeySet;
+use crate::keys::{KeyAlgorithm, PublicKeys, SigningKeys};
 use crate::random::{random_bytes, random_id};
 
 /// The `typ` header of our access tokens (RFC 9068); any other value is rejected.
@@ -146,9 +146,9 @@ pub struct AccessTokens {
 impl AccessTokens {
     /// Prepares issuing and validation from the configuration.
     pub fn new(config: &Config) -> Self {
-        let validations = [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512]
+        let validations = KeyAlgorithm::ALL
             .into_iter()
-            .map(|alg| (alg, Self::validation(alg, &config.issuer, &config.audience)))
+            .map(|alg| (alg.algorithm(), Self::validation(alg.algorithm(), &config.issuer, &config.audience)))
             .collect();
         Self {
             issuer: config.issuer.clone(),
@@ -177,7 +177,7 @@ impl AccessTokens {
     }
 
     /// Signs a new access token with the active key.
-    pub fn issue(&self, keys: &KeySet, user_id: &str, session_id: &str, roles: &[String], now: u64) -> Result<IssuedAccessToken, AuthError> {
+    pub fn issue(&self, keys: &SigningKeys, user_id: &str, session_id: &str, roles: &[String], now: u64) -> Result<IssuedAccessToken, AuthError> {
         let key = keys.active();
         let claims = AccessClaims {
             iss: self.issuer.clone(),
@@ -189,6 +189,7 @@ impl AccessTokens {
             exp: now + self.ttl,
             nbf: None,
             roles: roles.to_vec(),
+            scope: roles.join(" "),
         };
         let mut header = Header::new(key.algorithm);
         header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
@@ -202,9 +203,9 @@ impl AccessTokens {
     }
 
     /// Verifies a token whose header was already read with [`AccessTokenHeader::read`].
-    pub fn verify(&self, keys: &KeySet, token: &str, header: &AccessTokenHeader, now: u64) -> Result<AccessClaims, Rejection> {
+    pub fn verify(&self, keys: &PublicKeys, token: &str, header: &AccessTokenHeader, now: u64) -> Result<AccessClaims, Rejection> {
         let key = keys.verifying_key(&header.kid).ok_or(Rejection::UnknownKey)?;
-        // SECURITY: the algorithm comes from the key set; a header naming another one is refused.
+        // SECURITY: the algorithm comes from the published key; a header naming another one is refused.
         if header.alg != Some(key.algorithm) {
             return Err(Rejection::AlgorithmMismatch);
         }
@@ -433,10 +434,9 @@ mod tests {
     fn issue_and_verify(now_issue: u64, now_verify: u64) -> Result<AccessClaims, Rejection> {
         let config = testing::config();
         let tokens = AccessTokens::new(&config);
-        let keys = testing::key_set();
-        let issued = tokens.issue(&keys, "user-1", "sid-1", &["admin".into()], now_issue).unwrap();
+        let issued = tokens.issue(&testing::signing_keys(), "user-1", "sid-1", &["admin".into()], now_issue).unwrap();
         let header = AccessTokenHeader::read(&issued.token)?;
-        tokens.verify(&keys, &issued.token, &header, now_verify)
+        tokens.verify(&testing::public_keys(), &issued.token, &header, now_verify)
     }
 
     #[test]
@@ -446,6 +446,7 @@ mod tests {
         assert_eq!(claims.sid, "sid-1");
         assert_eq!(claims.roles, vec!["admin".to_string()]);
         assert_eq!(claims.exp, 1_000_900);
+        assert_eq!(claims.scope, "admin");
     }
 
     #[test]
@@ -483,14 +484,13 @@ mod tests {
 
         const NOW: u64 = 1_700_000_000;
 
-        fn fixture() -> (AccessTokens, KeySet, String) {
+        fn fixture() -> (AccessTokens, PublicKeys, String) {
             let tokens = AccessTokens::new(&testing::config());
-            let keys = testing::key_set();
-            let token = tokens.issue(&keys, "user-1", "sid-1", &["admin".into()], NOW).unwrap().token;
-            (tokens, keys, token)
+            let token = tokens.issue(&testing::signing_keys(), "user-1", "sid-1", &["admin".into()], NOW).unwrap().token;
+            (tokens, testing::public_keys(), token)
         }
 
-        fn accepted(tokens: &AccessTokens, keys: &KeySet, token: &str) -> bool {
+        fn accepted(tokens: &AccessTokens, keys: &PublicKeys, token: &str) -> bool {
             AccessTokenHeader::read(token).and_then(|h| tokens.verify(keys, token, &h, NOW)).is_ok()
         }
 

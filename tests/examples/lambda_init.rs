@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use auth_core::aws::load_sdk_config;
-use auth_core::keys::KeySet;
+use auth_core::keys::{KeyDocument, SigningKeys};
 use auth_core::store::dynamodb::DynamoSessions;
 use auth_core::store::{SessionRecord, SessionStore};
 use auth_core::tokens::{AccessTokens, RefreshToken, SessionId};
@@ -228,6 +228,7 @@ async fn stored_session(sessions: &DynamoSessions, user_id: &str) -> String {
         revoke_reason: None,
         user_agent: None,
         source_ip: None,
+        previous_token_hash: None,
     };
     sessions.create(&session).await.unwrap();
     format!("refresh_token={}", token.encode())
@@ -257,7 +258,7 @@ async fn main() {
         .send()
         .await
         .unwrap();
-    let keys = KeySet::from_json(secret.secret_string().unwrap()).unwrap();
+    let keys = SigningKeys::from_json(secret.secret_string().unwrap()).unwrap();
     let config = auth_core::Config::from_lookup(|name| match name {
         "AUTH_ISSUER" => Some("https://auth.bench".into()),
         "AUTH_AUDIENCE" => Some("bench-api".into()),

@@ -5,6 +5,6 @@ use lambda_http::{Error, lambda_runtime, service_fn};
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = Config::from_env()?;
-    let authorizer = aws::authorizer(&config).await;
+    let authorizer = aws::authorizer(&config).await?;
     lambda_runtime::run(service_fn(|event| authorizer::handle(&authorizer, event))).await
 }

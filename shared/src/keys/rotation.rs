@@ -3,15 +3,16 @@
 //! key verifies until every token it signed has expired, the signing key is never removed,
 //! and every step is idempotent.
 //!
-//! Groundwork for asymmetric access tokens, like [`super::jwk`]: not used by the functions
-//! or `authctl` yet.
+//! The set is one JSON document in the private store (`SIGNING_SECRET_ID`); its public
+//! halves go to the public store as a JWKS ([`SigningKeySet::public_jwks`]).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
-use super::KeySetError;
-use super::jwk::{Jwks, KeyAlgorithm, PrivateKey};
+use super::signing::PrivateKey;
+use super::verifying::Jwks;
+use super::{KeyAlgorithm, KeySetError, json_error};
 
 /// Where a key is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,7 +97,48 @@ impl std::fmt::Debug for SigningKeySet {
     }
 }
 
+/// The key set document of the HMAC era: `{"active_kid", "keys": [{"kid", "alg": "HS256",
+/// "secret"}], "refresh_pepper"}`. Read only to carry its pepper over (so sessions survive
+/// the move to asymmetric keys); its keys are never used again.
+#[derive(Deserialize)]
+struct HmacKeySet {
+    #[allow(dead_code)]
+    active_kid: String,
+    refresh_pepper: String,
+}
+
 impl SigningKeySet {
+    /// Parses and checks the stored document: unique kids, at most one active key. An
+    /// HMAC-era document is refused with the way out.
+    pub fn from_json(json: &str) -> Result<Self, KeySetError> {
+        if serde_json::from_str::<HmacKeySet>(json).is_ok() {
+            return Err(KeySetError(
+                "this is an HS256 key set from before asymmetric keys; `authctl keys init` replaces it (keeping the refresh pepper)".into(),
+            ));
+        }
+        let set: Self = serde_json::from_str(json).map_err(|e| json_error("a private key set", &e))?;
+        for (i, key) in set.keys.iter().enumerate() {
+            if set.keys[..i].iter().any(|k| k.kid == key.kid) {
+                return Err(KeySetError(format!("kid {:?} is listed twice", key.kid)));
+            }
+        }
+        if set.keys.iter().filter(|k| k.state == KeyState::Active).count() > 1 {
+            return Err(KeySetError("more than one key is active".into()));
+        }
+        Ok(set)
+    }
+
+    /// The refresh pepper of an HMAC-era key set document, if `json` is one.
+    pub fn hmac_era_pepper(json: &str) -> Option<String> {
+        serde_json::from_str::<HmacKeySet>(json).ok().map(|set| set.refresh_pepper)
+    }
+
+    /// The set as stored. Holds private keys: never log it.
+    pub fn to_json(&self) -> String {
+        // Serialising plain strings and numbers cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
     /// A set whose first key signs at once (a new installation: nothing to publish ahead).
     pub fn starting_with(key: &PrivateKey, refresh_pepper: String, now: u64) -> Self {
         let mut entry = entry(key, now);
@@ -120,6 +162,11 @@ impl SigningKeySet {
             (Some(key), None) => Some(key),
             _ => None,
         }
+    }
+
+    /// The key waiting in standby, if any.
+    pub fn standby(&self) -> Option<&KeyEntry> {
+        self.keys.iter().find(|k| k.state == KeyState::Standby)
     }
 
     /// Adds `key` in standby: published from now on, not signing.
@@ -225,6 +272,29 @@ mod tests {
 
     const DELAY: u64 = 8100;
     const LIFETIME: u64 = 930;
+
+    #[test]
+    fn an_hmac_era_set_is_refused_with_the_way_out_and_its_pepper_can_be_carried_over() {
+        let old = r#"{"active_kid":"k1","keys":[{"kid":"k1","alg":"HS256","secret":"c2VjcmV0"}],"refresh_pepper":"the-pepper"}"#;
+        assert!(SigningKeySet::from_json(old).unwrap_err().0.contains("authctl keys init"));
+        assert_eq!(SigningKeySet::hmac_era_pepper(old).as_deref(), Some("the-pepper"));
+        let set = SigningKeySet::starting_with(&key(), "p".into(), 1);
+        assert_eq!(SigningKeySet::hmac_era_pepper(&set.to_json()), None);
+    }
+
+    #[test]
+    fn duplicate_kids_and_two_active_keys_are_refused() {
+        let first = key();
+        let mut set = SigningKeySet::starting_with(&first, "p".into(), 1);
+        assert!(SigningKeySet::from_json(&set.to_json()).is_ok());
+        let mut twin = set.keys[0].clone();
+        twin.state = KeyState::Retired;
+        set.keys.push(twin);
+        assert!(SigningKeySet::from_json(&set.to_json()).unwrap_err().0.contains("twice"));
+        set.keys[1].kid = "other".into();
+        set.keys[1].state = KeyState::Active;
+        assert!(SigningKeySet::from_json(&set.to_json()).unwrap_err().0.contains("more than one"));
+    }
 
     fn key() -> PrivateKey {
         PrivateKey::generate(KeyAlgorithm::Es256).unwrap()

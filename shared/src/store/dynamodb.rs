@@ -69,6 +69,9 @@ fn session_to_item(session: &SessionRecord) -> Item {
     if let Some(ip) = &session.source_ip {
         item.insert("source_ip".into(), s(truncate_bytes(ip, 64)));
     }
+    if let Some(previous) = &session.previous_token_hash {
+        item.insert("previous_token_hash".into(), AttributeValue::B(Blob::new(previous.0.to_vec())));
+    }
     if let Some(at) = session.revoked_at {
         item.insert("revoked_at".into(), n(at));
     }
@@ -86,6 +89,10 @@ fn session_from_item(item: &Item) -> Option<SessionRecord> {
         user_id: get_s(item, "user_id")?,
         username: get_s(item, "username")?,
         token_hash: TokenHash::from_slice(item.get("token_hash")?.as_b().ok()?.as_ref())?,
+        previous_token_hash: match item.get("previous_token_hash") {
+            None => None,
+            Some(value) => Some(TokenHash::from_slice(value.as_b().ok()?.as_ref())?),
+        },
         generation: get_n(item, "generation")?,
         rotated_at: get_n(item, "rotated_at")?,
         created_at: get_n(item, "created_at")?,
@@ -186,7 +193,10 @@ impl SessionStore for DynamoSessions {
             .update_item()
             .table_name(&self.table)
             .key("session_id", s(rotation.session_id.as_str()))
-            .update_expression("SET token_hash = :new_hash, generation = :next_generation, rotated_at = :now, expires_at = :idle_expires_at")
+            .update_expression(
+                "SET token_hash = :new_hash, previous_token_hash = :expected_hash, generation = :next_generation, \
+                 rotated_at = :now, expires_at = :idle_expires_at",
+            )
             // SECURITY: the rotation condition. Only the holder of the current token rotates,
             // only once, and never a revoked or expired session.
             .condition_expression(
@@ -231,11 +241,15 @@ impl SessionStore for DynamoSessions {
             .return_values(ReturnValue::AllOld)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         request = match condition {
-            // SECURITY: only the holder of the current token of a live session can end it (and,
-            // with `everywhere`, the user's other sessions); a session id alone (it is in every
-            // access token) or an expired token must not log anyone out.
+            // SECURITY: only the holder of the current token of a live session, or of the one
+            // its last rotation replaced, can end it (and, with `everywhere`, the user's other
+            // sessions); a session id alone (it is in every access token) or an expired token
+            // must not log anyone out.
             RevokeIf::Holds(hash) => request
-                .condition_expression("token_hash = :expected_hash AND attribute_not_exists(revoked_at) AND expires_at > :now AND absolute_expires_at > :now")
+                .condition_expression(
+                    "(token_hash = :expected_hash OR previous_token_hash = :expected_hash) AND attribute_not_exists(revoked_at) \
+                     AND expires_at > :now AND absolute_expires_at > :now",
+                )
                 .expression_attribute_values(":expected_hash", AttributeValue::B(Blob::new(hash.0.to_vec()))),
             RevokeIf::NotRevoked => request.condition_expression("attribute_exists(session_id) AND attribute_not_exists(revoked_at)"),
             RevokeIf::CreatedUpTo(point) => request
@@ -593,6 +607,7 @@ mod tests {
             user_id: "u1".into(),
             username: "a@example.com".into(),
             token_hash: TokenHash([7; 32]),
+            previous_token_hash: Some(TokenHash([6; 32])),
             generation: 3,
             rotated_at: 10,
             created_at: 5,

@@ -170,6 +170,9 @@ pub struct SessionRecord {
     pub username: String,
     /// SHA-256 of the current refresh secret.
     pub token_hash: TokenHash,
+    /// SHA-256 of the secret the last rotation replaced, so logout recognises a token that
+    /// a refresh superseded moments ago without holding the refresh pepper.
+    pub previous_token_hash: Option<TokenHash>,
     /// Rotations so far.
     pub generation: u64,
     /// When the last rotation happened (creation for generation 0).
@@ -195,6 +198,13 @@ impl SessionRecord {
     /// TTL deletes expired items up to days late, and the emulator never does.
     pub fn is_live(&self, now: u64) -> bool {
         self.revoked_at.is_none() && self.is_retained(now)
+    }
+
+    /// Whether `hash` is the current token's or the one the last rotation replaced
+    /// (constant-time).
+    pub fn holds(&self, hash: &TokenHash) -> bool {
+        let previous = self.previous_token_hash.as_ref().is_some_and(|previous| previous.ct_eq(hash));
+        self.token_hash.ct_eq(hash) | previous
     }
 
     /// Neither expiry passed, revoked or not (a revoked item's expiry is brought forward to
@@ -239,8 +249,9 @@ pub const REVOKED_RETENTION_SECS: u64 = 3600;
 /// The condition of a revocation.
 #[derive(Debug, Clone, Copy)]
 pub enum RevokeIf<'a> {
-    /// The session is live and its current token hash is this one: only the holder of the
-    /// current token ends it (a session id alone, which every access token carries, does not).
+    /// The session is live and this is the hash of its current token or of the one the last
+    /// rotation replaced: only the holder of one of them ends it (a session id alone, which
+    /// every access token carries, does not).
     Holds(&'a TokenHash),
     /// The session exists and is not revoked yet (operator, reuse, user invalidated).
     NotRevoked,

@@ -3,7 +3,11 @@
 
 use std::time::{Duration, Instant};
 
+use auth_core::keys::KeyAlgorithm;
+use auth_core::keys::signing::PrivateKey;
+use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::hmac;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
 use serde_json::{Value, json};
 
 use crate::forge::*;
@@ -28,12 +32,56 @@ fn header_with(key: &str, value: Value) -> Value {
     header
 }
 
+/// The public key of test key `kid` in every encoding an HMAC-confused verifier might use
+/// as the secret: PEM, DER (SubjectPublicKeyInfo), the JWK's JSON, and its `x` (or `n`),
+/// both decoded and as the base64url text.
+fn public_key_encodings(kid: &str) -> Vec<(&'static str, Vec<u8>)> {
+    use base64::Engine;
+    let key = test_key(kid);
+    let der = match key.alg {
+        KeyAlgorithm::Es256 => EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, key.pkcs8())
+            .unwrap()
+            .public_key()
+            .as_der()
+            .unwrap()
+            .as_ref()
+            .to_vec(),
+        KeyAlgorithm::EdDsa => Ed25519KeyPair::from_pkcs8(key.pkcs8())
+            .unwrap()
+            .public_key()
+            .as_der()
+            .unwrap()
+            .as_ref()
+            .to_vec(),
+        KeyAlgorithm::Rs256 => aws_lc_rs::rsa::KeyPair::from_pkcs8(key.pkcs8())
+            .unwrap()
+            .public_key()
+            .as_der()
+            .unwrap()
+            .as_ref()
+            .to_vec(),
+    };
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
+    let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
+    let pem = format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", lines.join("\n"));
+    let jwk = key.public_jwk().unwrap();
+    let component = jwk.x.clone().or(jwk.n.clone()).unwrap();
+    vec![
+        ("PEM", pem.clone().into_bytes()),
+        ("PEM without its final newline", pem.trim_end().as_bytes().to_vec()),
+        ("DER", der),
+        ("JWK JSON", serde_json::to_vec(&jwk).unwrap()),
+        ("x or n decoded", base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&component).unwrap()),
+        ("x or n as text", component.into_bytes()),
+    ]
+}
+
 fn signed(claims: &Value) -> String {
-    sign(hmac::HMAC_SHA256, &our_header(), claims)
+    sign(&our_header(), claims)
 }
 
 fn signed_header(header: &Value) -> String {
-    sign(hmac::HMAC_SHA256, header, &json!({}))
+    sign(header, &json!({}))
 }
 
 #[tokio::test]
@@ -58,7 +106,7 @@ async fn forged_and_malformed_access_tokens_are_denied_everywhere() {
     for alg in ["none", "None", "NONE", "nOnE"] {
         let header = b64_json(&json!({"alg": alg, "typ": "at+jwt", "kid": "k1"}));
         add(&format!("alg {alg} without signature"), format!("{header}.{payload}."));
-        add(&format!("alg {alg} with a signature"), sign_parts(hmac::HMAC_SHA256, &header, &payload));
+        add(&format!("alg {alg} with a signature"), sign_parts(&header, &payload));
         add(&format!("alg {alg} two parts"), format!("{header}.{payload}"));
     }
     add("signature stripped", format!("{h}.{p}."));
@@ -73,30 +121,70 @@ async fn forged_and_malformed_access_tokens_are_denied_everywhere() {
             valid.rsplit('.').next().unwrap()
         ),
     );
-    add("HS384 with the same key", sign(hmac::HMAC_SHA384, &header_with("alg", json!("HS384")), &claims));
-    add("HS512 with the same key", sign(hmac::HMAC_SHA512, &header_with("alg", json!("HS512")), &claims));
-    add(
-        "RS256 named, HMAC-signed",
-        sign(hmac::HMAC_SHA256, &header_with("alg", json!("RS256")), &claims),
-    );
-    for kid in ["k9", "", "../../x", "' OR 1=1 --", &"k".repeat(4000)] {
-        add(&format!("kid {:.20}", kid), sign(hmac::HMAC_SHA256, &header_with("kid", json!(kid)), &claims));
+    // The classic confusion: HMAC-sign with the public key, in every encoding a verifier
+    // might feed to HMAC, for every key type, under every HMAC name.
+    for kid in ["k1", "k0", "k2"] {
+        for (encoding, key) in public_key_encodings(kid) {
+            for (alg, name) in [(hmac::HMAC_SHA256, "HS256"), (hmac::HMAC_SHA384, "HS384"), (hmac::HMAC_SHA512, "HS512")] {
+                let header = json!({"alg": name, "typ": "at+jwt", "kid": kid});
+                add(
+                    &format!("{name} keyed with {kid}'s public key as {encoding}"),
+                    hmac_sign(alg, &key, &header, &claims),
+                );
+            }
+        }
     }
-    add("kid a number", sign(hmac::HMAC_SHA256, &header_with("kid", json!(1)), &claims));
+    // A real key of the set signing under another key's kid, or naming another algorithm.
+    for (signer, kid, alg) in [
+        ("k1", "k1", "RS256"),
+        ("k1", "k1", "EdDSA"),
+        ("k1", "k1", "ES384"),
+        ("k1", "k0", "EdDSA"),
+        ("k1", "k2", "RS256"),
+        ("k1", "k0", "ES256"),
+        ("k0", "k1", "ES256"),
+        ("k0", "k1", "EdDSA"),
+        ("k0", "k2", "RS256"),
+        ("k2", "k1", "ES256"),
+        ("k2", "k1", "RS256"),
+        ("k2", "k2", "PS256"),
+        ("k2", "k2", "RS512"),
+        ("k2", "k0", "EdDSA"),
+    ] {
+        let header = json!({"alg": alg, "typ": "at+jwt", "kid": kid});
+        add(
+            &format!("signed by {signer}, kid {kid}, alg {alg}"),
+            sign_with(&test_key(signer), &header, &claims),
+        );
+    }
+    for alg in KeyAlgorithm::ALL {
+        let outsider = PrivateKey::generate(alg).unwrap();
+        for kid in ["k1", "k0", "k2"] {
+            let header = json!({"alg": alg.as_str(), "typ": "at+jwt", "kid": kid});
+            add(&format!("another {} key under kid {kid}", alg.as_str()), sign_with(&outsider, &header, &claims));
+        }
+    }
+    for kid in ["k9", "", "../../x", "' OR 1=1 --", &"k".repeat(4000)] {
+        add(&format!("kid {:.20}", kid), sign(&header_with("kid", json!(kid)), &claims));
+    }
+    add("kid a number", sign(&header_with("kid", json!(1)), &claims));
     add(
         "embedded jwk",
-        sign(hmac::HMAC_SHA256, &header_with("jwk", json!({"kty": "oct", "k": b64(K1_SECRET)})), &claims),
+        sign(
+            &header_with("jwk", serde_json::to_value(test_key("k1").public_jwk().unwrap()).unwrap()),
+            &claims,
+        ),
     );
-    add("jku", sign(hmac::HMAC_SHA256, &header_with("jku", json!("https://evil.test/jwks")), &claims));
-    add("x5u", sign(hmac::HMAC_SHA256, &header_with("x5u", json!("https://evil.test/cert")), &claims));
-    add("x5c", sign(hmac::HMAC_SHA256, &header_with("x5c", json!(["MIIB"])), &claims));
-    add("crit", sign(hmac::HMAC_SHA256, &header_with("crit", json!(["exp"])), &claims));
-    add("typ missing", sign(hmac::HMAC_SHA256, &json!({"alg": "HS256", "kid": "k1"}), &claims));
-    add("typ JWT", sign(hmac::HMAC_SHA256, &header_with("typ", json!("JWT")), &claims));
-    add("typ at+JWT", sign(hmac::HMAC_SHA256, &header_with("typ", json!("at+JWT")), &claims));
+    add("jku", sign(&header_with("jku", json!("https://evil.test/jwks")), &claims));
+    add("x5u", sign(&header_with("x5u", json!("https://evil.test/cert")), &claims));
+    add("x5c", sign(&header_with("x5c", json!(["MIIB"])), &claims));
+    add("crit", sign(&header_with("crit", json!(["exp"])), &claims));
+    add("typ missing", sign(&json!({"alg": "ES256", "kid": "k1"}), &claims));
+    add("typ JWT", sign(&header_with("typ", json!("JWT")), &claims));
+    add("typ at+JWT", sign(&header_with("typ", json!("at+JWT")), &claims));
     add(
         "header duplicate kid",
-        sign_parts(hmac::HMAC_SHA256, &b64(r#"{"alg":"HS256","typ":"at+jwt","kid":"k9","kid":"k1"}"#), &payload),
+        sign_parts(&b64(r#"{"alg":"ES256","typ":"at+jwt","kid":"k9","kid":"k1"}"#), &payload),
     );
     add("expired 1 s beyond leeway", signed(&claims_with(&app, "exp", json!(now - 31))));
     add("exp missing", signed(&claims_without(&app, "exp")));
@@ -126,7 +214,6 @@ async fn forged_and_malformed_access_tokens_are_denied_everywhere() {
     add(
         "payload duplicate sub",
         sign_parts(
-            hmac::HMAC_SHA256,
             &b64(our_header().to_string()),
             &b64(format!(r#"{},"sub":"admin"}}"#, claims.to_string().trim_end_matches('}'))),
         ),
@@ -135,20 +222,11 @@ async fn forged_and_malformed_access_tokens_are_denied_everywhere() {
     add("random string", "c2VjcmV0".into());
     add("invalid base64url", format!("{h}!.{p}.sig"));
     add("padded base64", format!("{h}==.{p}.{}", valid.rsplit('.').next().unwrap()));
-    add("non-UTF-8 header", sign_parts(hmac::HMAC_SHA256, &b64([0xff, 0xfe, 0xfd]), &payload));
-    add("header a JSON string", signed_header(&json!("HS256")));
-    add(
-        "header a JSON array",
-        sign_parts(hmac::HMAC_SHA256, &b64_json(&json!(["HS256", "at+jwt", "k1"])), &payload),
-    );
-    add(
-        "payload a JSON array",
-        sign_parts(hmac::HMAC_SHA256, &b64_json(&our_header()), &b64_json(&json!([claims]))),
-    );
-    add(
-        "payload a JSON string",
-        sign_parts(hmac::HMAC_SHA256, &b64_json(&our_header()), &b64_json(&json!("claims"))),
-    );
+    add("non-UTF-8 header", sign_parts(&b64([0xff, 0xfe, 0xfd]), &payload));
+    add("header a JSON string", signed_header(&json!("ES256")));
+    add("header a JSON array", sign_parts(&b64_json(&json!(["ES256", "at+jwt", "k1"])), &payload));
+    add("payload a JSON array", sign_parts(&b64_json(&our_header()), &b64_json(&json!([claims]))));
+    add("payload a JSON string", sign_parts(&b64_json(&our_header()), &b64_json(&json!("claims"))));
     add("16 KiB", format!("{valid}{}", "A".repeat(16 * 1024)));
 
     let sanity = allowed_in_shapes(&app, &format!("Bearer {}", signed(&claims))).await;

@@ -1,7 +1,10 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
+use auth_core::keys::secrets_manager::{read_secret, write_secret};
+use auth_core::keys::{KeyDocument, PublicKeys, SigningKeys};
 use auth_core::random::random_id;
+use auth_core::testing::SIGNING_KEYS_JSON;
 
 use crate::harness::*;
 
@@ -13,6 +16,7 @@ fn authctl(app: &App, args: &[&str], stdin: Option<&str>) -> Output {
         .env("USERS_TABLE", &app.config.users_table)
         .env("SESSIONS_TABLE", &app.config.sessions_table)
         .env("SIGNING_SECRET_ID", &app.config.signing_secret_id)
+        .env("PUBLIC_KEYS_SECRET_ID", &app.config.public_keys_secret_id)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -35,13 +39,14 @@ async fn local_setup_creates_everything_once_and_then_says_nothing_changed() {
     app.config.users_table = format!("{prefix}-users");
     app.config.sessions_table = format!("{prefix}-sessions");
     app.config.signing_secret_id = format!("{prefix}/keys");
+    app.config.public_keys_secret_id = format!("{prefix}/public-keys");
     let first = authctl(&app, &["local-setup"], None);
     assert!(first.status.success(), "{}", text(&first));
     for expected in [
         "created table",
         "with index by_user",
         "enabled TTL",
-        "created secret",
+        "created the key set: ES256 key",
         "created user demo@example.com",
     ] {
         assert!(text(&first).contains(expected), "{expected}: {}", text(&first));
@@ -106,25 +111,72 @@ async fn sessions_can_be_listed_and_revoked_and_users_disabled() {
     assert!(!authctl(&app, &["user", "disable", "nobody@example.com"], None).status.success());
 }
 
+/// `app` with its two key secrets renamed to fresh ids, each created holding `placeholder`
+/// when given (what template.yaml's GenerateSecretString creates).
+async fn fresh_key_secrets(app: &mut App, placeholder: Option<&str>) {
+    let prefix = format!("keys-{}", random_id().to_lowercase().replace(['-', '_'], "x"));
+    app.config.signing_secret_id = format!("{prefix}/signing-keys");
+    app.config.public_keys_secret_id = format!("{prefix}/public-keys");
+    if let Some(value) = placeholder {
+        for id in [&app.config.signing_secret_id, &app.config.public_keys_secret_id] {
+            write_secret(&app.secrets, id, value).await.unwrap();
+        }
+    }
+}
+
+async fn secret(app: &App, id: &str) -> String {
+    read_secret(&app.secrets, id).await.unwrap().unwrap()
+}
+
 #[tokio::test]
-async fn keys_init_fills_the_stacks_placeholder_secret_once() {
+async fn keys_init_fills_the_stacks_placeholder_secrets_once_with_an_es256_key_published_first() {
     let mut app = spawn_app().await;
-    app.config.signing_secret_id = format!("keys-{}/signing-keys", random_id().to_lowercase().replace(['-', '_'], "x"));
-    // What template.yaml's GenerateSecretString creates.
-    app.secrets
-        .create_secret()
-        .name(&app.config.signing_secret_id)
-        .secret_string(r#"{"uninitialized": true, "placeholder": "x"}"#)
-        .send()
-        .await
-        .unwrap();
+    fresh_key_secrets(&mut app, Some(r#"{"uninitialized": true, "placeholder": "x"}"#)).await;
     let first = authctl(&app, &["keys", "init"], None);
-    assert!(first.status.success() && text(&first).contains("wrote a fresh HS256 key"), "{}", text(&first));
-    let written = app.secrets.get_secret_value().secret_id(&app.config.signing_secret_id).send().await.unwrap();
-    let keys = auth_core::keys::KeySet::from_json(written.secret_string().unwrap()).expect("a valid key set");
-    assert_eq!(keys.active().kid, "k1");
+    assert!(
+        first.status.success() && text(&first).contains("created the key set: ES256 key"),
+        "{}",
+        text(&first)
+    );
+    let private = secret(&app, &app.config.signing_secret_id).await;
+    let keys = SigningKeys::from_json(&private).expect("a valid private key set");
+    assert_eq!(format!("{:?}", keys.active().algorithm), "ES256");
+    let public = PublicKeys::from_json(&secret(&app, &app.config.public_keys_secret_id).await).expect("a valid public JWKS");
+    assert!(public.verifying_key(&keys.active().kid).is_some(), "the signing key is published");
     let second = authctl(&app, &["keys", "init"], None);
     assert!(second.status.success() && text(&second).contains("nothing to do"), "{}", text(&second));
-    let unchanged = app.secrets.get_secret_value().secret_id(&app.config.signing_secret_id).send().await.unwrap();
-    assert_eq!(unchanged.secret_string(), written.secret_string(), "working keys are never replaced");
+    assert_eq!(secret(&app, &app.config.signing_secret_id).await, private, "working keys are never replaced");
+    let printed = authctl(&app, &["keys", "jwks"], None);
+    assert_eq!(
+        String::from_utf8_lossy(&printed.stdout).trim(),
+        secret(&app, &app.config.public_keys_secret_id).await,
+        "keys jwks prints what is published"
+    );
+}
+
+#[tokio::test]
+async fn keys_init_replaces_an_hs256_key_set_and_keeps_its_pepper_so_sessions_survive() {
+    let mut app = spawn_app().await;
+    let cookie = app.login(ALICE, PASSWORD).await.refresh_cookie();
+    let pepper = serde_json::from_str::<serde_json::Value>(SIGNING_KEYS_JSON).unwrap()["refresh_pepper"].clone();
+    let hs256 = serde_json::json!({"active_kid": "k1", "keys": [{"kid": "k1", "alg": "HS256", "secret": auth_core::keys::generate_secret()}], "refresh_pepper": pepper});
+    fresh_key_secrets(&mut app, None).await;
+    write_secret(&app.secrets, &app.config.signing_secret_id, &hs256.to_string()).await.unwrap();
+    let refused = SigningKeys::from_json(&hs256.to_string()).unwrap_err();
+    assert!(refused.to_string().contains("authctl keys init"), "the functions say what to do: {refused}");
+
+    let migrated = authctl(&app, &["keys", "init"], None);
+    assert!(
+        migrated.status.success() && text(&migrated).contains("replaced the HS256 key set"),
+        "{}",
+        text(&migrated)
+    );
+    let private = secret(&app, &app.config.signing_secret_id).await;
+    assert!(private.contains(pepper.as_str().unwrap()), "the pepper is kept");
+    assert!(!private.contains("HS256"));
+    let api = crate::faults::api_with(&app, None, None).await;
+    let refreshed = crate::faults::refresh_via(&api, &cookie).await;
+    assert_eq!(refreshed.status, 200, "a session from before the migration refreshes: {}", refreshed.body);
+    let kid = auth_core::tokens::AccessTokenHeader::read(&refreshed.access_token()).unwrap().kid;
+    assert_eq!(kid, SigningKeys::from_json(&private).unwrap().active().kid, "and gets a token of the new key");
 }

@@ -107,8 +107,8 @@ async fn calls_per_operation() {
         "1 Query/Scan + 1 DeleteItem per session",
     ));
 
-    let authorizer = authorizer_with(&app.config, recorder.clients(&sdk).1);
-    authorizer.keys().current().await.unwrap();
+    let authorizer = authorizer_with(&app.config, recorder.clients(&sdk).1).unwrap();
+    authorizer.keys().store().current().await.unwrap();
     recorder.clear();
     let bearer = format!("Bearer {}", first.access_token());
     for _ in 0..100 {

@@ -5,12 +5,12 @@ use auth_core::Config;
 use auth_core::authorizer::{Authorizer, Unauthorized};
 use auth_core::aws::{auth_service_with, authorizer_with, load_sdk_config};
 use auth_core::http::AuthApi;
-use auth_core::keys::secrets_manager::init_key_set;
+use auth_core::keys::secrets_manager::write_secret;
 use auth_core::password::hash_password;
 use auth_core::random::random_id;
 use auth_core::store::dynamodb::{DynamoUsers, create_tables};
 use auth_core::store::{UserRecord, UserStore};
-use auth_core::testing::{KEY_SET_JSON, config_with};
+use auth_core::testing::{SIGNING_KEYS_JSON, config_with, public_jwks_json, signing_key_set};
 use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
@@ -53,10 +53,14 @@ fn capture_suite_logs() {
             let file = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
             tracing::subscriber::set_global_default(auth_core::telemetry::json_subscriber(std::sync::Mutex::new(file))).unwrap();
         }
-        let pepper = serde_json::from_str::<Value>(KEY_SET_JSON).unwrap();
+        let set = serde_json::from_str::<Value>(SIGNING_KEYS_JSON).unwrap();
         record_secret(PASSWORD);
-        record_secret(&crate::forge::b64(crate::forge::K1_SECRET));
-        record_secret(pepper["refresh_pepper"].as_str().unwrap());
+        record_secret(set["refresh_pepper"].as_str().unwrap());
+        for key in signing_key_set().keys {
+            let pkcs8 = key.private_key().unwrap().pkcs8().to_vec();
+            record_secret(&crate::forge::b64(&pkcs8));
+            record_secret(&base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &pkcs8));
+        }
     });
 }
 
@@ -92,10 +96,12 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> App {
     let users_table = format!("{prefix}-users");
     let sessions_table = format!("{prefix}-sessions");
     let secret_id = format!("{prefix}/signing-keys");
+    let public_id = format!("{prefix}/public-keys");
     let mut vars = vec![
         ("USERS_TABLE", users_table.as_str()),
         ("SESSIONS_TABLE", sessions_table.as_str()),
         ("SIGNING_SECRET_ID", secret_id.as_str()),
+        ("PUBLIC_KEYS_SECRET_ID", public_id.as_str()),
     ];
     vars.extend_from_slice(extra);
     let config = config_with(&vars);
@@ -104,7 +110,8 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> App {
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
     create_tables(&dynamodb, &users_table, &sessions_table).await.unwrap();
-    init_key_set(&secrets, &secret_id, KEY_SET_JSON).await.unwrap();
+    write_secret(&secrets, &public_id, &public_jwks_json()).await.unwrap();
+    write_secret(&secrets, &secret_id, SIGNING_KEYS_JSON).await.unwrap();
     let users = DynamoUsers::new(dynamodb.clone(), &users_table);
     for (i, (name, disabled)) in [(ALICE, false), (BOB, false), (DISABLED, true)].into_iter().enumerate() {
         let user = UserRecord {
@@ -119,7 +126,7 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> App {
         assert!(users.create(&user).await.unwrap());
     }
     let service = auth_service_with(&config, dynamodb.clone(), secrets.clone());
-    let authorizer = authorizer_with(&config, secrets.clone());
+    let authorizer = authorizer_with(&config, secrets.clone()).unwrap();
     App {
         api: AuthApi::new(service, &config),
         authorizer,

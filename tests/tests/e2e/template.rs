@@ -319,8 +319,8 @@ async fn recorded_functions(config: &Config) -> (Recorded, auth_core::authorizer
     let (login, refresh, logout) = (service("login"), service("refresh"), service("logout"));
     login.warm_up().await;
     refresh.warm_up().await;
-    let authorizer = authorizer_with(config, recorders["authorizer"].clients(&sdk).1);
-    authorizer.keys().current().await.unwrap();
+    let authorizer = authorizer_with(config, recorders["authorizer"].clients(&sdk).1).unwrap();
+    authorizer.keys().store().current().await.unwrap();
     let recorded = Recorded {
         login: AuthApi::new(login, config),
         refresh: AuthApi::new(refresh, config),
@@ -397,7 +397,7 @@ async fn each_function_is_granted_exactly_the_calls_it_makes() {
         ask(&authorizer, &http_api_authorizer_event(Some(&bearer), "GET /pets")).await.unwrap()["isAuthorized"],
         true
     );
-    let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"at+jwt","kid":"k9"}"#);
+    let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"ES256","typ":"at+jwt","kid":"k9"}"#);
     let unknown_kid = format!("Bearer {header}.{}", ok.access_token().split_once('.').unwrap().1);
     ask(&authorizer, &http_api_authorizer_event(Some(&unknown_kid), "GET /pets")).await.unwrap();
 
@@ -406,6 +406,7 @@ async fn each_function_is_granted_exactly_the_calls_it_makes() {
         (app.config.sessions_table.clone(), "SessionsTable".to_owned()),
         (format!("{}/index/by_user", app.config.sessions_table), "SessionsTable/index/by_user".to_owned()),
         (app.config.signing_secret_id.clone(), "SigningKeys".to_owned()),
+        (app.config.public_keys_secret_id.clone(), "PublicKeys".to_owned()),
     ]);
     let granted = granted_by_function(&template());
     for (function, recorder) in &f.recorders {

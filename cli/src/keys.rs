@@ -1,0 +1,161 @@
+//! `authctl keys`: the signing key set and its staged rotation, over the two key stores.
+
+use auth_core::AuthError;
+use auth_core::config::DEFAULT_KEY_PUBLISH_DELAY;
+use auth_core::keys::KeyAlgorithm;
+use auth_core::keys::rotation::KeyEntry;
+use auth_core::keys::secrets_manager::{KeyStores, KeysInit, RotationError};
+use auth_core::tokens::LEEWAY_SECS;
+use clap::{Args, Subcommand};
+
+/// Where the keys live and the times the rotation rules need.
+#[derive(Args)]
+pub struct KeysArgs {
+    /// Seconds a new key must be published before `activate` lets it sign.
+    #[arg(long, env = "KEY_PUBLISH_DELAY", default_value_t = DEFAULT_KEY_PUBLISH_DELAY, global = true)]
+    key_publish_delay: u64,
+    /// Lifetime of access tokens, seconds: a retired key is kept this long (plus leeway).
+    #[arg(long, env = "ACCESS_TOKEN_TTL", default_value_t = 900, global = true)]
+    access_token_ttl: u64,
+    #[command(subcommand)]
+    command: KeysCommand,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create the key set where there is none: one active key and a fresh refresh pepper.
+    /// Over an HS256 key set (before asymmetric keys), replaces it and keeps its pepper,
+    /// so sessions survive. A valid key set is left alone (its JWKS is republished).
+    Init {
+        /// Algorithm of the first key.
+        #[arg(long, default_value = "ES256")]
+        alg: KeyAlgorithm,
+    },
+    /// Add a standby key: published in the JWKS at once, signing only once activated.
+    Add {
+        /// Its algorithm: ES256 (default), EdDSA (not for API Gateway's JWT authorizer) or RS256.
+        #[arg(long, default_value = "ES256")]
+        alg: KeyAlgorithm,
+    },
+    /// Make a standby key the signing key; the active one retires and still verifies.
+    Activate {
+        kid: String,
+        /// Skip the wait for verifiers' JWKS caches (tokens may be refused meanwhile).
+        #[arg(long)]
+        now: bool,
+    },
+    /// Remove a retired (or standby) key once no token it signed can still be valid.
+    Remove {
+        kid: String,
+        /// Remove it at once: every token it signed stops verifying (a key compromise).
+        #[arg(long)]
+        now: bool,
+    },
+    /// Show every key: kid, algorithm, state and the times of its transitions.
+    List,
+    /// Print the public JWKS: the value of the `PublicJwks` deploy parameter.
+    Jwks,
+}
+
+/// Runs one `authctl keys` command.
+pub async fn run(stores: &KeyStores, args: KeysArgs, now: u64) -> Result<(), String> {
+    let redeploy = "redeploy with PublicJwks=\"$(authctl keys jwks)\" so the authorizer has it without a fetch";
+    match args.command {
+        KeysCommand::Init { alg } => match init(stores, alg, now).await? {
+            Some(change) => println!("keys init: {change}"),
+            None => println!("keys init: nothing to do, the key set is valid (its JWKS is published)"),
+        },
+        KeysCommand::Add { alg } => {
+            let kid = stores.add(alg, now).await.map_err(describe)?;
+            let ready = now + args.key_publish_delay;
+            println!(
+                "keys add: key {kid} is published in standby; activate it from {} on; {redeploy}",
+                timestamp(ready)
+            );
+        }
+        KeysCommand::Activate { kid, now: at_once } => {
+            stores.activate(&kid, now, args.key_publish_delay, at_once).await.map_err(describe)?;
+            println!("keys activate: key {kid} signs new tokens; the previous key is retired and still verifies");
+        }
+        KeysCommand::Remove { kid, now: at_once } => {
+            stores.remove(&kid, now, args.access_token_ttl + LEEWAY_SECS, at_once).await.map_err(describe)?;
+            println!("keys remove: key {kid} is no longer published; {redeploy}");
+        }
+        KeysCommand::List => {
+            let set = stores.list().await.map_err(describe)?;
+            println!(
+                "{:<24} {:<6} {:<8} {:<20} {:<20} {:<20}",
+                "KID", "ALG", "STATE", "ADDED", "ACTIVATED", "RETIRED"
+            );
+            for key in &set.keys {
+                println!("{}", row(key));
+            }
+        }
+        KeysCommand::Jwks => {
+            let jwks = stores.jwks().await.map_err(describe)?;
+            println!("{}", serde_json::to_string(&jwks).map_err(|e| e.to_string())?);
+        }
+    }
+    Ok(())
+}
+
+/// What `keys init` and `local-setup` did, if anything.
+pub async fn init(stores: &KeyStores, alg: KeyAlgorithm, now: u64) -> Result<Option<String>, String> {
+    Ok(match stores.init(alg, now).await.map_err(describe)? {
+        KeysInit::Created(kid) => Some(format!("created the key set: {} key {kid} signs, with a fresh refresh pepper", alg.as_str())),
+        KeysInit::MigratedFromHs256(kid) => Some(format!(
+            "replaced the HS256 key set: {} key {kid} signs; the refresh pepper was kept, so sessions survive \
+             (access tokens signed with HS256 stop verifying: clients refresh)",
+            alg.as_str()
+        )),
+        KeysInit::AlreadyPresent => None,
+    })
+}
+
+fn row(key: &KeyEntry) -> String {
+    let at = |t: Option<u64>| t.map_or_else(|| "-".to_owned(), timestamp);
+    format!(
+        "{:<24} {:<6} {:<8} {:<20} {:<20} {:<20}",
+        key.kid,
+        key.alg.as_str(),
+        format!("{:?}", key.state).to_lowercase(),
+        timestamp(key.created_at),
+        at(key.activated_at),
+        at(key.retired_at)
+    )
+}
+
+/// Epoch seconds as `YYYY-MM-DD HH:MM:SSZ` (UTC), without a date crate.
+fn timestamp(epoch: u64) -> String {
+    let (days, secs) = (epoch / 86_400, epoch % 86_400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+fn describe(e: RotationError) -> String {
+    match e {
+        RotationError::Store(AuthError::Unavailable(cause)) => cause,
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_utc_dates() {
+        assert_eq!(timestamp(0), "1970-01-01 00:00:00Z");
+        assert_eq!(timestamp(1_764_547_200 + 3_725), "2025-12-01 01:02:05Z");
+        assert_eq!(timestamp(951_782_400), "2000-02-29 00:00:00Z");
+    }
+}

@@ -1,0 +1,301 @@
+//! Private keys: generating one with aws-lc-rs, the `EncodingKey` `jsonwebtoken` signs
+//! with, its public JWK (built from the public key, so it cannot carry a private member),
+//! and [`SigningKeys`], what `login` and `refresh` load from the private store: the active
+//! key and the refresh pepper. Nothing here is ever given to a verifier.
+
+use std::fmt;
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::hmac;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::{self, KeySize};
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use jsonwebtoken::{Algorithm, EncodingKey};
+
+use super::rotation::SigningKeySet;
+use super::verifying::PublicJwk;
+use super::{KeyAlgorithm, KeyDocument, KeySetError, MIN_RSA_BITS, MIN_SECRET_BYTES};
+
+/// A private signing key: its id, its algorithm and its PKCS#8 document. `Debug` never
+/// shows the key.
+#[derive(Clone)]
+pub struct PrivateKey {
+    /// The JWT `kid`.
+    pub kid: String,
+    /// The one algorithm it signs with.
+    pub alg: KeyAlgorithm,
+    pkcs8: Vec<u8>,
+}
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrivateKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("pkcs8", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The public half of a key, as the JWK needs it.
+enum PublicHalf {
+    /// The uncompressed P-256 point, `0x04 ‖ x ‖ y`.
+    Ec(Vec<u8>),
+    /// The 32 Ed25519 bytes.
+    Ed(Vec<u8>),
+    /// Modulus and exponent, big-endian without leading zeros.
+    Rsa { n: Vec<u8>, e: Vec<u8> },
+}
+
+impl PrivateKey {
+    /// A new key from the OS CSPRNG (RSA: 2048 bits), with a random `kid`.
+    pub fn generate(alg: KeyAlgorithm) -> Result<Self, KeySetError> {
+        let failed = |_| KeySetError("key generation failed".into());
+        let rng = SystemRandom::new();
+        let document = match alg {
+            KeyAlgorithm::Es256 => EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                .map_err(failed)?
+                .as_ref()
+                .to_vec(),
+            KeyAlgorithm::EdDsa => Ed25519KeyPair::generate_pkcs8(&rng).map_err(failed)?.as_ref().to_vec(),
+            KeyAlgorithm::Rs256 => rsa::KeyPair::generate(KeySize::Rsa2048)
+                .and_then(|key| key.as_der())
+                .map_err(failed)?
+                .as_ref()
+                .to_vec(),
+        };
+        Self::from_pkcs8(crate::random::random_id(), alg, &document)
+    }
+
+    /// A key from its PKCS#8 document, refused unless it is a valid key of `alg` (RSA: of
+    /// at least 2048 bits).
+    pub fn from_pkcs8(kid: String, alg: KeyAlgorithm, pkcs8: &[u8]) -> Result<Self, KeySetError> {
+        check_kid(&kid)?;
+        let key = Self {
+            kid,
+            alg,
+            pkcs8: pkcs8.to_vec(),
+        };
+        key.public_half()?;
+        key.encoding_key()?;
+        Ok(key)
+    }
+
+    /// The PKCS#8 document, for the private key store. Never log it.
+    pub fn pkcs8(&self) -> &[u8] {
+        &self.pkcs8
+    }
+
+    /// The key `jsonwebtoken` signs with. RSA goes through PEM: `jsonwebtoken` signs RSA
+    /// from a PKCS#1 key, and its PEM reader takes that out of the PKCS#8 wrapper for us.
+    pub fn encoding_key(&self) -> Result<EncodingKey, KeySetError> {
+        match self.alg {
+            KeyAlgorithm::Es256 => Ok(EncodingKey::from_ec_der(&self.pkcs8)),
+            KeyAlgorithm::EdDsa => Ok(EncodingKey::from_ed_der(&self.pkcs8)),
+            KeyAlgorithm::Rs256 => {
+                let pem = format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", STANDARD.encode(&self.pkcs8));
+                EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|_| self.invalid())
+            }
+        }
+    }
+
+    fn invalid(&self) -> KeySetError {
+        KeySetError(format!("key {:?} is not a valid {} PKCS#8 key", self.kid, self.alg.as_str()))
+    }
+
+    fn public_half(&self) -> Result<PublicHalf, KeySetError> {
+        let bad = |_| self.invalid();
+        Ok(match self.alg {
+            KeyAlgorithm::Es256 => PublicHalf::Ec(
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &self.pkcs8)
+                    .map_err(bad)?
+                    .public_key()
+                    .as_ref()
+                    .to_vec(),
+            ),
+            KeyAlgorithm::EdDsa => PublicHalf::Ed(Ed25519KeyPair::from_pkcs8(&self.pkcs8).map_err(bad)?.public_key().as_ref().to_vec()),
+            KeyAlgorithm::Rs256 => {
+                let key = rsa::KeyPair::from_pkcs8(&self.pkcs8).map_err(bad)?;
+                let public = key.public_key();
+                if public.modulus_len() * 8 < MIN_RSA_BITS {
+                    return Err(KeySetError(format!("key {:?}: RSA keys must have at least {MIN_RSA_BITS} bits", self.kid)));
+                }
+                PublicHalf::Rsa {
+                    n: public.modulus().big_endian_without_leading_zero().to_vec(),
+                    e: public.exponent().big_endian_without_leading_zero().to_vec(),
+                }
+            }
+        })
+    }
+
+    /// The public half as a JWK, built from the public key: it cannot carry a private member.
+    pub fn public_jwk(&self) -> Result<PublicJwk, KeySetError> {
+        let b64 = |bytes: &[u8]| Some(URL_SAFE_NO_PAD.encode(bytes));
+        let mut jwk = PublicJwk {
+            kty: String::new(),
+            crv: None,
+            x: None,
+            y: None,
+            n: None,
+            e: None,
+            kid: self.kid.clone(),
+            alg: self.alg,
+            key_use: "sig".to_owned(),
+        };
+        match self.public_half()? {
+            PublicHalf::Ec(point) if point.len() == 65 && point[0] == 4 => {
+                jwk.kty = "EC".into();
+                jwk.crv = Some("P-256".into());
+                (jwk.x, jwk.y) = (b64(&point[1..33]), b64(&point[33..]));
+            }
+            PublicHalf::Ed(public) if public.len() == 32 => {
+                jwk.kty = "OKP".into();
+                jwk.crv = Some("Ed25519".into());
+                jwk.x = b64(&public);
+            }
+            PublicHalf::Rsa { n, e } => {
+                jwk.kty = "RSA".into();
+                (jwk.n, jwk.e) = (b64(&n), b64(&e));
+            }
+            _ => return Err(KeySetError("unexpected public key encoding".into())),
+        }
+        Ok(jwk)
+    }
+}
+
+/// A `kid` is 1 to 64 characters of base64url's alphabet (ours are random ids).
+pub(crate) fn check_kid(kid: &str) -> Result<(), KeySetError> {
+    let ok = (1..=64).contains(&kid.len()) && kid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    ok.then_some(())
+        .ok_or_else(|| KeySetError("a kid must be 1 to 64 letters, digits, '-' or '_'".into()))
+}
+
+/// The key that signs new access tokens.
+pub struct SigningKey {
+    /// Key id, the JWT `kid`.
+    pub kid: String,
+    /// Its algorithm.
+    pub algorithm: Algorithm,
+    /// The key material, decoded once when the set is loaded.
+    pub encoding: EncodingKey,
+}
+
+/// What `login` and `refresh` need from the private store: the active key and the refresh
+/// pepper, decoded once per fetch. `Debug` shows the active `kid` only.
+pub struct SigningKeys {
+    active: SigningKey,
+    refresh_pepper: hmac::Key,
+}
+
+impl fmt::Debug for SigningKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKeys").field("active_kid", &self.active.kid).finish_non_exhaustive()
+    }
+}
+
+impl SigningKeys {
+    /// The key new tokens are signed with.
+    pub fn active(&self) -> &SigningKey {
+        &self.active
+    }
+
+    /// The HMAC key of the refresh-token hash chain.
+    pub fn refresh_pepper(&self) -> &hmac::Key {
+        &self.refresh_pepper
+    }
+}
+
+impl KeyDocument for SigningKeys {
+    /// Parses the private key set (see [`SigningKeySet`]), keeping only the active key and
+    /// the pepper.
+    fn from_json(json: &str) -> Result<Self, KeySetError> {
+        let set = SigningKeySet::from_json(json)?;
+        let active = set
+            .active()
+            .ok_or_else(|| KeySetError("no key is active; `authctl keys list` shows the keys, `authctl keys activate` picks one".into()))?;
+        let key = active.private_key()?;
+        let pepper = URL_SAFE_NO_PAD
+            .decode(set.refresh_pepper().trim_end_matches('='))
+            .ok()
+            .filter(|p| p.len() >= MIN_SECRET_BYTES)
+            .ok_or_else(|| KeySetError(format!("refresh_pepper must be at least {MIN_SECRET_BYTES} bytes of base64url")))?;
+        Ok(Self {
+            active: SigningKey {
+                kid: key.kid.clone(),
+                algorithm: key.alg.algorithm(),
+                encoding: key.encoding_key()?,
+            },
+            refresh_pepper: hmac::Key::new(hmac::HMAC_SHA256, &pepper),
+        })
+    }
+
+    fn knows(&self, kid: &str) -> bool {
+        self.active.kid == kid
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jsonwebtoken::{Header, Validation};
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::keys::verifying::{Jwks, PublicKeys};
+
+    /// A 1024-bit RSA key (PKCS#8), too short to be accepted.
+    const RSA_1024_PKCS8: &str = "MIICdgIBADANBgkqhkiG9w0BAQEFAASCAmAwggJcAgEAAoGBAL4qz049u-CqK1sqe2j_3c0zE55tY3_rgA1PEbrdSciW9JEmBHfYkhsmJDe3mYG5Mx-qCulfwYqvmHeiHXMjR5dzyU5lPPHMtvhvzqCTXJLBXGy_prJeHod6P2gIPWyLhLpwRb5CDYCO71cFMyh-P7UQuscXxbgO1-6yGc5dZ2yjAgMBAAECgYAYP9NBkeO0SV7P-EHWaNI6yWmWCTLn6_rfN5b2MiOnfYBgRe3J7obrCVkS9cmQXjJjtkY_7iL68VtK3hRNS1FkiQCQeIC77tv0TZeup6sJYPm9uV73bE7yNfaK09uYXPmP4-Od4AIq_7GpsawUlkgkwRUIs5E7yTIqq0BFbSBq4QJBAPlkUUUj2zWQmYXxVZXKJR0csVHcIx-TUSIQIBpJ5EchavdiloG652JqjwwsQsRAZjrPpYBtPn2wPGqFN5MPWzECQQDDNMIIQl5A5AubC9EfJ7trHV8Bc6j3tYAkZFAoUylo73XnHraLDPBMYyoz2WZAZHzW57zSIeBELQADbIAURCgTAkEAto31Y5wUqYgYqVB4arZXJpFLR3XSDBoFSN7u8O9n952BtGbpbztGhucjoTCBCzFs49398x2EofKwtvSfMroJ8QJACCuSH3Rfq4mf7rpc41fvYTlWe6ISpWOEXIGSVU29wvWa0rSXYVSGTjwsTQVBYVqTWw9R-N2QHGphwMLuzWpY3wJAGv3HyuOjeWwfNqBDDDPaFpTzYlZzdb8ZdwlSx2mJxRz7r_XNNvbQVjI8IaGafk1PwbqyzJRidyqEbPgT1yROwg";
+
+    #[test]
+    fn generated_keys_sign_tokens_that_their_published_jwk_verifies_and_no_other_key_does() {
+        for alg in KeyAlgorithm::ALL {
+            let key = PrivateKey::generate(alg).unwrap();
+            let other = PrivateKey::generate(alg).unwrap();
+            let keys = vec![key.public_jwk().unwrap(), other.public_jwk().unwrap()];
+            let public = PublicKeys::from_json(&serde_json::to_string(&Jwks { keys }).unwrap()).unwrap();
+            let mut header = Header::new(alg.algorithm());
+            header.kid = Some(key.kid.clone());
+            let token = jsonwebtoken::encode(&header, &json!({"sub": "u", "exp": 4_000_000_000u64}), &key.encoding_key().unwrap()).unwrap();
+            let verify = |kid: &str| {
+                let verifying = public.verifying_key(kid).unwrap();
+                assert_eq!(verifying.algorithm, alg.algorithm());
+                jsonwebtoken::decode::<Value>(&token, &verifying.decoding, &Validation::new(verifying.algorithm)).is_ok()
+            };
+            assert!(verify(&key.kid), "{alg:?}");
+            assert!(!verify(&other.kid), "{alg:?}: another key of the set must not verify it");
+        }
+    }
+
+    #[test]
+    fn a_key_of_the_wrong_algorithm_a_short_rsa_key_or_garbage_is_refused_and_debug_hides_the_key() {
+        let ed = PrivateKey::generate(KeyAlgorithm::EdDsa).unwrap();
+        assert!(PrivateKey::from_pkcs8("k".into(), KeyAlgorithm::Es256, ed.pkcs8()).is_err());
+        assert!(PrivateKey::from_pkcs8("k".into(), KeyAlgorithm::Rs256, ed.pkcs8()).is_err());
+        assert!(PrivateKey::from_pkcs8("k".into(), KeyAlgorithm::EdDsa, b"not a key").is_err());
+        assert!(
+            PrivateKey::from_pkcs8("k/../x".into(), KeyAlgorithm::EdDsa, ed.pkcs8()).is_err(),
+            "kid alphabet"
+        );
+        let rsa_1024 = URL_SAFE_NO_PAD.decode(RSA_1024_PKCS8).unwrap();
+        assert!(
+            PrivateKey::from_pkcs8("k".into(), KeyAlgorithm::Rs256, &rsa_1024).is_err(),
+            "RSA under 2048 bits"
+        );
+        let printed = format!("{ed:?}");
+        assert!(printed.contains("<redacted>") && !printed.contains(&format!("{:?}", ed.pkcs8())), "{printed}");
+    }
+
+    #[test]
+    fn signing_keys_need_an_active_key_and_a_long_pepper_and_never_quote_a_secret() {
+        let key = PrivateKey::generate(KeyAlgorithm::Es256).unwrap();
+        let pepper = crate::keys::generate_secret();
+        let good = serde_json::to_string(&SigningKeySet::starting_with(&key, pepper.clone(), 1)).unwrap();
+        assert_eq!(SigningKeys::from_json(&good).unwrap().active().kid, key.kid);
+        assert!(SigningKeys::from_json(&good.replace(&pepper, "c2hvcnQ")).is_err(), "short pepper");
+        assert!(SigningKeys::from_json(&good.replace("\"active\"", "\"standby\"")).is_err(), "no active key");
+        let secret = "S3CR3T-VALUE-THAT-MUST-NOT-LEAK";
+        let err = SigningKeys::from_json(&good.replace(&pepper, &format!("{secret}\", \"x\": \"{secret}"))).unwrap_err();
+        assert!(!err.to_string().contains(secret), "{err}");
+    }
+}

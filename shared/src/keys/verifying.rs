@@ -1,0 +1,269 @@
+//! Public keys: the RFC 7517 JWKS that verifiers read (the authorizer from its environment
+//! or the public store, `discovery` to publish it, any other service over HTTPS), read
+//! strictly into keys that verify, each pinned to its own algorithm. No private or
+//! symmetric key is ever accepted here, so nothing that verifies can sign.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, ED25519, ParsedPublicKey};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey};
+use serde::{Deserialize, Serialize};
+
+use super::cache::KeyCache;
+use super::signing::check_kid;
+use super::{KeyAlgorithm, KeyDocument, KeySetError, MIN_RSA_BITS, json_error};
+use crate::error::AuthError;
+
+/// A key that verifies tokens, pinned to exactly one algorithm.
+pub struct VerifyingKey {
+    /// Key id, the JWT `kid`.
+    pub kid: String,
+    /// The one algorithm this key accepts.
+    pub algorithm: Algorithm,
+    /// The key material, decoded once when the set is loaded.
+    pub decoding: DecodingKey,
+}
+
+/// A public key as RFC 7517 publishes it, with exactly the members verifiers need.
+/// Unknown members (`d`, `p`, `k` and every other private or symmetric member among them)
+/// are refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicJwk {
+    /// `EC`, `OKP` or `RSA`.
+    pub kty: String,
+    /// `P-256` or `Ed25519` (EC and OKP only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crv: Option<String>,
+    /// The x coordinate (EC) or the public key (OKP), base64url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x: Option<String>,
+    /// The y coordinate (EC only), base64url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub y: Option<String>,
+    /// The modulus (RSA only), base64url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<String>,
+    /// The public exponent (RSA only), base64url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e: Option<String>,
+    /// The key id.
+    pub kid: String,
+    /// The one algorithm this key verifies.
+    pub alg: KeyAlgorithm,
+    /// Always `sig`.
+    #[serde(rename = "use")]
+    pub key_use: String,
+}
+
+/// A public JWKS document.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Jwks {
+    /// The keys.
+    pub keys: Vec<PublicJwk>,
+}
+
+/// The keys of a public JWKS, by `kid`, each pinned to its own algorithm, with the
+/// document they came from (which `discovery` serves).
+pub struct PublicKeys {
+    keys: HashMap<String, VerifyingKey>,
+    jwks: Jwks,
+}
+
+impl std::fmt::Debug for PublicKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublicKeys").field("kids", &self.keys.keys().collect::<Vec<_>>()).finish()
+    }
+}
+
+impl PublicKeys {
+    /// Reads a JWKS already parsed: see [`KeyDocument::from_json`].
+    pub fn from_jwks(jwks: Jwks) -> Result<Self, KeySetError> {
+        let mut keys = HashMap::new();
+        for jwk in &jwks.keys {
+            let key = verifying_key(jwk)?;
+            if keys.insert(jwk.kid.clone(), key).is_some() {
+                return Err(KeySetError(format!("kid {:?} is listed twice", jwk.kid)));
+            }
+        }
+        Ok(Self { keys, jwks })
+    }
+
+    /// The verifying key for a `kid`, if published.
+    pub fn verifying_key(&self, kid: &str) -> Option<&VerifyingKey> {
+        self.keys.get(kid)
+    }
+
+    /// The JWKS these keys were read from.
+    pub fn jwks(&self) -> &Jwks {
+        &self.jwks
+    }
+
+    /// Whether no key is published.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+impl KeyDocument for PublicKeys {
+    /// Reads a JWKS strictly: every key must be an EC P-256 key for ES256, an OKP Ed25519
+    /// key for EdDSA or an RSA key of at least 2048 bits for RS256, for signatures, a valid
+    /// public key of its kind, with a unique `kid` and no other member.
+    fn from_json(json: &str) -> Result<Self, KeySetError> {
+        let jwks: Jwks = serde_json::from_str(json).map_err(|e| json_error("a public JWKS", &e))?;
+        Self::from_jwks(jwks)
+    }
+
+    fn knows(&self, kid: &str) -> bool {
+        self.keys.contains_key(kid)
+    }
+}
+
+/// The keys a verifier trusts: those deployed with it (`AUTH_PUBLIC_JWKS`), which need no
+/// network, then the public store, fetched only for a `kid` the deployment lacks (a key
+/// added since) or when nothing was deployed.
+pub struct TrustedKeys {
+    deployed: Option<Arc<PublicKeys>>,
+    store: KeyCache<PublicKeys>,
+}
+
+impl TrustedKeys {
+    /// `deployed` (`None` or an empty set: everything comes from `store`) before `store`.
+    pub fn new(deployed: Option<PublicKeys>, store: KeyCache<PublicKeys>) -> Self {
+        Self {
+            deployed: deployed.filter(|keys| !keys.is_empty()).map(Arc::new),
+            store,
+        }
+    }
+
+    /// Whether keys were deployed with the verifier.
+    pub fn has_deployed_keys(&self) -> bool {
+        self.deployed.is_some()
+    }
+
+    /// The public store's cache, for warming it at cold start when nothing was deployed.
+    pub fn store(&self) -> &KeyCache<PublicKeys> {
+        &self.store
+    }
+
+    /// The keys holding `kid`: the deployed ones when they do (no await on this path), else
+    /// the store's (see [`KeyCache::for_kid`]); fails closed when the store cannot be read.
+    pub async fn for_kid(&self, kid: &str) -> Result<Arc<PublicKeys>, AuthError> {
+        match &self.deployed {
+            Some(keys) if keys.knows(kid) => Ok(keys.clone()),
+            _ => Box::pin(self.store.for_kid(kid)).await,
+        }
+    }
+}
+
+fn verifying_key(jwk: &PublicJwk) -> Result<VerifyingKey, KeySetError> {
+    let bad = |what: &str| KeySetError(format!("key {:?}: {what}", jwk.kid));
+    check_kid(&jwk.kid)?;
+    if jwk.key_use != "sig" {
+        return Err(bad("use must be sig"));
+    }
+    let bytes = |value: &str| URL_SAFE_NO_PAD.decode(value).ok();
+    let coordinate = |value: &str| bytes(value).filter(|b| b.len() == 32);
+    // SECURITY: the algorithm is pinned by the key's type and curve, never taken alone, and
+    // the key must be a valid public key of its kind (aws-lc parses it), so a bad key is
+    // refused here rather than failing every verification later.
+    let decoding = match (jwk.alg, jwk.kty.as_str(), jwk.crv.as_deref(), &jwk.x, &jwk.y, &jwk.n, &jwk.e) {
+        (KeyAlgorithm::Es256, "EC", Some("P-256"), Some(x), Some(y), None, None) => {
+            let (Some(x_bytes), Some(y_bytes)) = (coordinate(x), coordinate(y)) else {
+                return Err(bad("x and y must be 32 bytes"));
+            };
+            let point = [&[4u8][..], &x_bytes, &y_bytes].concat();
+            ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point).map_err(|_| bad("not a P-256 point"))?;
+            DecodingKey::from_ec_components(x, y).map_err(|_| bad("not a P-256 point"))?
+        }
+        (KeyAlgorithm::EdDsa, "OKP", Some("Ed25519"), Some(x), None, None, None) => {
+            let x_bytes = coordinate(x).ok_or_else(|| bad("x must be 32 bytes"))?;
+            ParsedPublicKey::new(&ED25519, x_bytes).map_err(|_| bad("not an Ed25519 key"))?;
+            DecodingKey::from_ed_components(x).map_err(|_| bad("not an Ed25519 key"))?
+        }
+        (KeyAlgorithm::Rs256, "RSA", None, None, None, Some(n), Some(e)) => {
+            let (Some(n_bytes), Some(e_bytes)) = (bytes(n), bytes(e)) else {
+                return Err(bad("n and e must be base64url"));
+            };
+            let bits = n_bytes.iter().position(|b| *b != 0).map_or(0, |first| (n_bytes.len() - first) * 8);
+            if bits < MIN_RSA_BITS || e_bytes.is_empty() || e_bytes.len() > 4 || e_bytes[e_bytes.len() - 1] & 1 == 0 {
+                return Err(bad("an RSA key needs a modulus of at least 2048 bits and a small odd exponent"));
+            }
+            DecodingKey::from_rsa_components(n, e).map_err(|_| bad("not an RSA public key"))?
+        }
+        _ => return Err(bad("kty, crv, alg and members do not match ES256 on P-256, EdDSA on Ed25519 or RS256 on RSA")),
+    };
+    Ok(VerifyingKey {
+        kid: jwk.kid.clone(),
+        algorithm: jwk.alg.algorithm(),
+        decoding,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::keys::signing::PrivateKey;
+
+    #[test]
+    fn published_jwks_hold_only_public_members_for_every_key_type() {
+        for (alg, members) in [
+            (KeyAlgorithm::Es256, vec!["alg", "crv", "kid", "kty", "use", "x", "y"]),
+            (KeyAlgorithm::EdDsa, vec!["alg", "crv", "kid", "kty", "use", "x"]),
+            (KeyAlgorithm::Rs256, vec!["alg", "e", "kid", "kty", "n", "use"]),
+        ] {
+            let key = PrivateKey::generate(alg).unwrap();
+            let jwk: Value = serde_json::to_value(key.public_jwk().unwrap()).unwrap();
+            let mut names: Vec<&str> = jwk.as_object().unwrap().keys().map(String::as_str).collect();
+            names.sort_unstable();
+            assert_eq!(names, members, "{alg:?}");
+            assert_eq!(jwk["use"], "sig");
+            assert_eq!(jwk["alg"], alg.as_str());
+        }
+    }
+
+    #[test]
+    fn jwks_with_private_symmetric_mismatched_or_malformed_keys_are_refused() {
+        let jwk = |alg| serde_json::to_value(PrivateKey::generate(alg).unwrap().public_jwk().unwrap()).unwrap();
+        let (ec, ed, rsa) = (jwk(KeyAlgorithm::Es256), jwk(KeyAlgorithm::EdDsa), jwk(KeyAlgorithm::Rs256));
+        let with = |base: &Value, name: &str, value: Value| {
+            let mut jwk = base.clone();
+            jwk[name] = value;
+            json!({"keys": [jwk]}).to_string()
+        };
+        let short_n = URL_SAFE_NO_PAD.encode([0xc5u8; 128]);
+        assert!(PublicKeys::from_json(&json!({"keys": [ec, ed, rsa]}).to_string()).is_ok());
+        for (case, jwks) in [
+            ("EC private member d", with(&ec, "d", json!("AAAA"))),
+            ("OKP private member d", with(&ed, "d", json!("AAAA"))),
+            ("RSA private member d", with(&rsa, "d", json!("AAAA"))),
+            ("RSA private member p", with(&rsa, "p", json!("AAAA"))),
+            (
+                "symmetric key",
+                json!({"keys": [{"kty": "oct", "k": "c2VjcmV0", "kid": "k", "alg": "HS256", "use": "sig"}]}).to_string(),
+            ),
+            ("ES256 named on an Ed25519 key", with(&ed, "alg", json!("ES256"))),
+            ("EdDSA named on a P-256 key", with(&ec, "alg", json!("EdDSA"))),
+            ("RS256 named on a P-256 key", with(&ec, "alg", json!("RS256"))),
+            ("ES256 named on an RSA key", with(&rsa, "alg", json!("ES256"))),
+            ("HS256", with(&ec, "alg", json!("HS256"))),
+            ("another curve", with(&ec, "crv", json!("P-384"))),
+            ("short x", with(&ec, "x", json!("AAAA"))),
+            ("not a point", with(&ec, "y", json!(URL_SAFE_NO_PAD.encode([7u8; 32])))),
+            ("RSA under 2048 bits", with(&rsa, "n", json!(short_n))),
+            ("RSA even exponent", with(&rsa, "e", json!("AQAA"))),
+            ("use enc", with(&ec, "use", json!("enc"))),
+            ("empty kid", with(&ec, "kid", json!(""))),
+            ("embedded certificate chain", with(&ec, "x5c", json!(["MII"]))),
+            ("duplicate kid", json!({"keys": [ec, ec]}).to_string()),
+        ] {
+            assert!(PublicKeys::from_json(&jwks).is_err(), "{case}");
+        }
+    }
+}
