@@ -4,7 +4,8 @@
 //! and `password`; `http` and `authorizer` (the only modules that know about Lambda event
 //! shapes) call `service` or `tokens`; `aws` wires the adapters (`store::dynamodb`,
 //! `keys::secrets_manager`), which know nothing of it. `config`, `error`, `clock` and
-//! `random` depend on no other module. AWS SDK types stay inside the adapters and `aws`.
+//! `random` depend on no other module but `error`; `tokens` uses `keys`, never the other
+//! way. AWS SDK types stay inside the adapters and `aws`.
 
 pub mod audit;
 pub mod authorizer;

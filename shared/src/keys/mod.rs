@@ -87,6 +87,14 @@ impl From<KeySetError> for AuthError {
     }
 }
 
+/// A `kid` is 1 to 64 characters of base64url's alphabet (ours are random ids): safe in
+/// logs, headers and `authctl` output.
+pub(crate) fn check_kid(kid: &str) -> Result<(), KeySetError> {
+    let ok = (1..=64).contains(&kid.len()) && kid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    ok.then_some(())
+        .ok_or_else(|| KeySetError("a kid must be 1 to 64 letters, digits, '-' or '_'".into()))
+}
+
 /// Reads a serde_json error without its message, which may quote the offending value (a
 /// key): the position only.
 pub(crate) fn json_error(what: &str, e: &serde_json::Error) -> KeySetError {

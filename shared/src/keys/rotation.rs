@@ -10,9 +10,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
-use super::signing::PrivateKey;
+use super::signing::{PrivateKey, SigningKeys};
 use super::verifying::Jwks;
-use super::{KeyAlgorithm, KeySetError, json_error};
+use super::{KeyAlgorithm, KeyDocument, KeySetError, json_error};
 
 /// Where a key is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -254,6 +254,22 @@ impl SigningKeySet {
     }
 }
 
+impl KeyDocument for SigningKeys {
+    /// Parses the private key set (see [`SigningKeySet`]), keeping only the active key and
+    /// the pepper: what login and refresh sign and rotate with.
+    fn from_json(json: &str) -> Result<Self, KeySetError> {
+        let set = SigningKeySet::from_json(json)?;
+        let active = set
+            .active()
+            .ok_or_else(|| KeySetError("no key is active; `authctl keys list` shows the keys, `authctl keys activate` picks one".into()))?;
+        Self::new(&active.private_key()?, set.refresh_pepper())
+    }
+
+    fn knows(&self, kid: &str) -> bool {
+        self.active().kid == kid
+    }
+}
+
 fn entry(key: &PrivateKey, now: u64) -> KeyEntry {
     KeyEntry {
         kid: key.kid.clone(),
@@ -355,5 +371,18 @@ mod tests {
         let printed = format!("{set:?}");
         assert!(!printed.contains(&set.keys[0].private_key) && !printed.contains("pepper-value"), "{printed}");
         assert!(serde_json::from_str::<SigningKeySet>(&json.replace("\"keys\"", "\"secret\":1,\"keys\"")).is_err());
+    }
+
+    #[test]
+    fn signing_keys_need_an_active_key_and_a_long_pepper_and_never_quote_a_secret() {
+        let key = PrivateKey::generate(KeyAlgorithm::Es256).unwrap();
+        let pepper = crate::keys::generate_secret();
+        let good = serde_json::to_string(&SigningKeySet::starting_with(&key, pepper.clone(), 1)).unwrap();
+        assert_eq!(SigningKeys::from_json(&good).unwrap().active().kid, key.kid);
+        assert!(SigningKeys::from_json(&good.replace(&pepper, "c2hvcnQ")).is_err(), "short pepper");
+        assert!(SigningKeys::from_json(&good.replace("\"active\"", "\"standby\"")).is_err(), "no active key");
+        let secret = "S3CR3T-VALUE-THAT-MUST-NOT-LEAK";
+        let err = SigningKeys::from_json(&good.replace(&pepper, &format!("{secret}\", \"x\": \"{secret}"))).unwrap_err();
+        assert!(!err.to_string().contains(secret), "{err}");
     }
 }

@@ -14,9 +14,8 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, EncodingKey};
 
-use super::rotation::SigningKeySet;
 use super::verifying::PublicJwk;
-use super::{KeyAlgorithm, KeyDocument, KeySetError, MIN_RSA_BITS, MIN_SECRET_BYTES};
+use super::{KeyAlgorithm, KeySetError, MIN_RSA_BITS, MIN_SECRET_BYTES, check_kid};
 
 /// A private signing key: its id, its algorithm and its PKCS#8 document. `Debug` never
 /// shows the key.
@@ -165,13 +164,6 @@ impl PrivateKey {
     }
 }
 
-/// A `kid` is 1 to 64 characters of base64url's alphabet (ours are random ids).
-pub(crate) fn check_kid(kid: &str) -> Result<(), KeySetError> {
-    let ok = (1..=64).contains(&kid.len()) && kid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    ok.then_some(())
-        .ok_or_else(|| KeySetError("a kid must be 1 to 64 letters, digits, '-' or '_'".into()))
-}
-
 /// The key that signs new access tokens.
 pub struct SigningKey {
     /// Key id, the JWT `kid`.
@@ -196,28 +188,11 @@ impl fmt::Debug for SigningKeys {
 }
 
 impl SigningKeys {
-    /// The key new tokens are signed with.
-    pub fn active(&self) -> &SigningKey {
-        &self.active
-    }
-
-    /// The HMAC key of the refresh-token hash chain.
-    pub fn refresh_pepper(&self) -> &hmac::Key {
-        &self.refresh_pepper
-    }
-}
-
-impl KeyDocument for SigningKeys {
-    /// Parses the private key set (see [`SigningKeySet`]), keeping only the active key and
-    /// the pepper.
-    fn from_json(json: &str) -> Result<Self, KeySetError> {
-        let set = SigningKeySet::from_json(json)?;
-        let active = set
-            .active()
-            .ok_or_else(|| KeySetError("no key is active; `authctl keys list` shows the keys, `authctl keys activate` picks one".into()))?;
-        let key = active.private_key()?;
+    /// The active `key` and the refresh pepper (at least 32 bytes, base64url). Loaded from
+    /// the stored set by `KeyDocument for SigningKeys` in [`super::rotation`].
+    pub fn new(key: &PrivateKey, refresh_pepper: &str) -> Result<Self, KeySetError> {
         let pepper = URL_SAFE_NO_PAD
-            .decode(set.refresh_pepper().trim_end_matches('='))
+            .decode(refresh_pepper.trim_end_matches('='))
             .ok()
             .filter(|p| p.len() >= MIN_SECRET_BYTES)
             .ok_or_else(|| KeySetError(format!("refresh_pepper must be at least {MIN_SECRET_BYTES} bytes of base64url")))?;
@@ -231,8 +206,14 @@ impl KeyDocument for SigningKeys {
         })
     }
 
-    fn knows(&self, kid: &str) -> bool {
-        self.active.kid == kid
+    /// The key new tokens are signed with.
+    pub fn active(&self) -> &SigningKey {
+        &self.active
+    }
+
+    /// The HMAC key of the refresh-token hash chain.
+    pub fn refresh_pepper(&self) -> &hmac::Key {
+        &self.refresh_pepper
     }
 }
 
@@ -242,6 +223,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+    use crate::keys::KeyDocument;
     use crate::keys::verifying::{Jwks, PublicKeys};
 
     /// A 1024-bit RSA key (PKCS#8), too short to be accepted.
@@ -284,18 +266,5 @@ mod tests {
         );
         let printed = format!("{ed:?}");
         assert!(printed.contains("<redacted>") && !printed.contains(&format!("{:?}", ed.pkcs8())), "{printed}");
-    }
-
-    #[test]
-    fn signing_keys_need_an_active_key_and_a_long_pepper_and_never_quote_a_secret() {
-        let key = PrivateKey::generate(KeyAlgorithm::Es256).unwrap();
-        let pepper = crate::keys::generate_secret();
-        let good = serde_json::to_string(&SigningKeySet::starting_with(&key, pepper.clone(), 1)).unwrap();
-        assert_eq!(SigningKeys::from_json(&good).unwrap().active().kid, key.kid);
-        assert!(SigningKeys::from_json(&good.replace(&pepper, "c2hvcnQ")).is_err(), "short pepper");
-        assert!(SigningKeys::from_json(&good.replace("\"active\"", "\"standby\"")).is_err(), "no active key");
-        let secret = "S3CR3T-VALUE-THAT-MUST-NOT-LEAK";
-        let err = SigningKeys::from_json(&good.replace(&pepper, &format!("{secret}\", \"x\": \"{secret}"))).unwrap_err();
-        assert!(!err.to_string().contains(secret), "{err}");
     }
 }

@@ -13,8 +13,7 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::{Deserialize, Serialize};
 
 use super::cache::KeyCache;
-use super::signing::check_kid;
-use super::{KeyAlgorithm, KeyDocument, KeySetError, MIN_RSA_BITS, json_error};
+use super::{KeyAlgorithm, KeyDocument, KeySetError, MIN_RSA_BITS, check_kid, json_error};
 use crate::error::AuthError;
 
 /// A key that verifies tokens, pinned to exactly one algorithm.
