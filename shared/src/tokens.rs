@@ -457,6 +457,29 @@ mod tests {
     }
 
     #[test]
+    fn a_header_naming_another_algorithm_than_the_keys_is_refused_before_the_signature_is_checked() {
+        let tokens = AccessTokens::new(&testing::config());
+        let token = tokens.issue(&testing::signing_keys(), "user-1", "sid-1", &[], 1_000_000).unwrap().token;
+        let (_, rest) = token.split_once('.').unwrap();
+        let public = testing::public_keys();
+        // k1 is ES256, k0 EdDSA, k2 RS256: every other name under each kid, HMAC ones included
+        // (an HS256 token keyed with the public key's bytes never reaches an HMAC).
+        for (kid, own) in [("k1", "ES256"), ("k0", "EdDSA"), ("k2", "RS256")] {
+            for alg in ["ES256", "EdDSA", "RS256", "HS256", "HS384", "HS512", "PS256", "ES384"] {
+                let header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{alg}","typ":"at+jwt","kid":"{kid}"}}"#));
+                let forged = format!("{header}.{rest}");
+                let read = AccessTokenHeader::read(&forged).unwrap();
+                let verdict = tokens.verify(&public, &forged, &read, 1_000_000);
+                if alg == own {
+                    assert_ne!(verdict.err(), Some(Rejection::AlgorithmMismatch), "{kid} {alg}: its own algorithm");
+                } else {
+                    assert_eq!(verdict.unwrap_err(), Rejection::AlgorithmMismatch, "{kid} {alg}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn header_must_be_exactly_ours() {
         let b64 = |s: &str| URL_SAFE_NO_PAD.encode(s);
         let with = |h: &str| format!("{}.e30.c2ln", b64(h));

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use auth_core::keys::KeyAlgorithm;
 use auth_core::keys::signing::PrivateKey;
-use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
 use aws_lc_rs::hmac;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
 use serde_json::{Value, json};
@@ -39,27 +39,9 @@ fn public_key_encodings(kid: &str) -> Vec<(&'static str, Vec<u8>)> {
     use base64::Engine;
     let key = test_key(kid);
     let der = match key.alg {
-        KeyAlgorithm::Es256 => EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, key.pkcs8())
-            .unwrap()
-            .public_key()
-            .as_der()
-            .unwrap()
-            .as_ref()
-            .to_vec(),
-        KeyAlgorithm::EdDsa => Ed25519KeyPair::from_pkcs8(key.pkcs8())
-            .unwrap()
-            .public_key()
-            .as_der()
-            .unwrap()
-            .as_ref()
-            .to_vec(),
-        KeyAlgorithm::Rs256 => aws_lc_rs::rsa::KeyPair::from_pkcs8(key.pkcs8())
-            .unwrap()
-            .public_key()
-            .as_der()
-            .unwrap()
-            .as_ref()
-            .to_vec(),
+        KeyAlgorithm::Es256 => spki(EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, key.pkcs8()).unwrap()),
+        KeyAlgorithm::EdDsa => spki(Ed25519KeyPair::from_pkcs8(key.pkcs8()).unwrap()),
+        KeyAlgorithm::Rs256 => spki(aws_lc_rs::rsa::KeyPair::from_pkcs8(key.pkcs8()).unwrap()),
     };
     let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
     let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
@@ -74,6 +56,14 @@ fn public_key_encodings(kid: &str) -> Vec<(&'static str, Vec<u8>)> {
         ("x or n decoded", base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&component).unwrap()),
         ("x or n as text", component.into_bytes()),
     ]
+}
+
+/// The DER SubjectPublicKeyInfo of a key pair's public key.
+fn spki<K: KeyPair>(pair: K) -> Vec<u8>
+where
+    K::PublicKey: AsDer<PublicKeyX509Der<'static>>,
+{
+    pair.public_key().as_der().unwrap().as_ref().to_vec()
 }
 
 fn signed(claims: &Value) -> String {
