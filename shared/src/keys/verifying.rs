@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cache::KeyCache;
 use super::signing::check_kid;
-use super::{KeyAlgorithm, KeyDocument, KeySetError, MIN_RSA_BITS, json_error};
+use super::{KeyAlgorithm, KeyDocument, KeySetError, MAX_RSA_BITS, MIN_RSA_BITS, json_error};
 use crate::error::AuthError;
 
 /// A key that verifies tokens, pinned to exactly one algorithm.
@@ -250,8 +250,15 @@ fn verifying_key(jwk: &PublicJwk) -> Result<VerifyingKey, KeySetError> {
                 return Err(bad("n and e must be base64url"));
             };
             let bits = n_bytes.iter().position(|b| *b != 0).map_or(0, |first| (n_bytes.len() - first) * 8);
-            if bits < MIN_RSA_BITS || e_bytes.is_empty() || e_bytes.len() > 4 || e_bytes[e_bytes.len() - 1] & 1 == 0 {
-                return Err(bad("an RSA key needs a modulus of at least 2048 bits and a small odd exponent"));
+            let exponent = (e_bytes.len() <= 4).then(|| e_bytes.iter().fold(0u64, |e, b| e << 8 | u64::from(*b)));
+            // aws-lc verifies RS256 with moduli of 2048 to 8192 bits and odd exponents from 3
+            // to 2^32 - 1 only: any other key would fail every verification, so it is refused
+            // here, with its reason, instead.
+            let odd = |bytes: &[u8]| bytes.last().is_some_and(|b| b & 1 == 1);
+            if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) || !odd(&n_bytes) || !odd(&e_bytes) || exponent.is_none_or(|e| e < 3) {
+                return Err(bad(
+                    "an RSA key needs an odd modulus of 2048 to 8192 bits and an odd exponent from 3 to 2^32 - 1",
+                ));
             }
             DecodingKey::from_rsa_components(n, e).map_err(|_| bad("not an RSA public key"))?
         }
@@ -384,6 +391,10 @@ mod tests {
             ("not a point", with(&ec, "y", json!(URL_SAFE_NO_PAD.encode([7u8; 32])))),
             ("RSA under 2048 bits", with(&rsa, "n", json!(short_n))),
             ("RSA even exponent", with(&rsa, "e", json!("AQAA"))),
+            ("RSA exponent 1", with(&rsa, "e", json!("AQ"))),
+            ("RSA exponent over 32 bits", with(&rsa, "e", json!(URL_SAFE_NO_PAD.encode([1u8, 0, 0, 0, 1])))),
+            ("RSA over 8192 bits", with(&rsa, "n", json!(URL_SAFE_NO_PAD.encode([0xc5u8; 1025])))),
+            ("RSA even modulus", with(&rsa, "n", json!(URL_SAFE_NO_PAD.encode([0xc4u8; 256])))),
             ("use enc", with(&ec, "use", json!("enc"))),
             ("empty kid", with(&ec, "kid", json!(""))),
             ("embedded certificate chain", with(&ec, "x5c", json!(["MII"]))),
