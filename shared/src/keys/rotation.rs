@@ -248,6 +248,21 @@ impl SigningKeySet {
         Ok(Jwks { keys })
     }
 
+    /// Key `kid`, refused with where to look when it is not in the set.
+    pub fn entry(&self, kid: &str) -> Result<&KeyEntry, RotationRefused> {
+        self.find(kid)
+    }
+
+    /// Restarts the publish delay of standby key `kid`: it was found missing from the
+    /// public store and has just been published again.
+    pub fn restart_publication(&mut self, kid: &str, now: u64) -> Result<(), RotationRefused> {
+        let key = self.find_mut(kid)?;
+        if key.state == KeyState::Standby {
+            key.created_at = now;
+        }
+        Ok(())
+    }
+
     fn find(&self, kid: &str) -> Result<&KeyEntry, RotationRefused> {
         self.keys
             .iter()

@@ -10,9 +10,15 @@ use crate::harness::*;
 
 /// Runs the real `authctl` binary (built by scripts/e2e.sh) against `app`'s tables.
 fn authctl(app: &App, args: &[&str], stdin: Option<&str>) -> Output {
+    authctl_with(app, args, stdin, &[])
+}
+
+/// [`authctl`] with extra environment variables (e.g. `KEY_PUBLISH_DELAY`).
+pub fn authctl_with(app: &App, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
     let binary = std::env::var("AUTHCTL_BIN").expect("AUTHCTL_BIN is set by scripts/e2e.sh");
     let mut child = Command::new(binary)
         .args(args)
+        .envs(env.iter().copied())
         .env("USERS_TABLE", &app.config.users_table)
         .env("SESSIONS_TABLE", &app.config.sessions_table)
         .env("SIGNING_SECRET_ID", &app.config.signing_secret_id)
@@ -28,7 +34,7 @@ fn authctl(app: &App, args: &[&str], stdin: Option<&str>) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn text(output: &Output) -> String {
+pub fn text(output: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
 }
 
