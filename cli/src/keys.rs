@@ -19,6 +19,10 @@ pub struct KeysArgs {
     #[arg(long, env = "ACCESS_TOKEN_TTL", default_value_t = 900, global = true,
           value_parser = clap::value_parser!(u64).range(1..=MAX_ACCESS_TOKEN_TTL))]
     access_token_ttl: u64,
+    /// How long login and refresh cache the private key set, seconds: after an activation
+    /// they may sign with the retired key this much longer.
+    #[arg(long, env = "KEY_CACHE_TTL", default_value_t = 300, global = true)]
+    key_cache_ttl: u64,
     #[command(subcommand)]
     command: KeysCommand,
 }
@@ -46,7 +50,8 @@ enum KeysCommand {
         #[arg(long)]
         now: bool,
     },
-    /// Remove a retired (or standby) key once no token it signed can still be valid.
+    /// Remove a retired (or standby) key once no token it signed can still be valid
+    /// (KEY_CACHE_TTL + ACCESS_TOKEN_TTL + 30 s after it retired).
     Remove {
         kid: String,
         /// Remove it at once: every token it signed stops verifying (a key compromise).
@@ -81,7 +86,10 @@ pub async fn run(stores: &KeyStores, args: KeysArgs, now: u64) -> Result<(), Str
             println!("keys activate: key {kid} signs new tokens; the previous key is retired and still verifies");
         }
         KeysCommand::Remove { kid, now: at_once } => {
-            let lifetime = args.access_token_ttl.saturating_add(LEEWAY_SECS);
+            // A login or refresh whose cached set predates the activation still signs with
+            // the retired key for up to KEY_CACHE_TTL, and each token lives ACCESS_TOKEN_TTL
+            // plus the leeway verifiers allow.
+            let lifetime = args.key_cache_ttl.saturating_add(args.access_token_ttl).saturating_add(LEEWAY_SECS);
             if stores.remove(&kid, now, lifetime, at_once).await.map_err(describe)? {
                 println!(
                     "keys remove: key {kid} is no longer published; authorizers deployed with it trust it until they next read \

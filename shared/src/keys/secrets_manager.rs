@@ -184,8 +184,15 @@ impl KeyStores {
     }
 
     fn existing(&self, private: &Read) -> Result<SigningKeySet, RotationError> {
-        SigningKeySet::from_json(private.value.as_deref().unwrap_or_default())
-            .map_err(|e| RotationRefused(format!("secret {} holds no usable key set ({}); run `authctl keys init`", self.private_id, e.0)).into())
+        let value = private.value.as_deref();
+        SigningKeySet::from_json(value.unwrap_or_default()).map_err(|e| {
+            let what_to_do = match value {
+                None => "there is no key set yet: run `authctl keys init`",
+                Some(json) if is_placeholder(json) || SigningKeySet::hmac_era_pepper(json).is_some() => "run `authctl keys init`",
+                Some(_) => "repair it (`keys init` would not replace it)",
+            };
+            RotationRefused(format!("secret {} holds no usable key set ({}); {what_to_do}", self.private_id, e.0)).into()
+        })
     }
 
     /// Makes sure there is a key set: a new one signing with a fresh `alg` key where there

@@ -256,7 +256,8 @@ async fn authctl_rotates_keys_step_by_step_refusing_unsafe_steps_and_repeating_s
     let mut delay = "3600";
     let mut outputs = Vec::new();
     let mut run = |args: &[&str], delay: &str| {
-        let output = authctl_with(&app, args, None, &[("KEY_PUBLISH_DELAY", delay)]);
+        let env = [("KEY_PUBLISH_DELAY", delay), ("KEY_CACHE_TTL", "300"), ("ACCESS_TOKEN_TTL", "900")];
+        let output = authctl_with(&app, args, None, &env);
         let printed = text(&output);
         outputs.push(printed.clone());
         (output.status.success(), printed)
@@ -318,6 +319,16 @@ async fn authctl_rotates_keys_step_by_step_refusing_unsafe_steps_and_repeating_s
     );
     let (ok, early) = run(&["keys", "remove", "k1"], delay);
     assert!(!ok && early.contains("may still be valid") && early.contains("--now"), "{early}");
+    // Logins may sign with k1 for a KEY_CACHE_TTL (300 s) after the activation, and their
+    // tokens live ACCESS_TOKEN_TTL (900 s) plus the 30 s leeway.
+    let wait: u64 = early
+        .split("valid for ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1_200..=1_230).contains(&wait), "{early}");
     assert_eq!(stored(&app).await, after_activate, "refused removals write nothing");
     let (ok, removed) = run(&["keys", "remove", "k1", "--now"], delay);
     assert!(ok && removed.contains("key k1 is no longer published"), "{removed}");
@@ -646,6 +657,8 @@ async fn keys_init_never_replaces_a_key_set_it_cannot_read() {
         assert!(!output.status.success() && printed.contains("does not replace it"), "{printed}");
         assert_eq!(stored(&app).await.0, broken, "the secret is left as it was");
     }
+    let output = authctl_with(&app, &["keys", "add"], None, &[]);
+    assert!(!output.status.success() && text(&output).contains("repair it"), "{}", text(&output));
     // The stack's placeholder is replaced, as before.
     write_secret(&app.secrets, &app.config.signing_secret_id, r#"{"uninitialized": true, "placeholder": "abc"}"#)
         .await
