@@ -64,6 +64,44 @@ async fn local_setup_creates_everything_once_and_then_says_nothing_changed() {
 }
 
 #[tokio::test]
+async fn local_setup_finds_existing_tables_however_many_tables_there_are() {
+    // 100 tables created before the app's and sorting before them: ListTables' first page
+    // (100 names, alphabetical in AWS, in creation order in moto) does not show the app's.
+    let client = aws_sdk_dynamodb::Client::new(&auth_core::aws::load_sdk_config().await);
+    let prefix = format!("a-{}", random_id().to_lowercase().replace(['-', '_'], "x"));
+    let mut creating = tokio::task::JoinSet::new();
+    for i in 0..100 {
+        let (client, name) = (client.clone(), format!("{prefix}-{i:03}"));
+        creating.spawn(async move {
+            let key = aws_sdk_dynamodb::types::KeySchemaElement::builder()
+                .attribute_name("k")
+                .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
+                .build()
+                .unwrap();
+            let attribute = aws_sdk_dynamodb::types::AttributeDefinition::builder()
+                .attribute_name("k")
+                .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
+                .build()
+                .unwrap();
+            client
+                .create_table()
+                .table_name(name)
+                .key_schema(key)
+                .attribute_definitions(attribute)
+                .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+                .send()
+                .await
+                .unwrap();
+        });
+    }
+    creating.join_all().await;
+    let app = spawn_app().await;
+    let output = authctl(&app, &["local-setup"], None);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(!text(&output).contains("created table"), "{}", text(&output));
+}
+
+#[tokio::test]
 async fn user_add_reads_the_password_from_stdin_and_the_user_can_log_in() {
     let app = spawn_app().await;
     let added = authctl(
