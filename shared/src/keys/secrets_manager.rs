@@ -175,8 +175,11 @@ impl KeyStores {
         Ok(self.read(&self.private_id).await?.value.and_then(|json| SigningKeySet::from_json(&json).ok()))
     }
 
-    /// Both stores, public first: a key published by a step that overlaps this one is then
-    /// either in what this step read, or its write makes this step's public write fail.
+    /// Both stores, public first: a key that an overlapping step removes (private, then
+    /// public) is then either missing from what this step read, or this step's public write
+    /// fails, or the remover's does (and it is told to run again). A key an overlapping
+    /// step adds can still be left out of this step's JWKS; `activate` finds and repairs
+    /// that before the key may sign.
     async fn read_both(&self) -> Result<(Read, Read), RotationError> {
         let public = self.read(&self.public_id).await?;
         let private = self.read(&self.private_id).await?;
@@ -257,6 +260,7 @@ impl KeyStores {
             // Done before (maybe cut short before its JWKS was written): finish, write nothing new.
             return self.publish(&public, &set, false).await;
         }
+        // SECURITY: never sign with a key that verifiers may not have been able to fetch.
         if set.entry(kid)?.state == KeyState::Standby && self.republish_if_missing(&public, &private, &mut set, kid, now).await? {
             if !now_anyway {
                 return Err(RotationRefused(format!(
@@ -270,6 +274,7 @@ impl KeyStores {
             set = self.existing(&private)?;
         }
         set.activate(kid, now, publish_delay, now_anyway)?;
+        // SECURITY: always a new public version, so a stale JWKS can no longer replace it.
         self.publish(&public, &set, true).await?;
         self.write(&private, &set.to_json(), false).await
     }
@@ -363,6 +368,7 @@ impl KeyStores {
                     .put_secret_value()
                     .secret_id(&read.id)
                     .secret_string(value)
+                    // SECURITY: the compare-and-set: a token derived from the version read.
                     .client_request_token(successor_token(&read.id, version));
                 match request.send().await {
                     Ok(_) => Ok(()),

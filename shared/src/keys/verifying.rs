@@ -176,6 +176,7 @@ impl TrustedKeys {
     /// error (the caller denies).
     pub async fn for_kid(&self, kid: &str) -> Result<Arc<PublicKeys>, AuthError> {
         match &self.deployed {
+            // SECURITY: once the store differs, a deployed key may have been removed: the store decides.
             Some(keys) if keys.knows(kid) && !self.deployment_outdated() => Ok(keys.clone()),
             _ => Box::pin(self.via_store(kid)).await,
         }
