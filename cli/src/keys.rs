@@ -1,10 +1,10 @@
 //! `authctl keys`: the signing key set and its staged rotation, over the two key stores.
 
 use auth_core::AuthError;
-use auth_core::config::DEFAULT_KEY_PUBLISH_DELAY;
+use auth_core::config::{DEFAULT_KEY_PUBLISH_DELAY, MAX_ACCESS_TOKEN_TTL};
 use auth_core::keys::KeyAlgorithm;
 use auth_core::keys::rotation::KeyEntry;
-use auth_core::keys::secrets_manager::{KeyStores, KeysInit, RotationError};
+use auth_core::keys::secrets_manager::{KeyAdded, KeyStores, KeysInit, RotationError};
 use auth_core::tokens::LEEWAY_SECS;
 use clap::{Args, Subcommand};
 
@@ -15,8 +15,14 @@ pub struct KeysArgs {
     #[arg(long, env = "KEY_PUBLISH_DELAY", default_value_t = DEFAULT_KEY_PUBLISH_DELAY, global = true)]
     key_publish_delay: u64,
     /// Lifetime of access tokens, seconds: a retired key is kept this long (plus leeway).
-    #[arg(long, env = "ACCESS_TOKEN_TTL", default_value_t = 900, global = true)]
+    /// At most the functions' own limit.
+    #[arg(long, env = "ACCESS_TOKEN_TTL", default_value_t = 900, global = true,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_ACCESS_TOKEN_TTL))]
     access_token_ttl: u64,
+    /// How long login and refresh cache the private key set, seconds: after an activation
+    /// they may sign with the retired key this much longer.
+    #[arg(long, env = "KEY_CACHE_TTL", default_value_t = 300, global = true)]
+    key_cache_ttl: u64,
     #[command(subcommand)]
     command: KeysCommand,
 }
@@ -44,7 +50,8 @@ enum KeysCommand {
         #[arg(long)]
         now: bool,
     },
-    /// Remove a retired (or standby) key once no token it signed can still be valid.
+    /// Remove a retired (or standby) key once no token it signed can still be valid
+    /// (KEY_CACHE_TTL + ACCESS_TOKEN_TTL + 30 s after it retired).
     Remove {
         kid: String,
         /// Remove it at once: every token it signed stops verifying (a key compromise).
@@ -66,20 +73,31 @@ pub async fn run(stores: &KeyStores, args: KeysArgs, now: u64) -> Result<(), Str
             None => println!("keys init: nothing to do, the key set is valid (its JWKS is published)"),
         },
         KeysCommand::Add { alg } => {
-            let kid = stores.add(alg, now).await.map_err(describe)?;
-            let ready = now + args.key_publish_delay;
-            println!(
-                "keys add: key {kid} is published in standby; activate it from {} on; {redeploy}",
-                timestamp(ready)
-            );
+            let (key, what) = match stores.add(alg, now).await.map_err(describe)? {
+                KeyAdded::New(key) => (key, "is published in standby"),
+                KeyAdded::AlreadyWaiting(key) => (key, "was already waiting in standby (no key added)"),
+            };
+            // From the key's own publication time: a second run must not move the date.
+            let ready = timestamp(key.created_at.saturating_add(args.key_publish_delay));
+            println!("keys add: {} key {} {what}; activate it from {ready} on; {redeploy}", key.alg.as_str(), key.kid);
         }
         KeysCommand::Activate { kid, now: at_once } => {
             stores.activate(&kid, now, args.key_publish_delay, at_once).await.map_err(describe)?;
             println!("keys activate: key {kid} signs new tokens; the previous key is retired and still verifies");
         }
         KeysCommand::Remove { kid, now: at_once } => {
-            stores.remove(&kid, now, args.access_token_ttl + LEEWAY_SECS, at_once).await.map_err(describe)?;
-            println!("keys remove: key {kid} is no longer published; {redeploy}");
+            // A login or refresh whose cached set predates the activation still signs with
+            // the retired key for up to KEY_CACHE_TTL, and each token lives ACCESS_TOKEN_TTL
+            // plus the leeway verifiers allow.
+            let lifetime = args.key_cache_ttl.saturating_add(args.access_token_ttl).saturating_add(LEEWAY_SECS);
+            if stores.remove(&kid, now, lifetime, at_once).await.map_err(describe)? {
+                println!(
+                    "keys remove: key {kid} is no longer published; authorizers deployed with it trust it until they next read \
+                     the public store: {redeploy}"
+                );
+            } else {
+                println!("keys remove: there is no key {kid} in the set (removed before, or never added); `authctl keys list` shows the keys");
+            }
         }
         KeysCommand::List => {
             let set = stores.list().await.map_err(describe)?;

@@ -15,7 +15,7 @@ use crate::authorizer::Authorizer;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::error::ConfigError;
-use crate::keys::secrets_manager::SecretsManagerKeys;
+use crate::keys::secrets_manager::{Connect, SecretsManagerKeys};
 use crate::keys::verifying::TrustedKeys;
 use crate::keys::{KeyCache, KeyDocument, PublicKeys, SigningKeys};
 use crate::service::AuthService;
@@ -59,7 +59,13 @@ pub fn auth_service_with(config: &Config, dynamodb: aws_sdk_dynamodb::Client, se
 /// public store is fetched during init; a failure is logged, not fatal: every request
 /// denies until the keys can be read. A malformed `AUTH_PUBLIC_JWKS` fails the cold start.
 pub async fn authorizer(config: &Config) -> Result<Authorizer, ConfigError> {
-    let connect = Box::new(|| Box::pin(async { aws_sdk_secretsmanager::Client::new(&load_sdk_config().await) }) as _);
+    let connect: Connect = Box::new(|| Box::pin(async { aws_sdk_secretsmanager::Client::new(&load_sdk_config().await) }));
+    authorizer_connecting(config, connect).await
+}
+
+/// [`authorizer`] with the public store's client built by `connect`, on its first fetch:
+/// the same cold start, so the tests can see when (and whether) a client is ever built.
+pub async fn authorizer_connecting(config: &Config, connect: Connect) -> Result<Authorizer, ConfigError> {
     let authorizer = authorizer_over(config, SecretsManagerKeys::lazy(connect, &config.public_keys_secret_id))?;
     if !authorizer.keys().has_deployed_keys()
         && let Err(e) = authorizer.keys().store().current().await

@@ -25,6 +25,8 @@ pub const MAX_FETCH_BACKOFF_SECS: u64 = 60;
 struct CacheState<T> {
     keys: Option<Arc<T>>,
     fetched_at: u64,
+    /// Successful fetches so far: tells a caller whether its own call fetched.
+    good_fetches: u64,
     last_unknown_kid_fetch: Option<u64>,
     failed_fetches: u32,
     next_fetch_at: u64,
@@ -35,6 +37,7 @@ impl<T> Default for CacheState<T> {
         Self {
             keys: None,
             fetched_at: 0,
+            good_fetches: 0,
             last_unknown_kid_fetch: None,
             failed_fetches: 0,
             next_fetch_at: 0,
@@ -84,14 +87,23 @@ impl<T: KeyDocument> KeyCache<T> {
 
     /// The current key set, fetching it when missing or older than the TTL.
     pub async fn current(&self) -> Result<Arc<T>, AuthError> {
+        Ok(self.current_or_fetched().await?.0)
+    }
+
+    /// [`Self::current`], and whether this call fetched it.
+    async fn current_or_fetched(&self) -> Result<(Arc<T>, bool), AuthError> {
         if let Some(keys) = self.fresh() {
-            return Ok(keys);
+            return Ok((keys, false));
         }
         let _guard = self.fetching.lock().await;
         if let Some(keys) = self.fresh() {
-            return Ok(keys);
+            return Ok((keys, false));
         }
-        self.fetch_now().await
+        let before = self.state.read().unwrap_or_else(|e| e.into_inner()).good_fetches;
+        let keys = self.fetch_now().await?;
+        // A stale set served during an outage was not fetched now.
+        let fetched = self.state.read().unwrap_or_else(|e| e.into_inner()).good_fetches != before;
+        Ok((keys, fetched))
     }
 
     /// The key set for verifying a token signed with `kid`: re-fetches once when the kid is
@@ -106,8 +118,14 @@ impl<T: KeyDocument> KeyCache<T> {
     }
 
     async fn fetch_for_kid(&self, kid: &str) -> Result<Arc<T>, AuthError> {
-        let keys = self.current().await?;
+        let (keys, fetched) = self.current_or_fetched().await?;
         if keys.knows(kid) {
+            return Ok(keys);
+        }
+        if fetched {
+            // The fetch this request just made (a cold cache or an expired TTL) is its
+            // unknown-kid fetch: a second one at once would read the same set again.
+            self.state.write().unwrap_or_else(|e| e.into_inner()).last_unknown_kid_fetch = Some(self.clock.now());
             return Ok(keys);
         }
         let _guard = self.fetching.lock().await;
@@ -145,6 +163,7 @@ impl<T: KeyDocument> KeyCache<T> {
                 let keys = Arc::new(keys);
                 state.keys = Some(keys.clone());
                 state.fetched_at = now;
+                state.good_fetches += 1;
                 state.failed_fetches = 0;
                 state.next_fetch_at = 0;
                 Ok(keys)
@@ -195,6 +214,23 @@ mod tests {
         clock.advance(300);
         cache.current().await.unwrap();
         assert_eq!(provider.fetches(), 4, "TTL expiry re-fetches");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_kid_on_a_cold_or_expired_cache_costs_one_fetch_not_two() {
+        let clock = Arc::new(FixedClock::new(1_000));
+        let provider = Arc::new(StaticKeys::<PublicKeys>::public());
+        let cache = KeyCache::new(provider.clone(), clock.clone(), 300);
+        cache.for_kid("nope").await.unwrap();
+        assert_eq!(provider.fetches(), 1, "the cold fetch was the unknown kid's fetch");
+        cache.for_kid("other").await.unwrap();
+        assert_eq!(provider.fetches(), 1, "and counts towards the 30 s limit");
+        clock.advance(300);
+        cache.for_kid("nope").await.unwrap();
+        assert_eq!(provider.fetches(), 2, "the TTL fetch answers the unknown kid too");
+        clock.advance(UNKNOWN_KID_REFETCH_SECS);
+        cache.for_kid("nope").await.unwrap();
+        assert_eq!(provider.fetches(), 3, "a fresh set, an unknown kid: one re-fetch");
     }
 
     #[tokio::test]

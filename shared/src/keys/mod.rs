@@ -27,6 +27,8 @@ pub use verifying::PublicKeys;
 pub const MIN_SECRET_BYTES: usize = 32;
 /// Smallest accepted RSA modulus, in bits.
 pub const MIN_RSA_BITS: usize = 2048;
+/// Largest accepted RSA modulus, in bits: the most aws-lc verifies RS256 with.
+pub const MAX_RSA_BITS: usize = 8192;
 
 /// The algorithms a key may be pinned to: asymmetric only, so no verifier can sign.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -190,11 +190,13 @@ impl SigningKeySet {
                     "key {kid} is retired; add a new key with `authctl keys add` instead of bringing an old one back"
                 )));
             }
+            // Saturating: `created_at` may be ahead of this clock (another operator's machine)
+            // and the delay is whatever the operator's environment says.
             KeyState::Standby if !now_anyway && now < key.created_at.saturating_add(publish_delay) => {
-                let wait = key.created_at + publish_delay - now;
+                let wait = key.created_at.saturating_add(publish_delay) - now;
                 return Err(RotationRefused(format!(
                     "key {kid} has been published for {} s; verifiers may cache the JWKS longer: wait {wait} s more, or pass --now",
-                    now - key.created_at
+                    now.saturating_sub(key.created_at)
                 )));
             }
             KeyState::Standby => {}
@@ -224,7 +226,14 @@ impl SigningKeySet {
             (KeyState::Retired, Some(retired_at)) if !now_anyway && now < retired_at.saturating_add(token_lifetime) => {
                 return Err(RotationRefused(format!(
                     "tokens signed by key {kid} may still be valid for {} s; wait, or pass --now to end them at once",
-                    retired_at + token_lifetime - now
+                    retired_at.saturating_add(token_lifetime) - now
+                )));
+            }
+            // SECURITY: a retired key with no retirement time (a hand-edited set) may have
+            // signed a token that is still valid: it goes only when the operator says so.
+            (KeyState::Retired, None) if !now_anyway => {
+                return Err(RotationRefused(format!(
+                    "key {kid} has no retirement time, so its tokens may still be valid; pass --now to remove it anyway"
                 )));
             }
             _ => {}
@@ -237,6 +246,21 @@ impl SigningKeySet {
     pub fn public_jwks(&self) -> Result<Jwks, KeySetError> {
         let keys = self.keys.iter().map(|k| k.private_key()?.public_jwk()).collect::<Result<_, _>>()?;
         Ok(Jwks { keys })
+    }
+
+    /// Key `kid`, refused with where to look when it is not in the set.
+    pub fn entry(&self, kid: &str) -> Result<&KeyEntry, RotationRefused> {
+        self.find(kid)
+    }
+
+    /// Restarts the publish delay of standby key `kid`: it was found missing from the
+    /// public store and has just been published again.
+    pub fn restart_publication(&mut self, kid: &str, now: u64) -> Result<(), RotationRefused> {
+        let key = self.find_mut(kid)?;
+        if key.state == KeyState::Standby {
+            key.created_at = now;
+        }
+        Ok(())
     }
 
     fn find(&self, kid: &str) -> Result<&KeyEntry, RotationRefused> {
@@ -358,6 +382,36 @@ mod tests {
             set.remove(&third.kid, 99_999, LIFETIME, false).is_ok(),
             "a standby key that never signed may go"
         );
+    }
+
+    #[test]
+    fn times_from_a_clock_ahead_of_ours_or_huge_delays_give_refusals_not_overflows() {
+        let (first, second) = (key(), key());
+        let mut set = SigningKeySet::starting_with(&first, "pepper".into(), 1_000);
+        // Added by an operator whose clock is 500 s ahead of this one.
+        set.add(&second, 1_500).unwrap();
+        let refused = set.activate(&second.kid, 1_000, DELAY, false).unwrap_err();
+        assert!(refused.0.contains("published for 0 s") && refused.0.contains("wait 8600 s more"), "{refused}");
+        let refused = set.activate(&second.kid, 2_000, u64::MAX, false).unwrap_err();
+        assert!(refused.0.contains(&format!("wait {} s more", u64::MAX - 2_000)), "{refused}");
+        set.activate(&second.kid, 1_000, DELAY, true).unwrap();
+        // Retired at 1_000 by this clock; removal asked with a lifetime that saturates.
+        let refused = set.remove(&first.kid, 1_001, u64::MAX, false).unwrap_err();
+        assert!(refused.0.contains(&format!("valid for {} s", u64::MAX - 1_001)), "{refused}");
+        assert_eq!(set.keys.len(), 2);
+    }
+
+    #[test]
+    fn a_retired_key_without_a_retirement_time_is_removed_only_with_now() {
+        let (first, second) = (key(), key());
+        let mut set = SigningKeySet::starting_with(&first, "pepper".into(), 1_000);
+        set.add(&second, 1_000).unwrap();
+        set.activate(&second.kid, 1_000, DELAY, true).unwrap();
+        set.keys[0].retired_at = None;
+        let refused = set.remove(&first.kid, 99_999, LIFETIME, false).unwrap_err();
+        assert!(refused.0.contains("--now"), "{refused}");
+        set.remove(&first.kid, 99_999, LIFETIME, true).unwrap();
+        assert_eq!(set.keys.len(), 1);
     }
 
     #[test]

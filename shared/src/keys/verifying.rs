@@ -3,8 +3,9 @@
 //! strictly into keys that verify, each pinned to its own algorithm. No private or
 //! symmetric key is ever accepted here, so nothing that verifies can sign.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, ED25519, ParsedPublicKey};
 use base64::Engine;
@@ -13,7 +14,7 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::{Deserialize, Serialize};
 
 use super::cache::KeyCache;
-use super::{KeyAlgorithm, KeyDocument, KeySetError, MIN_RSA_BITS, check_kid, json_error};
+use super::{KeyAlgorithm, KeyDocument, KeySetError, MAX_RSA_BITS, MIN_RSA_BITS, check_kid, json_error};
 use crate::error::AuthError;
 
 /// A key that verifies tokens, pinned to exactly one algorithm.
@@ -123,11 +124,22 @@ impl KeyDocument for PublicKeys {
 }
 
 /// The keys a verifier trusts: those deployed with it (`AUTH_PUBLIC_JWKS`), which need no
-/// network, then the public store, fetched only for a `kid` the deployment lacks (a key
-/// added since) or when nothing was deployed.
+/// network, and the public store, read only for a `kid` the deployment lacks (a key added
+/// since, or garbage) or when nothing was deployed.
+///
+/// Once the store has been read and found to differ from the deployment, the deployment is
+/// out of date and the store is the authority (re-read after `KEY_CACHE_TTL`, like a
+/// verifier deployed without keys): a key removed from the store (`authctl keys remove`)
+/// stops verifying here too, although it is still deployed. While the store cannot be read,
+/// the deployed keys keep verifying, except those the store was seen without or with other
+/// material: a removed key never comes back through the fallback.
 pub struct TrustedKeys {
     deployed: Option<Arc<PublicKeys>>,
     store: KeyCache<PublicKeys>,
+    /// Set once the store was read holding another set than the deployment.
+    deployment_outdated: AtomicBool,
+    /// Deployed kids the store was seen without (or with other material).
+    withdrawn: Mutex<HashSet<String>>,
 }
 
 impl TrustedKeys {
@@ -136,6 +148,8 @@ impl TrustedKeys {
         Self {
             deployed: deployed.filter(|keys| !keys.is_empty()).map(Arc::new),
             store,
+            deployment_outdated: AtomicBool::new(false),
+            withdrawn: Mutex::new(HashSet::new()),
         }
     }
 
@@ -144,18 +158,65 @@ impl TrustedKeys {
         self.deployed.is_some()
     }
 
+    /// Whether the public store was seen holding other keys than the deployment (a key
+    /// added or removed since): from then on the store decides.
+    pub fn deployment_outdated(&self) -> bool {
+        self.deployment_outdated.load(Ordering::Acquire)
+    }
+
     /// The public store's cache, for warming it at cold start when nothing was deployed.
     pub fn store(&self) -> &KeyCache<PublicKeys> {
         &self.store
     }
 
-    /// The keys holding `kid`: the deployed ones when they do (no await on this path), else
-    /// the store's (see [`KeyCache::for_kid`]); fails closed when the store cannot be read.
+    /// The keys holding `kid`: the deployed ones when they do and are not known to be out
+    /// of date (no await on this path), else the store's (see [`KeyCache::for_kid`]); when
+    /// the store cannot be read, the deployed ones the store has not withdrawn, else an
+    /// error (the caller denies).
     pub async fn for_kid(&self, kid: &str) -> Result<Arc<PublicKeys>, AuthError> {
         match &self.deployed {
-            Some(keys) if keys.knows(kid) => Ok(keys.clone()),
-            _ => Box::pin(self.store.for_kid(kid)).await,
+            // SECURITY: once the store differs, a deployed key may have been removed: the store decides.
+            Some(keys) if keys.knows(kid) && !self.deployment_outdated() => Ok(keys.clone()),
+            _ => Box::pin(self.via_store(kid)).await,
         }
+    }
+
+    async fn via_store(&self, kid: &str) -> Result<Arc<PublicKeys>, AuthError> {
+        let Some(deployed) = &self.deployed else {
+            return self.store.for_kid(kid).await;
+        };
+        match self.store.for_kid(kid).await {
+            Ok(keys) => {
+                self.compare_with_deployment(deployed, &keys);
+                Ok(keys)
+            }
+            // SECURITY: the fallback never brings back a key the store was seen without.
+            Err(_) if deployed.knows(kid) && !self.is_withdrawn(kid) => Ok(deployed.clone()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Notes which deployed keys the store no longer holds as deployed, and whether the
+    /// deployment is out of date.
+    fn compare_with_deployment(&self, deployed: &PublicKeys, store: &PublicKeys) {
+        let mut differs = deployed.keys.len() != store.keys.len();
+        for jwk in &deployed.jwks.keys {
+            if store.jwks.keys.iter().any(|published| published == jwk) {
+                continue;
+            }
+            differs = true;
+            let mut withdrawn = self.withdrawn.lock().unwrap_or_else(|e| e.into_inner());
+            if withdrawn.insert(jwk.kid.clone()) {
+                tracing::warn!(kid = %jwk.kid, "a deployed key is no longer published; its tokens are denied (redeploy with `authctl keys jwks`)");
+            }
+        }
+        if differs && !self.deployment_outdated.swap(true, Ordering::AcqRel) {
+            tracing::warn!("the public key store differs from AUTH_PUBLIC_JWKS; verifying with the store from now on (redeploy with `authctl keys jwks`)");
+        }
+    }
+
+    fn is_withdrawn(&self, kid: &str) -> bool {
+        self.withdrawn.lock().unwrap_or_else(|e| e.into_inner()).contains(kid)
     }
 }
 
@@ -189,8 +250,15 @@ fn verifying_key(jwk: &PublicJwk) -> Result<VerifyingKey, KeySetError> {
                 return Err(bad("n and e must be base64url"));
             };
             let bits = n_bytes.iter().position(|b| *b != 0).map_or(0, |first| (n_bytes.len() - first) * 8);
-            if bits < MIN_RSA_BITS || e_bytes.is_empty() || e_bytes.len() > 4 || e_bytes[e_bytes.len() - 1] & 1 == 0 {
-                return Err(bad("an RSA key needs a modulus of at least 2048 bits and a small odd exponent"));
+            let exponent = (e_bytes.len() <= 4).then(|| e_bytes.iter().fold(0u64, |e, b| e << 8 | u64::from(*b)));
+            // aws-lc verifies RS256 with moduli of 2048 to 8192 bits and odd exponents from 3
+            // to 2^32 - 1 only: any other key would fail every verification, so it is refused
+            // here, with its reason, instead.
+            let odd = |bytes: &[u8]| bytes.last().is_some_and(|b| b & 1 == 1);
+            if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) || !odd(&n_bytes) || !odd(&e_bytes) || exponent.is_none_or(|e| e < 3) {
+                return Err(bad(
+                    "an RSA key needs an odd modulus of 2048 to 8192 bits and an odd exponent from 3 to 2^32 - 1",
+                ));
             }
             DecodingKey::from_rsa_components(n, e).map_err(|_| bad("not an RSA public key"))?
         }
@@ -208,7 +276,73 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+    use crate::keys::cache::UNKNOWN_KID_REFETCH_SECS;
     use crate::keys::signing::PrivateKey;
+
+    /// The test JWKS after a rotation: `k3` added and active, `k1` removed (`--now`).
+    fn rotated_jwks() -> (String, String) {
+        let mut set = crate::testing::signing_key_set();
+        let key = PrivateKey::generate(KeyAlgorithm::Es256).unwrap();
+        set.add(&key, 10).unwrap();
+        set.activate(&key.kid, 10, 0, true).unwrap();
+        set.remove("k1", 10, 930, true).unwrap();
+        (key.kid, serde_json::to_string(&set.public_jwks().unwrap()).unwrap())
+    }
+
+    fn trusted(deployed: bool) -> (TrustedKeys, Arc<crate::testing::StaticKeys<PublicKeys>>, Arc<crate::testing::FixedClock>) {
+        let clock = Arc::new(crate::testing::FixedClock::new(1_000));
+        let provider = Arc::new(crate::testing::StaticKeys::<PublicKeys>::public());
+        let store = KeyCache::new(provider.clone(), clock.clone(), 300);
+        let keys = TrustedKeys::new(deployed.then(crate::testing::public_keys), store);
+        (keys, provider, clock)
+    }
+
+    async fn knows(keys: &TrustedKeys, kid: &str) -> Option<bool> {
+        keys.for_kid(kid).await.ok().map(|set| set.knows(kid))
+    }
+
+    #[tokio::test]
+    async fn deployed_keys_serve_without_the_store_until_it_shows_a_rotation_then_the_store_decides() {
+        let (keys, store, clock) = trusted(true);
+        assert_eq!(knows(&keys, "k1").await, Some(true));
+        assert_eq!(store.fetches(), 0, "a deployed kid needs no fetch");
+        assert_eq!(knows(&keys, "garbage").await, Some(false));
+        assert_eq!(store.fetches(), 1, "an unknown kid: one fetch");
+        assert!(!keys.deployment_outdated(), "the store holds what was deployed");
+        assert_eq!(knows(&keys, "k1").await, Some(true));
+        assert_eq!(store.fetches(), 1, "so deployed kids still need no fetch");
+
+        let (new_kid, rotated) = rotated_jwks();
+        store.set_json(&rotated);
+        clock.advance(UNKNOWN_KID_REFETCH_SECS);
+        assert_eq!(knows(&keys, &new_kid).await, Some(true), "a key added since is found in the store");
+        assert!(keys.deployment_outdated());
+        assert_eq!(knows(&keys, "k1").await, Some(false), "a key removed from the store is denied, deployed or not");
+        assert_eq!(knows(&keys, "k0").await, Some(true));
+
+        // The store now refuses (or holds garbage): the deployed keys serve, but never k1.
+        store.set_json("{}");
+        clock.advance(300);
+        assert_eq!(knows(&keys, "k0").await, Some(true), "deployed fallback while the store is unusable");
+        assert_eq!(knows(&keys, "k1").await, None, "a withdrawn key stays withdrawn");
+        assert_eq!(knows(&keys, &new_kid).await, None, "a key only the store had: deny");
+    }
+
+    #[tokio::test]
+    async fn with_an_unreadable_store_deployed_kids_verify_and_unknown_kids_are_denied() {
+        let (keys, store, _clock) = trusted(true);
+        store.set_failing(true);
+        assert_eq!(knows(&keys, "garbage").await, None, "unknown kid: fails closed");
+        assert_eq!(store.fetches(), 1);
+        for kid in ["k0", "k1", "k2"] {
+            assert_eq!(knows(&keys, kid).await, Some(true), "{kid}");
+        }
+        assert_eq!(store.fetches(), 1, "known kids never wait for the broken store");
+
+        let (without, store, _clock) = trusted(false);
+        store.set_failing(true);
+        assert_eq!(knows(&without, "k1").await, None, "nothing deployed: nothing verifies");
+    }
 
     #[test]
     fn published_jwks_hold_only_public_members_for_every_key_type() {
@@ -257,6 +391,10 @@ mod tests {
             ("not a point", with(&ec, "y", json!(URL_SAFE_NO_PAD.encode([7u8; 32])))),
             ("RSA under 2048 bits", with(&rsa, "n", json!(short_n))),
             ("RSA even exponent", with(&rsa, "e", json!("AQAA"))),
+            ("RSA exponent 1", with(&rsa, "e", json!("AQ"))),
+            ("RSA exponent over 32 bits", with(&rsa, "e", json!(URL_SAFE_NO_PAD.encode([1u8, 0, 0, 0, 1])))),
+            ("RSA over 8192 bits", with(&rsa, "n", json!(URL_SAFE_NO_PAD.encode([0xc5u8; 1025])))),
+            ("RSA even modulus", with(&rsa, "n", json!(URL_SAFE_NO_PAD.encode([0xc4u8; 256])))),
             ("use enc", with(&ec, "use", json!("enc"))),
             ("empty kid", with(&ec, "kid", json!(""))),
             ("embedded certificate chain", with(&ec, "x5c", json!(["MII"]))),

@@ -513,13 +513,21 @@ impl UserStore for DynamoUsers {
     }
 }
 
+/// Whether `table` exists, asked by name: `ListTables` answers 100 names a page, so in an
+/// account (or emulator) with more tables ours may be on a later page.
+async fn table_exists(client: &Client, table: &str) -> Result<bool, AuthError> {
+    match client.describe_table().table_name(table).send().await {
+        Ok(_) => Ok(true),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(false),
+        Err(e) => Err(sdk_error("DescribeTable", e)),
+    }
+}
+
 /// Creates the users and sessions tables (on-demand, TTL on `expires_at`, the `by_user`
 /// index) where they do not exist. Returns a line for each change made; empty when
 /// everything was already in place.
 pub async fn create_tables(client: &Client, users_table: &str, sessions_table: &str) -> Result<Vec<String>, AuthError> {
     let mut changes = Vec::new();
-    let existing = client.list_tables().send().await.map_err(|e| sdk_error("ListTables", e))?;
-    let existing = existing.table_names();
     let key = |name: &str, kind| -> Result<(AttributeDefinition, KeySchemaElement), AuthError> {
         Ok((
             AttributeDefinition::builder()
@@ -534,7 +542,7 @@ pub async fn create_tables(client: &Client, users_table: &str, sessions_table: &
                 .map_err(|e| AuthError::unavailable("table definition", e))?,
         ))
     };
-    if !existing.iter().any(|t| t == users_table) {
+    if !table_exists(client, users_table).await? {
         let (attr, schema) = key("username", KeyType::Hash)?;
         client
             .create_table()
@@ -547,7 +555,7 @@ pub async fn create_tables(client: &Client, users_table: &str, sessions_table: &
             .map_err(|e| sdk_error("CreateTable users", e))?;
         changes.push(format!("created table {users_table}"));
     }
-    if !existing.iter().any(|t| t == sessions_table) {
+    if !table_exists(client, sessions_table).await? {
         let (session_attr, session_schema) = key("session_id", KeyType::Hash)?;
         let (user_attr, user_schema) = key("user_id", KeyType::Hash)?;
         let index = GlobalSecondaryIndex::builder()

@@ -10,9 +10,15 @@ use crate::harness::*;
 
 /// Runs the real `authctl` binary (built by scripts/e2e.sh) against `app`'s tables.
 fn authctl(app: &App, args: &[&str], stdin: Option<&str>) -> Output {
+    authctl_with(app, args, stdin, &[])
+}
+
+/// [`authctl`] with extra environment variables (e.g. `KEY_PUBLISH_DELAY`).
+pub fn authctl_with(app: &App, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
     let binary = std::env::var("AUTHCTL_BIN").expect("AUTHCTL_BIN is set by scripts/e2e.sh");
     let mut child = Command::new(binary)
         .args(args)
+        .envs(env.iter().copied())
         .env("USERS_TABLE", &app.config.users_table)
         .env("SESSIONS_TABLE", &app.config.sessions_table)
         .env("SIGNING_SECRET_ID", &app.config.signing_secret_id)
@@ -28,7 +34,7 @@ fn authctl(app: &App, args: &[&str], stdin: Option<&str>) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn text(output: &Output) -> String {
+pub fn text(output: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
 }
 
@@ -55,6 +61,44 @@ async fn local_setup_creates_everything_once_and_then_says_nothing_changed() {
     assert!(second.status.success());
     assert!(text(&second).contains("nothing to do"), "{}", text(&second));
     assert!(!text(&second).contains("created"), "{}", text(&second));
+}
+
+#[tokio::test]
+async fn local_setup_finds_existing_tables_however_many_tables_there_are() {
+    // 100 tables created before the app's and sorting before them: ListTables' first page
+    // (100 names, alphabetical in AWS, in creation order in moto) does not show the app's.
+    let client = aws_sdk_dynamodb::Client::new(&auth_core::aws::load_sdk_config().await);
+    let prefix = format!("a-{}", random_id().to_lowercase().replace(['-', '_'], "x"));
+    let mut creating = tokio::task::JoinSet::new();
+    for i in 0..100 {
+        let (client, name) = (client.clone(), format!("{prefix}-{i:03}"));
+        creating.spawn(async move {
+            let key = aws_sdk_dynamodb::types::KeySchemaElement::builder()
+                .attribute_name("k")
+                .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
+                .build()
+                .unwrap();
+            let attribute = aws_sdk_dynamodb::types::AttributeDefinition::builder()
+                .attribute_name("k")
+                .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
+                .build()
+                .unwrap();
+            client
+                .create_table()
+                .table_name(name)
+                .key_schema(key)
+                .attribute_definitions(attribute)
+                .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+                .send()
+                .await
+                .unwrap();
+        });
+    }
+    creating.join_all().await;
+    let app = spawn_app().await;
+    let output = authctl(&app, &["local-setup"], None);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(!text(&output).contains("created table"), "{}", text(&output));
 }
 
 #[tokio::test]

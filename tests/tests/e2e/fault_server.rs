@@ -26,6 +26,18 @@ pub enum Fault {
         skip: usize,
         n: usize,
     },
+    /// Forward to the emulator, but hold the first request whose text contains `needle`
+    /// until the test opens `gate`: another client's request can then run in between (two
+    /// operators' steps interleaved).
+    Hold { needle: &'static str, gate: Arc<Gate> },
+}
+
+/// Where a [`Fault::Hold`] request waits: `arrived` when it is held, `open` releases it.
+#[derive(Default)]
+pub struct Gate {
+    pub arrived: tokio::sync::Notify,
+    pub open: tokio::sync::Notify,
+    taken: std::sync::atomic::AtomicBool,
 }
 
 /// The server-side error: retried by the SDK, an outage for the key cache.
@@ -116,6 +128,17 @@ async fn serve(mut stream: TcpStream, fault: Fault, counter: Arc<AtomicUsize>, d
                     let Some(response) = forward(&request).await else { return };
                     response
                 };
+                if stream.write_all(&response).await.is_err() {
+                    return;
+                }
+            }
+            Fault::Hold { needle, gate } => {
+                let text = String::from_utf8_lossy(&request).to_ascii_lowercase();
+                if text.contains(needle) && !gate.taken.swap(true, Ordering::SeqCst) {
+                    gate.arrived.notify_one();
+                    gate.open.notified().await;
+                }
+                let Some(response) = forward(&request).await else { return };
                 if stream.write_all(&response).await.is_err() {
                     return;
                 }

@@ -12,7 +12,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
-use crate::harness::{App, http_api_authorizer_event, now, rest_request_event, rest_token_event};
+use crate::harness::{App, ask, http_api_authorizer_event, now, rest_request_event, rest_token_event};
 
 pub fn b64(bytes: impl AsRef<[u8]>) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
@@ -96,13 +96,18 @@ pub fn is_allowed(answer: &Result<Value, auth_core::authorizer::Unauthorized>) -
 /// Sends `authorization` through all three gateway shapes; returns how many allowed it.
 /// A deny must be `{"isAuthorized": false}` for HTTP APIs, never an invocation error.
 pub async fn allowed_in_shapes(app: &App, authorization: &str) -> usize {
-    let http = app.authorize(http_api_authorizer_event(Some(authorization), "GET /pets")).await;
+    allowed_in_shapes_by(&app.authorizer, authorization).await
+}
+
+/// [`allowed_in_shapes`] for any authorizer (one built with its own configuration or client).
+pub async fn allowed_in_shapes_by(authorizer: &auth_core::authorizer::Authorizer, authorization: &str) -> usize {
+    let http = ask(authorizer, &http_api_authorizer_event(Some(authorization), "GET /pets")).await;
     let http_allowed = match &http {
         Ok(v) if v == &json!({"isAuthorized": false}) => false,
         Ok(v) if v["isAuthorized"] == true => true,
         other => panic!("HTTP API answer must be a simple response: {other:?}"),
     };
-    let rest_token = app.authorize(rest_token_event(authorization)).await.is_ok();
-    let rest_request = app.authorize(rest_request_event(authorization)).await.is_ok();
+    let rest_token = ask(authorizer, &rest_token_event(authorization)).await.is_ok();
+    let rest_request = ask(authorizer, &rest_request_event(authorization)).await.is_ok();
     [http_allowed, rest_token, rest_request].iter().filter(|a| **a).count()
 }

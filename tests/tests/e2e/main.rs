@@ -15,4 +15,5 @@ mod harness;
 mod login;
 mod logout;
 mod refresh;
+mod rotation;
 mod template;
