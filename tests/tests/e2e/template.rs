@@ -6,7 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use auth_core::Config;
-use auth_core::aws::{CallRecorder, ItemAccess, SdkCall, auth_service_with, authorizer_with, load_sdk_config};
+use auth_core::aws::{CallRecorder, ItemAccess, SdkCall, auth_service_with, authorizer_with, load_sdk_config, public_key_cache_with};
+use auth_core::discovery::{Discovery, JWKS_PATH, OPENID_CONFIGURATION_PATH};
 use auth_core::http::AuthApi;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -73,7 +74,7 @@ fn granted_by_function(template: &Value) -> BTreeMap<String, Grants> {
 }
 
 fn bin_names_in_workspace() -> BTreeSet<String> {
-    ["login", "refresh", "logout", "authorizer"]
+    ["login", "refresh", "logout", "authorizer", "discovery"]
         .iter()
         .map(|crate_dir| {
             let manifest = std::fs::read_to_string(format!("{ROOT}/functions/{crate_dir}/Cargo.toml")).unwrap();
@@ -183,13 +184,30 @@ fn http_api_authorizer_caches_per_token_and_route_and_only_it_gets_route_roles()
 }
 
 #[test]
+fn discovery_serves_its_two_documents_to_anyone_on_the_http_api() {
+    let template = template();
+    let discovery = function(&template, "discovery");
+    let mut routes = BTreeSet::new();
+    for (_, event) in discovery["Events"].as_mapping().unwrap() {
+        assert_eq!(event["Type"], "HttpApi");
+        let properties = &event["Properties"];
+        assert_eq!(tagged(&properties["ApiId"]), ("!Ref".to_owned(), &Value::from("Api")));
+        assert_eq!(properties["Method"], "GET");
+        assert_eq!(properties["Auth"]["Authorizer"], "NONE", "public documents: no authorizer in front");
+        routes.insert(properties["Path"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(routes, BTreeSet::from([JWKS_PATH.to_owned(), OPENID_CONFIGURATION_PATH.to_owned()]));
+    assert_eq!(discovery["MemorySize"], 128);
+}
+
+#[test]
 fn login_alone_can_get_reserved_concurrency() {
     let template = template();
     let (condition, parameter) = if_parameter_or_nothing(&function(&template, "login")["ReservedConcurrentExecutions"]);
     assert_eq!(parameter, "LoginReservedConcurrency");
     assert_eq!(template["Parameters"]["LoginReservedConcurrency"]["Default"], 0);
     assert!(format!("{:?}", template["Conditions"][condition]).contains("LoginReservedConcurrency"));
-    for other in ["refresh", "logout", "authorizer"] {
+    for other in ["refresh", "logout", "authorizer", "discovery"] {
         assert!(function(&template, other).get("ReservedConcurrentExecutions").is_none());
     }
 }
@@ -303,12 +321,13 @@ struct Recorded {
     login: AuthApi,
     refresh: AuthApi,
     logout: AuthApi,
+    discovery: Discovery,
     recorders: BTreeMap<&'static str, CallRecorder>,
 }
 
 async fn recorded_functions(config: &Config) -> (Recorded, auth_core::authorizer::Authorizer) {
     let sdk = load_sdk_config().await;
-    let recorders: BTreeMap<&'static str, CallRecorder> = ["login", "refresh", "logout", "authorizer"]
+    let recorders: BTreeMap<&'static str, CallRecorder> = ["login", "refresh", "logout", "authorizer", "discovery"]
         .into_iter()
         .map(|n| (n, CallRecorder::default()))
         .collect();
@@ -321,10 +340,13 @@ async fn recorded_functions(config: &Config) -> (Recorded, auth_core::authorizer
     refresh.warm_up().await;
     let authorizer = authorizer_with(config, recorders["authorizer"].clients(&sdk).1).unwrap();
     authorizer.keys().store().current().await.unwrap();
+    let discovery = Discovery::new(config, public_key_cache_with(config, recorders["discovery"].clients(&sdk).1)).unwrap();
+    discovery.warm_up().await;
     let recorded = Recorded {
         login: AuthApi::new(login, config),
         refresh: AuthApi::new(refresh, config),
         logout: AuthApi::new(logout, config),
+        discovery,
         recorders,
     };
     (recorded, authorizer)
@@ -400,6 +422,15 @@ async fn each_function_is_granted_exactly_the_calls_it_makes() {
     let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"ES256","typ":"at+jwt","kid":"k9"}"#);
     let unknown_kid = format!("Bearer {header}.{}", ok.access_token().split_once('.').unwrap().1);
     ask(&authorizer, &http_api_authorizer_event(Some(&unknown_kid), "GET /pets")).await.unwrap();
+
+    // discovery: both documents, and a revalidation.
+    let jwks = Answer::from(discovery::handle(&f.discovery, Call::get(JWKS_PATH).request()).await.unwrap());
+    assert_eq!(jwks.status, 200);
+    let etag = jwks.header("etag").unwrap().to_owned();
+    let revalidated = discovery::handle(&f.discovery, Call::get(JWKS_PATH).header("if-none-match", &etag).request()).await;
+    assert_eq!(Answer::from(revalidated.unwrap()).status, 304);
+    let metadata = discovery::handle(&f.discovery, Call::get(OPENID_CONFIGURATION_PATH).request()).await;
+    assert_eq!(Answer::from(metadata.unwrap()).status, 200);
 
     let names = BTreeMap::from([
         (app.config.users_table.clone(), "UsersTable".to_owned()),
