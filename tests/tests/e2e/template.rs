@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use auth_core::Config;
 use auth_core::aws::{CallRecorder, ItemAccess, SdkCall, auth_service_with, authorizer_with, load_sdk_config, public_key_cache_with};
+use auth_core::config::DEFAULT_KEY_PUBLISH_DELAY;
 use auth_core::discovery::{Discovery, JWKS_PATH, OPENID_CONFIGURATION_PATH};
 use auth_core::http::AuthApi;
 use base64::Engine;
@@ -156,7 +157,7 @@ fn if_parameter_or_nothing(value: &Value) -> (&str, String) {
 #[test]
 fn http_api_authorizer_caches_per_token_and_route_and_only_it_gets_route_roles() {
     let template = template();
-    let authorizer = &template["Resources"]["Api"]["Properties"]["Auth"]["Authorizers"]["JwtAuthorizer"];
+    let authorizer = &template["Resources"]["Api"]["Properties"]["Auth"]["Authorizers"]["LambdaAuthorizer"];
     // Plain lists: SAM does not resolve intrinsic functions here (an !If becomes an empty
     // identity source list), so the route key is always part of the cache key.
     let identity = &authorizer["Identity"];
@@ -184,6 +185,22 @@ fn http_api_authorizer_caches_per_token_and_route_and_only_it_gets_route_roles()
 }
 
 #[test]
+fn only_the_authorizer_gets_the_deployed_jwks_and_it_is_unset_when_empty() {
+    let template = template();
+    let (condition, parameter) = if_parameter_or_nothing(&function(&template, "authorizer")["Environment"]["Variables"]["AUTH_PUBLIC_JWKS"]);
+    assert_eq!(parameter, "PublicJwks");
+    assert_eq!(template["Parameters"]["PublicJwks"]["Default"], "");
+    assert!(
+        format!("{:?}", template["Conditions"][condition]).contains("PublicJwks"),
+        "{condition} must test the parameter"
+    );
+    assert!(template["Globals"]["Function"]["Environment"]["Variables"].get("AUTH_PUBLIC_JWKS").is_none());
+    let publish_delay = &template["Globals"]["Function"]["Environment"]["Variables"]["KEY_PUBLISH_DELAY"];
+    assert_eq!(tagged(publish_delay), ("!Ref".to_owned(), &Value::from("KeyPublishDelay")));
+    assert_eq!(template["Parameters"]["KeyPublishDelay"]["Default"], DEFAULT_KEY_PUBLISH_DELAY);
+}
+
+#[test]
 fn discovery_serves_its_two_documents_to_anyone_on_the_http_api() {
     let template = template();
     let discovery = function(&template, "discovery");
@@ -198,6 +215,33 @@ fn discovery_serves_its_two_documents_to_anyone_on_the_http_api() {
     }
     assert_eq!(routes, BTreeSet::from([JWKS_PATH.to_owned(), OPENID_CONFIGURATION_PATH.to_owned()]));
     assert_eq!(discovery["MemorySize"], 128);
+}
+
+#[test]
+fn the_built_in_jwt_authorizer_is_optional_and_checks_our_issuer_and_audience() {
+    let template = template();
+    let api = &template["Resources"]["Api"]["Properties"];
+    let (tag, args) = tagged(&api["DefinitionBody"]["components"]["securitySchemes"]["ApiGatewayJwt"]);
+    assert_eq!(tag, "!If");
+    let condition = args[0].as_str().unwrap();
+    let condition_text = format!("{:?}", template["Conditions"][condition]);
+    assert!(
+        condition_text.contains("JwtAuthorizer") && condition_text.contains("enabled"),
+        "{condition_text}"
+    );
+    assert_eq!(template["Parameters"]["JwtAuthorizer"]["Default"], "none", "off unless asked for");
+    assert_eq!(tagged(&args[2]), ("!Ref".to_owned(), &Value::from("AWS::NoValue")));
+    let scheme = &args[1];
+    assert_eq!(scheme["type"], "oauth2");
+    let authorizer = &scheme["x-amazon-apigateway-authorizer"];
+    assert_eq!(authorizer["type"], "jwt");
+    assert_eq!(authorizer["identitySource"], "$request.header.Authorization");
+    assert_eq!(tagged(&authorizer["jwtConfiguration"]["issuer"]), ("!Ref".to_owned(), &Value::from("Issuer")));
+    let audiences = authorizer["jwtConfiguration"]["audience"].as_sequence().unwrap();
+    assert_eq!(audiences.len(), 1);
+    assert_eq!(tagged(&audiences[0]), ("!Ref".to_owned(), &Value::from("Audience")));
+    // The Lambda authorizer stays the default.
+    assert_eq!(api["Auth"]["DefaultAuthorizer"], "LambdaAuthorizer");
 }
 
 #[test]
