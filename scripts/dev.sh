@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole service locally: the DynamoDB / Secrets Manager emulator (moto) on
 # 127.0.0.1:$EMULATOR_PORT, tables + key set + demo user through `authctl local-setup`,
-# then `cargo lambda watch` serving the four functions on 127.0.0.1:$LAMBDA_PORT.
+# then `cargo lambda watch` serving the five functions (login, refresh, logout, authorizer,
+# discovery) on 127.0.0.1:$LAMBDA_PORT.
 # Ctrl-C stops everything it started. Any configuration variable set in this script's
 # environment (ALLOWED_ORIGINS, REFRESH_REUSE_GRACE, ...) reaches the functions.
 set -euo pipefail
@@ -10,7 +11,9 @@ cd "$ROOT"
 
 EMULATOR_PORT="${EMULATOR_PORT:-4566}"
 LAMBDA_PORT="${LAMBDA_PORT:-9000}"
-export AUTH_ISSUER="${AUTH_ISSUER:-http://localhost:$LAMBDA_PORT}"
+# The discovery function's URL under `cargo lambda watch`, so that
+# {issuer}/.well-known/openid-configuration resolves locally as it does behind the API.
+export AUTH_ISSUER="${AUTH_ISSUER:-http://localhost:$LAMBDA_PORT/lambda-url/discovery}"
 export AUTH_AUDIENCE="${AUTH_AUDIENCE:-local-api}"
 export ALLOWED_ORIGINS="${ALLOWED_ORIGINS:-http://localhost:5173,http://127.0.0.1:5173}"
 # The local function URLs live under /lambda-url/<name>/: scope the cookie to them.
@@ -42,6 +45,10 @@ export_emulator_env "$EMULATOR_PORT"
 log "building the functions and authctl"
 cargo build --workspace --bins
 "$ROOT/target/debug/authctl" local-setup
+# The public JWKS deployed with the authorizer, as `template.yaml`'s PublicJwks does: its
+# cold start then verifies without a fetch. Rerun this script after `authctl keys add`.
+AUTH_PUBLIC_JWKS="$("$ROOT/target/debug/authctl" keys jwks)"
+export AUTH_PUBLIC_JWKS
 
 base="http://localhost:$LAMBDA_PORT"
 cat <<USAGE
@@ -61,6 +68,9 @@ Ready when cargo lambda prints that it is serving. Try (a cookie jar keeps the r
   curl -si -b .local/jar -c .local/jar -X POST $base/lambda-url/refresh/
   # log out (cookie cleared, session revoked)
   curl -si -b .local/jar -c .local/jar -X POST $base/lambda-url/logout/
+  # the discovery document and the public JWKS third parties verify tokens with
+  curl -si $AUTH_ISSUER/.well-known/openid-configuration
+  curl -si $AUTH_ISSUER/.well-known/jwks.json
 
 USAGE
 mkdir -p .local

@@ -12,6 +12,8 @@ start_emulator "$port"
 export_emulator_env "$port"
 cargo build --locked -p authctl
 export AUTHCTL_BIN="$ROOT/target/debug/authctl"
+# The third-party verifier (PyJWT) the discovery tests run.
+export E2E_PYTHON="$VENV/bin/python"
 # Every log line of the suite, and every secret it handled, for the leak scan below.
 export E2E_LOG_FILE="$ROOT/target/e2e-logs.jsonl" E2E_SECRETS_FILE="$ROOT/target/e2e-secrets.txt"
 : >"$E2E_LOG_FILE"; : >"$E2E_SECRETS_FILE"

@@ -1,12 +1,14 @@
 # Shared by scripts/dev.sh, scripts/test.sh and scripts/e2e.sh: the project-local Python
-# venv (moto, cargo-lambda, cfn-lint, aws-sam-cli) and the DynamoDB/Secrets Manager emulator on loopback.
+# venv (moto, cargo-lambda, cfn-lint, aws-sam-cli, and PyJWT, the third-party verifier the
+# end-to-end tests check our tokens and discovery documents with) and the DynamoDB/Secrets
+# Manager emulator on loopback.
 # Source it; it defines functions and sets no options of the caller.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 # Pinned so every machine and CI run the same tools. aws-sam-cli is what scripts/package.sh
 # (and the README's deploy) builds with; it pins boto3 exactly, so moto runs on that boto3.
-PY_PACKAGES=("moto[server]==5.2.5" "cargo-lambda==1.9.2" "cfn-lint==1.58.0" "aws-sam-cli==1.170.0")
+PY_PACKAGES=("moto[server]==5.2.5" "cargo-lambda==1.9.2" "cfn-lint==1.58.0" "aws-sam-cli==1.170.0" "pyjwt[crypto]==2.15.1")
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 

@@ -21,9 +21,13 @@ pub enum AuthError {
     /// The browser request comes from an origin that is not allowed.
     #[error("forbidden origin")]
     ForbiddenOrigin,
-    /// Anything but POST (and OPTIONS preflight).
+    /// A method the endpoint does not answer (the auth endpoints take POST and OPTIONS,
+    /// discovery GET and HEAD); the answer's `Allow` header lists those it does.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// A path the function does not serve (a function URL reaches it with any path).
+    #[error("not found")]
+    NotFound,
     /// The body is over the 8 KiB limit.
     #[error("payload too large")]
     PayloadTooLarge,
@@ -67,7 +71,8 @@ impl AuthError {
             Self::InvalidToken => (401, "invalid_token", "The refresh token is missing, invalid or expired.", None),
             Self::TokenReused => (401, "token_reused", "The refresh token was already used; the session has been revoked.", None),
             Self::ForbiddenOrigin => (403, "forbidden_origin", "Cross-site requests are not allowed.", None),
-            Self::MethodNotAllowed => (405, "method_not_allowed", "Use POST.", None),
+            Self::MethodNotAllowed => (405, "method_not_allowed", "This method is not allowed here; see the Allow header.", None),
+            Self::NotFound => (404, "not_found", "Not found.", None),
             Self::PayloadTooLarge => (413, "payload_too_large", "The request body is larger than 8 KiB.", None),
             Self::UnsupportedMediaType => (415, "unsupported_media_type", "Send the body as application/json.", None),
             Self::TooManyAttempts { retry_after_secs } => (429, "too_many_attempts", "Too many failed attempts; try again later.", Some(*retry_after_secs)),

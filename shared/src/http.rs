@@ -211,8 +211,12 @@ impl AuthApi {
                 }
             },
         };
+        let status_is_405 = response.status() == StatusCode::METHOD_NOT_ALLOWED;
         let headers = response.headers_mut();
         headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+        if status_is_405 {
+            headers.insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
+        }
         if let Some(origin) = allowed_origin.and_then(|o| HeaderValue::from_str(o).ok()) {
             // SECURITY: echo only an allow-listed origin, never `*` with credentials.
             headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);

@@ -1,11 +1,11 @@
 //! The core of the authentication service: every rule lives here, the Lambdas only wire it.
 //!
 //! Dependencies point one way, with no cycle: `service` uses `tokens`, `keys`, `store`
-//! and `password`; `http` and `authorizer` (the only modules that know about Lambda event
-//! shapes) call `service` or `tokens`; `aws` wires the adapters (`store::dynamodb`,
-//! `keys::secrets_manager`), which know nothing of it. `config`, `error`, `clock` and
-//! `random` depend on no other module but `error`; `tokens` uses `keys`, never the other
-//! way. AWS SDK types stay inside the adapters and `aws`.
+//! and `password`; `http`, `authorizer` and `discovery` (the only modules that know about
+//! Lambda event shapes) call `service`, `tokens` or `keys`; `aws` wires the adapters
+//! (`store::dynamodb`, `keys::secrets_manager`), which know nothing of it. `config`,
+//! `error`, `clock` and `random` depend on no other module but `error`; `tokens` uses
+//! `keys`, never the other way. AWS SDK types stay inside the adapters and `aws`.
 
 pub mod audit;
 pub mod authorizer;
@@ -13,6 +13,7 @@ pub mod aws;
 pub mod claims;
 pub mod clock;
 pub mod config;
+pub mod discovery;
 pub mod error;
 pub mod http;
 pub mod keys;

@@ -155,6 +155,9 @@ impl Call {
             body: None,
         }
     }
+    pub fn get(path: &'static str) -> Self {
+        Self::post(path).method("GET")
+    }
     pub fn method(mut self, method: &'static str) -> Self {
         self.method = method;
         self

@@ -1,4 +1,4 @@
-//! End-to-end tests: the real handlers of the four Lambdas against the emulator.
+//! End-to-end tests: the real handlers of the five Lambdas against the emulator.
 
 // A test fails by panicking; the harness helpers unwrap for the same reason.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -8,6 +8,7 @@ mod attacks_sessions;
 mod authctl;
 mod authorizer;
 mod calls;
+mod discovery;
 mod fault_server;
 mod faults;
 mod forge;

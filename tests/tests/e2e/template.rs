@@ -6,7 +6,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use auth_core::Config;
-use auth_core::aws::{CallRecorder, ItemAccess, SdkCall, auth_service_with, authorizer_with, load_sdk_config};
+use auth_core::aws::{CallRecorder, ItemAccess, SdkCall, auth_service_with, authorizer_with, load_sdk_config, public_key_cache_with};
+use auth_core::config::DEFAULT_KEY_PUBLISH_DELAY;
+use auth_core::discovery::{Discovery, JWKS_PATH, OPENID_CONFIGURATION_PATH};
 use auth_core::http::AuthApi;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -73,7 +75,7 @@ fn granted_by_function(template: &Value) -> BTreeMap<String, Grants> {
 }
 
 fn bin_names_in_workspace() -> BTreeSet<String> {
-    ["login", "refresh", "logout", "authorizer"]
+    ["login", "refresh", "logout", "authorizer", "discovery"]
         .iter()
         .map(|crate_dir| {
             let manifest = std::fs::read_to_string(format!("{ROOT}/functions/{crate_dir}/Cargo.toml")).unwrap();
@@ -155,7 +157,7 @@ fn if_parameter_or_nothing(value: &Value) -> (&str, String) {
 #[test]
 fn http_api_authorizer_caches_per_token_and_route_and_only_it_gets_route_roles() {
     let template = template();
-    let authorizer = &template["Resources"]["Api"]["Properties"]["Auth"]["Authorizers"]["JwtAuthorizer"];
+    let authorizer = &template["Resources"]["Api"]["Properties"]["Auth"]["Authorizers"]["LambdaAuthorizer"];
     // Plain lists: SAM does not resolve intrinsic functions here (an !If becomes an empty
     // identity source list), so the route key is always part of the cache key.
     let identity = &authorizer["Identity"];
@@ -183,13 +185,73 @@ fn http_api_authorizer_caches_per_token_and_route_and_only_it_gets_route_roles()
 }
 
 #[test]
+fn only_the_authorizer_gets_the_deployed_jwks_and_it_is_unset_when_empty() {
+    let template = template();
+    let (condition, parameter) = if_parameter_or_nothing(&function(&template, "authorizer")["Environment"]["Variables"]["AUTH_PUBLIC_JWKS"]);
+    assert_eq!(parameter, "PublicJwks");
+    assert_eq!(template["Parameters"]["PublicJwks"]["Default"], "");
+    assert!(
+        format!("{:?}", template["Conditions"][condition]).contains("PublicJwks"),
+        "{condition} must test the parameter"
+    );
+    assert!(template["Globals"]["Function"]["Environment"]["Variables"].get("AUTH_PUBLIC_JWKS").is_none());
+    let publish_delay = &template["Globals"]["Function"]["Environment"]["Variables"]["KEY_PUBLISH_DELAY"];
+    assert_eq!(tagged(publish_delay), ("!Ref".to_owned(), &Value::from("KeyPublishDelay")));
+    assert_eq!(template["Parameters"]["KeyPublishDelay"]["Default"], DEFAULT_KEY_PUBLISH_DELAY);
+}
+
+#[test]
+fn discovery_serves_its_two_documents_to_anyone_on_the_http_api() {
+    let template = template();
+    let discovery = function(&template, "discovery");
+    let mut routes = BTreeSet::new();
+    for (_, event) in discovery["Events"].as_mapping().unwrap() {
+        assert_eq!(event["Type"], "HttpApi");
+        let properties = &event["Properties"];
+        assert_eq!(tagged(&properties["ApiId"]), ("!Ref".to_owned(), &Value::from("Api")));
+        assert_eq!(properties["Method"], "GET");
+        assert_eq!(properties["Auth"]["Authorizer"], "NONE", "public documents: no authorizer in front");
+        routes.insert(properties["Path"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(routes, BTreeSet::from([JWKS_PATH.to_owned(), OPENID_CONFIGURATION_PATH.to_owned()]));
+    assert_eq!(discovery["MemorySize"], 128);
+}
+
+#[test]
+fn the_built_in_jwt_authorizer_is_optional_and_checks_our_issuer_and_audience() {
+    let template = template();
+    let api = &template["Resources"]["Api"]["Properties"];
+    let (tag, args) = tagged(&api["DefinitionBody"]["components"]["securitySchemes"]["ApiGatewayJwt"]);
+    assert_eq!(tag, "!If");
+    let condition = args[0].as_str().unwrap();
+    let condition_text = format!("{:?}", template["Conditions"][condition]);
+    assert!(
+        condition_text.contains("JwtAuthorizer") && condition_text.contains("enabled"),
+        "{condition_text}"
+    );
+    assert_eq!(template["Parameters"]["JwtAuthorizer"]["Default"], "none", "off unless asked for");
+    assert_eq!(tagged(&args[2]), ("!Ref".to_owned(), &Value::from("AWS::NoValue")));
+    let scheme = &args[1];
+    assert_eq!(scheme["type"], "oauth2");
+    let authorizer = &scheme["x-amazon-apigateway-authorizer"];
+    assert_eq!(authorizer["type"], "jwt");
+    assert_eq!(authorizer["identitySource"], "$request.header.Authorization");
+    assert_eq!(tagged(&authorizer["jwtConfiguration"]["issuer"]), ("!Ref".to_owned(), &Value::from("Issuer")));
+    let audiences = authorizer["jwtConfiguration"]["audience"].as_sequence().unwrap();
+    assert_eq!(audiences.len(), 1);
+    assert_eq!(tagged(&audiences[0]), ("!Ref".to_owned(), &Value::from("Audience")));
+    // The Lambda authorizer stays the default.
+    assert_eq!(api["Auth"]["DefaultAuthorizer"], "LambdaAuthorizer");
+}
+
+#[test]
 fn login_alone_can_get_reserved_concurrency() {
     let template = template();
     let (condition, parameter) = if_parameter_or_nothing(&function(&template, "login")["ReservedConcurrentExecutions"]);
     assert_eq!(parameter, "LoginReservedConcurrency");
     assert_eq!(template["Parameters"]["LoginReservedConcurrency"]["Default"], 0);
     assert!(format!("{:?}", template["Conditions"][condition]).contains("LoginReservedConcurrency"));
-    for other in ["refresh", "logout", "authorizer"] {
+    for other in ["refresh", "logout", "authorizer", "discovery"] {
         assert!(function(&template, other).get("ReservedConcurrentExecutions").is_none());
     }
 }
@@ -303,12 +365,13 @@ struct Recorded {
     login: AuthApi,
     refresh: AuthApi,
     logout: AuthApi,
+    discovery: Discovery,
     recorders: BTreeMap<&'static str, CallRecorder>,
 }
 
 async fn recorded_functions(config: &Config) -> (Recorded, auth_core::authorizer::Authorizer) {
     let sdk = load_sdk_config().await;
-    let recorders: BTreeMap<&'static str, CallRecorder> = ["login", "refresh", "logout", "authorizer"]
+    let recorders: BTreeMap<&'static str, CallRecorder> = ["login", "refresh", "logout", "authorizer", "discovery"]
         .into_iter()
         .map(|n| (n, CallRecorder::default()))
         .collect();
@@ -321,10 +384,13 @@ async fn recorded_functions(config: &Config) -> (Recorded, auth_core::authorizer
     refresh.warm_up().await;
     let authorizer = authorizer_with(config, recorders["authorizer"].clients(&sdk).1).unwrap();
     authorizer.keys().store().current().await.unwrap();
+    let discovery = Discovery::new(config, public_key_cache_with(config, recorders["discovery"].clients(&sdk).1)).unwrap();
+    discovery.warm_up().await;
     let recorded = Recorded {
         login: AuthApi::new(login, config),
         refresh: AuthApi::new(refresh, config),
         logout: AuthApi::new(logout, config),
+        discovery,
         recorders,
     };
     (recorded, authorizer)
@@ -400,6 +466,15 @@ async fn each_function_is_granted_exactly_the_calls_it_makes() {
     let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"ES256","typ":"at+jwt","kid":"k9"}"#);
     let unknown_kid = format!("Bearer {header}.{}", ok.access_token().split_once('.').unwrap().1);
     ask(&authorizer, &http_api_authorizer_event(Some(&unknown_kid), "GET /pets")).await.unwrap();
+
+    // discovery: both documents, and a revalidation.
+    let jwks = Answer::from(discovery::handle(&f.discovery, Call::get(JWKS_PATH).request()).await.unwrap());
+    assert_eq!(jwks.status, 200);
+    let etag = jwks.header("etag").unwrap().to_owned();
+    let revalidated = discovery::handle(&f.discovery, Call::get(JWKS_PATH).header("if-none-match", &etag).request()).await;
+    assert_eq!(Answer::from(revalidated.unwrap()).status, 304);
+    let metadata = discovery::handle(&f.discovery, Call::get(OPENID_CONFIGURATION_PATH).request()).await;
+    assert_eq!(Answer::from(metadata.unwrap()).status, 200);
 
     let names = BTreeMap::from([
         (app.config.users_table.clone(), "UsersTable".to_owned()),
