@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Every performance figure in one run, printed as one table (and saved to
-# target/bench/report.md): token verification side by side with Node's jose and
-# jsonwebtoken and Python's PyJWT on the same tokens; issuing, rotation and argon2id CPU;
-# AWS calls per operation; cold start (over HTTP and HTTPS) and peak RSS of the release
-# binaries; arm64 zip sizes. Installs the peers itself (npm, PyPI). Not part of
-# scripts/test.sh.
+# target/bench/report.md): ES256 and EdDSA token verification next to the bare aws-lc
+# signature check and to Node's jose, jsonwebtoken and aws-jwt-verify and Python's PyJWT
+# on the same tokens; signing (login, refresh) per algorithm and argon2id CPU; AWS calls
+# per operation; cold start (over HTTP and HTTPS) and peak RSS of the release binaries;
+# arm64 zip sizes. Installs the peers itself (npm, PyPI). Not part of scripts/test.sh.
 #
 # Everything is compiled first and nothing is compiled while a figure is taken: on a
 # 2-core machine a build next to a benchmark would be measured with it.
@@ -19,10 +19,10 @@ report="$out/report.md"
 # The tools and the peers download while the host builds compile (the network is idle then).
 install_tools_and_peers() {
   ensure_venv
-  log "installing the peers: jose, jsonwebtoken (npm), PyJWT (PyPI)"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "PyJWT==2.15.1"
+  log "installing the peers: jose, jsonwebtoken, aws-jwt-verify (npm), PyJWT on cryptography (PyPI)"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "PyJWT[crypto]==2.15.1" "cryptography==50.0.2"
   (cd "$ROOT/.local/bench-node" && [[ -f package.json ]] || echo '{"private": true}' >package.json)
-  npm install --silent --no-audit --no-fund --prefix "$ROOT/.local/bench-node" jose@6.2.18 jsonwebtoken@9.0.3 >/dev/null
+  npm install --silent --no-audit --no-fund --prefix "$ROOT/.local/bench-node" jose@6.2.18 jsonwebtoken@9.0.3 aws-jwt-verify@5.2.1 >/dev/null
   cp scripts/bench/verify_node.mjs "$ROOT/.local/bench-node/"
 }
 install_tools_and_peers &
@@ -74,7 +74,7 @@ stop_emulator
   echo
   echo "## Token verification and CPU work"
   echo
-  "$VENV/bin/python" scripts/bench/report.py "$ROOT/target/criterion" "$out/peers.jsonl"
+  "$VENV/bin/python" scripts/bench/report.py "$ROOT/target/criterion" "$out/peers.jsonl" "$out/floor_ratios.json"
   echo
   echo "## AWS calls per operation"
   echo
