@@ -5,7 +5,9 @@
 //! The authorizer is started twice over: with the public JWKS in `AUTH_PUBLIC_JWKS` (as
 //! deployed: no network at init) and with no keys in its environment (it fetches the public
 //! store during init). Given the `bare_runtime` example, the same Lambda runtime with no
-//! work of ours, every row also says how far above that floor it starts.
+//! work of ours, every row also says how far above that floor it starts. Where Linux
+//! publishes it, the CPU time each init used is shown too: unlike the wall-clock time, it
+//! does not depend on what else the machine is running.
 //!
 //! Run by scripts/bench.sh: `lambda_init <dir with the binaries> <starts> <invocations>
 //! [bare_runtime binary]`; expects the emulator prepared by `authctl local-setup` (default
@@ -178,6 +180,21 @@ impl Function {
         }
     }
 
+    /// CPU time all its threads have run so far (`se.sum_exec_runtime` of each
+    /// `/proc/<pid>/task/<tid>/sched`), or `None` where the kernel does not publish it. Read
+    /// while the function waits for its first event, it is the CPU its init used, without
+    /// the time it spent waiting for a core, which on a busy machine makes wall-clock
+    /// starts jump by milliseconds.
+    fn cpu_time(&self) -> Option<Duration> {
+        let mut total = 0.0;
+        for task in std::fs::read_dir(format!("/proc/{}/task", self.child.id())).ok()? {
+            let sched = std::fs::read_to_string(task.ok()?.path().join("sched")).ok()?;
+            let line = sched.lines().find(|l| l.starts_with("se.sum_exec_runtime"))?;
+            total += line.rsplit(':').next()?.trim().parse::<f64>().ok()?;
+        }
+        Some(Duration::from_secs_f64(total / 1000.0))
+    }
+
     /// Peak resident set size so far, in KiB (`VmHWM`).
     fn peak_rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
@@ -340,14 +357,20 @@ async fn main() {
     // Round-robin: every round starts each binary once, so a burst of load on this shared
     // machine hits all rows alike, and the differences to the bare runtime stay fair.
     let mut inits: Vec<Vec<Duration>> = variants.iter().map(|_| Vec::new()).collect();
+    let mut cpu: Vec<Option<Vec<Duration>>> = variants.iter().map(|_| Some(Vec::new())).collect();
     for _ in 0..starts {
-        for (variant, samples) in variants.iter().zip(&mut inits) {
+        for ((variant, samples), cpu) in variants.iter().zip(&mut inits).zip(&mut cpu) {
             let (function, init) = Function::start(&variant.binary, &variant.env).await;
             samples.push(init);
+            *cpu = cpu.take().zip(function.cpu_time()).map(|(mut all, one)| {
+                all.push(one);
+                all
+            });
             function.stop();
         }
     }
     let floor = bare.map(|_| stats(inits[0].clone()).0);
+    let cpu: Option<Vec<f64>> = cpu.into_iter().map(|samples| samples.map(|s| stats(s).0)).collect();
 
     let mut header = String::from("| function | init median (ms) | init max (ms) |");
     let mut rule = String::from("|---|---|---|");
@@ -355,12 +378,16 @@ async fn main() {
         header += " median above bare (ms) |";
         rule += "---|";
     }
+    if cpu.is_some() {
+        header += " init CPU time, median (ms) |";
+        rule += "---|";
+    }
     if invocations > 0 {
         header += &format!(" peak RSS after {invocations} invocations (MB) |");
         rule += "---|";
     }
     println!("{header}\n{rule}");
-    for (variant, samples) in variants.iter().zip(inits) {
+    for (i, (variant, samples)) in variants.iter().zip(inits).enumerate() {
         let (median, max) = stats(samples);
         let mut row = format!("| {} | {median:.1} | {max:.1} |", variant.label);
         if let Some(floor) = floor {
@@ -368,6 +395,9 @@ async fn main() {
                 Kind::Bare => " (reference) |".to_owned(),
                 _ => format!(" {:+.1} |", median - floor),
             };
+        }
+        if let Some(cpu) = &cpu {
+            row += &format!(" {:.1} |", cpu[i]);
         }
         if invocations > 0 {
             let rss = serve(variant, invocations, &keys, &config, &sessions, &user_id).await;
