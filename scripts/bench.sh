@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Every performance figure in one run, printed as one table (and saved to
-# target/bench/report.md): token verification side by side with Node's jose and
-# jsonwebtoken and Python's PyJWT on the same tokens; issuing, rotation and argon2id CPU;
-# AWS calls per operation; cold start (over HTTP and HTTPS) and peak RSS of the release
-# binaries; arm64 zip sizes. Installs the peers itself (npm, PyPI). Not part of
-# scripts/test.sh.
+# target/bench/report.md): ES256 and EdDSA token verification next to the bare aws-lc
+# signature check and to Node's jose, jsonwebtoken and aws-jwt-verify and Python's PyJWT
+# on the same tokens; signing (login, refresh) per algorithm and argon2id CPU; AWS calls
+# per operation; cold start (over HTTP and HTTPS) and peak RSS of the release binaries,
+# the authorizer with and without keys in its environment, next to a bare lambda_runtime
+# binary started in the same run; arm64 zip sizes. Installs the peers itself (npm, PyPI).
+# Not part of scripts/test.sh.
 #
 # Everything is compiled first and nothing is compiled while a figure is taken: on a
 # 2-core machine a build next to a benchmark would be measured with it.
@@ -19,20 +21,24 @@ report="$out/report.md"
 # The tools and the peers download while the host builds compile (the network is idle then).
 install_tools_and_peers() {
   ensure_venv
-  log "installing the peers: jose, jsonwebtoken (npm), PyJWT (PyPI)"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "PyJWT==2.15.1"
+  log "installing the peers: jose, jsonwebtoken, aws-jwt-verify (npm), PyJWT on cryptography (PyPI)"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "PyJWT[crypto]==2.15.1" "cryptography==50.0.2"
   (cd "$ROOT/.local/bench-node" && [[ -f package.json ]] || echo '{"private": true}' >package.json)
-  npm install --silent --no-audit --no-fund --prefix "$ROOT/.local/bench-node" jose@6.2.18 jsonwebtoken@9.0.3 >/dev/null
+  npm install --silent --no-audit --no-fund --prefix "$ROOT/.local/bench-node" jose@6.2.18 jsonwebtoken@9.0.3 aws-jwt-verify@5.2.1 >/dev/null
   cp scripts/bench/verify_node.mjs "$ROOT/.local/bench-node/"
 }
 install_tools_and_peers &
 installing=$!
 
 log "building: criterion benches and the four functions (release), the tools, arm64 zips"
-# The measured binaries use the release profile. The setup tool, the call counter and the
-# local Runtime API are debug builds: they are not what is measured.
+# The measured binaries use the release profile, and so does the bare runtime they are
+# compared with (an example of the authorizer crate: same dependencies, nothing rebuilt,
+# one more link). The setup tool, the call counter and the local Runtime API are debug
+# builds: they are not what is measured.
 cargo bench --locked -p auth-core --bench hot_paths --no-run
 cargo build --locked --release -p login -p refresh -p logout -p authorizer
+cargo build --locked --release -p authorizer --example bare_runtime
+bare="$ROOT/target/release/examples/bare_runtime"
 cargo build --locked -p authctl
 cargo build --locked -p e2e --example lambda_init
 cargo test --locked -p e2e --no-run
@@ -55,7 +61,7 @@ log "AWS calls per operation (SDK interceptor, emulator on 127.0.0.1:$port)"
 cargo test --locked -p e2e calls_per_operation -- --ignored --nocapture >/dev/null
 log "cold start and peak RSS of the release binaries"
 "$ROOT/target/debug/authctl" local-setup >/dev/null
-"$ROOT/target/debug/examples/lambda_init" "$ROOT/target/release" 20 1000 >"$out/lambda_init.md"
+"$ROOT/target/debug/examples/lambda_init" "$ROOT/target/release" 20 1000 "$bare" >"$out/lambda_init.md"
 stop_emulator
 
 # The same start-up with the key fetch (and the DynamoDB warm-up) over HTTPS: the first TLS
@@ -66,7 +72,7 @@ port="$(free_port)"
 start_emulator "$port" "$out/tls"
 export_emulator_env "$port" "$out/tls"
 "$ROOT/target/debug/authctl" local-setup >/dev/null
-"$ROOT/target/debug/examples/lambda_init" "$ROOT/target/release" 20 0 >"$out/lambda_init_tls.md"
+"$ROOT/target/debug/examples/lambda_init" "$ROOT/target/release" 20 0 "$bare" >"$out/lambda_init_tls.md"
 stop_emulator
 
 {
@@ -74,12 +80,12 @@ stop_emulator
   echo
   echo "## Token verification and CPU work"
   echo
-  "$VENV/bin/python" scripts/bench/report.py "$ROOT/target/criterion" "$out/peers.jsonl"
+  "$VENV/bin/python" scripts/bench/report.py "$ROOT/target/criterion" "$out/peers.jsonl" "$out/floor_ratios.json"
   echo
   echo "## AWS calls per operation"
   echo
   cat "$out/calls.md"
-  echo "## Cold start (process start to first Runtime API request, 20 starts) and memory"
+  echo "## Cold start (process start to first Runtime API request, 20 starts each, in turn) and memory"
   echo
   echo "Emulator over HTTP on loopback:"
   echo

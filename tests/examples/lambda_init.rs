@@ -1,9 +1,17 @@
 //! Cold start and memory of the release binaries, measured against a minimal local Lambda
 //! Runtime API (this file) and the emulator on loopback: the time from process start to
-//! its first `GET /runtime/invocation/next` (median and max over N starts), and peak RSS
-//! after serving M real invocations (M = 0: init only). Run by scripts/bench.sh:
-//! `lambda_init <dir with the binaries> <starts> <invocations>`; expects the emulator
-//! prepared by `authctl local-setup` (default table and secret names, the demo user).
+//! its first `GET /runtime/invocation/next` (median and max over N starts, the binaries
+//! started in turn), and peak RSS after serving M real invocations (M = 0: init only).
+//! The authorizer is started twice over: with the public JWKS in `AUTH_PUBLIC_JWKS` (as
+//! deployed: no network at init) and with no keys in its environment (it fetches the public
+//! store during init). Given the `bare_runtime` example, the same Lambda runtime with no
+//! work of ours, every row also says how far above that floor it starts. Where Linux
+//! publishes it, the CPU time each init used is shown too: unlike the wall-clock time, it
+//! does not depend on what else the machine is running.
+//!
+//! Run by scripts/bench.sh: `lambda_init <dir with the binaries> <starts> <invocations>
+//! [bare_runtime binary]`; expects the emulator prepared by `authctl local-setup` (default
+//! table and secret names, both key secrets, the demo user).
 
 // A benchmark fails by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -125,16 +133,18 @@ struct Function {
 }
 
 impl Function {
-    /// Starts `binary` against a fresh Runtime API and returns once it asks for an event,
-    /// with the time that took.
-    async fn start(binary: &str) -> (Self, Duration) {
+    /// Starts `binary` with `env` against a fresh Runtime API and returns once it asks for
+    /// an event, with the time that took. `AUTH_PUBLIC_JWKS` is never inherited from the
+    /// benchmark's own environment: only `env` decides whether keys are deployed.
+    async fn start(binary: &str, env: &[(&str, String)]) -> (Self, Duration) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap().to_string();
         let (events_tx, events_rx) = mpsc::channel(1);
         let (seen_tx, mut seen) = mpsc::unbounded_channel();
         tokio::spawn(runtime_api(listener, Arc::new(Mutex::new(events_rx)), seen_tx));
-        let started = Instant::now();
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        command
+            .env_remove("AUTH_PUBLIC_JWKS")
             .env("AWS_LAMBDA_RUNTIME_API", &address)
             .env("AWS_LAMBDA_FUNCTION_NAME", "bench")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
@@ -142,10 +152,11 @@ impl Function {
             .env("AUTH_ISSUER", "https://auth.bench")
             .env("AUTH_AUDIENCE", "bench-api")
             .env("RUST_LOG", "warn")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::inherit());
+        let started = Instant::now();
+        let child = command.spawn().unwrap();
         assert!(matches!(seen.recv().await, Some(Seen::Next)));
         let init = started.elapsed();
         (
@@ -167,6 +178,21 @@ impl Function {
                 Seen::Next => continue,
             }
         }
+    }
+
+    /// CPU time all its threads have run so far (`se.sum_exec_runtime` of each
+    /// `/proc/<pid>/task/<tid>/sched`), or `None` where the kernel does not publish it. Read
+    /// while the function waits for its first event, it is the CPU its init used, without
+    /// the time it spent waiting for a core, which on a busy machine makes wall-clock
+    /// starts jump by milliseconds.
+    fn cpu_time(&self) -> Option<Duration> {
+        let mut total = 0.0;
+        for task in std::fs::read_dir(format!("/proc/{}/task", self.child.id())).ok()? {
+            let sched = std::fs::read_to_string(task.ok()?.path().join("sched")).ok()?;
+            let line = sched.lines().find(|l| l.starts_with("se.sum_exec_runtime"))?;
+            total += line.rsplit(':').next()?.trim().parse::<f64>().ok()?;
+        }
+        Some(Duration::from_secs_f64(total / 1000.0))
     }
 
     /// Peak resident set size so far, in KiB (`VmHWM`).
@@ -247,18 +273,42 @@ fn stats(mut samples: Vec<Duration>) -> (f64, f64) {
     )
 }
 
+/// What a measured binary is, which decides the events it is sent.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    /// `bare_runtime`: echoes the event.
+    Bare,
+    Authorizer,
+    Login,
+    Refresh,
+    Logout,
+}
+
+/// One row of the table: a binary and the environment it starts with.
+struct Variant {
+    label: &'static str,
+    binary: String,
+    env: Vec<(&'static str, String)>,
+    kind: Kind,
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (dir, starts, invocations): (&str, usize, usize) = (&args[1], args[2].parse().unwrap(), args[3].parse().unwrap());
+    let bare = args.get(4);
     let sdk = load_sdk_config().await;
-    let secret = aws_sdk_secretsmanager::Client::new(&sdk)
-        .get_secret_value()
-        .secret_id("auth/signing-keys")
-        .send()
-        .await
-        .unwrap();
-    let keys = SigningKeys::from_json(secret.secret_string().unwrap()).unwrap();
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+    let read = |id: &'static str| {
+        let secrets = secrets.clone();
+        async move {
+            let secret = secrets.get_secret_value().secret_id(id).send().await.unwrap();
+            secret.secret_string().unwrap().to_owned()
+        }
+    };
+    let keys = SigningKeys::from_json(&read("auth/signing-keys").await).unwrap();
+    // What a deployment puts in AUTH_PUBLIC_JWKS (`authctl keys jwks` prints the same).
+    let public_jwks = read("auth/public-keys").await;
     let config = auth_core::Config::from_lookup(|name| match name {
         "AUTH_ISSUER" => Some("https://auth.bench".into()),
         "AUTH_AUDIENCE" => Some("bench-api".into()),
@@ -276,59 +326,128 @@ async fn main() {
     let user_id = demo.item().unwrap()["user_id"].as_s().unwrap().clone();
     let sessions = DynamoSessions::new(users.clone(), "auth-sessions");
 
-    if invocations == 0 {
-        println!("| function | init median (ms) | init max (ms) |");
-        println!("|---|---|---|");
-    } else {
-        println!("| function | init median (ms) | init max (ms) | peak RSS after {invocations} invocations (MB) |");
-        println!("|---|---|---|---|");
+    let function = |label, name: &str, env, kind| Variant {
+        label,
+        binary: format!("{dir}/{name}"),
+        env,
+        kind,
+    };
+    let mut variants = Vec::new();
+    if let Some(bare) = bare {
+        variants.push(Variant {
+            label: "bare lambda_runtime (echo), the floor",
+            binary: bare.clone(),
+            env: vec![],
+            kind: Kind::Bare,
+        });
     }
-    for name in ["authorizer", "login", "refresh", "logout"] {
-        let binary = format!("{dir}/{name}");
-        let mut inits = Vec::new();
-        for _ in 0..starts {
-            let (function, init) = Function::start(&binary).await;
-            inits.push(init);
+    variants.extend([
+        function(
+            "authorizer, keys in AUTH_PUBLIC_JWKS (deployed)",
+            "authorizer",
+            vec![("AUTH_PUBLIC_JWKS", public_jwks.clone())],
+            Kind::Authorizer,
+        ),
+        function("authorizer, no keys in env (fetched at init)", "authorizer", vec![], Kind::Authorizer),
+        function("login", "login", vec![], Kind::Login),
+        function("refresh", "refresh", vec![], Kind::Refresh),
+        function("logout", "logout", vec![], Kind::Logout),
+    ]);
+
+    // Round-robin: every round starts each binary once, so a burst of load on this shared
+    // machine hits all rows alike, and the differences to the bare runtime stay fair.
+    let mut inits: Vec<Vec<Duration>> = variants.iter().map(|_| Vec::new()).collect();
+    let mut cpu: Vec<Option<Vec<Duration>>> = variants.iter().map(|_| Some(Vec::new())).collect();
+    for _ in 0..starts {
+        for ((variant, samples), cpu) in variants.iter().zip(&mut inits).zip(&mut cpu) {
+            let (function, init) = Function::start(&variant.binary, &variant.env).await;
+            samples.push(init);
+            *cpu = cpu.take().zip(function.cpu_time()).map(|(mut all, one)| {
+                all.push(one);
+                all
+            });
             function.stop();
         }
-        let (median, max) = stats(inits);
-        if invocations == 0 {
-            println!("| {name} | {median:.1} | {max:.1} |");
-            continue;
-        }
-        let (mut function, _) = Function::start(&binary).await;
-        let mut cookie = stored_session(&sessions, &user_id).await;
-        let mut logout_cookies = Vec::new();
-        if name == "logout" {
-            for _ in 0..invocations {
-                logout_cookies.push(stored_session(&sessions, &user_id).await);
-            }
-        }
-        let now = auth_core::clock::Clock::now(&auth_core::clock::SystemClock);
-        let token = AccessTokens::new(&config).issue(&keys, &user_id, "sid", &["user".into()], now).unwrap().token;
-        let mut logout_cookies = logout_cookies.into_iter();
-        for _ in 0..invocations {
-            match name {
-                "authorizer" => assert_eq!(function.invoke(authorizer_event(&token)).await["isAuthorized"], true),
-                "login" => {
-                    let answer = function
-                        .invoke(http_event("/auth/login", Some(json!({"username": DEMO.0, "password": DEMO.1})), None))
-                        .await;
-                    assert_eq!(answer["statusCode"], 200, "{answer}");
-                }
-                "refresh" => {
-                    let answer = function.invoke(http_event("/auth/refresh", None, Some(&cookie))).await;
-                    assert_eq!(answer["statusCode"], 200, "{answer}");
-                    cookie = next_cookie(&answer);
-                }
-                _ => assert_eq!(
-                    function.invoke(http_event("/auth/logout", None, Some(&logout_cookies.next().unwrap()))).await["statusCode"],
-                    204
-                ),
-            }
-        }
-        let rss = function.peak_rss_kib() as f64 / 1024.0;
-        function.stop();
-        println!("| {name} | {median:.1} | {max:.1} | {rss:.1} |");
     }
+    let floor = bare.map(|_| stats(inits[0].clone()).0);
+    let cpu: Option<Vec<f64>> = cpu.into_iter().map(|samples| samples.map(|s| stats(s).0)).collect();
+
+    let mut header = String::from("| function | init median (ms) | init max (ms) |");
+    let mut rule = String::from("|---|---|---|");
+    if floor.is_some() {
+        header += " median above bare (ms) |";
+        rule += "---|";
+    }
+    if cpu.is_some() {
+        header += " init CPU time, median (ms) |";
+        rule += "---|";
+    }
+    if invocations > 0 {
+        header += &format!(" peak RSS after {invocations} invocations (MB) |");
+        rule += "---|";
+    }
+    println!("{header}\n{rule}");
+    for (i, (variant, samples)) in variants.iter().zip(inits).enumerate() {
+        let (median, max) = stats(samples);
+        let mut row = format!("| {} | {median:.1} | {max:.1} |", variant.label);
+        if let Some(floor) = floor {
+            row += &match variant.kind {
+                Kind::Bare => " (reference) |".to_owned(),
+                _ => format!(" {:+.1} |", median - floor),
+            };
+        }
+        if let Some(cpu) = &cpu {
+            row += &format!(" {:.1} |", cpu[i]);
+        }
+        if invocations > 0 {
+            let rss = serve(variant, invocations, &keys, &config, &sessions, &user_id).await;
+            row += &format!(" {rss:.1} |");
+        }
+        println!("{row}");
+    }
+}
+
+/// Starts one instance of `variant`, has it serve `invocations` real requests (each answer
+/// checked), and returns its peak RSS in MB.
+async fn serve(variant: &Variant, invocations: usize, keys: &SigningKeys, config: &auth_core::Config, sessions: &DynamoSessions, user_id: &str) -> f64 {
+    let (mut function, _) = Function::start(&variant.binary, &variant.env).await;
+    let mut cookie = stored_session(sessions, user_id).await;
+    let mut logout_cookies = Vec::new();
+    if variant.kind == Kind::Logout {
+        for _ in 0..invocations {
+            logout_cookies.push(stored_session(sessions, user_id).await);
+        }
+    }
+    let now = auth_core::clock::Clock::now(&auth_core::clock::SystemClock);
+    let token = AccessTokens::new(config).issue(keys, user_id, "sid", &["user".into()], now).unwrap().token;
+    let mut logout_cookies = logout_cookies.into_iter();
+    for _ in 0..invocations {
+        match variant.kind {
+            Kind::Bare => {
+                let event = authorizer_event(&token);
+                assert_eq!(function.invoke(event.clone()).await, event);
+            }
+            // Without keys in its environment, this is also the check that the fetch at
+            // init worked: every token is authorized with the fetched keys.
+            Kind::Authorizer => assert_eq!(function.invoke(authorizer_event(&token)).await["isAuthorized"], true),
+            Kind::Login => {
+                let answer = function
+                    .invoke(http_event("/auth/login", Some(json!({"username": DEMO.0, "password": DEMO.1})), None))
+                    .await;
+                assert_eq!(answer["statusCode"], 200, "{answer}");
+            }
+            Kind::Refresh => {
+                let answer = function.invoke(http_event("/auth/refresh", None, Some(&cookie))).await;
+                assert_eq!(answer["statusCode"], 200, "{answer}");
+                cookie = next_cookie(&answer);
+            }
+            Kind::Logout => assert_eq!(
+                function.invoke(http_event("/auth/logout", None, Some(&logout_cookies.next().unwrap()))).await["statusCode"],
+                204
+            ),
+        }
+    }
+    let rss = function.peak_rss_kib() as f64 / 1024.0;
+    function.stop();
+    rss
 }
