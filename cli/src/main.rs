@@ -87,8 +87,8 @@ enum SessionsCommand {
     List { username: String },
     /// Revoke one session, or every session of a user.
     Revoke {
-        /// The session id.
-        #[arg(required_unless_present = "user", conflicts_with = "user")]
+        /// The session id. Base64url, so it may start with '-': taken as a value, never a flag.
+        #[arg(required_unless_present = "user", conflicts_with = "user", allow_hyphen_values = true)]
         session_id: Option<String>,
         /// Revoke every session of this user instead.
         #[arg(long)]
@@ -280,4 +280,33 @@ fn read_password() -> Result<SecretString, String> {
         return Err(format!("the password must be {MIN_PASSWORD_CHARS} characters to {MAX_PASSWORD_BYTES} bytes"));
     }
     Ok(password)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_id_starting_with_a_hyphen_is_a_value_not_a_flag() {
+        let cli = Cli::try_parse_from(["authctl", "sessions", "revoke", "-x4uMmWq3gHkRk2Zy9y1Ag"]).expect("parses");
+        let Command::Sessions {
+            command: SessionsCommand::Revoke { session_id, user },
+        } = cli.command
+        else {
+            panic!("not a revoke");
+        };
+        assert_eq!((session_id.as_deref(), user), (Some("-x4uMmWq3gHkRk2Zy9y1Ag"), None));
+    }
+
+    #[test]
+    fn revoking_every_session_of_a_user_still_reads_the_user_flag() {
+        let cli = Cli::try_parse_from(["authctl", "sessions", "revoke", "--user", "bob@example.com"]).expect("parses");
+        let Command::Sessions {
+            command: SessionsCommand::Revoke { session_id, user },
+        } = cli.command
+        else {
+            panic!("not a revoke");
+        };
+        assert_eq!((session_id, user.as_deref()), (None, Some("bob@example.com")));
+    }
 }

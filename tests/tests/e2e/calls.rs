@@ -85,7 +85,7 @@ async fn calls_per_operation() {
     rows.push((
         "logout",
         count(&recorder),
-        "1 UpdateItem (+1 key fetch, cached, for a superseded token)",
+        "1 UpdateItem (the current or the previous token; no key read)",
         "2 (GetItem + DeleteItem)",
     ));
 
