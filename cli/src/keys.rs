@@ -66,7 +66,7 @@ enum KeysCommand {
 
 /// Runs one `authctl keys` command.
 pub async fn run(stores: &KeyStores, args: KeysArgs, now: u64) -> Result<(), String> {
-    let redeploy = "redeploy with the PublicJwks parameter set to `authctl keys jwks` so the authorizer has it without a fetch";
+    let redeploy = "redeploy with the PublicJwks parameter set to `authctl keys jwks`, so the authorizer's deployed keys match the store";
     match args.command {
         KeysCommand::Init { alg } => match init(stores, alg, now).await? {
             Some(change) => println!("keys init: {change}"),
