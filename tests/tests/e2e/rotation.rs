@@ -20,7 +20,7 @@ use auth_core::tokens::{AccessTokenHeader, LEEWAY_SECS};
 use serde_json::{Value, json};
 
 use crate::authctl::{authctl_with, text};
-use crate::fault_server::{Fault, Gate, start};
+use crate::fault_server::{Fault, FaultServer, Gate, start};
 use crate::forge::*;
 use crate::harness::*;
 
@@ -34,6 +34,19 @@ fn stores_over(app: &App, client: aws_sdk_secretsmanager::Client) -> KeyStores {
 }
 
 /// A Secrets Manager client whose requests go through `endpoint` (a fault server).
+/// A second operator's view of `app`'s key stores, whose writes (`PutSecretValue`) wait at
+/// the returned gate until the test opens it; keep the server alive meanwhile.
+async fn stores_held_at_write(app: &App) -> (KeyStores, Arc<Gate>, FaultServer) {
+    let gate = Arc::new(Gate::default());
+    let server = start(Fault::Hold {
+        needle: "secretsmanager.putsecretvalue",
+        gate: gate.clone(),
+    })
+    .await;
+    let stores = stores_over(app, secrets_via(&server.endpoint).await);
+    (stores, gate, server)
+}
+
 async fn secrets_via(endpoint: &str) -> aws_sdk_secretsmanager::Client {
     let sdk = load_sdk_config().await;
     aws_sdk_secretsmanager::Client::from_conf(aws_sdk_secretsmanager::config::Builder::from(&sdk).endpoint_url(endpoint).build())
@@ -560,13 +573,7 @@ async fn overlapping_steps_of_two_operators_never_undo_each_other() {
 
     // Operator B adds a key from a stale read while operator A removes k0 (a compromised
     // key, --now): B's write would put k0 back in both stores. It must fail instead.
-    let gate = Arc::new(Gate::default());
-    let server = start(Fault::Hold {
-        needle: "secretsmanager.putsecretvalue",
-        gate: gate.clone(),
-    })
-    .await;
-    let stale = stores_over(&app, secrets_via(&server.endpoint).await);
+    let (stale, gate, _server) = stores_held_at_write(&app).await;
     let b = tokio::spawn(async move { stale.add(KeyAlgorithm::Es256, now()).await });
     gate.arrived.notified().await;
     assert!(stores.remove("k0", now(), 930, true).await.unwrap());
@@ -583,13 +590,7 @@ async fn overlapping_steps_of_two_operators_never_undo_each_other() {
     let KeyAdded::New(entry) = stores.add(KeyAlgorithm::Es256, now()).await.unwrap() else {
         panic!("a new key")
     };
-    let gate = Arc::new(Gate::default());
-    let server = start(Fault::Hold {
-        needle: "secretsmanager.putsecretvalue",
-        gate: gate.clone(),
-    })
-    .await;
-    let stale = stores_over(&app, secrets_via(&server.endpoint).await);
+    let (stale, gate, _server) = stores_held_at_write(&app).await;
     let b = tokio::spawn(async move { stale.remove("k2", now(), 930, true).await });
     gate.arrived.notified().await;
     stores.activate(&entry.kid, now(), 0, true).await.unwrap();
