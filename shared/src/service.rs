@@ -266,6 +266,7 @@ impl AuthService {
         // finish: the retry (with the same token) finishes them, from the first attempt's
         // revocation point.
         match stored.revoked_at {
+            // SECURITY: only with the session's own current or previous token.
             Some(revoked_at) if everywhere && stored.revoke_reason.as_deref() == Some(LOGOUT_EVERYWHERE) && stored.is_retained(now) && stored.holds(&hash) => {
                 self.end_every_session(&stored, revoked_at, meta).await
             }
