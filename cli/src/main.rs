@@ -12,12 +12,13 @@ use auth_core::aws::load_sdk_config;
 use auth_core::clock::{Clock, SystemClock};
 use auth_core::keys::KeyAlgorithm;
 use auth_core::keys::secrets_manager::KeyStores;
-use auth_core::password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, hash_password};
+use auth_core::password::{MAX_PASSWORD_BYTES, hash_password};
+use auth_core::password_policy::PasswordPolicy;
 use auth_core::store::dynamodb::{DynamoSessions, DynamoUsers, create_tables};
 use auth_core::store::{RevokeIf, SessionStore, UserRecord, UserStore, normalize_username};
 use auth_core::tokens::SessionId;
 use clap::{Parser, Subcommand};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
 #[derive(Parser)]
 #[command(name = "authctl", about = "Operate the JWT authentication service: local setup, users, sessions.")]
@@ -34,6 +35,17 @@ struct Cli {
     /// Secrets Manager id of the public JWKS.
     #[arg(long, env = "PUBLIC_KEYS_SECRET_ID", default_value = "auth/public-keys", global = true)]
     public_keys_secret_id: String,
+    /// Fewest characters of a new password (as the functions' PASSWORD_MIN_LENGTH).
+    #[arg(long, env = "PASSWORD_MIN_LENGTH", default_value_t = 12, global = true)]
+    password_min_length: usize,
+    /// Lowest zxcvbn score, 0-4, of a new password (as the functions' PASSWORD_MIN_SCORE).
+    #[arg(long, env = "PASSWORD_MIN_SCORE", default_value_t = 3, global = true)]
+    password_min_score: u8,
+    /// The issuer and audience: words a password must not lean on (optional here).
+    #[arg(long, env = "AUTH_ISSUER", default_value = "", global = true, hide_default_value = true)]
+    issuer: String,
+    #[arg(long, env = "AUTH_AUDIENCE", default_value = "", global = true, hide_default_value = true)]
+    audience: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -75,6 +87,18 @@ enum UserCommand {
         #[arg(long = "role")]
         roles: Vec<String>,
     },
+    /// Set a user's password (read as for `add`); every session of the user ends at its
+    /// next refresh.
+    Passwd { username: String },
+    /// Replace a user's roles; tokens carry them from each session's next refresh on.
+    Roles {
+        username: String,
+        /// The roles, comma-separated (empty: none).
+        #[arg(long, value_delimiter = ',', num_args = 0.., required = true)]
+        set: Vec<String>,
+    },
+    /// Show a user: id, roles, state and the times sessions are measured against (never the hash).
+    Show { username: String },
     /// Disable a user: no login, and refresh fails for every session.
     Disable { username: String },
     /// Enable a disabled user.
@@ -114,6 +138,12 @@ async fn run(cli: Cli) -> Result<(), String> {
     let users = DynamoUsers::new(dynamodb.clone(), &cli.users_table);
     let sessions = DynamoSessions::new(dynamodb.clone(), &cli.sessions_table);
     let now = SystemClock.now();
+    let service_words = [cli.issuer.as_str(), cli.audience.as_str()]
+        .into_iter()
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    let policy = PasswordPolicy::new(cli.password_min_length, cli.password_min_score, service_words);
     let key_stores = KeyStores::new(aws_sdk_secretsmanager::Client::new(&sdk), &cli.signing_secret_id, &cli.public_keys_secret_id);
     match cli.command {
         Command::LocalSetup { demo_username, demo_password } => {
@@ -136,11 +166,46 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::User {
             command: UserCommand::Add { username, roles },
         } => {
-            let password = read_password()?;
+            let password = read_password(&policy, &username)?;
             if !add_user(&users, &username, &password, roles).await? {
                 return Err(format!("user {} already exists", normalize_username(&username)));
             }
             println!("added user {}", normalize_username(&username));
+        }
+        Command::User {
+            command: UserCommand::Passwd { username },
+        } => {
+            let username = find_user(&users, &username).await?.username;
+            let password = read_password(&policy, &username)?;
+            let hash = hash_password(&password).map_err(describe)?;
+            if !users.set_password(&username, &hash, now).await.map_err(describe)? {
+                return Err(format!("no user {username}"));
+            }
+            println!("password of {username} changed; every session of the user ends at its next refresh");
+        }
+        Command::User {
+            command: UserCommand::Roles { username, set },
+        } => {
+            let username = normalize_username(&username);
+            let roles: Vec<String> = set.iter().map(|r| r.trim().to_owned()).filter(|r| !r.is_empty()).collect();
+            if !users.set_roles(&username, &roles).await.map_err(describe)? {
+                return Err(format!("no user {username}"));
+            }
+            println!(
+                "roles of {username}: [{}]; tokens carry them from each session's next refresh (access tokens already issued keep the old roles until they expire)",
+                roles.join(", ")
+            );
+        }
+        Command::User {
+            command: UserCommand::Show { username },
+        } => {
+            let user = find_user(&users, &username).await?;
+            println!("username              {}", user.username);
+            println!("user id               {}", user.user_id);
+            println!("roles                 [{}]", user.roles.join(", "));
+            println!("disabled              {}", user.disabled);
+            println!("password changed at   {}", user.password_changed_at);
+            println!("sessions valid after  {}", user.sessions_valid_after);
         }
         Command::User {
             command: UserCommand::Disable { username },
@@ -257,8 +322,9 @@ async fn set_disabled(users: &DynamoUsers, username: &str, disabled: bool, now: 
     Ok(())
 }
 
-/// The new password: prompted twice on a terminal, else the first line of stdin.
-fn read_password() -> Result<SecretString, String> {
+/// The new password of `username`: prompted twice on a terminal, else the first line of
+/// stdin; refused unless `policy` accepts it, and returned in the form that is hashed.
+fn read_password(policy: &PasswordPolicy, username: &str) -> Result<SecretString, String> {
     let password = if std::io::stdin().is_terminal() {
         let first = rpassword::prompt_password("Password: ").map_err(|e| e.to_string())?;
         let second = rpassword::prompt_password("Repeat password: ").map_err(|e| e.to_string())?;
@@ -274,12 +340,9 @@ fn read_password() -> Result<SecretString, String> {
             .map_err(|e| e.to_string())?;
         input.lines().next().unwrap_or_default().to_owned()
     };
-    let password = SecretString::from(password);
-    let chars = password.expose_secret().chars().count();
-    if chars < MIN_PASSWORD_CHARS || password.expose_secret().len() > MAX_PASSWORD_BYTES {
-        return Err(format!("the password must be {MIN_PASSWORD_CHARS} characters to {MAX_PASSWORD_BYTES} bytes"));
-    }
-    Ok(password)
+    policy
+        .check(&SecretString::from(password), &normalize_username(username))
+        .map_err(|weak| weak.0)
 }
 
 #[cfg(test)]

@@ -97,6 +97,10 @@ pub struct Config {
     pub refresh_token_delivery: TokenDelivery,
     /// Optional authorizer rule: route key → roles of which the token must hold one.
     pub route_roles: HashMap<String, Vec<String>>,
+    /// Fewest characters of a new password (NIST: at least 8; default 12).
+    pub password_min_length: usize,
+    /// Lowest zxcvbn score (0–4) of a new password.
+    pub password_min_score: u8,
 }
 
 impl Config {
@@ -194,6 +198,21 @@ impl Config {
             })?,
         };
 
+        let password_min_length = match get("PASSWORD_MIN_LENGTH") {
+            None => 12,
+            Some(v) => v.parse::<usize>().ok().filter(|n| (8..=256).contains(n)).ok_or_else(|| ConfigError {
+                name: "PASSWORD_MIN_LENGTH",
+                problem: format!("expected 8 to 256 characters, got {v:?}"),
+            })?,
+        };
+        let password_min_score = match get("PASSWORD_MIN_SCORE") {
+            None => 3,
+            Some(v) => v.parse::<u8>().ok().filter(|n| *n <= 4).ok_or_else(|| ConfigError {
+                name: "PASSWORD_MIN_SCORE",
+                problem: format!("expected a zxcvbn score from 0 to 4, got {v:?}"),
+            })?,
+        };
+
         let config = Self {
             issuer: required("AUTH_ISSUER")?,
             audience: required("AUTH_AUDIENCE")?,
@@ -221,6 +240,8 @@ impl Config {
             refresh_cookie_same_site,
             refresh_token_delivery,
             route_roles,
+            password_min_length,
+            password_min_score,
         };
         if config.refresh_reuse_grace > 60 {
             return Err(ConfigError {

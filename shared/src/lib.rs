@@ -18,6 +18,7 @@ pub mod error;
 pub mod http;
 pub mod keys;
 pub mod password;
+pub mod password_policy;
 pub mod random;
 pub mod service;
 pub mod store;

@@ -17,8 +17,6 @@ pub const PARALLELISM: u32 = 1;
 /// Longest accepted password in bytes; the request body limit keeps far longer ones out
 /// before this is reached.
 pub const MAX_PASSWORD_BYTES: usize = 1024;
-/// Shortest password `authctl` accepts for a new user.
-pub const MIN_PASSWORD_CHARS: usize = 8;
 
 /// A hash with the same parameters, checked when the user does not exist (or its record
 /// is unusable) so an unknown username costs the same time as a wrong password. Its

@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::error::AuthError;
 use crate::keys::{KeyCache, SigningKeys};
 use crate::password::verify_password;
+use crate::password_policy::normalize;
 use crate::store::{
     AttemptReservation, Revocation, RevokeIf, Rotation, RotationOutcome, SessionRecord, SessionStore, UserRecord, UserStore, normalize_username,
 };
@@ -121,7 +122,8 @@ impl AuthService {
                 return Err(AuthError::TooManyAttempts { retry_after_secs });
             }
         };
-        let verified = verify_password(password, user.as_ref().map(|u| u.password_hash.clone())).await?;
+        // Hashed passwords are NFKC-normalised: the same text typed another way matches.
+        let verified = verify_password(normalize(&password), user.as_ref().map(|u| u.password_hash.clone())).await?;
         let user = match user {
             Some(user) if verified && !user.disabled => user,
             other => {

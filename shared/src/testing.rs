@@ -301,6 +301,19 @@ impl UserStore for MemoryUsers {
         }
         Ok(true)
     }
+    async fn set_password(&self, username: &str, password_hash: &str, now: u64) -> Result<bool, AuthError> {
+        let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(user) = users.get_mut(username) else { return Ok(false) };
+        user.password_hash = password_hash.to_owned();
+        user.password_changed_at = now;
+        Ok(true)
+    }
+    async fn set_roles(&self, username: &str, roles: &[String]) -> Result<bool, AuthError> {
+        let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(user) = users.get_mut(username) else { return Ok(false) };
+        user.roles = roles.to_vec();
+        Ok(true)
+    }
     async fn revoke_sessions_until(&self, username: &str, point: u64) -> Result<(), AuthError> {
         let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(user) = users.get_mut(username) {

@@ -493,6 +493,36 @@ impl UserStore for DynamoUsers {
         written(update("SET disabled = :disabled", EXISTS).send().await, "UpdateItem user")
     }
 
+    async fn set_password(&self, username: &str, password_hash: &str, now: u64) -> Result<bool, AuthError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("username", Self::key(username))
+            .update_expression("SET password_hash = :hash, password_changed_at = :now")
+            .condition_expression("attribute_exists(username) AND attribute_exists(user_id)")
+            .expression_attribute_values(":hash", s(password_hash))
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        written(result, "UpdateItem user")
+    }
+
+    async fn set_roles(&self, username: &str, roles: &[String]) -> Result<bool, AuthError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("username", Self::key(username))
+            .update_expression("SET #roles = :roles")
+            .condition_expression("attribute_exists(username) AND attribute_exists(user_id)")
+            .expression_attribute_names("#roles", "roles")
+            .expression_attribute_values(":roles", AttributeValue::L(roles.iter().map(s).collect()))
+            .send()
+            .await;
+        written(result, "UpdateItem user")
+    }
+
     async fn revoke_sessions_until(&self, username: &str, point: u64) -> Result<(), AuthError> {
         // Names no attribute but the key and the point (logout's IAM grant allows no other):
         // no `user_id` condition, which the same grant would also let it write.

@@ -314,6 +314,13 @@ pub trait UserStore: Send + Sync {
     /// enabling the account again does not bring its old sessions back. `false` if there
     /// is no such user.
     async fn set_disabled(&self, username: &str, disabled: bool, now: u64) -> Result<bool, AuthError>;
+    /// Replaces the user's password hash and sets `password_changed_at` to `now` in one
+    /// write: every session started up to `now` is dead from its next refresh on (see
+    /// [`UserRecord::accepts`]). `false` if there is no such user.
+    async fn set_password(&self, username: &str, password_hash: &str, now: u64) -> Result<bool, AuthError>;
+    /// Replaces the user's roles; tokens carry them from the session's next refresh on.
+    /// `false` if there is no such user.
+    async fn set_roles(&self, username: &str, roles: &[String]) -> Result<bool, AuthError>;
     /// Moves the user's revocation point forward to `point` in one conditional write (never
     /// back, so a retry is harmless): every session created up to `point` is dead from its
     /// next refresh on. Nothing to do when the user is gone or its point is already later.

@@ -125,12 +125,51 @@ async fn user_add_reads_the_password_from_stdin_and_the_user_can_log_in() {
     );
     let again = authctl(&app, &["user", "add", "carol@example.com"], Some("a long enough password\n"));
     assert!(!again.status.success() && text(&again).contains("already exists"));
-    let short = authctl(&app, &["user", "add", "dave@example.com"], Some("short\n"));
-    assert!(
-        !short.status.success() && text(&short).contains("the password must be 8 characters"),
-        "{}",
-        text(&short)
+    for (weak, rule) in [
+        ("short\n", "at least 12 characters"),
+        ("password1234\n", "too easy to guess"),
+        ("dave@example.com\n", "must not be the username"),
+    ] {
+        let refused = authctl(&app, &["user", "add", "dave@example.com"], Some(weak));
+        assert!(!refused.status.success() && text(&refused).contains(rule), "{rule}: {}", text(&refused));
+    }
+    assert_eq!(app.login("dave@example.com", "password1234").await.status, 401, "no user was added");
+}
+
+#[tokio::test]
+async fn user_passwd_ends_every_session_and_roles_and_show_manage_the_user() {
+    let app = spawn_app().await;
+    let cookie = app.login(ALICE, PASSWORD).await.refresh_cookie();
+    let weak = authctl(&app, &["user", "passwd", ALICE], Some("alice1234567\n"));
+    assert!(!weak.status.success() && text(&weak).contains("too easy to guess"), "{}", text(&weak));
+    assert_eq!(app.refresh(&cookie).await.status, 200, "a refused change changes nothing");
+
+    let changed = authctl(&app, &["user", "passwd", ALICE], Some("ｎｅｗ quartz lantern orbit\n"));
+    assert!(changed.status.success(), "{}", text(&changed));
+    assert_eq!(app.refresh(&cookie).await.error_code(), "invalid_token", "the old session ended");
+    assert_eq!(app.login(ALICE, PASSWORD).await.status, 401, "the old password fails");
+    assert_eq!(
+        app.login(ALICE, "new quartz lantern orbit").await.status,
+        200,
+        "the new one, NFKC-normalised, works"
     );
+    assert!(
+        !authctl(&app, &["user", "passwd", "nobody@example.com"], Some("new quartz lantern orbit\n"))
+            .status
+            .success()
+    );
+
+    let roles = authctl(&app, &["user", "roles", ALICE, "--set", "admin,billing"], None);
+    assert!(roles.status.success() && text(&roles).contains("next refresh"), "{}", text(&roles));
+    let login = app.login(ALICE, "new quartz lantern orbit").await;
+    let claims = login.access_token().split('.').nth(1).map(crate::forge::b64_decode_json).unwrap();
+    assert_eq!(claims["roles"], serde_json::json!(["admin", "billing"]));
+    assert_eq!(claims["scope"], "admin billing");
+
+    let shown = text(&authctl(&app, &["user", "show", ALICE], None));
+    assert!(shown.contains("[admin, billing]") && shown.contains("user id"), "{shown}");
+    let stored = app.user_item(ALICE).await;
+    assert!(!shown.contains(stored["password_hash"].as_s().unwrap()), "the hash is never printed");
 }
 
 #[tokio::test]

@@ -18,6 +18,11 @@ pub fn b64(bytes: impl AsRef<[u8]>) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// A base64url JSON part of a token, decoded.
+pub fn b64_decode_json(part: &str) -> Value {
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
+
 pub fn b64_json(value: &Value) -> String {
     b64(value.to_string())
 }
