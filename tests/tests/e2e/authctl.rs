@@ -153,6 +153,11 @@ async fn user_passwd_ends_every_session_and_roles_and_show_manage_the_user() {
         200,
         "the new one, NFKC-normalised, works"
     );
+    assert_eq!(
+        app.login(ALICE, "ｎｅｗ quartz lantern orbit").await.status,
+        200,
+        "and so does the text as typed"
+    );
     assert!(
         !authctl(&app, &["user", "passwd", "nobody@example.com"], Some("new quartz lantern orbit\n"))
             .status
