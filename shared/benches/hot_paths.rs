@@ -1,7 +1,7 @@
 //! CPU cost of the hot paths, without network, for each algorithm a key may use:
 //! verifying an access token (and the bare aws-lc signature check under it, the floor no
 //! verifier can go below), the authorizer's verify + policy and its whole handler, signing
-//! (a token pair at login, one rotation at refresh), argon2id. Run by scripts/bench.sh,
+//! (a token pair at login, one rotation at refresh), argon2id and the password policy. Run by scripts/bench.sh,
 //! which also feeds the token sets written here (`target/bench/tokens.json`) to the Node
 //! and Python peers, so every library verifies the same tokens with the same key.
 //!
@@ -317,5 +317,20 @@ fn passwords(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, verification, signing, passwords);
+/// The password policy's cost: zxcvbn grows with length, which is why only the first 100
+/// characters are estimated; the longest accepted password must stay far below one argon2id.
+fn password_policy(c: &mut Criterion) {
+    let policy = auth_core::password_policy::PasswordPolicy::new(12, 3, vec!["auth.test".into(), "api".into()]);
+    let mut group = c.benchmark_group("password_policy");
+    for (name, password) in [
+        ("typical_28_chars", "correct horse battery staple".to_owned()),
+        ("longest_1024_bytes", "quartz lantern orbit meadow ".repeat(37)),
+    ] {
+        let password: secrecy::SecretString = password.into();
+        group.bench_function(name, |b| b.iter(|| policy.check(black_box(&password), "alice@example.com").unwrap()));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, verification, signing, passwords, password_policy);
 criterion_main!(benches);
