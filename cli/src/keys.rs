@@ -8,6 +8,8 @@ use auth_core::keys::secrets_manager::{KeyAdded, KeyStores, KeysInit, RotationEr
 use auth_core::tokens::LEEWAY_SECS;
 use clap::{Args, Subcommand};
 
+use crate::timestamp;
+
 /// Where the keys live and the times the rotation rules need.
 #[derive(Args)]
 pub struct KeysArgs {
@@ -143,37 +145,9 @@ fn row(key: &KeyEntry) -> String {
     )
 }
 
-/// Epoch seconds as `YYYY-MM-DD HH:MM:SSZ` (UTC), without a date crate.
-fn timestamp(epoch: u64) -> String {
-    let (days, secs) = (epoch / 86_400, epoch % 86_400);
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
-}
-
 fn describe(e: RotationError) -> String {
     match e {
         RotationError::Store(AuthError::Unavailable(cause)) => cause,
         other => other.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timestamps_are_utc_dates() {
-        assert_eq!(timestamp(0), "1970-01-01 00:00:00Z");
-        assert_eq!(timestamp(1_764_547_200 + 3_725), "2025-12-01 01:02:05Z");
-        assert_eq!(timestamp(951_782_400), "2000-02-29 00:00:00Z");
     }
 }

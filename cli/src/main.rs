@@ -218,8 +218,8 @@ async fn run(cli: Cli) -> Result<(), String> {
         } => {
             let user = find_user(&users, &username).await?;
             println!(
-                "{:<24} {:>10} {:>12} {:>12} {:<10} user agent",
-                "session", "generation", "created", "expires", "state"
+                "{:<24} {:<20} {:<20} {:<20} {:<22} {:<16} user agent",
+                "session", "created", "last used", "expires", "state", "source ip"
             );
             for id in sessions.list_for_user(&user.user_id).await.map_err(describe)? {
                 let Some(s) = sessions.get(&id).await.map_err(describe)? else { continue };
@@ -228,14 +228,14 @@ async fn run(cli: Cli) -> Result<(), String> {
                     (None, true) => "live".into(),
                     (None, false) => "expired".into(),
                 };
-                let expires = s.expires_at.min(s.absolute_expires_at);
                 println!(
-                    "{:<24} {:>10} {:>12} {:>12} {:<10} {}",
+                    "{:<24} {:<20} {:<20} {:<20} {:<22} {:<16} {}",
                     s.session_id,
-                    s.generation,
-                    s.created_at,
-                    expires,
+                    timestamp(s.created_at),
+                    timestamp(s.rotated_at),
+                    timestamp(s.expires_at.min(s.absolute_expires_at)),
                     state,
+                    s.source_ip.unwrap_or_default(),
                     s.user_agent.unwrap_or_default()
                 );
             }
@@ -345,9 +345,32 @@ fn read_password(policy: &PasswordPolicy, username: &str) -> Result<SecretString
         .map_err(|weak| weak.0)
 }
 
+/// Epoch seconds as `YYYY-MM-DD HH:MM:SSZ` (UTC), without a date crate.
+pub(crate) fn timestamp(epoch: u64) -> String {
+    let (days, secs) = (epoch / 86_400, epoch % 86_400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_are_utc_dates() {
+        assert_eq!(timestamp(0), "1970-01-01 00:00:00Z");
+        assert_eq!(timestamp(1_764_547_200 + 3_725), "2025-12-01 01:02:05Z");
+        assert_eq!(timestamp(951_782_400), "2000-02-29 00:00:00Z");
+    }
 
     #[test]
     fn a_session_id_starting_with_a_hyphen_is_a_value_not_a_flag() {
