@@ -162,7 +162,8 @@ impl Account {
         response
     }
 
-    /// Origin, path, method and size. `Ok(Some(_))` is a finished preflight answer.
+    /// Origin, path, method and size. `Ok(Some(_))` is a finished answer: a preflight, or a
+    /// 405 with the `Allow` header.
     fn check(&self, request: &Request, allowed_origin: Option<&str>, resource: Option<&Resource>) -> Result<Option<Response<Body>>, AuthError> {
         let headers = request.headers();
         // SECURITY: CSRF defence: a browser request from a foreign origin is refused before
