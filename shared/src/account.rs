@@ -416,6 +416,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_listing_stops_at_the_newest_hundred_sessions() {
+        let bed = bed();
+        let caller = login(&bed).await;
+        let template = bed.bed.sessions.stored(&sid(&caller)).unwrap();
+        for i in 1..=MAX_LISTED_SESSIONS as u64 + 5 {
+            bed.bed.sessions.put(SessionRecord {
+                session_id: SessionId::generate(),
+                created_at: template.created_at - i,
+                ..template.clone()
+            });
+        }
+        let listed = bed
+            .account
+            .sessions_of(&Caller {
+                user_id: template.user_id.clone(),
+                session_id: sid(&caller),
+            })
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), MAX_LISTED_SESSIONS);
+        assert!(listed[0].current, "the caller's session is the newest");
+        assert!(listed.windows(2).all(|w| w[0].created_at > w[1].created_at), "newest first");
+        assert_eq!(listed.last().unwrap().created_at, template.created_at - (MAX_LISTED_SESSIONS as u64 - 1));
+    }
+
+    #[tokio::test]
     async fn ending_another_users_or_an_unknown_session_is_one_404_and_writes_nothing() {
         let bed = bed();
         let alice = login(&bed).await;
