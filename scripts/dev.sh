@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole service locally: the DynamoDB / Secrets Manager emulator (moto) on
 # 127.0.0.1:$EMULATOR_PORT, tables + key set + demo user through `authctl local-setup`,
-# then `cargo lambda watch` serving the five functions (login, refresh, logout, authorizer,
-# discovery) on 127.0.0.1:$LAMBDA_PORT.
+# then `cargo lambda watch` serving the six functions (login, refresh, logout, authorizer,
+# discovery, account) on 127.0.0.1:$LAMBDA_PORT.
 # Ctrl-C stops everything it started. Any configuration variable set in this script's
 # environment (ALLOWED_ORIGINS, REFRESH_REUSE_GRACE, ...) reaches the functions.
 set -euo pipefail
@@ -66,6 +66,9 @@ Ready when cargo lambda prints that it is serving. Try (a cookie jar keeps the r
     | curl -s -d @- $base/2015-03-31/functions/authorizer/invocations
   # rotate the refresh token (the jar is updated with the successor)
   curl -si -b .local/jar -c .local/jar -X POST $base/lambda-url/refresh/
+  # your live sessions, and ending one by id (the access token as Bearer)
+  curl -s -H "authorization: Bearer \$TOKEN" $base/lambda-url/account/auth/sessions
+  curl -si -X DELETE -H "authorization: Bearer \$TOKEN" $base/lambda-url/account/auth/sessions/<session_id>
   # log out (cookie cleared, session revoked)
   curl -si -b .local/jar -c .local/jar -X POST $base/lambda-url/logout/
   # the discovery document and the public JWKS third parties verify tokens with

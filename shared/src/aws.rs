@@ -1,7 +1,7 @@
 //! AWS wiring: the SDK configuration shared by every function and `authctl` (explicit
 //! timeouts and the standard retry mode, so a slow dependency becomes a 503 in seconds, not
-//! a Lambda timeout), building the service and the authorizer over DynamoDB and Secrets
-//! Manager, and the call recorder the tests and benchmarks count AWS calls with.
+//! a Lambda timeout), building the service, the authorizer and `account` over DynamoDB and
+//! Secrets Manager, and the call recorder the tests and benchmarks count AWS calls with.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 
+use crate::account::Account;
 use crate::authorizer::Authorizer;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
@@ -87,6 +88,32 @@ fn authorizer_over(config: &Config, store: SecretsManagerKeys<PublicKeys>) -> Re
         TrustedKeys::new(deployed, key_cache(store, config)),
         Arc::new(SystemClock),
     ))
+}
+
+/// The `account` endpoints, configured from the environment: the sessions table, and the
+/// authorizer's keys (deployed `AUTH_PUBLIC_JWKS`, then the public store, whose client is
+/// built on first use); never the private key secret. Without deployed keys the public
+/// store is fetched during init; a failure is logged, not fatal (requests answer 503 until
+/// the keys can be read). A malformed `AUTH_PUBLIC_JWKS` fails the cold start.
+pub async fn account(config: &Config) -> Result<Account, ConfigError> {
+    let sdk = load_sdk_config().await;
+    let account = account_with(config, aws_sdk_dynamodb::Client::new(&sdk), aws_sdk_secretsmanager::Client::new(&sdk))?;
+    if !account.keys().has_deployed_keys()
+        && let Err(e) = account.keys().store().current().await
+    {
+        tracing::error!(cause = %e, "public keys not available at cold start");
+    }
+    Ok(account)
+}
+
+/// The `account` endpoints over the given clients (tests); nothing fetched yet.
+pub fn account_with(config: &Config, dynamodb: aws_sdk_dynamodb::Client, secrets: aws_sdk_secretsmanager::Client) -> Result<Account, ConfigError> {
+    let keys = TrustedKeys::new(
+        deployed_keys(config)?,
+        key_cache(SecretsManagerKeys::new(secrets, &config.public_keys_secret_id), config),
+    );
+    let sessions = DynamoSessions::new(dynamodb, &config.sessions_table);
+    Ok(Account::new(config, keys, Arc::new(sessions), Arc::new(SystemClock)))
 }
 
 /// The keys of `AUTH_PUBLIC_JWKS`, refused with the variable's name when malformed.

@@ -12,7 +12,8 @@ pub enum AuthError {
     /// Login failed. Unknown user, wrong password and disabled account are all this one.
     #[error("invalid credentials")]
     InvalidCredentials,
-    /// A refresh token that is missing, malformed, unknown, expired, revoked or forged.
+    /// A refresh token that is missing, malformed, unknown, expired, revoked or forged; at
+    /// the account endpoints, a bearer access token that is, or whose session is not live.
     #[error("invalid token")]
     InvalidToken,
     /// An authentic but superseded refresh token was replayed; the session is now revoked.
@@ -68,7 +69,7 @@ impl AuthError {
         let (status, code, message, retry_after_secs) = match self {
             Self::InvalidRequest(detail) => (400, "invalid_request", *detail, None),
             Self::InvalidCredentials => (401, "invalid_credentials", "Invalid username or password.", None),
-            Self::InvalidToken => (401, "invalid_token", "The refresh token is missing, invalid or expired.", None),
+            Self::InvalidToken => (401, "invalid_token", "The token is missing, invalid or expired.", None),
             Self::TokenReused => (401, "token_reused", "The refresh token was already used; the session has been revoked.", None),
             Self::ForbiddenOrigin => (403, "forbidden_origin", "Cross-site requests are not allowed.", None),
             Self::MethodNotAllowed => (405, "method_not_allowed", "This method is not allowed here; see the Allow header.", None),

@@ -41,7 +41,7 @@ impl HttpPolicy {
     }
 
     /// The request's `Origin`, when it is on the allow-list (exact match).
-    fn allowed_origin<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
+    pub(crate) fn allowed_origin<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
         let origin = headers.get(header::ORIGIN)?.to_str().ok()?;
         self.allowed_origins.iter().any(|o| o == origin).then_some(origin)
     }
@@ -58,6 +58,13 @@ impl HttpPolicy {
             self.cookie_path,
             max_age
         )
+    }
+
+    /// Clears the refresh cookie (`Max-Age=0`, same name and path), when cookies carry it.
+    pub(crate) fn clear_cookie(&self, response: &mut Response<Body>) {
+        if self.delivery.uses_cookie() {
+            append_header(response, header::SET_COOKIE, &self.cookie("", 0));
+        }
     }
 
     /// Every refresh cookie the request carries, empty ones included: browsers send each
@@ -309,14 +316,12 @@ impl AuthApi {
     }
 
     fn clear_cookie(&self, response: &mut Response<Body>) {
-        if self.policy.delivery.uses_cookie() {
-            append_header(response, header::SET_COOKIE, &self.policy.cookie("", 0));
-        }
+        self.policy.clear_cookie(response);
     }
 }
 
 /// Logs the cause of a dependency failure (never a secret: see [`AuthError::Unavailable`]).
-fn log_unavailable(error: &AuthError) {
+pub(crate) fn log_unavailable(error: &AuthError) {
     if let AuthError::Unavailable(cause) = error {
         tracing::error!(cause = %cause, "dependency failure");
     }
@@ -335,11 +340,11 @@ fn base_response(status: StatusCode, body: Body) -> Response<Body> {
     response
 }
 
-fn empty_response(status: StatusCode) -> Response<Body> {
+pub(crate) fn empty_response(status: StatusCode) -> Response<Body> {
     base_response(status, Body::Empty)
 }
 
-fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response<Body> {
+pub(crate) fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response<Body> {
     let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".into());
     let mut response = base_response(status, Body::Text(text));
     response

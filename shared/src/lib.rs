@@ -1,12 +1,13 @@
 //! The core of the authentication service: every rule lives here, the Lambdas only wire it.
 //!
 //! Dependencies point one way, with no cycle: `service` uses `tokens`, `keys`, `store`
-//! and `password`; `http`, `authorizer` and `discovery` (the only modules that know about
+//! and `password`; `http`, `authorizer`, `discovery` and `account` (the only modules that know about
 //! Lambda event shapes) call `service`, `tokens` or `keys`; `aws` wires the adapters
 //! (`store::dynamodb`, `keys::secrets_manager`), which know nothing of it. `config`,
 //! `error`, `clock` and `random` depend on no other module but `error`; `tokens` uses
 //! `keys`, never the other way. AWS SDK types stay inside the adapters and `aws`.
 
+pub mod account;
 pub mod audit;
 pub mod authorizer;
 pub mod aws;

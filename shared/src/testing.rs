@@ -222,6 +222,7 @@ impl SessionStore for MemorySessions {
             RevokeIf::Holds(hash) => session.holds(hash) && session.is_live(now),
             RevokeIf::NotRevoked => session.revoked_at.is_none(),
             RevokeIf::CreatedUpTo(point) => session.revoked_at.is_none() && session.created_at <= point,
+            RevokeIf::LiveOwnedBy(user_id) => session.user_id == user_id && session.is_live(now),
         };
         if !allowed {
             return Ok(Revocation::Refused(Some(session.clone())));

@@ -255,6 +255,11 @@ impl SessionStore for DynamoSessions {
             RevokeIf::CreatedUpTo(point) => request
                 .condition_expression("attribute_exists(session_id) AND attribute_not_exists(revoked_at) AND created_at <= :point")
                 .expression_attribute_values(":point", n(point)),
+            // SECURITY: the owner is checked in the write itself: a session id of another
+            // user (or none) fails the condition and nothing is written.
+            RevokeIf::LiveOwnedBy(user_id) => request
+                .condition_expression("user_id = :user_id AND attribute_not_exists(revoked_at) AND expires_at > :now AND absolute_expires_at > :now")
+                .expression_attribute_values(":user_id", s(user_id)),
         };
         match request.send().await {
             Ok(out) => Ok(match out.attributes().and_then(session_from_item) {

@@ -258,6 +258,10 @@ pub enum RevokeIf<'a> {
     /// The session is not revoked yet and was created up to this instant: the fan-out of
     /// logout everywhere, which ends exactly the sessions its revocation point ends.
     CreatedUpTo(u64),
+    /// The session is live (not revoked, neither expiry passed) and belongs to this user:
+    /// a user ending one of their own sessions by id. The owner is part of the condition,
+    /// not read first, so no interleaving lets one user end another's session.
+    LiveOwnedBy(&'a str),
 }
 
 /// What a revocation did.

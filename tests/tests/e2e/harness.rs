@@ -2,8 +2,9 @@
 //! real handlers wired over them, and helpers to send API Gateway events.
 
 use auth_core::Config;
+use auth_core::account::Account;
 use auth_core::authorizer::{Authorizer, Unauthorized};
-use auth_core::aws::{auth_service_with, authorizer_with, load_sdk_config};
+use auth_core::aws::{account_with, auth_service_with, authorizer_with, load_sdk_config};
 use auth_core::http::AuthApi;
 use auth_core::keys::secrets_manager::write_secret;
 use auth_core::password::hash_password;
@@ -25,6 +26,7 @@ pub const ORIGIN: &str = "https://app.test";
 pub struct App {
     pub api: AuthApi,
     pub authorizer: Authorizer,
+    pub account: Account,
     pub config: Config,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
@@ -127,9 +129,11 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> App {
     }
     let service = auth_service_with(&config, dynamodb.clone(), secrets.clone());
     let authorizer = authorizer_with(&config, secrets.clone()).unwrap();
+    let account = account_with(&config, dynamodb.clone(), secrets.clone()).unwrap();
     App {
         api: AuthApi::new(service, &config),
         authorizer,
+        account,
         config,
         dynamodb,
         secrets,
@@ -258,6 +262,9 @@ impl App {
     }
     pub async fn logout_call(&self, call: Call) -> Answer {
         Answer::from(logout::handle(&self.api, call.request()).await.unwrap())
+    }
+    pub async fn account_call(&self, call: Call) -> Answer {
+        Answer::from(account::handle(&self.account, call.request()).await.unwrap())
     }
     pub async fn login(&self, username: &str, password: &str) -> Answer {
         self.login_call(Call::post("/auth/login").json(json!({"username": username, "password": password})))

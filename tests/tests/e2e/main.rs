@@ -1,8 +1,9 @@
-//! End-to-end tests: the real handlers of the five Lambdas against the emulator.
+//! End-to-end tests: the real handlers of the six Lambdas against the emulator.
 
 // A test fails by panicking; the harness helpers unwrap for the same reason.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod account;
 mod attacks_access;
 mod attacks_sessions;
 mod authctl;

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use auth_core::Config;
-use auth_core::aws::{CallRecorder, ItemAccess, SdkCall, auth_service_with, authorizer_with, load_sdk_config, public_key_cache_with};
+use auth_core::aws::{CallRecorder, ItemAccess, SdkCall, account_with, auth_service_with, authorizer_with, load_sdk_config, public_key_cache_with};
 use auth_core::config::DEFAULT_KEY_PUBLISH_DELAY;
 use auth_core::discovery::{Discovery, JWKS_PATH, OPENID_CONFIGURATION_PATH};
 use auth_core::http::AuthApi;
@@ -75,7 +75,7 @@ fn granted_by_function(template: &Value) -> BTreeMap<String, Grants> {
 }
 
 fn bin_names_in_workspace() -> BTreeSet<String> {
-    ["login", "refresh", "logout", "authorizer", "discovery"]
+    ["login", "refresh", "logout", "authorizer", "discovery", "account"]
         .iter()
         .map(|crate_dir| {
             let manifest = std::fs::read_to_string(format!("{ROOT}/functions/{crate_dir}/Cargo.toml")).unwrap();
@@ -185,15 +185,20 @@ fn http_api_authorizer_caches_per_token_and_route_and_only_it_gets_route_roles()
 }
 
 #[test]
-fn only_the_authorizer_gets_the_deployed_jwks_and_it_is_unset_when_empty() {
+fn only_the_verifiers_get_the_deployed_jwks_and_it_is_unset_when_empty() {
     let template = template();
-    let (condition, parameter) = if_parameter_or_nothing(&function(&template, "authorizer")["Environment"]["Variables"]["AUTH_PUBLIC_JWKS"]);
-    assert_eq!(parameter, "PublicJwks");
+    for verifier in ["authorizer", "account"] {
+        let (condition, parameter) = if_parameter_or_nothing(&function(&template, verifier)["Environment"]["Variables"]["AUTH_PUBLIC_JWKS"]);
+        assert_eq!(parameter, "PublicJwks", "{verifier}");
+        assert!(
+            format!("{:?}", template["Conditions"][condition]).contains("PublicJwks"),
+            "{condition} must test the parameter"
+        );
+    }
+    for other in ["login", "refresh", "logout", "discovery"] {
+        assert!(function(&template, other).get("Environment").is_none(), "{other} needs no public JWKS");
+    }
     assert_eq!(template["Parameters"]["PublicJwks"]["Default"], "");
-    assert!(
-        format!("{:?}", template["Conditions"][condition]).contains("PublicJwks"),
-        "{condition} must test the parameter"
-    );
     assert!(template["Globals"]["Function"]["Environment"]["Variables"].get("AUTH_PUBLIC_JWKS").is_none());
     let publish_delay = &template["Globals"]["Function"]["Environment"]["Variables"]["KEY_PUBLISH_DELAY"];
     assert_eq!(tagged(publish_delay), ("!Ref".to_owned(), &Value::from("KeyPublishDelay")));
@@ -215,6 +220,34 @@ fn discovery_serves_its_two_documents_to_anyone_on_the_http_api() {
     }
     assert_eq!(routes, BTreeSet::from([JWKS_PATH.to_owned(), OPENID_CONFIGURATION_PATH.to_owned()]));
     assert_eq!(discovery["MemorySize"], 128);
+}
+
+#[test]
+fn account_serves_its_session_routes_itself_and_cors_lets_browsers_send_the_bearer() {
+    let template = template();
+    let account = function(&template, "account");
+    let mut routes = BTreeSet::new();
+    for (_, event) in account["Events"].as_mapping().unwrap() {
+        assert_eq!(event["Type"], "HttpApi");
+        let properties = &event["Properties"];
+        assert_eq!(tagged(&properties["ApiId"]), ("!Ref".to_owned(), &Value::from("Api")));
+        // The function verifies the bearer and the session itself; an authorizer's cached
+        // allow would let a revoked session's token through.
+        assert_eq!(properties["Auth"]["Authorizer"], "NONE");
+        routes.insert(format!("{} {}", properties["Method"].as_str().unwrap(), properties["Path"].as_str().unwrap()));
+    }
+    let expected = [
+        "GET /auth/sessions",
+        "OPTIONS /auth/sessions",
+        "DELETE /auth/sessions/{session_id}",
+        "OPTIONS /auth/sessions/{session_id}",
+    ];
+    assert_eq!(routes, expected.iter().map(|r| (*r).to_owned()).collect::<BTreeSet<_>>());
+    let cors = &template["Resources"]["Api"]["Properties"]["CorsConfiguration"];
+    for method in ["GET", "DELETE"] {
+        assert!(cors["AllowMethods"].as_sequence().unwrap().contains(&Value::from(method)), "{method}");
+    }
+    assert!(cors["AllowHeaders"].as_sequence().unwrap().contains(&Value::from("authorization")));
 }
 
 #[test]
@@ -251,7 +284,7 @@ fn login_alone_can_get_reserved_concurrency() {
     assert_eq!(parameter, "LoginReservedConcurrency");
     assert_eq!(template["Parameters"]["LoginReservedConcurrency"]["Default"], 0);
     assert!(format!("{:?}", template["Conditions"][condition]).contains("LoginReservedConcurrency"));
-    for other in ["refresh", "logout", "authorizer", "discovery"] {
+    for other in ["refresh", "logout", "authorizer", "discovery", "account"] {
         assert!(function(&template, other).get("ReservedConcurrentExecutions").is_none());
     }
 }
@@ -366,12 +399,13 @@ struct Recorded {
     refresh: AuthApi,
     logout: AuthApi,
     discovery: Discovery,
+    account: auth_core::account::Account,
     recorders: BTreeMap<&'static str, CallRecorder>,
 }
 
 async fn recorded_functions(config: &Config) -> (Recorded, auth_core::authorizer::Authorizer) {
     let sdk = load_sdk_config().await;
-    let recorders: BTreeMap<&'static str, CallRecorder> = ["login", "refresh", "logout", "authorizer", "discovery"]
+    let recorders: BTreeMap<&'static str, CallRecorder> = ["login", "refresh", "logout", "authorizer", "discovery", "account"]
         .into_iter()
         .map(|n| (n, CallRecorder::default()))
         .collect();
@@ -386,11 +420,14 @@ async fn recorded_functions(config: &Config) -> (Recorded, auth_core::authorizer
     authorizer.keys().store().current().await.unwrap();
     let discovery = Discovery::new(config, public_key_cache_with(config, recorders["discovery"].clients(&sdk).1)).unwrap();
     discovery.warm_up().await;
+    let (dynamodb, secrets) = recorders["account"].clients(&sdk);
+    let account = account_with(config, dynamodb, secrets).unwrap();
     let recorded = Recorded {
         login: AuthApi::new(login, config),
         refresh: AuthApi::new(refresh, config),
         logout: AuthApi::new(logout, config),
         discovery,
+        account,
         recorders,
     };
     (recorded, authorizer)
@@ -475,6 +512,32 @@ async fn each_function_is_granted_exactly_the_calls_it_makes() {
     assert_eq!(Answer::from(revalidated.unwrap()).status, 304);
     let metadata = discovery::handle(&f.discovery, Call::get(OPENID_CONFIGURATION_PATH).request()).await;
     assert_eq!(Answer::from(metadata.unwrap()).status, 200);
+
+    // account: a listing, ending one's own session and an unknown one (the condition fails,
+    // as for another user's), and a token whose kid is not deployed (reads the public store).
+    auth_core::store::UserStore::set_disabled(
+        &auth_core::store::dynamodb::DynamoUsers::new(app.dynamodb.clone(), &app.config.users_table),
+        ALICE,
+        false,
+        now(),
+    )
+    .await
+    .unwrap();
+    let alice = Answer::from(login::handle(&f.login, login(ALICE, PASSWORD)).await.unwrap());
+    let other = Answer::from(login::handle(&f.login, login(ALICE, PASSWORD)).await.unwrap());
+    let bearer = format!("Bearer {}", alice.access_token());
+    let account = |call: Call| {
+        let request = call.request();
+        async { Answer::from(account::handle(&f.account, request).await.unwrap()) }
+    };
+    let listed = account(Call::get("/auth/sessions").header("authorization", &bearer)).await;
+    assert_eq!(listed.json()["sessions"].as_array().unwrap().len(), 2, "{}", listed.body);
+    let own: &'static str = format!("/auth/sessions/{}", session_id_of(&other.refresh_token())).leak();
+    assert_eq!(account(Call::get(own).method("DELETE").header("authorization", &bearer)).await.status, 204);
+    let unknown = "/auth/sessions/AAAAAAAAAAAAAAAAAAAAAA";
+    assert_eq!(account(Call::get(unknown).method("DELETE").header("authorization", &bearer)).await.status, 404);
+    let unknown_kid = format!("Bearer {header}.{}", alice.access_token().split_once('.').unwrap().1);
+    assert_eq!(account(Call::get("/auth/sessions").header("authorization", &unknown_kid)).await.status, 401);
 
     let names = BTreeMap::from([
         (app.config.users_table.clone(), "UsersTable".to_owned()),

@@ -1,0 +1,596 @@
+//! The `account` endpoints a signed-in user manages their sessions with:
+//! `GET /auth/sessions` lists the caller's live sessions, `DELETE /auth/sessions/{id}` ends
+//! one of them. Every request carries `Authorization: Bearer <access token>`, verified with
+//! the public keys exactly as the authorizer verifies it, and the token's session must still
+//! be live: a token of a revoked session is refused at once, not when it expires. Knows
+//! `lambda_http`, like `http`, whose Origin rules, cookie and error answers it shares.
+
+use std::sync::Arc;
+
+use futures_util::{StreamExt, TryStreamExt, stream};
+use lambda_http::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use lambda_http::{Body, Request, Response};
+use serde::Serialize;
+
+use crate::audit::{self, AuditEvent};
+use crate::authorizer::bearer_token;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::error::AuthError;
+use crate::http::{HttpPolicy, MAX_BODY_BYTES, empty_response, error_response, json_response, log_unavailable, request_meta};
+use crate::keys::verifying::TrustedKeys;
+use crate::store::{RevokeIf, SessionRecord, SessionStore};
+use crate::tokens::{AccessTokenHeader, AccessTokens, SessionId};
+
+/// The collection path, matched by suffix: behind an HTTP API the path may carry a stage
+/// (`/prod/auth/sessions`), under `cargo lambda watch` the function URL's prefix
+/// (`/lambda-url/account/auth/sessions`).
+pub const SESSIONS_PATH: &str = "/auth/sessions";
+/// The most sessions one listing returns (newest first).
+pub const MAX_LISTED_SESSIONS: usize = 100;
+/// The revocation reason of a session its user ended by id.
+pub const ENDED_BY_USER: &str = "ended_by_user";
+/// How many session items a listing reads at once (the `by_user` index holds keys only).
+const READ_CONCURRENCY: usize = 8;
+
+/// What a request path names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resource {
+    /// `/auth/sessions`.
+    Sessions,
+    /// `/auth/sessions/{id}`, with the id as sent (checked later, so a malformed id gets
+    /// the same 404 as another user's).
+    Session(String),
+}
+
+impl Resource {
+    /// The resource a path names, by its suffix; `None` for any other path.
+    pub fn from_path(path: &str) -> Option<Self> {
+        if path.ends_with(SESSIONS_PATH) {
+            return Some(Self::Sessions);
+        }
+        let (collection, id) = path.rsplit_once('/')?;
+        (collection.ends_with(SESSIONS_PATH) && !id.is_empty()).then(|| Self::Session(id.to_owned()))
+    }
+
+    /// The methods it answers, for `Allow` and the preflight's `Access-Control-Allow-Methods`.
+    fn allowed_methods(&self) -> &'static str {
+        match self {
+            Self::Sessions => "GET, OPTIONS",
+            Self::Session(_) => "DELETE, OPTIONS",
+        }
+    }
+}
+
+/// Who is asking: the verified token's user and session, the session found live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// `sub`.
+    pub user_id: String,
+    /// `sid`.
+    pub session_id: SessionId,
+}
+
+/// One session as the listing shows it: when and from where, never a token or its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionView {
+    /// The session id (the `sid` of its access tokens; not a secret).
+    pub session_id: String,
+    /// Login time, epoch seconds.
+    pub created_at: u64,
+    /// Last refresh (login time if never refreshed), epoch seconds.
+    pub last_used_at: u64,
+    /// When it ends if not used again: the earlier of the idle and the absolute expiry.
+    pub expires_at: u64,
+    /// The user agent of the login.
+    pub user_agent: Option<String>,
+    /// The client address of the login.
+    pub source_ip: Option<String>,
+    /// Whether the caller's own token belongs to it.
+    pub current: bool,
+}
+
+impl SessionView {
+    fn of(session: &SessionRecord, caller: &Caller) -> Self {
+        Self {
+            session_id: session.session_id.as_str().to_owned(),
+            created_at: session.created_at,
+            last_used_at: session.rotated_at,
+            expires_at: session.expires_at.min(session.absolute_expires_at),
+            user_agent: session.user_agent.clone(),
+            source_ip: session.source_ip.clone(),
+            current: session.session_id == caller.session_id,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct SessionList {
+    sessions: Vec<SessionView>,
+}
+
+/// The account endpoints over the public keys and the sessions table.
+pub struct Account {
+    tokens: AccessTokens,
+    keys: TrustedKeys,
+    sessions: Arc<dyn SessionStore>,
+    clock: Arc<dyn Clock>,
+    policy: HttpPolicy,
+}
+
+impl Account {
+    /// The endpoints for `config`, verifying with `keys` (the authorizer's: deployed
+    /// `AUTH_PUBLIC_JWKS`, then the public store; never a private key).
+    pub fn new(config: &Config, keys: TrustedKeys, sessions: Arc<dyn SessionStore>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            tokens: AccessTokens::new(config),
+            keys,
+            sessions,
+            clock,
+            policy: HttpPolicy::new(config),
+        }
+    }
+
+    /// The keys it trusts, for warming the store at cold start.
+    pub fn keys(&self) -> &TrustedKeys {
+        &self.keys
+    }
+
+    /// Answers one request: the Origin, path, method and size rules, then the bearer, then
+    /// the endpoint; every failure is an answer from the error table, never a 500.
+    pub async fn respond(&self, request: &Request) -> Response<Body> {
+        let allowed_origin = self.policy.allowed_origin(request.headers());
+        let resource = Resource::from_path(request.uri().path());
+        let mut response = match self.check(request, allowed_origin, resource.as_ref()) {
+            Err(e) => error_response(&e),
+            Ok(Some(preflight)) => preflight,
+            Ok(None) => match self.handle(request, resource).await {
+                Ok(response) => response,
+                Err(e) => {
+                    log_unavailable(&e);
+                    error_response(&e)
+                }
+            },
+        };
+        let headers = response.headers_mut();
+        headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+        if let Some(origin) = allowed_origin.and_then(|o| HeaderValue::from_str(o).ok()) {
+            // SECURITY: echo only an allow-listed origin, never `*` with credentials.
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+            headers.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+        }
+        response
+    }
+
+    /// Origin, path, method and size. `Ok(Some(_))` is a finished answer: a preflight, or a
+    /// 405 with the `Allow` header.
+    fn check(&self, request: &Request, allowed_origin: Option<&str>, resource: Option<&Resource>) -> Result<Option<Response<Body>>, AuthError> {
+        let headers = request.headers();
+        // SECURITY: CSRF defence: a browser request from a foreign origin is refused before
+        // the bearer is read or anything is written.
+        let cross_site = headers.get("sec-fetch-site").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"));
+        if (headers.contains_key(header::ORIGIN) || cross_site) && allowed_origin.is_none() {
+            return Err(AuthError::ForbiddenOrigin);
+        }
+        let resource = resource.ok_or(AuthError::NotFound)?;
+        let allowed = match (resource, request.method()) {
+            (_, &Method::OPTIONS) => {
+                let mut response = empty_response(StatusCode::NO_CONTENT);
+                if allowed_origin.is_some() {
+                    let h = response.headers_mut();
+                    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(resource.allowed_methods()));
+                    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("authorization, content-type"));
+                    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+                }
+                return Ok(Some(response));
+            }
+            (Resource::Sessions, &Method::GET) | (Resource::Session(_), &Method::DELETE) => true,
+            _ => false,
+        };
+        if !allowed {
+            let mut response = error_response(&AuthError::MethodNotAllowed);
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(resource.allowed_methods()));
+            return Ok(Some(response));
+        }
+        if request.body().len() > MAX_BODY_BYTES {
+            return Err(AuthError::PayloadTooLarge);
+        }
+        Ok(None)
+    }
+
+    async fn handle(&self, request: &Request, resource: Option<Resource>) -> Result<Response<Body>, AuthError> {
+        let caller = self.authenticate(request.headers()).await?;
+        match resource {
+            Some(Resource::Sessions) => self.list(&caller).await,
+            Some(Resource::Session(id)) => self.end(request, &caller, &id).await,
+            None => Err(AuthError::NotFound),
+        }
+    }
+
+    /// The caller of a request: one well-formed bearer token that verifies as the
+    /// authorizer verifies it, whose session exists, is live and is the token's user's.
+    /// Every refusal is the same 401 `invalid_token`; only a dependency failure is a 503.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, AuthError> {
+        let mut values = headers.get_all(header::AUTHORIZATION).iter();
+        // SECURITY: exactly one Authorization header; two are refused, never one picked.
+        let (Some(value), None) = (values.next(), values.next()) else {
+            return Err(AuthError::InvalidToken);
+        };
+        let token = value.to_str().ok().and_then(bearer_token).ok_or(AuthError::InvalidToken)?;
+        let token_header = AccessTokenHeader::read(token).map_err(|_| AuthError::InvalidToken)?;
+        let keys = self.keys.for_kid(&token_header.kid).await?;
+        let now = self.clock.now();
+        // SECURITY: the authorizer's verification: pinned algorithm, typ, iss, aud, exp, ...
+        let claims = self.tokens.verify(&keys, token, &token_header, now).map_err(|_| AuthError::InvalidToken)?;
+        let session_id = SessionId::parse(&claims.sid).ok_or(AuthError::InvalidToken)?;
+        let session = self.sessions.get(&session_id).await?.ok_or(AuthError::InvalidToken)?;
+        // SECURITY: a signed token outlives its session by up to its lifetime; the session
+        // item decides, so a logged-out or revoked session's token is refused at once.
+        if !session.is_live(now) || session.user_id != claims.sub {
+            return Err(AuthError::InvalidToken);
+        }
+        Ok(Caller {
+            user_id: claims.sub,
+            session_id,
+        })
+    }
+
+    /// The caller's live sessions, newest first, at most [`MAX_LISTED_SESSIONS`]: the ids
+    /// through the `by_user` index (no scan), then each item read (the index holds keys
+    /// only) and checked live in code, as TTL deletes late.
+    pub async fn sessions_of(&self, caller: &Caller) -> Result<Vec<SessionView>, AuthError> {
+        let ids = self.sessions.list_for_user(&caller.user_id).await?;
+        let records: Vec<Option<SessionRecord>> = stream::iter(ids)
+            .map(|id| async move { self.sessions.get(&id).await })
+            .buffer_unordered(READ_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let now = self.clock.now();
+        let mut live: Vec<SessionRecord> = records
+            .into_iter()
+            .flatten()
+            // The index is eventually consistent: the item itself says whose it is.
+            .filter(|s| s.user_id == caller.user_id && s.is_live(now))
+            .collect();
+        live.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.session_id.as_str().cmp(b.session_id.as_str())));
+        live.truncate(MAX_LISTED_SESSIONS);
+        Ok(live.iter().map(|s| SessionView::of(s, caller)).collect())
+    }
+
+    async fn list(&self, caller: &Caller) -> Result<Response<Body>, AuthError> {
+        let sessions = self.sessions_of(caller).await?;
+        Ok(json_response(StatusCode::OK, &SessionList { sessions }))
+    }
+
+    /// Ends one of the caller's live sessions by id. `false` when there is no such session
+    /// of the caller's (another user's, unknown, malformed, already ended): one answer, so
+    /// the endpoint tells nothing about other users' sessions.
+    pub async fn end_session(&self, caller: &Caller, id: &str, meta: &audit::RequestMeta) -> Result<bool, AuthError> {
+        let Some(session_id) = SessionId::parse(id) else {
+            return Ok(false);
+        };
+        let now = self.clock.now();
+        // SECURITY: ownership is the write's condition, not a read before it.
+        let revocation = self
+            .sessions
+            .revoke(&session_id, RevokeIf::LiveOwnedBy(&caller.user_id), ENDED_BY_USER, now)
+            .await?;
+        // A refused revocation returns the item as it is, possibly another user's: dropped.
+        let Some(ended) = revocation.revoked() else {
+            return Ok(false);
+        };
+        audit::emit(
+            AuditEvent::SessionRevoked,
+            meta,
+            Some(&ended.user_id),
+            Some(ended.session_id.as_str()),
+            Some(ENDED_BY_USER),
+        );
+        Ok(true)
+    }
+
+    async fn end(&self, request: &Request, caller: &Caller, id: &str) -> Result<Response<Body>, AuthError> {
+        if !self.end_session(caller, id, &request_meta(request)).await? {
+            return Err(AuthError::NotFound);
+        }
+        let mut response = empty_response(StatusCode::NO_CONTENT);
+        // The browser's refresh cookie belongs to the session just ended: clear it, as logout does.
+        if id == caller.session_id.as_str() {
+            self.policy.clear_cookie(&mut response);
+        }
+        Ok(response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use lambda_http::http;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::keys::{KeyCache, PublicKeys};
+    use crate::service::IssuedTokens;
+    use crate::store::UserStore;
+    use crate::testing::{ALICE, StaticKeys, TestBed, config, public_keys};
+
+    struct Bed {
+        bed: TestBed,
+        account: Account,
+        public_store: Arc<StaticKeys<PublicKeys>>,
+    }
+
+    fn bed() -> Bed {
+        let bed = TestBed::new(config());
+        let public_store = Arc::new(StaticKeys::<PublicKeys>::public());
+        let keys = TrustedKeys::new(Some(public_keys()), KeyCache::new(public_store.clone(), bed.clock.clone(), 300));
+        let account = Account::new(&bed.config, keys, bed.sessions.clone(), bed.clock.clone());
+        Bed { bed, account, public_store }
+    }
+
+    async fn login(bed: &Bed) -> IssuedTokens {
+        bed.bed.service.login(ALICE.0, ALICE.1.to_owned().into(), &Default::default()).await.unwrap()
+    }
+
+    fn request(method: &str, path: &str, bearer: Option<&str>, origin: Option<&str>) -> Request {
+        let mut builder = http::Request::builder().method(method).uri(format!("https://auth.test{path}"));
+        if let Some(token) = bearer {
+            builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if let Some(origin) = origin {
+            builder = builder.header(header::ORIGIN, origin);
+        }
+        builder.body(Body::Empty).unwrap()
+    }
+
+    async fn call(bed: &Bed, method: &str, path: &str, bearer: Option<&str>) -> Response<Body> {
+        bed.account.respond(&request(method, path, bearer, None)).await
+    }
+
+    fn body(response: &Response<Body>) -> Value {
+        serde_json::from_slice(response.body().as_ref()).unwrap_or(Value::Null)
+    }
+
+    fn sid(issued: &IssuedTokens) -> SessionId {
+        issued.refresh.session_id.clone()
+    }
+
+    #[test]
+    fn paths_match_by_suffix_and_nothing_else() {
+        for path in ["/auth/sessions", "/prod/auth/sessions", "/lambda-url/account/auth/sessions"] {
+            assert_eq!(Resource::from_path(path), Some(Resource::Sessions), "{path}");
+        }
+        assert_eq!(
+            Resource::from_path("/lambda-url/account/auth/sessions/abc"),
+            Some(Resource::Session("abc".into()))
+        );
+        for path in ["/", "/auth/sessions/", "/auth/sessions/a/b", "/auth/session", "/auth/login", "/auth/sessionsx"] {
+            assert_eq!(Resource::from_path(path), None, "{path}");
+        }
+    }
+
+    #[tokio::test]
+    async fn listing_shows_the_callers_live_sessions_newest_first_with_current_marked() {
+        let bed = bed();
+        let first = login(&bed).await;
+        bed.bed.clock.advance(10);
+        let second = login(&bed).await;
+        bed.bed.clock.advance(10);
+        let ended = login(&bed).await;
+        bed.bed.service.logout(Some(&ended.refresh.encode()), false, &Default::default()).await.unwrap();
+        // Another user's session is never listed.
+        let mut bob = UserStore::get(&*bed.bed.users, ALICE.0).await.unwrap().unwrap();
+        bob.username = "bob@example.com".into();
+        bob.user_id = "user-bob".into();
+        bed.bed.users.put(bob);
+        bed.bed
+            .service
+            .login("bob@example.com", ALICE.1.to_owned().into(), &Default::default())
+            .await
+            .unwrap();
+
+        let response = call(&bed, "GET", "/auth/sessions", Some(&first.access.token)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+        let listed = body(&response)["sessions"].as_array().unwrap().clone();
+        let ids: Vec<&str> = listed.iter().map(|s| s["session_id"].as_str().unwrap()).collect();
+        assert_eq!(ids, [sid(&second).as_str(), sid(&first).as_str()]);
+        assert_eq!(listed[0]["current"], false);
+        assert_eq!(listed[1]["current"], true);
+        let stored = bed.bed.sessions.stored(&sid(&first)).unwrap();
+        assert_eq!(
+            listed[1],
+            json!({
+                "session_id": sid(&first).as_str(),
+                "created_at": stored.created_at,
+                "last_used_at": stored.rotated_at,
+                "expires_at": stored.expires_at.min(stored.absolute_expires_at),
+                "user_agent": null,
+                "source_ip": null,
+                "current": true,
+            })
+        );
+        let text = String::from_utf8_lossy(response.body().as_ref()).into_owned();
+        assert!(!text.contains(&first.refresh.encode()) && !text.contains("token_hash"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_listing_stops_at_the_newest_hundred_sessions() {
+        let bed = bed();
+        let caller = login(&bed).await;
+        let template = bed.bed.sessions.stored(&sid(&caller)).unwrap();
+        for i in 1..=MAX_LISTED_SESSIONS as u64 + 5 {
+            bed.bed.sessions.put(SessionRecord {
+                session_id: SessionId::generate(),
+                created_at: template.created_at - i,
+                ..template.clone()
+            });
+        }
+        let listed = bed
+            .account
+            .sessions_of(&Caller {
+                user_id: template.user_id.clone(),
+                session_id: sid(&caller),
+            })
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), MAX_LISTED_SESSIONS);
+        assert!(listed[0].current, "the caller's session is the newest");
+        assert!(listed.windows(2).all(|w| w[0].created_at > w[1].created_at), "newest first");
+        assert_eq!(listed.last().unwrap().created_at, template.created_at - (MAX_LISTED_SESSIONS as u64 - 1));
+    }
+
+    #[tokio::test]
+    async fn ending_another_users_or_an_unknown_session_is_one_404_and_writes_nothing() {
+        let bed = bed();
+        let alice = login(&bed).await;
+        let other = login(&bed).await;
+        let mut record = bed.bed.sessions.stored(&sid(&other)).unwrap();
+        record.user_id = "user-mallory".into();
+        bed.bed.sessions.put(record);
+        let writes = bed.bed.sessions.writes();
+        let unknown = SessionId::generate();
+        let mut answers = Vec::new();
+        for id in [sid(&other).as_str(), unknown.as_str(), "not-a-session-id"] {
+            let response = call(&bed, "DELETE", &format!("/auth/sessions/{id}"), Some(&alice.access.token)).await;
+            answers.push((response.status(), body(&response)));
+        }
+        assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+        assert_eq!(answers[0].0, StatusCode::NOT_FOUND);
+        assert_eq!(answers[0].1["error"], "not_found");
+        assert_eq!(bed.bed.sessions.writes(), writes, "nothing revoked");
+        assert!(bed.bed.sessions.stored(&sid(&other)).unwrap().revoked_at.is_none());
+    }
+
+    #[tokio::test]
+    async fn ending_an_own_session_revokes_it_and_only_the_current_one_clears_the_cookie() {
+        let bed = bed();
+        let caller = login(&bed).await;
+        let other = login(&bed).await;
+        let response = call(&bed, "DELETE", &format!("/auth/sessions/{}", sid(&other)), Some(&caller.access.token)).await;
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+        assert!(response.headers().get(header::SET_COOKIE).is_none());
+        let revoked = bed.bed.sessions.stored(&sid(&other)).unwrap();
+        assert_eq!(revoked.revoke_reason.as_deref(), Some(ENDED_BY_USER));
+        assert!(bed.bed.service.refresh(Some(&other.refresh.encode()), &Default::default()).await.is_err());
+        // A second time: no longer live, the same 404.
+        let again = call(&bed, "DELETE", &format!("/auth/sessions/{}", sid(&other)), Some(&caller.access.token)).await;
+        assert_eq!(again.status(), StatusCode::NOT_FOUND);
+
+        let own = call(&bed, "DELETE", &format!("/auth/sessions/{}", sid(&caller)), Some(&caller.access.token)).await;
+        assert_eq!(own.status(), StatusCode::NO_CONTENT);
+        let cookie = own.headers()[header::SET_COOKIE].to_str().unwrap();
+        assert!(cookie.starts_with("refresh_token=;") && cookie.contains("Max-Age=0"), "{cookie}");
+        // Its token is refused from now on.
+        let after = call(&bed, "GET", "/auth/sessions", Some(&caller.access.token)).await;
+        assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test]
+    async fn a_token_is_refused_alike_when_missing_forged_expired_or_its_session_is_not_live() {
+        let bed = bed();
+        let issued = login(&bed).await;
+        let token = issued.access.token.clone();
+        let (head, rest) = token.split_once('.').unwrap();
+        let tampered = format!("{head}.{}", rest.replace('.', ".A"));
+        let mut cases: Vec<(&str, Request)> = vec![
+            ("missing", request("GET", "/auth/sessions", None, None)),
+            ("forged", request("GET", "/auth/sessions", Some(&tampered), None)),
+            ("garbage", request("GET", "/auth/sessions", Some("abc"), None)),
+        ];
+        let mut basic = request("GET", "/auth/sessions", None, None);
+        basic.headers_mut().insert(header::AUTHORIZATION, HeaderValue::from_static("Basic YTpi"));
+        cases.push(("other scheme", basic));
+        let mut two = request("GET", "/auth/sessions", Some(&token), None);
+        two.headers_mut()
+            .append(header::AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {token}")).unwrap());
+        cases.push(("two headers", two));
+        for (case, request) in cases {
+            let response = bed.account.respond(&request).await;
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{case}");
+            assert_eq!(body(&response)["error"], "invalid_token", "{case}");
+        }
+        assert_eq!(call(&bed, "GET", "/auth/sessions", Some(&token)).await.status(), StatusCode::OK);
+
+        // The session revoked (logout): refused at once, long before the token's exp.
+        let session = bed.bed.sessions.stored(&sid(&issued)).unwrap();
+        let mut revoked = session.clone();
+        revoked.revoked_at = Some(bed.bed.clock.now());
+        bed.bed.sessions.put(revoked);
+        assert_eq!(call(&bed, "GET", "/auth/sessions", Some(&token)).await.status(), StatusCode::UNAUTHORIZED);
+        // Another user's session id under this user's token (cannot be signed, but the
+        // session item must agree with sub anyway).
+        let mut foreign = session.clone();
+        foreign.user_id = "user-mallory".into();
+        bed.bed.sessions.put(foreign);
+        assert_eq!(call(&bed, "GET", "/auth/sessions", Some(&token)).await.status(), StatusCode::UNAUTHORIZED);
+        // Past the idle expiry: dead although TTL has not deleted the item.
+        let mut idle = session.clone();
+        idle.expires_at = bed.bed.clock.now();
+        bed.bed.sessions.put(idle);
+        assert_eq!(call(&bed, "GET", "/auth/sessions", Some(&token)).await.status(), StatusCode::UNAUTHORIZED);
+        bed.bed.sessions.put(session);
+        assert_eq!(call(&bed, "GET", "/auth/sessions", Some(&token)).await.status(), StatusCode::OK);
+        // The token expired.
+        bed.bed.clock.advance(bed.bed.config.access_token_ttl + 31);
+        assert_eq!(call(&bed, "GET", "/auth/sessions", Some(&token)).await.status(), StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test]
+    async fn foreign_origins_are_refused_before_anything_is_written_and_preflight_allows_delete() {
+        let bed = bed();
+        let caller = login(&bed).await;
+        let other = login(&bed).await;
+        let writes = bed.bed.sessions.writes();
+        let path = format!("/auth/sessions/{}", sid(&other));
+        let response = bed
+            .account
+            .respond(&request("DELETE", &path, Some(&caller.access.token), Some("https://evil.test")))
+            .await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert_eq!(body(&response)["error"], "forbidden_origin");
+        assert!(response.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
+        assert_eq!(bed.bed.sessions.writes(), writes);
+
+        let allowed = bed.bed.config.allowed_origins[0].clone();
+        let preflight = bed.account.respond(&request("OPTIONS", &path, None, Some(&allowed))).await;
+        assert_eq!(preflight.status(), StatusCode::NO_CONTENT);
+        let h = preflight.headers();
+        assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], allowed.as_str());
+        assert_eq!(h[header::ACCESS_CONTROL_ALLOW_METHODS], "DELETE, OPTIONS");
+        assert!(h[header::ACCESS_CONTROL_ALLOW_HEADERS].to_str().unwrap().contains("authorization"));
+        let listing = bed.account.respond(&request("OPTIONS", "/auth/sessions", None, Some(&allowed))).await;
+        assert_eq!(listing.headers()[header::ACCESS_CONTROL_ALLOW_METHODS], "GET, OPTIONS");
+    }
+
+    #[tokio::test]
+    async fn other_methods_paths_and_sizes_get_their_table_answers() {
+        let bed = bed();
+        let token = login(&bed).await.access.token;
+        for (method, path, allow) in [
+            ("POST", "/auth/sessions", "GET, OPTIONS"),
+            ("DELETE", "/auth/sessions", "GET, OPTIONS"),
+            ("GET", "/auth/sessions/abc", "DELETE, OPTIONS"),
+        ] {
+            let response = call(&bed, method, path, Some(&token)).await;
+            assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            assert_eq!(response.headers()[header::ALLOW], allow);
+        }
+        assert_eq!(call(&bed, "GET", "/auth/other", Some(&token)).await.status(), StatusCode::NOT_FOUND);
+        let mut big = request("GET", "/auth/sessions", Some(&token), None);
+        *big.body_mut() = Body::Text("x".repeat(MAX_BODY_BYTES + 1));
+        assert_eq!(bed.account.respond(&big).await.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[tokio::test]
+    async fn keys_that_cannot_be_read_are_a_503_not_a_401() {
+        let bed = bed();
+        let token = login(&bed).await.access.token;
+        let keys = TrustedKeys::new(None, KeyCache::new(bed.public_store.clone(), bed.bed.clock.clone(), 300));
+        let account = Account::new(&bed.bed.config, keys, bed.bed.sessions.clone(), bed.bed.clock.clone());
+        bed.public_store.set_failing(true);
+        let response = account.respond(&request("GET", "/auth/sessions", Some(&token), None)).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+}

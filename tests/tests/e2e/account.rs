@@ -1,0 +1,236 @@
+//! `account` end to end: the real handler over the emulator's sessions table and public key
+//! store, with tokens issued by the real login.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+
+use crate::forge::{b64_json, our_header, sign};
+use crate::harness::*;
+
+/// `GET /auth/sessions` with `bearer`.
+fn list(bearer: &str) -> Call {
+    Call::get("/auth/sessions").header("authorization", &format!("Bearer {bearer}"))
+}
+
+/// `DELETE /auth/sessions/{session_id}` with `bearer`.
+fn end(session_id: &str, bearer: &str) -> Call {
+    let path: &'static str = format!("/auth/sessions/{session_id}").leak();
+    Call::get(path).method("DELETE").header("authorization", &format!("Bearer {bearer}"))
+}
+
+/// A login's access token and session id.
+async fn signed_in(app: &App, username: &str) -> (String, String) {
+    let answer = app.login(username, PASSWORD).await;
+    (answer.access_token(), session_id_of(&answer.refresh_token()))
+}
+
+fn listed_ids(answer: &Answer) -> Vec<String> {
+    answer.json()["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["session_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn revoked_at(app: &App, session_id: &str) -> Option<u64> {
+    app.session_number(session_id, "revoked_at").await
+}
+
+#[tokio::test]
+async fn listing_shows_exactly_the_callers_live_sessions_with_the_current_one_marked() {
+    let app = spawn_app().await;
+    let from_browser = Call::post("/auth/login")
+        .header("user-agent", "Mozilla/5.0 (e2e)")
+        .json(json!({"username": ALICE, "password": PASSWORD}));
+    let logins = [
+        app.login_call(from_browser).await,
+        app.login(ALICE, PASSWORD).await,
+        app.login(ALICE, PASSWORD).await,
+    ];
+    let ids: Vec<String> = logins.iter().map(|l| session_id_of(&l.refresh_token())).collect();
+    app.set_session_number(&ids[0], "created_at", now() - 20).await;
+    app.set_session_number(&ids[1], "created_at", now() - 10).await;
+    // One logged out, one of another user: neither is listed.
+    let logout = app.logout_call(Call::post("/auth/logout").cookie(&logins[2].refresh_cookie())).await;
+    assert_eq!(logout.status, 204);
+    let (_, bobs) = signed_in(&app, BOB).await;
+
+    let answer = app.account_call(list(&logins[0].access_token())).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.header("content-type"), Some("application/json"));
+    assert_eq!(answer.header("cache-control"), Some("no-store"));
+    assert_eq!(listed_ids(&answer), [ids[1].clone(), ids[0].clone()], "newest first, live ones only");
+    assert!(!answer.body.contains(&bobs));
+    let sessions = answer.json()["sessions"].as_array().unwrap().clone();
+    assert_eq!(sessions.iter().map(|s| s["current"].clone()).collect::<Vec<_>>(), [json!(false), json!(true)]);
+    let item = app.session_item(&ids[0]).await.unwrap();
+    let number = |name: &str| item[name].as_n().unwrap().parse::<u64>().unwrap();
+    assert_eq!(
+        sessions[1],
+        json!({
+            "session_id": ids[0],
+            "created_at": number("created_at"),
+            "last_used_at": number("rotated_at"),
+            "expires_at": number("expires_at").min(number("absolute_expires_at")),
+            "user_agent": "Mozilla/5.0 (e2e)",
+            "source_ip": "203.0.113.7",
+            "current": true,
+        })
+    );
+
+    // From the other live session, the other one is current.
+    let from_second = app.account_call(list(&logins[1].access_token())).await;
+    let current: Vec<Value> = from_second.json()["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["current"].clone())
+        .collect();
+    assert_eq!(current, [json!(true), json!(false)]);
+}
+
+#[tokio::test]
+async fn ending_another_users_session_is_404_and_revokes_nothing() {
+    let app = spawn_app().await;
+    let (alice, _) = signed_in(&app, ALICE).await;
+    let (_, bobs) = signed_in(&app, BOB).await;
+    let answer = app.account_call(end(&bobs, &alice)).await;
+    assert_eq!((answer.status, answer.error_code().as_str()), (404, "not_found"));
+    let unknown = app.account_call(end("AAAAAAAAAAAAAAAAAAAAAA", &alice)).await;
+    assert_eq!((unknown.status, unknown.body.as_str()), (404, answer.body.as_str()), "no oracle");
+    let malformed = app.account_call(end("not-a-session", &alice)).await;
+    assert_eq!((malformed.status, malformed.body.as_str()), (404, answer.body.as_str()));
+    assert_eq!(revoked_at(&app, &bobs).await, None);
+    assert!(app.session_item("AAAAAAAAAAAAAAAAAAAAAA").await.is_none(), "a failed condition creates no item");
+}
+
+#[tokio::test]
+async fn ending_an_own_session_revokes_it_and_its_refresh_then_fails() {
+    let app = spawn_app().await;
+    let current = app.login(ALICE, PASSWORD).await;
+    let other = app.login(ALICE, PASSWORD).await;
+    let other_id = session_id_of(&other.refresh_token());
+    let answer = app.account_call(end(&other_id, &current.access_token())).await;
+    assert_eq!((answer.status, answer.body.as_str()), (204, ""));
+    assert!(answer.set_cookies().is_empty(), "another session's cookie is not this browser's");
+    let item = app.session_item(&other_id).await.unwrap();
+    assert_eq!(item["revoke_reason"].as_s().unwrap(), "ended_by_user");
+    assert_eq!(app.refresh(&other.refresh_cookie()).await.error_code(), "invalid_token");
+    assert_eq!(app.refresh(&current.refresh_cookie()).await.status, 200, "the caller's session lives on");
+    assert_eq!(app.account_call(end(&other_id, &current.access_token())).await.status, 404, "already ended");
+}
+
+#[tokio::test]
+async fn ending_the_current_session_clears_the_refresh_cookie_and_its_token_stops_working() {
+    let app = spawn_app().await;
+    let login = app.login(ALICE, PASSWORD).await;
+    let token = login.access_token();
+    let id = session_id_of(&login.refresh_token());
+    let answer = app.account_call(end(&id, &token)).await;
+    assert_eq!(answer.status, 204);
+    let cleared = answer.set_cookies();
+    assert!(
+        cleared.len() == 1 && cleared[0].starts_with("refresh_token=;") && cleared[0].contains("Max-Age=0") && cleared[0].contains("Path=/auth"),
+        "{cleared:?}"
+    );
+    assert_eq!(app.account_call(list(&token)).await.error_code(), "invalid_token");
+}
+
+#[tokio::test]
+async fn a_token_of_a_revoked_session_is_refused_at_once() {
+    let app = spawn_app().await;
+    let login = app.login(ALICE, PASSWORD).await;
+    let token = login.access_token();
+    assert_eq!(app.account_call(list(&token)).await.status, 200);
+    assert_eq!(app.logout_call(Call::post("/auth/logout").cookie(&login.refresh_cookie())).await.status, 204);
+    let answer = app.account_call(list(&token)).await;
+    assert_eq!((answer.status, answer.error_code().as_str()), (401, "invalid_token"));
+    // Ending any session with it is refused too, before any write.
+    let (_, still_live) = signed_in(&app, ALICE).await;
+    assert_eq!(app.account_call(end(&still_live, &token)).await.status, 401);
+    assert_eq!(revoked_at(&app, &still_live).await, None);
+}
+
+#[tokio::test]
+async fn a_missing_forged_or_expired_bearer_is_one_401() {
+    let app = spawn_app().await;
+    let login = app.login(ALICE, PASSWORD).await;
+    let token = login.access_token();
+    let id = session_id_of(&login.refresh_token());
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap();
+
+    // Bob's sub on Alice's signature: the signature no longer verifies.
+    let (_, bobs) = signed_in(&app, BOB).await;
+    let mut as_bob = claims.clone();
+    as_bob["sub"] = json!("someone-else");
+    let parts: Vec<&str> = token.split('.').collect();
+    let tampered = format!("{}.{}.{}", parts[0], b64_json(&as_bob), parts[2]);
+    // Signed with the real key, live session, but expired.
+    let mut expired = claims.clone();
+    expired["iat"] = json!(now() - 1000);
+    expired["exp"] = json!(now() - 100);
+    let expired = sign(&our_header(), &expired);
+
+    let cases = [
+        ("missing", Call::get("/auth/sessions")),
+        ("tampered", list(&tampered)),
+        ("expired", list(&expired)),
+        ("not a jwt", list("abc")),
+        ("another scheme", Call::get("/auth/sessions").header("authorization", &format!("Basic {token}"))),
+        ("tampered delete", end(&bobs, &tampered)),
+    ];
+    let mut bodies = Vec::new();
+    for (case, call) in cases {
+        let answer = app.account_call(call).await;
+        assert_eq!((answer.status, answer.error_code().as_str()), (401, "invalid_token"), "{case}");
+        bodies.push(answer.body);
+    }
+    assert!(bodies.iter().all(|b| *b == bodies[0]), "one answer for every refusal");
+    assert_eq!(revoked_at(&app, &bobs).await, None);
+    assert_eq!(revoked_at(&app, &id).await, None);
+    // The untouched token still works: the refusals were about the tokens.
+    assert_eq!(app.account_call(list(&token)).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_delete_from_a_foreign_origin_is_403_and_revokes_nothing() {
+    let app = spawn_app().await;
+    let (token, _) = signed_in(&app, ALICE).await;
+    let (_, other) = signed_in(&app, ALICE).await;
+    for (name, value) in [("origin", "https://evil.test"), ("sec-fetch-site", "cross-site")] {
+        let answer = app.account_call(end(&other, &token).header(name, value)).await;
+        assert_eq!((answer.status, answer.error_code().as_str()), (403, "forbidden_origin"), "{name}");
+        assert_eq!(answer.header("access-control-allow-origin"), None);
+    }
+    assert_eq!(revoked_at(&app, &other).await, None);
+
+    // The allow-listed origin may preflight and send it.
+    let preflight = app.account_call(end(&other, &token).method("OPTIONS").header("origin", ORIGIN)).await;
+    assert_eq!(preflight.status, 204);
+    assert_eq!(preflight.header("access-control-allow-origin"), Some(ORIGIN));
+    assert_eq!(preflight.header("access-control-allow-credentials"), Some("true"));
+    assert_eq!(preflight.header("access-control-allow-methods"), Some("DELETE, OPTIONS"));
+    assert_eq!(preflight.header("access-control-allow-headers"), Some("authorization, content-type"));
+    let answer = app.account_call(end(&other, &token).header("origin", ORIGIN)).await;
+    assert_eq!(answer.status, 204);
+    assert_eq!(answer.header("access-control-allow-origin"), Some(ORIGIN));
+    assert!(revoked_at(&app, &other).await.is_some());
+}
+
+#[tokio::test]
+async fn the_function_url_paths_of_cargo_lambda_watch_are_served() {
+    let app = spawn_app().await;
+    let (token, id) = signed_in(&app, ALICE).await;
+    let listed = app
+        .account_call(Call::get("/lambda-url/account/auth/sessions").header("authorization", &format!("Bearer {token}")))
+        .await;
+    assert_eq!(listed_ids(&listed), [id]);
+    let wrong_method = app.account_call(list(&token).method("POST")).await;
+    assert_eq!((wrong_method.status, wrong_method.header("allow")), (405, Some("GET, OPTIONS")));
+    let elsewhere = app
+        .account_call(Call::get("/lambda-url/account/").header("authorization", &format!("Bearer {token}")))
+        .await;
+    assert_eq!(elsewhere.status, 404);
+}
