@@ -68,11 +68,7 @@ pub async fn authorizer(config: &Config) -> Result<Authorizer, ConfigError> {
 /// the same cold start, so the tests can see when (and whether) a client is ever built.
 pub async fn authorizer_connecting(config: &Config, connect: Connect) -> Result<Authorizer, ConfigError> {
     let authorizer = authorizer_over(config, SecretsManagerKeys::lazy(connect, &config.public_keys_secret_id))?;
-    if !authorizer.keys().has_deployed_keys()
-        && let Err(e) = authorizer.keys().store().current().await
-    {
-        tracing::error!(cause = %e, "public keys not available at cold start");
-    }
+    authorizer.keys().warm_up().await;
     Ok(authorizer)
 }
 
@@ -82,12 +78,12 @@ pub fn authorizer_with(config: &Config, secrets: aws_sdk_secretsmanager::Client)
 }
 
 fn authorizer_over(config: &Config, store: SecretsManagerKeys<PublicKeys>) -> Result<Authorizer, ConfigError> {
-    let deployed = deployed_keys(config)?;
-    Ok(Authorizer::new(
-        config,
-        TrustedKeys::new(deployed, key_cache(store, config)),
-        Arc::new(SystemClock),
-    ))
+    Ok(Authorizer::new(config, trusted_keys(config, store)?, Arc::new(SystemClock)))
+}
+
+/// What a verifier trusts: the keys deployed in `AUTH_PUBLIC_JWKS`, then the public store.
+fn trusted_keys(config: &Config, store: SecretsManagerKeys<PublicKeys>) -> Result<TrustedKeys, ConfigError> {
+    Ok(TrustedKeys::new(deployed_keys(config)?, key_cache(store, config)))
 }
 
 /// The `account` endpoints, configured from the environment: the sessions table, and the
@@ -98,20 +94,13 @@ fn authorizer_over(config: &Config, store: SecretsManagerKeys<PublicKeys>) -> Re
 pub async fn account(config: &Config) -> Result<Account, ConfigError> {
     let sdk = load_sdk_config().await;
     let account = account_with(config, aws_sdk_dynamodb::Client::new(&sdk), aws_sdk_secretsmanager::Client::new(&sdk))?;
-    if !account.keys().has_deployed_keys()
-        && let Err(e) = account.keys().store().current().await
-    {
-        tracing::error!(cause = %e, "public keys not available at cold start");
-    }
+    account.keys().warm_up().await;
     Ok(account)
 }
 
 /// The `account` endpoints over the given clients (tests); nothing fetched yet.
 pub fn account_with(config: &Config, dynamodb: aws_sdk_dynamodb::Client, secrets: aws_sdk_secretsmanager::Client) -> Result<Account, ConfigError> {
-    let keys = TrustedKeys::new(
-        deployed_keys(config)?,
-        key_cache(SecretsManagerKeys::new(secrets, &config.public_keys_secret_id), config),
-    );
+    let keys = trusted_keys(config, SecretsManagerKeys::new(secrets, &config.public_keys_secret_id))?;
     let sessions = DynamoSessions::new(dynamodb, &config.sessions_table);
     Ok(Account::new(config, keys, Arc::new(sessions), Arc::new(SystemClock)))
 }

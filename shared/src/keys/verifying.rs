@@ -164,7 +164,18 @@ impl TrustedKeys {
         self.deployment_outdated.load(Ordering::Acquire)
     }
 
-    /// The public store's cache, for warming it at cold start when nothing was deployed.
+    /// Cold-start work: with nothing deployed, fetches the public store now rather than on
+    /// the first request. A failure is logged, not fatal: requests fail closed until the
+    /// store can be read.
+    pub async fn warm_up(&self) {
+        if !self.has_deployed_keys()
+            && let Err(e) = self.store.current().await
+        {
+            tracing::error!(cause = %e, "public keys not available at cold start");
+        }
+    }
+
+    /// The public store's cache.
     pub fn store(&self) -> &KeyCache<PublicKeys> {
         &self.store
     }
