@@ -330,19 +330,7 @@ impl KeyStores {
     }
 
     async fn read(&self, secret_id: &str) -> Result<Read, AuthError> {
-        match self.client.get_secret_value().secret_id(secret_id).send().await {
-            Ok(out) => Ok(Read {
-                id: secret_id.to_owned(),
-                value: out.secret_string().map(str::to_owned),
-                version: out.version_id().map(str::to_owned),
-            }),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(Read {
-                id: secret_id.to_owned(),
-                value: None,
-                version: None,
-            }),
-            Err(e) => Err(sdk_error("GetSecretValue", e)),
-        }
+        read_version(&self.client, secret_id).await
     }
 
     /// Writes `value` over exactly the version `read` came from: a create when there was
@@ -393,13 +381,23 @@ fn is_placeholder(json: &str) -> bool {
     serde_json::from_str::<serde_json::Value>(json).is_ok_and(|v| v.get("uninitialized") == Some(&serde_json::Value::Bool(true)))
 }
 
+/// A secret's current value and version; both `None` when the secret does not exist.
+async fn read_version(client: &Client, secret_id: &str) -> Result<Read, AuthError> {
+    let (value, version) = match client.get_secret_value().secret_id(secret_id).send().await {
+        Ok(out) => (out.secret_string().map(str::to_owned), out.version_id().map(str::to_owned)),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => (None, None),
+        Err(e) => return Err(sdk_error("GetSecretValue", e)),
+    };
+    Ok(Read {
+        id: secret_id.to_owned(),
+        value,
+        version,
+    })
+}
+
 /// A secret's string value, `None` when the secret does not exist.
 pub async fn read_secret(client: &Client, secret_id: &str) -> Result<Option<String>, AuthError> {
-    match client.get_secret_value().secret_id(secret_id).send().await {
-        Ok(out) => Ok(out.secret_string().map(str::to_owned)),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(None),
-        Err(e) => Err(sdk_error("GetSecretValue", e)),
-    }
+    Ok(read_version(client, secret_id).await?.value)
 }
 
 /// Writes a secret's value, creating the secret when it does not exist; an unchanged value
