@@ -205,6 +205,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("roles                 [{}]", user.roles.join(", "));
             println!("disabled              {}", user.disabled);
             println!("password changed at   {}", user.password_changed_at);
+            if let Some(session) = &user.password_changed_by {
+                println!("password changed by   session {session} (the user's own change; that session goes on)");
+            }
             println!("sessions valid after  {}", user.sessions_valid_after);
         }
         Command::User {
@@ -300,6 +303,7 @@ async fn add_user(users: &DynamoUsers, username: &str, password: &SecretString, 
         // second must not count as older than the password.
         password_changed_at: 0,
         sessions_valid_after: 0,
+        password_changed_by: None,
     };
     users.create(&user).await.map_err(describe)
 }

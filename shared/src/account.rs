@@ -1,41 +1,52 @@
-//! The `account` endpoints a signed-in user manages their sessions with:
-//! `GET /auth/sessions` lists the caller's live sessions, `DELETE /auth/sessions/{id}` ends
-//! one of them. Every request carries `Authorization: Bearer <access token>`, verified with
-//! the public keys exactly as the authorizer verifies it, and the token's session must still
-//! be live: a token of a revoked session is refused at once, not when it expires. Knows
-//! `lambda_http`, like `http`, whose Origin rules, cookie and error answers it shares.
+//! The `account` endpoints a signed-in user manages their password and sessions with:
+//! `POST /auth/password` changes the password (every other session ends, the caller's goes
+//! on), `GET /auth/sessions` lists the caller's live sessions, `DELETE /auth/sessions/{id}`
+//! ends one of them. Every request carries `Authorization: Bearer <access token>`, verified
+//! with the public keys exactly as the authorizer verifies it, and the token's session must
+//! still be live: a token of a revoked session is refused at once, not when it expires.
+//! Knows `lambda_http`, like `http`, whose Origin rules, cookie and error answers it shares.
 
 use std::sync::Arc;
 
 use futures_util::{StreamExt, TryStreamExt, stream};
 use lambda_http::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
-use serde::Serialize;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
 
-use crate::audit::{self, AuditEvent};
+use crate::audit::{self, AuditEvent, RequestMeta};
 use crate::authorizer::bearer_token;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::credentials::{PasswordCheck, check_password};
 use crate::error::AuthError;
-use crate::http::{HttpPolicy, MAX_BODY_BYTES, empty_response, error_response, json_response, log_unavailable, request_meta};
+use crate::http::{HttpPolicy, MAX_BODY_BYTES, empty_response, error_response, json_body, json_response, log_unavailable, request_meta};
 use crate::keys::verifying::TrustedKeys;
-use crate::store::{RevokeIf, SessionRecord, SessionStore};
+use crate::password::{MAX_PASSWORD_BYTES, hash_new_password};
+use crate::password_policy::PasswordPolicy;
+use crate::store::{RevokeIf, SessionRecord, SessionStore, UserStore};
 use crate::tokens::{AccessTokenHeader, AccessTokens, SessionId};
 
 /// The collection path, matched by suffix: behind an HTTP API the path may carry a stage
 /// (`/prod/auth/sessions`), under `cargo lambda watch` the function URL's prefix
 /// (`/lambda-url/account/auth/sessions`).
 pub const SESSIONS_PATH: &str = "/auth/sessions";
+/// The password path, matched by suffix likewise.
+pub const PASSWORD_PATH: &str = "/auth/password";
 /// The most sessions one listing returns (newest first).
 pub const MAX_LISTED_SESSIONS: usize = 100;
 /// The revocation reason of a session its user ended by id.
 pub const ENDED_BY_USER: &str = "ended_by_user";
+/// The revocation reason of the other sessions a password change ends.
+pub const ENDED_BY_PASSWORD_CHANGE: &str = "password_changed";
 /// How many session items a listing reads at once (the `by_user` index holds keys only).
 const READ_CONCURRENCY: usize = 8;
 
 /// What a request path names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resource {
+    /// `/auth/password`.
+    Password,
     /// `/auth/sessions`.
     Sessions,
     /// `/auth/sessions/{id}`, with the id as sent (checked later, so a malformed id gets
@@ -46,6 +57,9 @@ pub enum Resource {
 impl Resource {
     /// The resource a path names, by its suffix; `None` for any other path.
     pub fn from_path(path: &str) -> Option<Self> {
+        if path.ends_with(PASSWORD_PATH) {
+            return Some(Self::Password);
+        }
         if path.ends_with(SESSIONS_PATH) {
             return Some(Self::Sessions);
         }
@@ -56,19 +70,11 @@ impl Resource {
     /// The methods it answers, for `Allow` and the preflight's `Access-Control-Allow-Methods`.
     fn allowed_methods(&self) -> &'static str {
         match self {
+            Self::Password => "POST, OPTIONS",
             Self::Sessions => "GET, OPTIONS",
             Self::Session(_) => "DELETE, OPTIONS",
         }
     }
-}
-
-/// Who is asking: the verified token's user and session, the session found live.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller {
-    /// `sub`.
-    pub user_id: String,
-    /// `sid`.
-    pub session_id: SessionId,
 }
 
 /// One session as the listing shows it: when and from where, never a token or its hash.
@@ -91,7 +97,7 @@ pub struct SessionView {
 }
 
 impl SessionView {
-    fn of(session: &SessionRecord, caller: &Caller) -> Self {
+    fn of(session: &SessionRecord, caller: &SessionRecord) -> Self {
         Self {
             session_id: session.session_id.as_str().to_owned(),
             created_at: session.created_at,
@@ -109,25 +115,36 @@ struct SessionList {
     sessions: Vec<SessionView>,
 }
 
-/// The account endpoints over the public keys and the sessions table.
+/// The body of `POST /auth/password`.
+#[derive(Deserialize)]
+struct PasswordChange {
+    current_password: SecretString,
+    new_password: SecretString,
+}
+
+/// The account endpoints over the public keys and the two tables.
 pub struct Account {
     tokens: AccessTokens,
     keys: TrustedKeys,
+    users: Arc<dyn UserStore>,
     sessions: Arc<dyn SessionStore>,
     clock: Arc<dyn Clock>,
     policy: HttpPolicy,
+    passwords: PasswordPolicy,
 }
 
 impl Account {
     /// The endpoints for `config`, verifying with `keys` (the authorizer's: deployed
     /// `AUTH_PUBLIC_JWKS`, then the public store; never a private key).
-    pub fn new(config: &Config, keys: TrustedKeys, sessions: Arc<dyn SessionStore>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(config: &Config, keys: TrustedKeys, users: Arc<dyn UserStore>, sessions: Arc<dyn SessionStore>, clock: Arc<dyn Clock>) -> Self {
         Self {
             tokens: AccessTokens::new(config),
             keys,
+            users,
             sessions,
             clock,
             policy: HttpPolicy::new(config),
+            passwords: PasswordPolicy::from_config(config),
         }
     }
 
@@ -184,7 +201,7 @@ impl Account {
                 }
                 return Ok(Some(response));
             }
-            (Resource::Sessions, &Method::GET) | (Resource::Session(_), &Method::DELETE) => true,
+            (Resource::Password, &Method::POST) | (Resource::Sessions, &Method::GET) | (Resource::Session(_), &Method::DELETE) => true,
             _ => false,
         };
         if !allowed {
@@ -203,16 +220,23 @@ impl Account {
     async fn handle(&self, request: &Request, resource: Option<Resource>) -> Result<Response<Body>, AuthError> {
         let caller = self.authenticate(request.headers()).await?;
         match resource {
+            Some(Resource::Password) => {
+                let body: PasswordChange = json_body(request, "The body must be JSON with string fields current_password and new_password.")?;
+                self.change_password(&caller, &body.current_password, &body.new_password, &request_meta(request))
+                    .await?;
+                Ok(empty_response(StatusCode::NO_CONTENT))
+            }
             Some(Resource::Sessions) => self.list(&caller).await,
             Some(Resource::Session(id)) => self.end(request, &caller, &id).await,
             None => Err(AuthError::NotFound),
         }
     }
 
-    /// The caller of a request: one well-formed bearer token that verifies as the
-    /// authorizer verifies it, whose session exists, is live and is the token's user's.
-    /// Every refusal is the same 401 `invalid_token`; only a dependency failure is a 503.
-    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, AuthError> {
+    /// The caller of a request, as their session: one well-formed bearer token that verifies
+    /// as the authorizer verifies it, whose session exists, is live and is the token's
+    /// user's. Every refusal is the same 401 `invalid_token`; only a dependency failure is
+    /// a 503.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<SessionRecord, AuthError> {
         let mut values = headers.get_all(header::AUTHORIZATION).iter();
         // SECURITY: exactly one Authorization header; two are refused, never one picked.
         let (Some(value), None) = (values.next(), values.next()) else {
@@ -231,16 +255,73 @@ impl Account {
         if !session.is_live(now) || session.user_id != claims.sub {
             return Err(AuthError::InvalidToken);
         }
-        Ok(Caller {
-            user_id: claims.sub,
-            session_id,
-        })
+        Ok(session)
+    }
+
+    /// The caller's password change. The new password is checked against the policy first
+    /// (a refusal spends no attempt), then the current one exactly as login checks it
+    /// (throttled, argon2id), then one conditional write stores the new hash while the old
+    /// one is still there and names the caller's session as the one that survives. The
+    /// user's other sessions are dead from that write on (at their next refresh) and are
+    /// then revoked best-effort, so listings show them ended at once.
+    pub async fn change_password(&self, caller: &SessionRecord, current: &SecretString, new: &SecretString, meta: &RequestMeta) -> Result<(), AuthError> {
+        let current_len = current.expose_secret().len();
+        if current_len == 0 || current_len > MAX_PASSWORD_BYTES {
+            return Err(AuthError::InvalidRequest("current_password must be 1 to 1024 bytes."));
+        }
+        let new = self.passwords.check(new, &caller.username).map_err(|weak| AuthError::WeakPassword(weak.0))?;
+        let now = self.clock.now();
+        let failed =
+            |user_id: Option<&str>, reason: &str| audit::emit(AuditEvent::PasswordChangeFailed, meta, user_id, Some(caller.session_id.as_str()), Some(reason));
+        let user = match check_password(&*self.users, &caller.username, current, now).await? {
+            PasswordCheck::Passed(user) => user,
+            PasswordCheck::Throttled { user_id, retry_after_secs } => {
+                failed(user_id.as_deref(), "throttled");
+                return Err(AuthError::TooManyAttempts { retry_after_secs });
+            }
+            PasswordCheck::Failed { user_id, reason } => {
+                failed(user_id.as_deref(), reason);
+                return Err(AuthError::InvalidCredentials);
+            }
+        };
+        // SECURITY: the session must be one this user still accepts (the username may
+        // since belong to someone else; a revocation point may have passed it).
+        if !user.accepts(caller) {
+            failed(Some(&user.user_id), "session_not_accepted");
+            return Err(AuthError::InvalidToken);
+        }
+        let new_hash = hash_new_password(new).await?;
+        if !self
+            .users
+            .change_password(&user.username, &user.password_hash, &new_hash, &caller.session_id, now)
+            .await?
+        {
+            // The password changed between the check and the write: the one given is no
+            // longer the current one.
+            failed(Some(&user.user_id), "changed_concurrently");
+            return Err(AuthError::InvalidCredentials);
+        }
+        if let Err(e) = self.users.clear_attempts(&user.username).await {
+            tracing::warn!(cause = %e, "clearing the attempt counter after a password change failed");
+        }
+        let ended = self
+            .sessions
+            .revoke_all_but(&user.user_id, &caller.session_id, now, ENDED_BY_PASSWORD_CHANGE, now)
+            .await;
+        audit::emit(
+            AuditEvent::PasswordChanged,
+            meta,
+            Some(&user.user_id),
+            Some(caller.session_id.as_str()),
+            Some(&format!("{ended} other sessions ended")),
+        );
+        Ok(())
     }
 
     /// The caller's live sessions, newest first, at most [`MAX_LISTED_SESSIONS`]: the ids
     /// through the `by_user` index (no scan), then each item read (the index holds keys
     /// only) and checked live in code, as TTL deletes late.
-    pub async fn sessions_of(&self, caller: &Caller) -> Result<Vec<SessionView>, AuthError> {
+    pub async fn sessions_of(&self, caller: &SessionRecord) -> Result<Vec<SessionView>, AuthError> {
         let ids = self.sessions.list_for_user(&caller.user_id).await?;
         let records: Vec<Option<SessionRecord>> = stream::iter(ids)
             .map(|id| async move { self.sessions.get(&id).await })
@@ -259,7 +340,7 @@ impl Account {
         Ok(live.iter().map(|s| SessionView::of(s, caller)).collect())
     }
 
-    async fn list(&self, caller: &Caller) -> Result<Response<Body>, AuthError> {
+    async fn list(&self, caller: &SessionRecord) -> Result<Response<Body>, AuthError> {
         let sessions = self.sessions_of(caller).await?;
         Ok(json_response(StatusCode::OK, &SessionList { sessions }))
     }
@@ -267,7 +348,7 @@ impl Account {
     /// Ends one of the caller's live sessions by id. `false` when there is no such session
     /// of the caller's (another user's, unknown, malformed, already ended): one answer, so
     /// the endpoint tells nothing about other users' sessions.
-    pub async fn end_session(&self, caller: &Caller, id: &str, meta: &audit::RequestMeta) -> Result<bool, AuthError> {
+    pub async fn end_session(&self, caller: &SessionRecord, id: &str, meta: &audit::RequestMeta) -> Result<bool, AuthError> {
         let Some(session_id) = SessionId::parse(id) else {
             return Ok(false);
         };
@@ -291,7 +372,7 @@ impl Account {
         Ok(true)
     }
 
-    async fn end(&self, request: &Request, caller: &Caller, id: &str) -> Result<Response<Body>, AuthError> {
+    async fn end(&self, request: &Request, caller: &SessionRecord, id: &str) -> Result<Response<Body>, AuthError> {
         if !self.end_session(caller, id, &request_meta(request)).await? {
             return Err(AuthError::NotFound);
         }
@@ -325,7 +406,7 @@ mod tests {
         let bed = TestBed::new(config());
         let public_store = Arc::new(StaticKeys::<PublicKeys>::public());
         let keys = TrustedKeys::new(Some(public_keys()), KeyCache::new(public_store.clone(), bed.clock.clone(), 300));
-        let account = Account::new(&bed.config, keys, bed.sessions.clone(), bed.clock.clone());
+        let account = Account::new(&bed.config, keys, bed.users.clone(), bed.sessions.clone(), bed.clock.clone());
         Bed { bed, account, public_store }
     }
 
@@ -347,6 +428,24 @@ mod tests {
     async fn call(bed: &Bed, method: &str, path: &str, bearer: Option<&str>) -> Response<Body> {
         bed.account.respond(&request(method, path, bearer, None)).await
     }
+
+    /// `POST /auth/password` with `current` and `new`, as JSON.
+    async fn change(bed: &Bed, token: &str, current: &str, new: &str) -> Response<Body> {
+        let mut request = request("POST", "/auth/password", Some(token), None);
+        request.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        *request.body_mut() = Body::Text(json!({"current_password": current, "new_password": new}).to_string());
+        bed.account.respond(&request).await
+    }
+
+    async fn refreshes(bed: &Bed, issued: &IssuedTokens) -> bool {
+        bed.bed.service.refresh(Some(&issued.refresh.encode()), &Default::default()).await.is_ok()
+    }
+
+    async fn logs_in_with(bed: &Bed, password: &str) -> bool {
+        bed.bed.service.login(ALICE.0, password.to_owned().into(), &Default::default()).await.is_ok()
+    }
+
+    const NEW_PASSWORD: &str = "quartz lantern orbit meadow";
 
     fn body(response: &Response<Body>) -> Value {
         serde_json::from_slice(response.body().as_ref()).unwrap_or(Value::Null)
@@ -427,18 +526,130 @@ mod tests {
                 ..template.clone()
             });
         }
-        let listed = bed
-            .account
-            .sessions_of(&Caller {
-                user_id: template.user_id.clone(),
-                session_id: sid(&caller),
-            })
-            .await
-            .unwrap();
+        let listed = bed.account.sessions_of(&template).await.unwrap();
         assert_eq!(listed.len(), MAX_LISTED_SESSIONS);
         assert!(listed[0].current, "the caller's session is the newest");
         assert!(listed.windows(2).all(|w| w[0].created_at > w[1].created_at), "newest first");
         assert_eq!(listed.last().unwrap().created_at, template.created_at - (MAX_LISTED_SESSIONS as u64 - 1));
+    }
+
+    #[tokio::test]
+    async fn changing_the_password_ends_every_other_session_and_keeps_the_callers() {
+        let bed = bed();
+        let caller = login(&bed).await;
+        let others = [login(&bed).await, login(&bed).await];
+        bed.bed.clock.advance(5);
+        let response = change(&bed, &caller.access.token, ALICE.1, NEW_PASSWORD).await;
+        assert_eq!(response.status(), StatusCode::NO_CONTENT, "{:?}", body(&response));
+
+        let user = UserStore::get(&*bed.bed.users, ALICE.0).await.unwrap().unwrap();
+        assert_eq!(user.password_changed_at, bed.bed.clock.now());
+        assert_eq!(user.password_changed_by.as_ref(), Some(&sid(&caller)));
+        for other in &others {
+            let stored = bed.bed.sessions.stored(&sid(other)).unwrap();
+            assert_eq!(
+                stored.revoke_reason.as_deref(),
+                Some(ENDED_BY_PASSWORD_CHANGE),
+                "revoked at once, not only at refresh"
+            );
+            assert!(!refreshes(&bed, other).await);
+        }
+        // The caller's session goes on, through more than one refresh.
+        bed.bed.clock.advance(1);
+        let next = bed.bed.service.refresh(Some(&caller.refresh.encode()), &Default::default()).await.unwrap();
+        assert!(refreshes(&bed, &next).await);
+        let listed = call(&bed, "GET", "/auth/sessions", Some(&next.access.token)).await;
+        let ids: Vec<Value> = body(&listed)["sessions"].as_array().unwrap().iter().map(|s| s["session_id"].clone()).collect();
+        assert_eq!(ids, [json!(sid(&caller).as_str())]);
+        // The old password is gone, the new one logs in (a later second: a session from the
+        // very second of the change is refused, see UserRecord::accepts).
+        bed.bed.clock.advance(1);
+        assert!(!logs_in_with(&bed, ALICE.1).await);
+        assert!(logs_in_with(&bed, NEW_PASSWORD).await);
+    }
+
+    #[tokio::test]
+    async fn an_operators_later_password_change_ends_the_session_that_changed_it_before() {
+        let bed = bed();
+        let caller = login(&bed).await;
+        bed.bed.clock.advance(5);
+        assert_eq!(change(&bed, &caller.access.token, ALICE.1, NEW_PASSWORD).await.status(), StatusCode::NO_CONTENT);
+        bed.bed.clock.advance(5);
+        assert!(bed.bed.users.set_password(ALICE.0, "$argon2id$operator", bed.bed.clock.now()).await.unwrap());
+        assert!(!refreshes(&bed, &caller).await);
+    }
+
+    #[tokio::test]
+    async fn a_wrong_current_password_is_401_and_counts_toward_the_login_throttle() {
+        let bed = bed();
+        let caller = login(&bed).await;
+        let other = login(&bed).await;
+        let stored_hash = UserStore::get(&*bed.bed.users, ALICE.0).await.unwrap().unwrap().password_hash;
+        for attempt in 1..=5 {
+            let response = change(&bed, &caller.access.token, "not the password at all", NEW_PASSWORD).await;
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "attempt {attempt}");
+            assert_eq!(body(&response)["error"], "invalid_credentials");
+        }
+        assert_eq!(bed.bed.users.throttle(ALICE.0).attempts, 5);
+        assert!(bed.bed.users.throttle(ALICE.0).throttled_until > bed.bed.clock.now());
+        // The sixth guess is refused before any hashing, even with the right password, and
+        // login is throttled alike: one counter.
+        let throttled = change(&bed, &caller.access.token, ALICE.1, NEW_PASSWORD).await;
+        assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(!logs_in_with(&bed, ALICE.1).await);
+        let user = UserStore::get(&*bed.bed.users, ALICE.0).await.unwrap().unwrap();
+        assert_eq!(user.password_hash, stored_hash, "nothing changed");
+        assert!(refreshes(&bed, &other).await, "no other session ended");
+    }
+
+    #[tokio::test]
+    async fn a_weak_or_oversized_new_password_is_400_naming_the_rule_and_spends_no_attempt() {
+        let bed = bed();
+        let caller = login(&bed).await;
+        for (new, rule) in [
+            ("short", "at least 12 characters"),
+            ("password1234", "too easy to guess"),
+            (ALICE.0, "must not be the username"),
+            (&"x".repeat(MAX_PASSWORD_BYTES + 1), "at most 1024 bytes"),
+        ] {
+            let response = change(&bed, &caller.access.token, ALICE.1, new).await;
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{rule}");
+            let answer = body(&response);
+            assert_eq!(answer["error"], "weak_password", "{rule}");
+            let message = answer["message"].as_str().unwrap();
+            assert!(message.contains(rule), "{message}");
+            assert!(!message.contains(new), "the password is never echoed: {message}");
+        }
+        assert_eq!(bed.bed.users.throttle(ALICE.0).attempts, 0);
+        assert!(logs_in_with(&bed, ALICE.1).await, "the password is unchanged");
+    }
+
+    #[tokio::test]
+    async fn malformed_password_change_bodies_get_their_table_answers() {
+        let bed = bed();
+        let token = login(&bed).await.access.token;
+        let mut plain = request("POST", "/auth/password", Some(&token), None);
+        *plain.body_mut() = Body::Text(json!({"current_password": ALICE.1, "new_password": NEW_PASSWORD}).to_string());
+        assert_eq!(bed.account.respond(&plain).await.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        for bad in [
+            json!({"current_password": ALICE.1}),
+            json!({"current_password": 1, "new_password": NEW_PASSWORD}),
+            json!([]),
+        ] {
+            let mut request = request("POST", "/auth/password", Some(&token), None);
+            request.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            *request.body_mut() = Body::Text(bad.to_string());
+            let response = bed.account.respond(&request).await;
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{bad}");
+            assert_eq!(body(&response)["error"], "invalid_request");
+        }
+        let empty = change(&bed, &token, "", NEW_PASSWORD).await;
+        assert_eq!(body(&empty)["error"], "invalid_request");
+        // Without a valid bearer nothing is checked: no attempt spent.
+        let anonymous = change(&bed, "not-a-token", "guess", NEW_PASSWORD).await;
+        assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(body(&anonymous)["error"], "invalid_token");
+        assert_eq!(bed.bed.users.throttle(ALICE.0).attempts, 0);
     }
 
     #[tokio::test]
@@ -571,6 +782,7 @@ mod tests {
         for (method, path, allow) in [
             ("POST", "/auth/sessions", "GET, OPTIONS"),
             ("DELETE", "/auth/sessions", "GET, OPTIONS"),
+            ("GET", "/auth/password", "POST, OPTIONS"),
             ("GET", "/auth/sessions/abc", "DELETE, OPTIONS"),
         ] {
             let response = call(&bed, method, path, Some(&token)).await;
@@ -588,7 +800,7 @@ mod tests {
         let bed = bed();
         let token = login(&bed).await.access.token;
         let keys = TrustedKeys::new(None, KeyCache::new(bed.public_store.clone(), bed.bed.clock.clone(), 300));
-        let account = Account::new(&bed.bed.config, keys, bed.bed.sessions.clone(), bed.bed.clock.clone());
+        let account = Account::new(&bed.bed.config, keys, bed.bed.users.clone(), bed.bed.sessions.clone(), bed.bed.clock.clone());
         bed.public_store.set_failing(true);
         let response = account.respond(&request("GET", "/auth/sessions", Some(&token), None)).await;
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);

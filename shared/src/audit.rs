@@ -22,6 +22,10 @@ pub enum AuditEvent {
     LogoutEverywhere,
     /// The authorizer refused a request.
     AuthorizerDenied,
+    /// A user changed their password through the account endpoint.
+    PasswordChanged,
+    /// A password change was refused: wrong current password, throttled, or a lost race.
+    PasswordChangeFailed,
 }
 
 impl AuditEvent {
@@ -37,6 +41,8 @@ impl AuditEvent {
             Self::Logout => "logout",
             Self::LogoutEverywhere => "logout_everywhere",
             Self::AuthorizerDenied => "authorizer_denied",
+            Self::PasswordChanged => "password_changed",
+            Self::PasswordChangeFailed => "password_change_failed",
         }
     }
 }

@@ -86,7 +86,7 @@ fn trusted_keys(config: &Config, store: SecretsManagerKeys<PublicKeys>) -> Resul
     Ok(TrustedKeys::new(deployed_keys(config)?, key_cache(store, config)))
 }
 
-/// The `account` endpoints, configured from the environment: the sessions table, and the
+/// The `account` endpoints, configured from the environment: both tables, and the
 /// authorizer's keys (deployed `AUTH_PUBLIC_JWKS`, then the public store, whose client is
 /// built on first use); never the private key secret. Without deployed keys the public
 /// store is fetched during init; a failure is logged, not fatal (requests answer 503 until
@@ -101,8 +101,9 @@ pub async fn account(config: &Config) -> Result<Account, ConfigError> {
 /// The `account` endpoints over the given clients (tests); nothing fetched yet.
 pub fn account_with(config: &Config, dynamodb: aws_sdk_dynamodb::Client, secrets: aws_sdk_secretsmanager::Client) -> Result<Account, ConfigError> {
     let keys = trusted_keys(config, SecretsManagerKeys::new(secrets, &config.public_keys_secret_id))?;
+    let users = DynamoUsers::new(dynamodb.clone(), &config.users_table);
     let sessions = DynamoSessions::new(dynamodb, &config.sessions_table);
-    Ok(Account::new(config, keys, Arc::new(sessions), Arc::new(SystemClock)))
+    Ok(Account::new(config, keys, Arc::new(users), Arc::new(sessions), Arc::new(SystemClock)))
 }
 
 /// The keys of `AUTH_PUBLIC_JWKS`, refused with the variable's name when malformed.

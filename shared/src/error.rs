@@ -32,9 +32,12 @@ pub enum AuthError {
     /// The body is over the 8 KiB limit.
     #[error("payload too large")]
     PayloadTooLarge,
-    /// A login body that is not `application/json`.
+    /// A JSON body (login, password change) sent as another media type.
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    /// A new password the policy refuses; the text names the rule (never the password).
+    #[error("weak password: {0}")]
+    WeakPassword(String),
     /// The account is throttled after repeated failures.
     #[error("too many attempts, retry after {retry_after_secs} s")]
     TooManyAttempts {
@@ -49,13 +52,13 @@ pub enum AuthError {
 
 /// What the client is told about an [`AuthError`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Outward {
+pub struct Outward<'a> {
     /// HTTP status code.
     pub status: u16,
     /// Stable machine-readable code, the `error` field of the JSON body.
     pub code: &'static str,
     /// Human-readable text, the `message` field.
-    pub message: &'static str,
+    pub message: &'a str,
     /// Seconds for a `Retry-After` header, when the client should come back later.
     pub retry_after_secs: Option<u64>,
 }
@@ -65,7 +68,7 @@ const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 1;
 
 impl AuthError {
     /// The error table of the HTTP contract: the only place a status or code is chosen.
-    pub fn outward(&self) -> Outward {
+    pub fn outward(&self) -> Outward<'_> {
         let (status, code, message, retry_after_secs) = match self {
             Self::InvalidRequest(detail) => (400, "invalid_request", *detail, None),
             Self::InvalidCredentials => (401, "invalid_credentials", "Invalid username or password.", None),
@@ -76,6 +79,7 @@ impl AuthError {
             Self::NotFound => (404, "not_found", "Not found.", None),
             Self::PayloadTooLarge => (413, "payload_too_large", "The request body is larger than 8 KiB.", None),
             Self::UnsupportedMediaType => (415, "unsupported_media_type", "Send the body as application/json.", None),
+            Self::WeakPassword(rule) => (400, "weak_password", rule.as_str(), None),
             Self::TooManyAttempts { retry_after_secs } => (429, "too_many_attempts", "Too many failed attempts; try again later.", Some(*retry_after_secs)),
             Self::Unavailable(_) => (
                 503,

@@ -6,6 +6,7 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use secrecy::SecretString;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use crate::audit::RequestMeta;
 use crate::config::{Config, SameSite, TokenDelivery};
@@ -124,13 +125,7 @@ impl AuthApi {
     /// `POST /auth/login`.
     pub async fn login(&self, request: Request) -> Response<Body> {
         self.respond(&request, async {
-            let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-            let media_type = content_type.split(';').next().unwrap_or("").trim();
-            if !media_type.eq_ignore_ascii_case("application/json") {
-                return Err(AuthError::UnsupportedMediaType);
-            }
-            let body: LoginBody = serde_json::from_slice(request.body().as_ref())
-                .map_err(|_| AuthError::InvalidRequest("The body must be JSON with string fields username and password."))?;
+            let body: LoginBody = json_body(&request, "The body must be JSON with string fields username and password.")?;
             if body.username.trim().is_empty() || body.username.len() > MAX_USERNAME_BYTES {
                 return Err(AuthError::InvalidRequest("username must be 1 to 256 bytes."));
             }
@@ -351,6 +346,17 @@ pub(crate) fn json_response(status: StatusCode, body: &impl serde::Serialize) ->
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
+}
+
+/// The body of a JSON request: sent as `application/json` (else 415) and parsing as `T`
+/// (else 400 with `invalid`, which names the fields expected).
+pub(crate) fn json_body<T: DeserializeOwned>(request: &Request, invalid: &'static str) -> Result<T, AuthError> {
+    let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    if !media_type.eq_ignore_ascii_case("application/json") {
+        return Err(AuthError::UnsupportedMediaType);
+    }
+    serde_json::from_slice(request.body().as_ref()).map_err(|_| AuthError::InvalidRequest(invalid))
 }
 
 /// The JSON error answer of the error table, with `Retry-After` where it applies.

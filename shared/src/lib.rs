@@ -1,7 +1,8 @@
 //! The core of the authentication service: every rule lives here, the Lambdas only wire it.
 //!
 //! Dependencies point one way, with no cycle: `service` uses `tokens`, `keys`, `store`
-//! and `password`; `http`, `authorizer`, `discovery` and `account` (the only modules that know about
+//! and `credentials` (the throttled password check it shares with `account`, over
+//! `password` and `store`); `http`, `authorizer`, `discovery` and `account` (the only modules that know about
 //! Lambda event shapes) call `service`, `tokens` or `keys`; `aws` wires the adapters
 //! (`store::dynamodb`, `keys::secrets_manager`), which know nothing of it. `config`,
 //! `error`, `clock` and `random` depend on no other module but `error`; `tokens` uses
@@ -14,6 +15,7 @@ pub mod aws;
 pub mod claims;
 pub mod clock;
 pub mod config;
+pub mod credentials;
 pub mod discovery;
 pub mod error;
 pub mod http;

@@ -46,6 +46,13 @@ pub fn hash_password(password: &SecretString) -> Result<String, AuthError> {
     Ok(hash.to_string())
 }
 
+/// [`hash_password`] on a blocking thread, for a request handler.
+pub async fn hash_new_password(password: SecretString) -> Result<String, AuthError> {
+    tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| AuthError::unavailable("password hashing task", e))?
+}
+
 /// Checks `password` against `stored` (or the dummy hash when `stored` is `None`) on a
 /// blocking thread. Only argon2id hashes are accepted; a malformed stored hash fails, after
 /// the same work as any other check.

@@ -4,19 +4,15 @@
 
 use std::sync::Arc;
 
-use futures_util::{StreamExt, stream};
 use secrecy::SecretString;
 
 use crate::audit::{self, AuditEvent, RequestMeta};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::credentials::{PasswordCheck, check_password};
 use crate::error::AuthError;
 use crate::keys::{KeyCache, SigningKeys};
-use crate::password::verify_password;
-use crate::password_policy::normalize;
-use crate::store::{
-    AttemptReservation, Revocation, RevokeIf, Rotation, RotationOutcome, SessionRecord, SessionStore, UserRecord, UserStore, normalize_username,
-};
+use crate::store::{Revocation, RevokeIf, Rotation, RotationOutcome, SessionRecord, SessionStore, UserRecord, UserStore, normalize_username};
 use crate::tokens::{AccessTokens, IssuedAccessToken, RefreshToken, SessionId};
 
 /// The revocation reason of the session that asked for logout everywhere: a retry finds it
@@ -25,8 +21,6 @@ const LOGOUT_EVERYWHERE: &str = "logout_everywhere";
 /// The revocation reason of the other sessions logout everywhere ends. Distinct, so their
 /// tokens cannot pass for a retry of it (which would end sessions started since).
 const ENDED_BY_LOGOUT_EVERYWHERE: &str = "logout_everywhere_other";
-/// How many of a user's other sessions logout everywhere revokes at once.
-const FAN_OUT_CONCURRENCY: usize = 8;
 
 /// What a successful login or refresh hands to the client. Its `Debug` shows no secret:
 /// both tokens redact themselves.
@@ -114,26 +108,14 @@ impl AuthService {
         let now = self.clock.now();
         // Keys first: without them nothing can be issued, and no attempt should be spent.
         let keys = self.keys.current().await?;
-        let (user, reservation) = tokio::try_join!(self.users.get(&username), self.users.reserve_attempt(&username, now))?;
-        let attempts = match reservation {
-            AttemptReservation::Granted { attempts } => attempts,
-            AttemptReservation::Refused { retry_after_secs } => {
-                audit::emit(AuditEvent::LoginThrottled, meta, user.as_ref().map(|u| u.user_id.as_str()), None, None);
+        let user = match check_password(&*self.users, &username, &password, now).await? {
+            PasswordCheck::Passed(user) => user,
+            PasswordCheck::Throttled { user_id, retry_after_secs } => {
+                audit::emit(AuditEvent::LoginThrottled, meta, user_id.as_deref(), None, None);
                 return Err(AuthError::TooManyAttempts { retry_after_secs });
             }
-        };
-        // Hashed passwords are NFKC-normalised: the same text typed another way matches.
-        let verified = verify_password(normalize(&password), user.as_ref().map(|u| u.password_hash.clone())).await?;
-        let user = match user {
-            Some(user) if verified && !user.disabled => user,
-            other => {
-                let reason = match &other {
-                    None => "unknown_user",
-                    Some(u) if u.disabled => "disabled",
-                    Some(_) => "wrong_password",
-                };
-                self.users.record_failure(&username, attempts, now).await?;
-                audit::emit(AuditEvent::LoginFailed, meta, other.as_ref().map(|u| u.user_id.as_str()), None, Some(reason));
+            PasswordCheck::Failed { user_id, reason } => {
+                audit::emit(AuditEvent::LoginFailed, meta, user_id.as_deref(), None, Some(reason));
                 return Err(AuthError::InvalidCredentials);
             }
         };
@@ -288,28 +270,11 @@ impl AuthService {
     async fn end_every_session(&self, session: &SessionRecord, point: u64, meta: &RequestMeta) -> Result<(), AuthError> {
         self.users.revoke_sessions_until(&session.username, point).await?;
         let now = self.clock.now();
-        let others = match self.sessions.list_for_user(&session.user_id).await {
-            Ok(ids) => ids.into_iter().filter(|id| *id != session.session_id).collect(),
-            Err(e) => {
-                tracing::warn!(cause = %e, "listing sessions for logout everywhere failed; the revocation point holds");
-                Vec::new()
-            }
-        };
-        let revoked = stream::iter(others)
-            .map(|id| async move { self.sessions.revoke(&id, RevokeIf::CreatedUpTo(point), ENDED_BY_LOGOUT_EVERYWHERE, now).await })
-            .buffer_unordered(FAN_OUT_CONCURRENCY)
-            .fold(1usize, |count, result| async move {
-                match result {
-                    Ok(Revocation::Revoked(_)) => count + 1,
-                    Ok(Revocation::Refused(_)) => count,
-                    Err(e) => {
-                        tracing::warn!(cause = %e, "revoking one session for logout everywhere failed; the revocation point holds");
-                        count
-                    }
-                }
-            })
+        let others = self
+            .sessions
+            .revoke_all_but(&session.user_id, &session.session_id, point, ENDED_BY_LOGOUT_EVERYWHERE, now)
             .await;
-        audit_session(AuditEvent::LogoutEverywhere, meta, session, Some(&format!("{revoked} sessions")));
+        audit_session(AuditEvent::LogoutEverywhere, meta, session, Some(&format!("{} sessions", others + 1)));
         Ok(())
     }
 

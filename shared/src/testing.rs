@@ -307,6 +307,17 @@ impl UserStore for MemoryUsers {
         let Some(user) = users.get_mut(username) else { return Ok(false) };
         user.password_hash = password_hash.to_owned();
         user.password_changed_at = now;
+        user.password_changed_by = None;
+        Ok(true)
+    }
+    async fn change_password(&self, username: &str, verified_hash: &str, new_hash: &str, by: &SessionId, now: u64) -> Result<bool, AuthError> {
+        let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(user) = users.get_mut(username).filter(|u| u.password_hash == verified_hash) else {
+            return Ok(false);
+        };
+        user.password_hash = new_hash.to_owned();
+        user.password_changed_at = now;
+        user.password_changed_by = Some(by.clone());
         Ok(true)
     }
     async fn set_roles(&self, username: &str, roles: &[String]) -> Result<bool, AuthError> {
@@ -412,6 +423,7 @@ impl TestBed {
             disabled: false,
             password_changed_at: 0,
             sessions_valid_after: 0,
+            password_changed_by: None,
         });
         let sessions = Arc::new(MemorySessions::default());
         let keys = Arc::new(StaticKeys::signing());

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType, ReturnValue,
@@ -106,7 +107,7 @@ fn session_from_item(item: &Item) -> Option<SessionRecord> {
 }
 
 fn user_to_item(user: &UserRecord) -> Item {
-    Item::from([
+    let mut item = Item::from([
         ("username".into(), s(&user.username)),
         ("user_id".into(), s(&user.user_id)),
         ("password_hash".into(), s(&user.password_hash)),
@@ -114,7 +115,11 @@ fn user_to_item(user: &UserRecord) -> Item {
         ("disabled".into(), AttributeValue::Bool(user.disabled)),
         ("password_changed_at".into(), n(user.password_changed_at)),
         ("sessions_valid_after".into(), n(user.sessions_valid_after)),
-    ])
+    ]);
+    if let Some(by) = &user.password_changed_by {
+        item.insert("password_changed_by".into(), s(by.as_str()));
+    }
+    item
 }
 
 fn user_from_item(item: &Item) -> Option<UserRecord> {
@@ -132,6 +137,7 @@ fn user_from_item(item: &Item) -> Option<UserRecord> {
         disabled: item.get("disabled").and_then(|v| v.as_bool().ok()).copied().unwrap_or(true),
         password_changed_at: get_n(item, "password_changed_at").unwrap_or(0),
         sessions_valid_after: get_n(item, "sessions_valid_after").unwrap_or(0),
+        password_changed_by: get_s(item, "password_changed_by").and_then(|id| SessionId::parse(&id)),
     })
 }
 
@@ -327,6 +333,17 @@ impl DynamoUsers {
         s(username)
     }
 
+    /// The write of a new password hash and its time, for the caller to finish with its
+    /// expressions.
+    fn password_update(&self, username: &str, password_hash: &str, now: u64) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("username", Self::key(username))
+            .expression_attribute_values(":hash", s(password_hash))
+            .expression_attribute_values(":now", n(now))
+    }
+
     fn throttle_key(username: &str) -> AttributeValue {
         s(format!("{THROTTLE_PREFIX}{username}"))
     }
@@ -500,17 +517,26 @@ impl UserStore for DynamoUsers {
 
     async fn set_password(&self, username: &str, password_hash: &str, now: u64) -> Result<bool, AuthError> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("username", Self::key(username))
-            .update_expression("SET password_hash = :hash, password_changed_at = :now")
+            .password_update(username, password_hash, now)
+            .update_expression("SET password_hash = :hash, password_changed_at = :now REMOVE password_changed_by")
             .condition_expression("attribute_exists(username) AND attribute_exists(user_id)")
-            .expression_attribute_values(":hash", s(password_hash))
-            .expression_attribute_values(":now", n(now))
             .send()
             .await;
         written(result, "UpdateItem user")
+    }
+
+    async fn change_password(&self, username: &str, verified_hash: &str, new_hash: &str, by: &SessionId, now: u64) -> Result<bool, AuthError> {
+        let result = self
+            .password_update(username, new_hash, now)
+            .update_expression("SET password_hash = :hash, password_changed_at = :now, password_changed_by = :by")
+            // SECURITY: compare-and-set on the hash the current password was checked against:
+            // a change that raced another one (or an operator's) is refused, not applied.
+            .condition_expression("password_hash = :verified")
+            .expression_attribute_values(":verified", s(verified_hash))
+            .expression_attribute_values(":by", s(by.as_str()))
+            .send()
+            .await;
+        written(result, "UpdateItem user password")
     }
 
     async fn set_roles(&self, username: &str, roles: &[String]) -> Result<bool, AuthError> {
@@ -681,6 +707,7 @@ mod tests {
             disabled: false,
             password_changed_at: 0,
             sessions_valid_after: 0,
+            password_changed_by: None,
         });
         assert!(!user_from_item(&item).unwrap().disabled);
         item.remove("disabled");

@@ -6,6 +6,7 @@ pub mod dynamodb;
 use std::fmt;
 
 use async_trait::async_trait;
+use futures_util::{StreamExt, stream};
 
 use crate::error::AuthError;
 use crate::tokens::{SessionId, TokenHash};
@@ -29,15 +30,21 @@ pub struct UserRecord {
     /// The per-user revocation point (epoch seconds): sessions created up to this second are
     /// refused on refresh. Logout everywhere and disabling move it, in one write.
     pub sessions_valid_after: u64,
+    /// The session that made the last password change through the account endpoint: the one
+    /// session that change keeps alive. Written in the same write as the new hash, so no
+    /// state exists in which the caller's session is dead or another one spared; cleared
+    /// by an operator's change.
+    pub password_changed_by: Option<SessionId>,
 }
 
 impl UserRecord {
     /// Whether `session` may go on for this user: the user is enabled, owns it, and it was
     /// created strictly after the last password change and the revocation point. Strict,
     /// because times are whole seconds: a session from the same second as a password change
-    /// may be older than the change.
+    /// may be older than the change. The session that changed the password itself goes on.
     pub fn accepts(&self, session: &SessionRecord) -> bool {
-        !self.disabled && self.user_id == session.user_id && session.created_at > self.password_changed_at && session.created_at > self.sessions_valid_after
+        let survives_password_change = session.created_at > self.password_changed_at || self.password_changed_by.as_ref() == Some(&session.session_id);
+        !self.disabled && self.user_id == session.user_id && survives_password_change && session.created_at > self.sessions_valid_after
     }
 }
 
@@ -51,6 +58,7 @@ impl fmt::Debug for UserRecord {
             .field("disabled", &self.disabled)
             .field("password_changed_at", &self.password_changed_at)
             .field("sessions_valid_after", &self.sessions_valid_after)
+            .field("password_changed_by", &self.password_changed_by)
             .finish()
     }
 }
@@ -245,6 +253,8 @@ pub enum RotationOutcome {
 /// everywhere and to read it in the audit trail, short enough to leave the `by_user`
 /// index soon.
 pub const REVOKED_RETENTION_SECS: u64 = 3600;
+/// How many of a user's sessions [`SessionStore::revoke_all_but`] revokes at once.
+const FAN_OUT_CONCURRENCY: usize = 8;
 
 /// The condition of a revocation.
 #[derive(Debug, Clone, Copy)]
@@ -299,6 +309,37 @@ pub trait SessionStore: Send + Sync {
     async fn list_for_user(&self, user_id: &str) -> Result<Vec<SessionId>, AuthError>;
 }
 
+impl dyn SessionStore {
+    /// Revokes the sessions of `user_id` created up to `point`, all but `keep`, concurrently
+    /// and best-effort: the caller has already moved the user's revocation point (or
+    /// password time), which is what kills them at their next refresh; this makes listings
+    /// and the account endpoints show them ended at once. A failure here loses nothing and
+    /// is logged. Returns how many this call revoked.
+    pub async fn revoke_all_but(&self, user_id: &str, keep: &SessionId, point: u64, reason: &str, now: u64) -> usize {
+        let others = match self.list_for_user(user_id).await {
+            Ok(ids) => ids.into_iter().filter(|id| id != keep).collect(),
+            Err(e) => {
+                tracing::warn!(cause = %e, "listing a user's sessions to revoke them failed; the revocation point holds");
+                Vec::new()
+            }
+        };
+        stream::iter(others)
+            .map(|id| async move { self.revoke(&id, RevokeIf::CreatedUpTo(point), reason, now).await })
+            .buffer_unordered(FAN_OUT_CONCURRENCY)
+            .fold(0usize, |count, result| async move {
+                match result {
+                    Ok(Revocation::Revoked(_)) => count + 1,
+                    Ok(Revocation::Refused(_)) => count,
+                    Err(e) => {
+                        tracing::warn!(cause = %e, "revoking one session failed; the revocation point holds");
+                        count
+                    }
+                }
+            })
+            .await
+    }
+}
+
 /// Users and their login throttle state.
 #[async_trait]
 pub trait UserStore: Send + Sync {
@@ -322,6 +363,11 @@ pub trait UserStore: Send + Sync {
     /// write: every session started up to `now` is dead from its next refresh on (see
     /// [`UserRecord::accepts`]). `false` if there is no such user.
     async fn set_password(&self, username: &str, password_hash: &str, now: u64) -> Result<bool, AuthError>;
+    /// The user's own password change, in one conditional write: as [`Self::set_password`],
+    /// but only while the stored hash is still `verified_hash` (the one the current password
+    /// was just checked against, so of two racing changes one fails), and `by` (the caller's
+    /// session) survives it. `false` when the condition failed.
+    async fn change_password(&self, username: &str, verified_hash: &str, new_hash: &str, by: &SessionId, now: u64) -> Result<bool, AuthError>;
     /// Replaces the user's roles; tokens carry them from the session's next refresh on.
     /// `false` if there is no such user.
     async fn set_roles(&self, username: &str, roles: &[String]) -> Result<bool, AuthError>;

@@ -19,6 +19,18 @@ fn end(session_id: &str, bearer: &str) -> Call {
     Call::get(path).method("DELETE").header("authorization", &format!("Bearer {bearer}"))
 }
 
+/// `POST /auth/password` with `bearer`.
+fn change_password(bearer: &str, current: &str, new: &str) -> Call {
+    record_secret(current);
+    record_secret(new);
+    Call::post("/auth/password")
+        .header("authorization", &format!("Bearer {bearer}"))
+        .json(json!({"current_password": current, "new_password": new}))
+}
+
+/// A password the policy accepts.
+const NEW_PASSWORD: &str = "quartz lantern orbit meadow";
+
 /// A login's access token and session id.
 async fn signed_in(app: &App, username: &str) -> (String, String) {
     let answer = app.login(username, PASSWORD).await;
@@ -233,4 +245,115 @@ async fn the_function_url_paths_of_cargo_lambda_watch_are_served() {
         .account_call(Call::get("/lambda-url/account/").header("authorization", &format!("Bearer {token}")))
         .await;
     assert_eq!(elsewhere.status, 404);
+}
+
+#[tokio::test]
+async fn changing_the_password_from_one_of_three_sessions_ends_the_other_two_and_keeps_the_callers() {
+    let app = spawn_app().await;
+    let logins = [
+        app.login(ALICE, PASSWORD).await,
+        app.login(ALICE, PASSWORD).await,
+        app.login(ALICE, PASSWORD).await,
+    ];
+    let ids: Vec<String> = logins.iter().map(|l| session_id_of(&l.refresh_token())).collect();
+    let (_, bobs) = signed_in(&app, BOB).await;
+    let answer = app.account_call(change_password(&logins[0].access_token(), PASSWORD, NEW_PASSWORD)).await;
+    assert_eq!((answer.status, answer.body.as_str()), (204, ""));
+
+    let user = app.user_item(ALICE).await;
+    assert_eq!(user["password_changed_by"].as_s().unwrap(), &ids[0]);
+    assert!(user["password_hash"].as_s().unwrap().starts_with("$argon2id$"));
+    for (login, id) in logins[1..].iter().zip(&ids[1..]) {
+        // Revoked in the table at once, so their access tokens stop here at once too ...
+        assert_eq!(app.session_item(id).await.unwrap()["revoke_reason"].as_s().unwrap(), "password_changed");
+        assert_eq!(app.account_call(list(&login.access_token())).await.error_code(), "invalid_token");
+        // ... and their refresh tokens are refused.
+        assert_eq!(app.refresh(&login.refresh_cookie()).await.error_code(), "invalid_token");
+    }
+    // The caller's session goes on: its refresh token works, and so does its successor's.
+    let refreshed = app.refresh(&logins[0].refresh_cookie()).await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+    assert_eq!(app.refresh(&refreshed.refresh_cookie()).await.status, 200);
+    assert_eq!(listed_ids(&app.account_call(list(&refreshed.access_token())).await), [ids[0].clone()]);
+    // Another user's session is untouched.
+    assert_eq!(revoked_at(&app, &bobs).await, None);
+    // The old password fails, the new one logs in.
+    assert_eq!(app.login(ALICE, PASSWORD).await.error_code(), "invalid_credentials");
+    assert_eq!(app.login(ALICE, NEW_PASSWORD).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_wrong_current_password_is_401_and_counts_toward_the_login_throttle() {
+    let app = spawn_app().await;
+    let (token, _) = signed_in(&app, ALICE).await;
+    for attempt in 1..=5 {
+        let answer = app.account_call(change_password(&token, "not the password", NEW_PASSWORD)).await;
+        assert_eq!((answer.status, answer.error_code().as_str()), (401, "invalid_credentials"), "attempt {attempt}");
+    }
+    // One counter for login and password change: the right password is now refused at both.
+    let login = app.login(ALICE, PASSWORD).await;
+    assert_eq!(login.status, 429, "{}", login.body);
+    let change = app.account_call(change_password(&token, PASSWORD, NEW_PASSWORD)).await;
+    assert_eq!(change.error_code(), "too_many_attempts");
+    assert!(change.header("retry-after").is_some());
+    assert!(!app.user_item(ALICE).await.contains_key("password_changed_by"), "nothing changed");
+}
+
+#[tokio::test]
+async fn a_weak_or_oversized_new_password_is_400_with_the_rule_and_changes_nothing() {
+    let app = spawn_app().await;
+    let (token, _) = signed_in(&app, ALICE).await;
+    let oversized = "correct horse ".repeat(80);
+    for (new, rule) in [
+        ("password1234", "too easy to guess"),
+        ("short one", "at least 12 characters"),
+        (oversized.as_str(), "at most 1024 bytes"),
+    ] {
+        let answer = app.account_call(change_password(&token, PASSWORD, new)).await;
+        assert_eq!((answer.status, answer.error_code().as_str()), (400, "weak_password"), "{rule}");
+        let message = answer.json()["message"].as_str().unwrap().to_owned();
+        assert!(message.contains(rule), "{message}");
+    }
+    let hash = app.user_item(ALICE).await["password_hash"].clone();
+    assert_eq!(app.login(ALICE, PASSWORD).await.status, 200, "the password is unchanged");
+    assert_eq!(app.user_item(ALICE).await["password_hash"], hash);
+}
+
+#[tokio::test]
+async fn a_password_change_that_lost_a_race_is_refused_by_the_write_itself() {
+    use auth_core::store::UserStore;
+    use auth_core::store::dynamodb::DynamoUsers;
+    use auth_core::tokens::SessionId;
+
+    let app = spawn_app().await;
+    let users = DynamoUsers::new(app.dynamodb.clone(), &app.config.users_table);
+    let before = app.user_item(ALICE).await;
+    let by = SessionId::generate();
+    // The hash the current password was checked against has been replaced meanwhile.
+    let stale = "$argon2id$v=19$m=19456,t=2,p=1$c3RhbGU$c3RhbGU";
+    assert!(!users.change_password(ALICE, stale, "$argon2id$new", &by, now()).await.unwrap());
+    assert_eq!(app.user_item(ALICE).await, before, "nothing written");
+    let current = before["password_hash"].as_s().unwrap();
+    assert!(users.change_password(ALICE, current, "$argon2id$new", &by, now()).await.unwrap());
+    assert_eq!(app.user_item(ALICE).await["password_changed_by"].as_s().unwrap(), by.as_str());
+    assert!(
+        !users.change_password("nobody@example.com", current, "$argon2id$new", &by, now()).await.unwrap(),
+        "no user, no item created"
+    );
+}
+
+#[tokio::test]
+async fn a_password_change_from_a_foreign_origin_is_403_and_checks_nothing() {
+    let app = spawn_app().await;
+    let (token, _) = signed_in(&app, ALICE).await;
+    let before = app.user_item(ALICE).await;
+    for (name, value) in [("origin", "https://evil.test"), ("sec-fetch-site", "cross-site")] {
+        let answer = app.account_call(change_password(&token, PASSWORD, NEW_PASSWORD).header(name, value)).await;
+        assert_eq!((answer.status, answer.error_code().as_str()), (403, "forbidden_origin"), "{name}");
+    }
+    assert_eq!(app.user_item(ALICE).await, before);
+    let preflight = app.account_call(Call::get("/auth/password").method("OPTIONS").header("origin", ORIGIN)).await;
+    assert_eq!(preflight.header("access-control-allow-methods"), Some("POST, OPTIONS"));
+    let answer = app.account_call(change_password(&token, PASSWORD, NEW_PASSWORD).header("origin", ORIGIN)).await;
+    assert_eq!(answer.status, 204);
 }

@@ -142,6 +142,7 @@ async fn unknown_user_wrong_password_and_disabled_user_take_similar_time() {
                 disabled,
                 password_changed_at: 0,
                 sessions_valid_after: 0,
+                password_changed_by: None,
             };
             users.create(&user).await.unwrap();
         }

@@ -124,6 +124,7 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> App {
             disabled,
             password_changed_at: 0,
             sessions_valid_after: 0,
+            password_changed_by: None,
         };
         assert!(users.create(&user).await.unwrap());
     }

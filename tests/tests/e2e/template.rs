@@ -37,8 +37,8 @@ fn resource_name(value: &Value) -> String {
     }
 }
 
-/// (action, resource) → the `Condition` of the statement granting it, if any.
-type Grants = BTreeMap<(String, String), Option<Value>>;
+/// (action, resource) → the `Condition` of each statement granting it (`None`: none).
+type Grants = BTreeMap<(String, String), Vec<Option<Value>>>;
 
 /// Binary name → its grants.
 fn granted_by_function(template: &Value) -> BTreeMap<String, Grants> {
@@ -62,9 +62,8 @@ fn granted_by_function(template: &Value) -> BTreeMap<String, Grants> {
                     assert!(!action.contains('*'), "{binary}: wildcard action {action}");
                     for r in &resources {
                         let grant = (action.to_owned(), resource_name(r));
-                        // Two statements would OR their conditions: keep one per grant.
-                        assert!(!granted.contains_key(&grant), "{binary}: {grant:?} granted twice");
-                        granted.insert(grant, statement.get("Condition").cloned());
+                        // Two statements OR their conditions: a call needs to be inside one.
+                        granted.entry(grant).or_default().push(statement.get("Condition").cloned());
                     }
                 }
             }
@@ -223,7 +222,7 @@ fn discovery_serves_its_two_documents_to_anyone_on_the_http_api() {
 }
 
 #[test]
-fn account_serves_its_session_routes_itself_and_cors_lets_browsers_send_the_bearer() {
+fn account_serves_its_password_and_session_routes_itself_and_cors_lets_browsers_send_the_bearer() {
     let template = template();
     let account = function(&template, "account");
     let mut routes = BTreeSet::new();
@@ -237,6 +236,8 @@ fn account_serves_its_session_routes_itself_and_cors_lets_browsers_send_the_bear
         routes.insert(format!("{} {}", properties["Method"].as_str().unwrap(), properties["Path"].as_str().unwrap()));
     }
     let expected = [
+        "POST /auth/password",
+        "OPTIONS /auth/password",
         "GET /auth/sessions",
         "OPTIONS /auth/sessions",
         "DELETE /auth/sessions/{session_id}",
@@ -244,7 +245,7 @@ fn account_serves_its_session_routes_itself_and_cors_lets_browsers_send_the_bear
     ];
     assert_eq!(routes, expected.iter().map(|r| (*r).to_owned()).collect::<BTreeSet<_>>());
     let cors = &template["Resources"]["Api"]["Properties"]["CorsConfiguration"];
-    for method in ["GET", "DELETE"] {
+    for method in ["GET", "POST", "DELETE"] {
         assert!(cors["AllowMethods"].as_sequence().unwrap().contains(&Value::from(method)), "{method}");
     }
     assert!(cors["AllowHeaders"].as_sequence().unwrap().contains(&Value::from("authorization")));
@@ -342,6 +343,18 @@ fn outside_condition(call: &SdkCall, condition: &Value) -> Option<String> {
     None
 }
 
+/// Why `call` is outside every statement granting it, if it is: inside one is enough.
+fn outside_grant(call: &SdkCall, conditions: &[Option<Value>]) -> Option<String> {
+    let mut why = Vec::new();
+    for condition in conditions {
+        match condition.as_ref().map(|c| outside_condition(call, c)) {
+            None | Some(None) => return None,
+            Some(Some(reason)) => why.push(reason),
+        }
+    }
+    Some(why.join("; and "))
+}
+
 fn item_call(operation: &str, partition_key: &str, attributes: &[&str], return_values: Option<&str>) -> SdkCall {
     SdkCall {
         service: "dynamodb".into(),
@@ -360,26 +373,52 @@ fn user_items_are_writable_only_by_key_prefix_or_named_attributes() {
     let granted = granted_by_function(&template());
     let users_update = ("dynamodb:UpdateItem".to_owned(), "UsersTable".to_owned());
 
+    let conditions = |function: &str| {
+        let conditions = &granted[function][&users_update];
+        assert!(
+            conditions.iter().all(Option::is_some),
+            "{function}'s UpdateItem on the users table is conditional"
+        );
+        conditions.clone()
+    };
+
     // login updates attempt counters only: never a user item.
-    let login = granted["login"][&users_update]
-        .as_ref()
-        .expect("login's UpdateItem on the users table has a condition");
-    assert_eq!(login["ForAllValues:StringLike"]["dynamodb:LeadingKeys"], Value::from(vec!["throttle#*"]));
+    let login = conditions("login");
+    assert_eq!(login.len(), 1);
+    assert_eq!(
+        login[0].as_ref().unwrap()["ForAllValues:StringLike"]["dynamodb:LeadingKeys"],
+        Value::from(vec!["throttle#*"])
+    );
     let counter = item_call("UpdateItem", "throttle#alice@example.com", &["username", "attempts"], None);
-    assert_eq!(outside_condition(&counter, login), None);
+    assert_eq!(outside_grant(&counter, &login), None);
     let user = item_call("UpdateItem", "alice@example.com", &["username", "password_hash"], None);
-    assert!(outside_condition(&user, login).is_some(), "a user item must be outside login's grant");
+    assert!(outside_grant(&user, &login).is_some(), "a user item must be outside login's grant");
     let disguised = item_call("UpdateItem", "alice@example.com#throttle#", &["username"], None);
-    assert!(outside_condition(&disguised, login).is_some());
+    assert!(outside_grant(&disguised, &login).is_some());
+
+    // account: attempt counters, and on a user item the password and nothing else (not
+    // roles, the disabled flag, the revocation point, nor a TTL attribute that would delete
+    // the user).
+    let account = conditions("account");
+    assert_eq!(outside_grant(&counter, &account), None);
+    let change = item_call(
+        "UpdateItem",
+        "alice@example.com",
+        &["username", "password_hash", "password_changed_at", "password_changed_by"],
+        None,
+    );
+    assert_eq!(outside_grant(&change, &account), None);
+    for attribute in ["roles", "disabled", "sessions_valid_after", "user_id", "expires_at", "attempts"] {
+        let call = item_call("UpdateItem", "alice@example.com", &["username", "password_hash", attribute], None);
+        assert!(outside_grant(&call, &account).is_some(), "account must not write {attribute} on a user item");
+    }
 
     // logout moves the revocation point and nothing else, and cannot read the item back.
-    let logout = granted["logout"][&users_update]
-        .as_ref()
-        .expect("logout's UpdateItem on the users table has a condition");
-    let attributes = &logout["ForAllValues:StringEquals"]["dynamodb:Attributes"];
+    let logout = conditions("logout");
+    let attributes = &logout[0].as_ref().unwrap()["ForAllValues:StringEquals"]["dynamodb:Attributes"];
     assert!(attributes.as_sequence().unwrap().contains(&Value::from("username")), "IAM needs the key listed");
     let revoke = item_call("UpdateItem", "alice@example.com", &["username", "sessions_valid_after"], Some("NONE"));
-    assert_eq!(outside_condition(&revoke, logout), None);
+    assert_eq!(outside_grant(&revoke, &logout), None);
     for (attributes, return_values) in [
         (&["username", "sessions_valid_after", "password_hash"][..], None),
         (&["username", "roles"][..], None),
@@ -389,7 +428,7 @@ fn user_items_are_writable_only_by_key_prefix_or_named_attributes() {
         (&["username", "sessions_valid_after"][..], Some("ALL_OLD")),
     ] {
         let call = item_call("UpdateItem", "alice@example.com", attributes, return_values);
-        assert!(outside_condition(&call, logout).is_some(), "{call:?} must be outside logout's grant");
+        assert!(outside_grant(&call, &logout).is_some(), "{call:?} must be outside logout's grant");
     }
 }
 
@@ -538,6 +577,20 @@ async fn each_function_is_granted_exactly_the_calls_it_makes() {
     assert_eq!(account(Call::get(unknown).method("DELETE").header("authorization", &bearer)).await.status, 404);
     let unknown_kid = format!("Bearer {header}.{}", alice.access_token().split_once('.').unwrap().1);
     assert_eq!(account(Call::get("/auth/sessions").header("authorization", &unknown_kid)).await.status, 401);
+    // ... and password changes: a wrong current password (a counted attempt), then a change
+    // that ends another session.
+    Answer::from(login::handle(&f.login, login(ALICE, PASSWORD)).await.unwrap());
+    // (The caller's session may be from the very second of the disabling above, whose
+    // revocation point would end it: date it after.)
+    app.set_session_number(&session_id_of(&alice.refresh_token()), "created_at", now() + 1).await;
+    let change = |current: &str| {
+        Call::post("/auth/password")
+            .header("authorization", &bearer)
+            .json(json!({"current_password": current, "new_password": "quartz lantern orbit meadow"}))
+    };
+    assert_eq!(account(change("wrong password!")).await.status, 401);
+    let changed = account(change(PASSWORD)).await;
+    assert_eq!(changed.status, 204, "{}", changed.body);
 
     let names = BTreeMap::from([
         (app.config.users_table.clone(), "UsersTable".to_owned()),
@@ -556,8 +609,8 @@ async fn each_function_is_granted_exactly_the_calls_it_makes() {
                 .cloned()
                 .unwrap_or_else(|| panic!("{function} called {call:?} on an unknown resource"));
             let grant = (call.iam_action(), resource);
-            if let Some(Some(condition)) = granted.get(&grant)
-                && let Some(why) = outside_condition(&call, condition)
+            if let Some(conditions) = granted.get(&grant)
+                && let Some(why) = outside_grant(&call, conditions)
             {
                 panic!("{function}: {call:?} is outside the condition of its grant in template.yaml: {why}");
             }
