@@ -4,7 +4,8 @@
 # signature check and to Node's jose, jsonwebtoken and aws-jwt-verify and Python's PyJWT
 # on the same tokens; signing (login, refresh) per algorithm and argon2id CPU; AWS calls
 # per operation; cold start (over HTTP and HTTPS) and peak RSS of the release binaries,
-# the authorizer with and without keys in its environment, next to a bare lambda_runtime
+# the authorizer with and without keys in its environment and in strict revocation mode
+# (with its time to denial, added latency and reads), next to a bare lambda_runtime
 # binary started in the same run; arm64 zip sizes. Installs the peers itself (npm, PyPI).
 # Not part of scripts/test.sh.
 #
@@ -59,6 +60,8 @@ start_emulator "$port"
 export_emulator_env "$port"
 log "AWS calls per operation (SDK interceptor, emulator on 127.0.0.1:$port)"
 cargo test --locked -p e2e calls_per_operation -- --ignored --nocapture >/dev/null
+log "strict revocation: time to denial, added latency, reads and their price (emulator on 127.0.0.1:$port)"
+cargo test --locked -p e2e strict_revocation_figures -- --ignored --nocapture >/dev/null
 log "cold start and peak RSS of the release binaries"
 "$ROOT/target/debug/authctl" local-setup >/dev/null
 "$ROOT/target/debug/examples/lambda_init" "$ROOT/target/release" 20 1000 "$bare" >"$out/lambda_init.md"
@@ -85,6 +88,14 @@ stop_emulator
   echo "## AWS calls per operation"
   echo
   cat "$out/calls.md"
+  echo "## Strict revocation (REVOCATION_CHECK=session)"
+  echo
+  echo "In process against the emulator on loopback (a debug build; moto answers in milliseconds"
+  echo "where DynamoDB in-region takes a few): time from each revocation to the first denied"
+  echo "authorizer call, the latency a request adds, and reads per million API requests."
+  echo
+  cat "$out/strict.md"
+  echo
   echo "## Cold start (process start to first Runtime API request, 20 starts each, in turn) and memory"
   echo
   echo "Emulator over HTTP on loopback:"

@@ -233,9 +233,10 @@ impl Account {
     }
 
     /// The caller of a request, as their session: one well-formed bearer token that verifies
-    /// as the authorizer verifies it, whose session exists, is live and is the token's
-    /// user's. Every refusal is the same 401 `invalid_token`; only a dependency failure is
-    /// a 503.
+    /// as the authorizer verifies it, whose session exists, is live, is the token's user's
+    /// and is accepted by that user (the rule of refresh and of the strict authorizer, read
+    /// consistently here, with no cache). Every refusal is the same 401 `invalid_token`;
+    /// only a dependency failure is a 503.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<SessionRecord, AuthError> {
         let mut values = headers.get_all(header::AUTHORIZATION).iter();
         // SECURITY: exactly one Authorization header; two are refused, never one picked.
@@ -253,6 +254,12 @@ impl Account {
         // SECURITY: a signed token outlives its session by up to its lifetime; the session
         // item decides, so a logged-out or revoked session's token is refused at once.
         if !session.is_live(now) || session.user_id != claims.sub {
+            return Err(AuthError::InvalidToken);
+        }
+        // ... and so does its user, as at refresh: disabled, behind the revocation point or
+        // the last password change (whose fan-out may not have reached this item).
+        let user = self.users.get(&session.username).await?;
+        if !user.is_some_and(|user| user.accepts(&session)) {
             return Err(AuthError::InvalidToken);
         }
         Ok(session)

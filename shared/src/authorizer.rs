@@ -18,6 +18,7 @@ use crate::claims::AccessClaims;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::keys::verifying::TrustedKeys;
+use crate::revocation::{Refusal, SessionCheck};
 use crate::tokens::{AccessTokenHeader, AccessTokens, Rejection};
 
 /// The REST API deny: API Gateway answers 401 when the authorizer fails with exactly
@@ -315,6 +316,8 @@ enum Denial {
     Token(Rejection),
     KeysUnavailable,
     MissingRole,
+    SessionNotLive,
+    RevocationUnavailable,
     Panic,
 }
 
@@ -326,6 +329,8 @@ impl Denial {
             Self::Token(r) => r.as_str(),
             Self::KeysUnavailable => "keys_unavailable",
             Self::MissingRole => "missing_role",
+            Self::SessionNotLive => "session_not_live",
+            Self::RevocationUnavailable => "revocation_unavailable",
             Self::Panic => "internal_error",
         }
     }
@@ -337,6 +342,8 @@ pub struct Authorizer {
     keys: TrustedKeys,
     clock: Arc<dyn Clock>,
     route_roles: HashMap<String, Vec<String>>,
+    /// Strict mode's session check; `None` (the default) reads no database.
+    sessions: Option<SessionCheck>,
 }
 
 impl Authorizer {
@@ -347,7 +354,19 @@ impl Authorizer {
             keys,
             clock,
             route_roles: config.route_roles.clone(),
+            sessions: None,
         }
+    }
+
+    /// Strict mode: every token's session is also confirmed live by `check`.
+    pub fn with_session_check(mut self, check: SessionCheck) -> Self {
+        self.sessions = Some(check);
+        self
+    }
+
+    /// Strict mode's session check, when on.
+    pub fn session_check(&self) -> Option<&SessionCheck> {
+        self.sessions.as_ref()
     }
 
     /// The keys it trusts, for warming the store at cold start.
@@ -420,6 +439,13 @@ impl Authorizer {
         let claims = guard(|| self.tokens.verify(&keys, bearer, &header, now).map_err(Denial::Token))?;
         if gateway == Gateway::HttpApi && !has_required_role(&self.route_roles, event.route_key.as_deref().unwrap_or_default(), &claims.roles) {
             return Err(Denial::MissingRole);
+        }
+        // Strict mode, last: only a token that passed everything else costs a read.
+        if let Some(sessions) = &self.sessions {
+            sessions.confirm(&claims.sub, &claims.sid).await.map_err(|refusal| match refusal {
+                Refusal::NotLive => Denial::SessionNotLive,
+                Refusal::Unavailable => Denial::RevocationUnavailable,
+            })?;
         }
         Ok((target, claims))
     }

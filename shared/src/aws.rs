@@ -14,13 +14,14 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use crate::account::Account;
 use crate::authorizer::Authorizer;
 use crate::clock::{Clock, SystemClock};
-use crate::config::Config;
+use crate::config::{Config, RevocationCheck};
 use crate::error::ConfigError;
 use crate::keys::secrets_manager::{Connect, SecretsManagerKeys};
 use crate::keys::verifying::TrustedKeys;
 use crate::keys::{KeyCache, KeyDocument, PublicKeys, SigningKeys};
+use crate::revocation::SessionCheck;
 use crate::service::AuthService;
-use crate::store::dynamodb::{DynamoSessions, DynamoUsers};
+use crate::store::dynamodb::{DynamoSessions, DynamoStanding, DynamoUsers};
 
 /// Loads the SDK configuration from the standard environment (`AWS_REGION`,
 /// `AWS_ENDPOINT_URL`, credentials chain).
@@ -55,13 +56,30 @@ pub fn auth_service_with(config: &Config, dynamodb: aws_sdk_dynamodb::Client, se
 }
 
 /// The authorizer, configured from the environment. With keys deployed in
-/// `AUTH_PUBLIC_JWKS` its cold start touches no network and builds no SDK client: the
-/// client is built on the first token whose `kid` the deployment lacks. With none, the
-/// public store is fetched during init; a failure is logged, not fatal: every request
-/// denies until the keys can be read. A malformed `AUTH_PUBLIC_JWKS` fails the cold start.
+/// `AUTH_PUBLIC_JWKS` and `REVOCATION_CHECK=off` its cold start touches no network and
+/// builds no SDK client: the Secrets Manager client is built on the first token whose `kid`
+/// the deployment lacks. With no keys deployed, the public store is fetched during init; a
+/// failure is logged, not fatal: every request denies until the keys can be read. With
+/// `REVOCATION_CHECK=session` the DynamoDB client is built and its connection opened during
+/// init, since every request needs it. A malformed `AUTH_PUBLIC_JWKS` fails the cold start.
 pub async fn authorizer(config: &Config) -> Result<Authorizer, ConfigError> {
     let connect: Connect = Box::new(|| Box::pin(async { aws_sdk_secretsmanager::Client::new(&load_sdk_config().await) }));
-    authorizer_connecting(config, connect).await
+    let authorizer = authorizer_connecting(config, connect).await?;
+    Ok(match config.revocation_check {
+        RevocationCheck::Off => authorizer,
+        RevocationCheck::Session => {
+            let check = session_check(config, aws_sdk_dynamodb::Client::new(&load_sdk_config().await));
+            check.warm().await;
+            authorizer.with_session_check(check)
+        }
+    })
+}
+
+/// Strict mode's session check over `dynamodb` (the sessions and users tables); nothing
+/// read yet.
+pub fn session_check(config: &Config, dynamodb: aws_sdk_dynamodb::Client) -> SessionCheck {
+    let store = DynamoStanding::new(dynamodb, &config.sessions_table, &config.users_table);
+    SessionCheck::new(config, Arc::new(store), Arc::new(SystemClock))
 }
 
 /// [`authorizer`] with the public store's client built by `connect`, on its first fetch:
@@ -142,8 +160,8 @@ pub struct SdkCall {
     pub item: Option<ItemAccess>,
 }
 
-/// What IAM's item-level condition keys are computed from in a GetItem, PutItem, UpdateItem
-/// or DeleteItem: the key's value and attribute names, never another value (a PutItem's item
+/// What IAM's item-level condition keys are computed from in a GetItem, PutItem, UpdateItem,
+/// DeleteItem or each table of a BatchGetItem: the key's value and attribute names, never another value (a PutItem's item
 /// holds a password hash).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ItemAccess {
@@ -156,6 +174,9 @@ pub struct ItemAccess {
     pub attributes: BTreeSet<String>,
     /// `ReturnValues`, when the request sets it (`dynamodb:ReturnValues`).
     pub return_values: Option<String>,
+    /// Of a read: `SPECIFIC_ATTRIBUTES` when it projects, else `ALL_ATTRIBUTES`
+    /// (`dynamodb:Select`).
+    pub select: Option<String>,
 }
 
 impl SdkCall {
@@ -165,7 +186,8 @@ impl SdkCall {
     }
 }
 
-/// Records every call a client makes, once per operation (retries not counted). Used by
+/// Records every call a client makes, once per operation (retries not counted), and a
+/// BatchGetItem once per table it reads, as IAM authorizes it. Used by
 /// the tests that check `template.yaml` grants exactly what the code calls, and by the
 /// call-count benchmark; never installed in the Lambdas.
 #[derive(Debug, Clone, Default)]
@@ -207,14 +229,18 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for CallRecorder {
         cfg: &mut aws_smithy_types::config_bag::ConfigBag,
     ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
         if let Some(metadata) = cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>() {
-            let call = SdkCall {
-                // "DynamoDB" → "dynamodb", "Secrets Manager" → "secretsmanager": the IAM prefixes.
-                service: metadata.service().to_ascii_lowercase().replace(" ", ""),
-                operation: metadata.name().to_owned(),
-                resource: resource_of(context.input()),
-                item: item_access(context.input()),
-            };
-            self.0.lock().unwrap_or_else(|e| e.into_inner()).push(call);
+            let input = context.input();
+            let targets = batch_get_targets(input).unwrap_or_else(|| vec![(resource_of(input), item_access(input))]);
+            let mut calls = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            for (resource, item) in targets {
+                calls.push(SdkCall {
+                    // "DynamoDB" → "dynamodb", "Secrets Manager" → "secretsmanager": the IAM prefixes.
+                    service: metadata.service().to_ascii_lowercase().replace(" ", ""),
+                    operation: metadata.name().to_owned(),
+                    resource,
+                    item,
+                });
+            }
         }
         Ok(())
     }
@@ -222,7 +248,7 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for CallRecorder {
 
 /// The table, index or secret an operation input names (the operations this project uses).
 fn resource_of(input: &aws_smithy_runtime_api::client::interceptors::context::Input) -> String {
-    use aws_sdk_dynamodb::operation::{batch_get_item, delete_item, get_item, put_item, query, update_item};
+    use aws_sdk_dynamodb::operation::{delete_item, get_item, put_item, query, update_item};
     if let Some(i) = input.downcast_ref::<get_item::GetItemInput>() {
         return i.table_name().unwrap_or_default().to_owned();
     }
@@ -242,15 +268,36 @@ fn resource_of(input: &aws_smithy_runtime_api::client::interceptors::context::In
             None => table.to_owned(),
         };
     }
-    if let Some(i) = input.downcast_ref::<batch_get_item::BatchGetItemInput>() {
-        let mut tables: Vec<&str> = i.request_items().map(|items| items.keys().map(String::as_str).collect()).unwrap_or_default();
-        tables.sort_unstable();
-        return tables.join(",");
-    }
     if let Some(i) = input.downcast_ref::<aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueInput>() {
         return i.secret_id().unwrap_or_default().to_owned();
     }
     String::from("?")
+}
+
+/// A BatchGetItem as IAM authorizes it: once per table, each with what its item-level
+/// condition keys see (one key per table in this project's batches). `None` for any other
+/// operation.
+fn batch_get_targets(input: &aws_smithy_runtime_api::client::interceptors::context::Input) -> Option<Vec<(String, Option<ItemAccess>)>> {
+    let batch = input.downcast_ref::<aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemInput>()?;
+    let mut targets: Vec<(String, Option<ItemAccess>)> = batch
+        .request_items()
+        .into_iter()
+        .flatten()
+        .map(|(table, request)| {
+            let key = request.keys().first();
+            let legacy = request.attributes_to_get().iter();
+            let mut access = ItemAccess::of(key, legacy, &[request.projection_expression()], request.expression_attribute_names(), None);
+            access.select = Some(select_of(request.projection_expression().is_some() || !request.attributes_to_get().is_empty()));
+            (table.clone(), Some(access))
+        })
+        .collect();
+    targets.sort();
+    Some(targets)
+}
+
+/// `dynamodb:Select` of a read: specific attributes when it projects, else all of them.
+fn select_of(projected: bool) -> String {
+    if projected { "SPECIFIC_ATTRIBUTES" } else { "ALL_ATTRIBUTES" }.to_owned()
 }
 
 /// The partition key attributes of this project's tables, in the order they are looked for
@@ -264,13 +311,9 @@ fn item_access(input: &aws_smithy_runtime_api::client::interceptors::context::In
     // but name attributes too.
     if let Some(i) = input.downcast_ref::<get_item::GetItemInput>() {
         let legacy = i.attributes_to_get().iter();
-        return Some(ItemAccess::of(
-            i.key(),
-            legacy,
-            &[i.projection_expression()],
-            i.expression_attribute_names(),
-            None,
-        ));
+        let mut access = ItemAccess::of(i.key(), legacy, &[i.projection_expression()], i.expression_attribute_names(), None);
+        access.select = Some(select_of(i.projection_expression().is_some() || !i.attributes_to_get().is_empty()));
+        return Some(access);
     }
     if let Some(i) = input.downcast_ref::<put_item::PutItemInput>() {
         let legacy = keys(i.expected());
@@ -324,6 +367,7 @@ impl ItemAccess {
             partition_key: partition_key.and_then(|v| v.as_s().ok()).cloned(),
             attributes,
             return_values: return_values.map(|r| r.as_str().to_owned()),
+            select: None,
         }
     }
 }

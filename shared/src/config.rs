@@ -55,6 +55,27 @@ impl SameSite {
     }
 }
 
+/// Whether the authorizer also confirms that a token's session is live (`REVOCATION_CHECK`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevocationCheck {
+    /// Signature and claims only: no database, no network at cold start (the default).
+    Off,
+    /// Also the session and its user, from DynamoDB, at most `REVOCATION_MAX_STALENESS` old.
+    Session,
+}
+
+/// What the strict authorizer does when DynamoDB cannot be read (`REVOCATION_FAIL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevocationFail {
+    /// Deny (the default): nothing is authorized that could not be checked.
+    Closed,
+    /// Allow a token whose signature and claims are valid, and log it.
+    Open,
+}
+
+/// The longest `REVOCATION_MAX_STALENESS` accepted, seconds.
+pub const MAX_REVOCATION_STALENESS: u64 = 60;
+
 /// Every setting of the service. Built once by [`Config::from_env`].
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -101,6 +122,12 @@ pub struct Config {
     pub password_min_length: usize,
     /// Lowest zxcvbn score (0–4) of a new password.
     pub password_min_score: u8,
+    /// Whether the authorizer checks the session too.
+    pub revocation_check: RevocationCheck,
+    /// How old the authorizer's view of a session may be, seconds (0: read every time).
+    pub revocation_max_staleness: u64,
+    /// What the strict authorizer does when the tables cannot be read.
+    pub revocation_fail: RevocationFail,
 }
 
 impl Config {
@@ -213,6 +240,34 @@ impl Config {
             })?,
         };
 
+        let revocation_check = match text("REVOCATION_CHECK", "off").to_ascii_lowercase().as_str() {
+            "off" => RevocationCheck::Off,
+            "session" => RevocationCheck::Session,
+            other => {
+                return Err(ConfigError {
+                    name: "REVOCATION_CHECK",
+                    problem: format!("expected off or session, got {other:?}"),
+                });
+            }
+        };
+        let revocation_max_staleness = match get("REVOCATION_MAX_STALENESS") {
+            None => 5,
+            Some(v) => v.parse::<u64>().ok().filter(|n| *n <= MAX_REVOCATION_STALENESS).ok_or_else(|| ConfigError {
+                name: "REVOCATION_MAX_STALENESS",
+                problem: format!("expected 0 to {MAX_REVOCATION_STALENESS} seconds, got {v:?}"),
+            })?,
+        };
+        let revocation_fail = match text("REVOCATION_FAIL", "closed").to_ascii_lowercase().as_str() {
+            "closed" => RevocationFail::Closed,
+            "open" => RevocationFail::Open,
+            other => {
+                return Err(ConfigError {
+                    name: "REVOCATION_FAIL",
+                    problem: format!("expected closed or open, got {other:?}"),
+                });
+            }
+        };
+
         let config = Self {
             issuer: required("AUTH_ISSUER")?,
             audience: required("AUTH_AUDIENCE")?,
@@ -242,6 +297,9 @@ impl Config {
             route_roles,
             password_min_length,
             password_min_score,
+            revocation_check,
+            revocation_max_staleness,
+            revocation_fail,
         };
         if config.refresh_reuse_grace > 60 {
             return Err(ConfigError {
@@ -306,11 +364,31 @@ mod tests {
             ("ALLOWED_ORIGINS", "*"),
             ("REFRESH_COOKIE_PATH", "auth"),
             ("ROUTE_ROLES", "[1]"),
+            ("REVOCATION_CHECK", "always"),
+            ("REVOCATION_MAX_STALENESS", "61"),
+            ("REVOCATION_FAIL", "maybe"),
         ] {
             let mut pairs = base.to_vec();
             pairs.push((name, value));
             assert_eq!(config_with(&pairs).unwrap_err().name, name, "{name}={value}");
         }
+    }
+
+    #[test]
+    fn strict_revocation_is_off_by_default_and_read_when_set() {
+        let base = [("AUTH_ISSUER", "i"), ("AUTH_AUDIENCE", "a")];
+        let default = config_with(&base).unwrap();
+        assert_eq!(
+            (default.revocation_check, default.revocation_max_staleness, default.revocation_fail),
+            (RevocationCheck::Off, 5, RevocationFail::Closed)
+        );
+        let mut strict = base.to_vec();
+        strict.extend([("REVOCATION_CHECK", "session"), ("REVOCATION_MAX_STALENESS", "0"), ("REVOCATION_FAIL", "open")]);
+        let strict = config_with(&strict).unwrap();
+        assert_eq!(
+            (strict.revocation_check, strict.revocation_max_staleness, strict.revocation_fail),
+            (RevocationCheck::Session, 0, RevocationFail::Open)
+        );
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod keys;
 pub mod password;
 pub mod password_policy;
 pub mod random;
+pub mod revocation;
 pub mod service;
 pub mod store;
 pub mod telemetry;

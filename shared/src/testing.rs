@@ -15,8 +15,8 @@ use crate::keys::rotation::SigningKeySet;
 use crate::keys::{FetchError, KeyCache, KeyDocument, KeyProvider, PublicKeys, SigningKeys};
 use crate::service::AuthService;
 use crate::store::{
-    AttemptReservation, LoginThrottle, REVOKED_RETENTION_SECS, Revocation, RevokeIf, Rotation, RotationOutcome, SessionRecord, SessionStore, UserRecord,
-    UserStore,
+    AttemptReservation, LoginThrottle, REVOKED_RETENTION_SECS, Revocation, RevokeIf, Rotation, RotationOutcome, SessionRecord, SessionStore, Standing,
+    StandingStore, UserRecord, UserStore,
 };
 use crate::tokens::SessionId;
 
@@ -404,6 +404,53 @@ pub struct TestBed {
     pub clock: Arc<FixedClock>,
     /// Its configuration.
     pub config: Config,
+}
+
+/// The strict authorizer's reads over a [`TestBed`]'s stores, counting reads, and failing
+/// on demand.
+pub struct MemoryStanding {
+    users: Arc<MemoryUsers>,
+    sessions: Arc<MemorySessions>,
+    reads: AtomicUsize,
+    failing: AtomicBool,
+}
+
+impl MemoryStanding {
+    /// Over `bed`'s stores.
+    pub fn of(bed: &TestBed) -> Self {
+        Self {
+            users: bed.users.clone(),
+            sessions: bed.sessions.clone(),
+            reads: AtomicUsize::new(0),
+            failing: AtomicBool::new(false),
+        }
+    }
+    /// How many reads so far.
+    pub fn reads(&self) -> usize {
+        self.reads.load(Ordering::SeqCst)
+    }
+    /// Makes every read fail (or work again).
+    pub fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl StandingStore for MemoryStanding {
+    async fn standing(&self, session_id: &SessionId, _username: Option<&str>) -> Result<Option<Standing>, AuthError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(AuthError::unavailable("standing", "failing on purpose"));
+        }
+        let Some(session) = self.sessions.stored(session_id) else {
+            return Ok(None);
+        };
+        let user = UserStore::get(&*self.users, &session.username).await?;
+        Ok(Some(Standing {
+            session: session.standing(),
+            user: user.map(|u| u.standing()),
+        }))
+    }
 }
 
 /// The demo user of [`TestBed`]: `alice@example.com` / `correct horse battery staple`.

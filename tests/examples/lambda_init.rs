@@ -2,9 +2,10 @@
 //! Runtime API (this file) and the emulator on loopback: the time from process start to
 //! its first `GET /runtime/invocation/next` (median and max over N starts, the binaries
 //! started in turn), and peak RSS after serving M real invocations (M = 0: init only).
-//! The authorizer is started twice over: with the public JWKS in `AUTH_PUBLIC_JWKS` (as
-//! deployed: no network at init) and with no keys in its environment (it fetches the public
-//! store during init). Given the `bare_runtime` example, the same Lambda runtime with no
+//! The authorizer is started three times over: with the public JWKS in `AUTH_PUBLIC_JWKS`
+//! (as deployed: no network at init), with no keys in its environment (it fetches the
+//! public store during init), and deployed keys in strict revocation mode (it builds the
+//! DynamoDB client and opens its connection during init). Given the `bare_runtime` example, the same Lambda runtime with no
 //! work of ours, every row also says how far above that floor it starts. Where Linux
 //! publishes it, the CPU time each init used is shown too: unlike the wall-clock time, it
 //! does not depend on what else the machine is running.
@@ -349,6 +350,12 @@ async fn main() {
             Kind::Authorizer,
         ),
         function("authorizer, no keys in env (fetched at init)", "authorizer", vec![], Kind::Authorizer),
+        function(
+            "authorizer, keys deployed, strict revocation (REVOCATION_CHECK=session)",
+            "authorizer",
+            vec![("AUTH_PUBLIC_JWKS", public_jwks.clone()), ("REVOCATION_CHECK", "session".into())],
+            Kind::Authorizer,
+        ),
         function("login", "login", vec![], Kind::Login),
         function("refresh", "refresh", vec![], Kind::Refresh),
         function("logout", "logout", vec![], Kind::Logout),
@@ -419,7 +426,9 @@ async fn serve(variant: &Variant, invocations: usize, keys: &SigningKeys, config
         }
     }
     let now = auth_core::clock::Clock::now(&auth_core::clock::SystemClock);
-    let token = AccessTokens::new(config).issue(keys, user_id, "sid", &["user".into()], now).unwrap().token;
+    // The token of a stored session, so that the strict authorizer finds it live.
+    let sid = cookie.trim_start_matches("refresh_token=").split('.').next().unwrap().to_owned();
+    let token = AccessTokens::new(config).issue(keys, user_id, &sid, &["user".into()], now).unwrap().token;
     let mut logout_cookies = logout_cookies.into_iter();
     for _ in 0..invocations {
         match variant.kind {

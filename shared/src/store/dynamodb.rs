@@ -10,13 +10,13 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType, ReturnValue,
-    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType,
+    ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification,
 };
 
 use super::{
     ATTEMPT_LEASE_SECS, AttemptReservation, LoginThrottle, REVOKED_RETENTION_SECS, Revocation, RevokeIf, Rotation, RotationOutcome, SessionRecord,
-    SessionStore, THROTTLE_AFTER_FAILURES, THROTTLE_WINDOW_SECS, UserRecord, UserStore,
+    SessionStanding, SessionStore, Standing, StandingStore, THROTTLE_AFTER_FAILURES, THROTTLE_WINDOW_SECS, UserRecord, UserStanding, UserStore,
 };
 use crate::error::{AuthError, sdk_error};
 use crate::tokens::{SessionId, TokenHash};
@@ -571,6 +571,141 @@ impl UserStore for DynamoUsers {
         // no such user any more. Nothing is read back: logout has no business with the rest
         // of the user item.
         written(result, "UpdateItem user").map(drop)
+    }
+}
+
+/// The attributes the strict authorizer reads of a session item: what decides whether it
+/// is live, never a token hash.
+pub const SESSION_STANDING_ATTRIBUTES: &str = "session_id, user_id, username, created_at, expires_at, absolute_expires_at, revoked_at";
+/// The attributes it reads of a user item: never the password hash or the roles.
+pub const USER_STANDING_ATTRIBUTES: &str = "username, user_id, disabled, password_changed_at, password_changed_by, sessions_valid_after";
+
+fn session_standing_from_item(item: &Item) -> Option<SessionStanding> {
+    Some(SessionStanding {
+        session_id: SessionId::parse(&get_s(item, "session_id")?)?,
+        user_id: get_s(item, "user_id")?,
+        username: get_s(item, "username")?,
+        created_at: get_n(item, "created_at")?,
+        expires_at: get_n(item, "expires_at")?,
+        absolute_expires_at: get_n(item, "absolute_expires_at")?,
+        revoked_at: get_n(item, "revoked_at"),
+    })
+}
+
+fn user_standing_from_item(item: &Item) -> Option<UserStanding> {
+    Some(UserStanding {
+        user_id: get_s(item, "user_id")?,
+        // A missing flag is read as disabled: fail closed, as `user_from_item`.
+        disabled: item.get("disabled").and_then(|v| v.as_bool().ok()).copied().unwrap_or(true),
+        password_changed_at: get_n(item, "password_changed_at").unwrap_or(0),
+        password_changed_by: get_s(item, "password_changed_by").and_then(|id| SessionId::parse(&id)),
+        sessions_valid_after: get_n(item, "sessions_valid_after").unwrap_or(0),
+    })
+}
+
+/// The strict authorizer's reads, over both tables: projected, eventually consistent.
+#[derive(Clone)]
+pub struct DynamoStanding {
+    client: Client,
+    sessions_table: String,
+    users_table: String,
+}
+
+impl DynamoStanding {
+    /// Standings from `sessions_table` and `users_table`.
+    pub fn new(client: Client, sessions_table: impl Into<String>, users_table: impl Into<String>) -> Self {
+        Self {
+            client,
+            sessions_table: sessions_table.into(),
+            users_table: users_table.into(),
+        }
+    }
+
+    async fn session(&self, session_id: &SessionId, consistent: bool) -> Result<Option<SessionStanding>, AuthError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.sessions_table)
+            .key("session_id", s(session_id.as_str()))
+            .projection_expression(SESSION_STANDING_ATTRIBUTES)
+            .consistent_read(consistent)
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetItem session standing", e))?;
+        Ok(out.item().and_then(session_standing_from_item))
+    }
+
+    async fn user(&self, username: &str) -> Result<Option<UserStanding>, AuthError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.users_table)
+            .key("username", s(username))
+            .projection_expression(USER_STANDING_ATTRIBUTES)
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetItem user standing", e))?;
+        Ok(out.item().and_then(user_standing_from_item))
+    }
+
+    /// Both items in one BatchGetItem. Keys DynamoDB leaves unprocessed (under throttling)
+    /// make it a failure, not a guess.
+    async fn both(&self, session_id: &SessionId, username: &str) -> Result<(Option<SessionStanding>, Option<UserStanding>), AuthError> {
+        let keys = |name: &str, value: &str, projection: &str| {
+            KeysAndAttributes::builder()
+                .keys(HashMap::from([(name.to_owned(), s(value))]))
+                .projection_expression(projection)
+                .build()
+                .map_err(|e| AuthError::unavailable("BatchGetItem request", e))
+        };
+        let out = self
+            .client
+            .batch_get_item()
+            .request_items(&self.sessions_table, keys("session_id", session_id.as_str(), SESSION_STANDING_ATTRIBUTES)?)
+            .request_items(&self.users_table, keys("username", username, USER_STANDING_ATTRIBUTES)?)
+            .send()
+            .await
+            .map_err(|e| sdk_error("BatchGetItem standing", e))?;
+        if out.unprocessed_keys().is_some_and(|unprocessed| !unprocessed.is_empty()) {
+            return Err(AuthError::unavailable("BatchGetItem standing", "keys left unprocessed"));
+        }
+        let first = |table: &str| out.responses().and_then(|r| r.get(table)).and_then(|items| items.first());
+        Ok((
+            first(&self.sessions_table).and_then(session_standing_from_item),
+            first(&self.users_table).and_then(user_standing_from_item),
+        ))
+    }
+}
+
+#[async_trait]
+impl StandingStore for DynamoStanding {
+    async fn standing(&self, session_id: &SessionId, username: Option<&str>) -> Result<Option<Standing>, AuthError> {
+        let (session, user) = match username {
+            Some(username) => self.both(session_id, username).await?,
+            None => (self.session(session_id, false).await?, None),
+        };
+        // An eventually consistent read may miss a session created a moment ago (a token
+        // issued at login, used at once): ask once more, consistently, before calling it
+        // unknown. Only a new or deleted session pays for this.
+        let Some(session) = (match session {
+            Some(session) => Some(session),
+            None => self.session(session_id, true).await?,
+        }) else {
+            return Ok(None);
+        };
+        let user = match username {
+            // Read in the same batch (a username never changes for a session).
+            Some(_) => user,
+            None => self.user(&session.username).await?,
+        };
+        Ok(Some(Standing { session, user }))
+    }
+
+    async fn warm(&self) {
+        // Projected like every read of this store, so it needs no wider grant.
+        if let Err(e) = self.user("warmup#").await {
+            tracing::warn!(cause = %e, "warming the DynamoDB connection failed");
+        }
     }
 }
 

@@ -43,9 +43,91 @@ impl UserRecord {
     /// because times are whole seconds: a session from the same second as a password change
     /// may be older than the change. The session that changed the password itself goes on.
     pub fn accepts(&self, session: &SessionRecord) -> bool {
+        self.standing().accepts(&session.standing())
+    }
+
+    /// The part of the user that decides which sessions may go on.
+    pub fn standing(&self) -> UserStanding {
+        UserStanding {
+            user_id: self.user_id.clone(),
+            disabled: self.disabled,
+            password_changed_at: self.password_changed_at,
+            password_changed_by: self.password_changed_by.clone(),
+            sessions_valid_after: self.sessions_valid_after,
+        }
+    }
+}
+
+/// What decides which of a user's sessions may go on: the user item without its password
+/// hash or roles, as the strict authorizer reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserStanding {
+    /// Stable id (`sub`).
+    pub user_id: String,
+    /// A disabled user's sessions are all dead.
+    pub disabled: bool,
+    /// Sessions created up to this second are dead ...
+    pub password_changed_at: u64,
+    /// ... but this one, which made the change.
+    pub password_changed_by: Option<SessionId>,
+    /// The revocation point: sessions created up to this second are dead.
+    pub sessions_valid_after: u64,
+}
+
+impl UserStanding {
+    /// Whether `session` may go on for this user: see [`UserRecord::accepts`].
+    pub fn accepts(&self, session: &SessionStanding) -> bool {
         let survives_password_change = session.created_at > self.password_changed_at || self.password_changed_by.as_ref() == Some(&session.session_id);
         !self.disabled && self.user_id == session.user_id && survives_password_change && session.created_at > self.sessions_valid_after
     }
+}
+
+/// What decides whether a session is live: the session item without its token hashes, as
+/// the strict authorizer reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionStanding {
+    /// The key.
+    pub session_id: SessionId,
+    /// Owner.
+    pub user_id: String,
+    /// Owner's username: the key of the user item.
+    pub username: String,
+    /// When the session started.
+    pub created_at: u64,
+    /// Sliding idle expiry.
+    pub expires_at: u64,
+    /// Hard end.
+    pub absolute_expires_at: u64,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<u64>,
+}
+
+impl SessionStanding {
+    /// Not revoked and neither expiry passed (see [`SessionRecord::is_live`]).
+    pub fn is_live(&self, now: u64) -> bool {
+        live_at(self.revoked_at, self.expires_at, self.absolute_expires_at, now)
+    }
+}
+
+/// A session and its user's standing, read together by the strict authorizer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Standing {
+    /// The session.
+    pub session: SessionStanding,
+    /// Its user; `None` when the user item is gone (which ends the session).
+    pub user: Option<UserStanding>,
+}
+
+impl Standing {
+    /// Whether the session is live and its user accepts it: the test refresh applies.
+    pub fn is_live(&self, now: u64) -> bool {
+        self.session.is_live(now) && self.user.as_ref().is_some_and(|user| user.accepts(&self.session))
+    }
+}
+
+/// Not revoked and before both expiries.
+fn live_at(revoked_at: Option<u64>, expires_at: u64, absolute_expires_at: u64, now: u64) -> bool {
+    revoked_at.is_none() && now < expires_at && now < absolute_expires_at
 }
 
 impl fmt::Debug for UserRecord {
@@ -205,7 +287,20 @@ impl SessionRecord {
     /// Not revoked and neither expiry passed. Checked in code on every read: DynamoDB's
     /// TTL deletes expired items up to days late, and the emulator never does.
     pub fn is_live(&self, now: u64) -> bool {
-        self.revoked_at.is_none() && self.is_retained(now)
+        live_at(self.revoked_at, self.expires_at, self.absolute_expires_at, now)
+    }
+
+    /// The part of the session that decides whether it may go on.
+    pub fn standing(&self) -> SessionStanding {
+        SessionStanding {
+            session_id: self.session_id.clone(),
+            user_id: self.user_id.clone(),
+            username: self.username.clone(),
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            absolute_expires_at: self.absolute_expires_at,
+            revoked_at: self.revoked_at,
+        }
     }
 
     /// Whether `hash` is the current token's or the one the last rotation replaced
@@ -338,6 +433,18 @@ impl dyn SessionStore {
             })
             .await
     }
+}
+
+/// The strict authorizer's read: a session's and its user's standing, eventually
+/// consistent, with only the attributes that decide it (no hash of any kind).
+#[async_trait]
+pub trait StandingStore: Send + Sync {
+    /// The standing of `session_id` and its user; `None` when the session does not exist.
+    /// With the session's `username` already known, one read of both items; without, the
+    /// session first (it names the user item), then the user.
+    async fn standing(&self, session_id: &SessionId, username: Option<&str>) -> Result<Option<Standing>, AuthError>;
+    /// Opens the connection during cold start; failures only cost the first request time.
+    async fn warm(&self) {}
 }
 
 /// Users and their login throttle state.

@@ -12,7 +12,7 @@ use crate::harness::*;
 
 /// SDK clients whose DynamoDB and Secrets Manager endpoints are `dynamodb` / `secrets`
 /// (or the emulator when `None`).
-async fn clients(dynamodb: Option<&str>, secrets: Option<&str>) -> (aws_sdk_dynamodb::Client, aws_sdk_secretsmanager::Client) {
+pub async fn clients(dynamodb: Option<&str>, secrets: Option<&str>) -> (aws_sdk_dynamodb::Client, aws_sdk_secretsmanager::Client) {
     let sdk = load_sdk_config().await;
     let mut d = aws_sdk_dynamodb::config::Builder::from(&sdk);
     if let Some(url) = dynamodb {

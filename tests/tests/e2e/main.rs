@@ -18,4 +18,5 @@ mod login;
 mod logout;
 mod refresh;
 mod rotation;
+mod strict;
 mod template;

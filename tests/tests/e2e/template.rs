@@ -6,8 +6,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use auth_core::Config;
-use auth_core::aws::{CallRecorder, ItemAccess, SdkCall, account_with, auth_service_with, authorizer_with, load_sdk_config, public_key_cache_with};
-use auth_core::config::DEFAULT_KEY_PUBLISH_DELAY;
+use auth_core::aws::{
+    CallRecorder, ItemAccess, SdkCall, account_with, auth_service_with, authorizer_with, load_sdk_config, public_key_cache_with, session_check,
+};
+use auth_core::config::{DEFAULT_KEY_PUBLISH_DELAY, RevocationCheck};
 use auth_core::discovery::{Discovery, JWKS_PATH, OPENID_CONFIGURATION_PATH};
 use auth_core::http::AuthApi;
 use base64::Engine;
@@ -51,6 +53,12 @@ fn granted_by_function(template: &Value) -> BTreeMap<String, Grants> {
         let binary = resource["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap().to_owned();
         let mut granted = Grants::new();
         for policy in resource["Properties"]["Policies"].as_sequence().unwrap() {
+            // `!If [Condition, policy, !Ref AWS::NoValue]`: granted when the condition holds
+            // (which grants are conditional is checked by the tests of each condition).
+            let policy = match policy {
+                Value::Tagged(tagged) if tagged.tag == "!If" => &tagged.value[1],
+                policy => policy,
+            };
             for statement in policy["Statement"].as_sequence().unwrap() {
                 assert_eq!(statement["Effect"], "Allow");
                 let resources = match &statement["Resource"] {
@@ -166,7 +174,10 @@ fn http_api_authorizer_caches_per_token_and_route_and_only_it_gets_route_roles()
         Value::from(vec!["routeKey"]),
         "with ROUTE_ROLES the answer depends on the route: the cache key must hold it"
     );
-    assert_eq!(tagged(&identity["ReauthorizeEvery"]), ("!Ref".to_owned(), &Value::from("AuthorizerCacheTtl")));
+    // Outside strict mode (see the strict-mode test for the rest of the !If).
+    let (tag, ttl_if) = tagged(&identity["ReauthorizeEvery"]);
+    assert_eq!(tag, "!If");
+    assert_eq!(tagged(&ttl_if[2]), ("!Ref".to_owned(), &Value::from("AuthorizerCacheTtl")));
     let ttl = &template["Parameters"]["AuthorizerCacheTtl"];
     assert!(
         ttl["Default"].as_u64().unwrap() <= 60,
@@ -279,6 +290,63 @@ fn the_built_in_jwt_authorizer_is_optional_and_checks_our_issuer_and_audience() 
 }
 
 #[test]
+fn the_authorizer_reads_the_tables_only_in_strict_mode_whose_cache_ttl_is_the_staleness_bound() {
+    let template = template();
+    assert_eq!(
+        format!("{:?}", template["Conditions"]["StrictRevocation"]),
+        format!("{:?}", serde_norway::from_str::<Value>("!Equals [!Ref RevocationCheck, session]").unwrap())
+    );
+    assert_eq!(template["Parameters"]["RevocationCheck"]["Default"], "off");
+    assert_eq!(template["Parameters"]["RevocationMaxStaleness"]["MaxValue"], 60);
+    // Every DynamoDB grant of the authorizer sits in the one policy that exists only in
+    // strict mode; the policy outside it names Secrets Manager alone.
+    let authorizer = function(&template, "authorizer");
+    let mut strict_actions = Vec::new();
+    for policy in authorizer["Policies"].as_sequence().unwrap() {
+        let text = format!("{policy:?}");
+        match policy {
+            Value::Tagged(conditional) if conditional.tag == "!If" => {
+                assert_eq!(conditional.value[0], "StrictRevocation");
+                assert_eq!(tagged(&conditional.value[2]), ("!Ref".to_owned(), &Value::from("AWS::NoValue")));
+                for statement in conditional.value[1]["Statement"].as_sequence().unwrap() {
+                    strict_actions.extend(statement["Action"].as_sequence().unwrap().iter().map(|a| a.as_str().unwrap().to_owned()));
+                    assert_eq!(
+                        statement["Condition"]["StringEqualsIfExists"]["dynamodb:Select"], "SPECIFIC_ATTRIBUTES",
+                        "projected reads only"
+                    );
+                }
+            }
+            _ => assert!(!text.contains("dynamodb"), "the authorizer reads no table outside strict mode: {text}"),
+        }
+    }
+    strict_actions.sort();
+    strict_actions.dedup();
+    assert_eq!(strict_actions, ["dynamodb:BatchGetItem", "dynamodb:GetItem"]);
+    // The strict authorizer's environment comes from the parameters.
+    let variables = &authorizer["Environment"]["Variables"];
+    for (variable, parameter) in [
+        ("REVOCATION_CHECK", "RevocationCheck"),
+        ("REVOCATION_MAX_STALENESS", "RevocationMaxStaleness"),
+        ("REVOCATION_FAIL", "RevocationFail"),
+    ] {
+        assert_eq!(tagged(&variables[variable]), ("!Ref".to_owned(), &Value::from(parameter)));
+    }
+    // API Gateway's cache would add its TTL to the staleness: in strict mode the TTL is the
+    // staleness bound (or 0 when caching is off).
+    let identity = &template["Resources"]["Api"]["Properties"]["Auth"]["Authorizers"]["LambdaAuthorizer"]["Identity"];
+    let (_, ttl_if) = tagged(&identity["ReauthorizeEvery"]);
+    assert_eq!(ttl_if[0], "StrictRevocation");
+    let (_, strict_ttl) = tagged(&ttl_if[1]);
+    assert_eq!(strict_ttl[0], "NoAuthorizerCache");
+    assert_eq!(strict_ttl[1], 0);
+    assert_eq!(tagged(&strict_ttl[2]), ("!Ref".to_owned(), &Value::from("RevocationMaxStaleness")));
+    assert_eq!(
+        format!("{:?}", template["Conditions"]["NoAuthorizerCache"]),
+        format!("{:?}", serde_norway::from_str::<Value>("!Equals [!Ref AuthorizerCacheTtl, 0]").unwrap())
+    );
+}
+
+#[test]
 fn login_alone_can_get_reserved_concurrency() {
     let template = template();
     let (condition, parameter) = if_parameter_or_nothing(&function(&template, "login")["ReservedConcurrentExecutions"]);
@@ -329,6 +397,13 @@ fn outside_condition(call: &SdkCall, condition: &Value) -> Option<String> {
                         return Some(format!("names {beyond:?}, beyond {allowed:?}"));
                     }
                 }
+                ("StringEqualsIfExists", "dynamodb:Select") => {
+                    if let Some(select) = &item.select
+                        && !allowed.contains(&select.as_str())
+                    {
+                        return Some(format!("reads with Select {select}, not one of {allowed:?}"));
+                    }
+                }
                 ("StringEqualsIfExists", "dynamodb:ReturnValues") => {
                     if let Some(asked) = &item.return_values
                         && !allowed.contains(&asked.as_str())
@@ -364,6 +439,7 @@ fn item_call(operation: &str, partition_key: &str, attributes: &[&str], return_v
             partition_key: Some(partition_key.into()),
             attributes: attributes.iter().map(|a| (*a).to_owned()).collect(),
             return_values: return_values.map(str::to_owned),
+            select: None,
         }),
     }
 }
@@ -455,7 +531,15 @@ async fn recorded_functions(config: &Config) -> (Recorded, auth_core::authorizer
     let (login, refresh, logout) = (service("login"), service("refresh"), service("logout"));
     login.warm_up().await;
     refresh.warm_up().await;
-    let authorizer = authorizer_with(config, recorders["authorizer"].clients(&sdk).1).unwrap();
+    // In strict mode, reading every time (no staleness), so that both of its reads happen:
+    // the first sight of a session (GetItem session, then user) and a known one (BatchGetItem).
+    let (dynamodb, secrets) = recorders["authorizer"].clients(&sdk);
+    let strict = Config {
+        revocation_check: RevocationCheck::Session,
+        revocation_max_staleness: 0,
+        ..config.clone()
+    };
+    let authorizer = authorizer_with(&strict, secrets).unwrap().with_session_check(session_check(&strict, dynamodb));
     authorizer.keys().store().current().await.unwrap();
     let discovery = Discovery::new(config, public_key_cache_with(config, recorders["discovery"].clients(&sdk).1)).unwrap();
     discovery.warm_up().await;
@@ -533,12 +617,13 @@ async fn each_function_is_granted_exactly_the_calls_it_makes() {
         401
     );
 
-    // authorizer: a valid token, and an unknown kid (re-fetches the key set).
+    // authorizer (strict): a valid token twice (denied: its user is disabled by now, which
+    // is what strict mode reads), and an unknown kid (re-fetches the key set).
     let bearer = format!("Bearer {}", ok.access_token());
-    assert_eq!(
-        ask(&authorizer, &http_api_authorizer_event(Some(&bearer), "GET /pets")).await.unwrap()["isAuthorized"],
-        true
-    );
+    for _ in 0..2 {
+        let answer = ask(&authorizer, &http_api_authorizer_event(Some(&bearer), "GET /pets")).await.unwrap();
+        assert_eq!(answer["isAuthorized"], false);
+    }
     let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"ES256","typ":"at+jwt","kid":"k9"}"#);
     let unknown_kid = format!("Bearer {header}.{}", ok.access_token().split_once('.').unwrap().1);
     ask(&authorizer, &http_api_authorizer_event(Some(&unknown_kid), "GET /pets")).await.unwrap();
@@ -564,6 +649,10 @@ async fn each_function_is_granted_exactly_the_calls_it_makes() {
     .unwrap();
     let alice = Answer::from(login::handle(&f.login, login(ALICE, PASSWORD)).await.unwrap());
     let other = Answer::from(login::handle(&f.login, login(ALICE, PASSWORD)).await.unwrap());
+    // (Sessions from the very second of the disabling above would be dead: date them after.)
+    for session in [&alice, &other] {
+        app.set_session_number(&session_id_of(&session.refresh_token()), "created_at", now() + 1).await;
+    }
     let bearer = format!("Bearer {}", alice.access_token());
     let account = |call: Call| {
         let request = call.request();
@@ -580,9 +669,6 @@ async fn each_function_is_granted_exactly_the_calls_it_makes() {
     // ... and password changes: a wrong current password (a counted attempt), then a change
     // that ends another session.
     Answer::from(login::handle(&f.login, login(ALICE, PASSWORD)).await.unwrap());
-    // (The caller's session may be from the very second of the disabling above, whose
-    // revocation point would end it: date it after.)
-    app.set_session_number(&session_id_of(&alice.refresh_token()), "created_at", now() + 1).await;
     let change = |current: &str| {
         Call::post("/auth/password")
             .header("authorization", &bearer)

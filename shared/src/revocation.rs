@@ -1,0 +1,273 @@
+//! Strict revocation (`REVOCATION_CHECK=session`): after a token's signature and claims
+//! pass, the authorizer also confirms that its session is live and its user still accepts
+//! it, the rule refresh applies. The answer comes from DynamoDB at most
+//! `REVOCATION_MAX_STALENESS` seconds old: each container keeps what it read per session
+//! id in a bounded LRU cache, so a busy session costs one read per window, not one per
+//! request, and a flood of distinct ids cannot grow memory without bound.
+
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+
+use lru::LruCache;
+
+use crate::clock::Clock;
+use crate::config::{Config, RevocationFail};
+use crate::error::AuthError;
+use crate::store::{Standing, StandingStore};
+use crate::tokens::SessionId;
+
+/// The most session ids one container remembers; the least recently used is forgotten
+/// first. 10,000 entries of about 300 bytes: a few MB at most.
+pub const MAX_CACHED_SESSIONS: usize = 10_000;
+
+/// Why a token was refused after its signature and claims passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The session is revoked, expired, unknown, another user's, or its user no longer
+    /// accepts it (disabled, revocation point, password change).
+    NotLive,
+    /// The tables could not be read and `REVOCATION_FAIL=closed`.
+    Unavailable,
+}
+
+/// What one read found, and when (epoch seconds).
+struct Cached {
+    standing: Option<Arc<Standing>>,
+    read_at: u64,
+}
+
+/// The session check of the strict authorizer.
+pub struct SessionCheck {
+    store: Arc<dyn StandingStore>,
+    clock: Arc<dyn Clock>,
+    max_staleness: u64,
+    fail: RevocationFail,
+    cache: Mutex<LruCache<SessionId, Cached>>,
+}
+
+impl SessionCheck {
+    /// The check for `config` (`REVOCATION_MAX_STALENESS`, `REVOCATION_FAIL`) over `store`.
+    pub fn new(config: &Config, store: Arc<dyn StandingStore>, clock: Arc<dyn Clock>) -> Self {
+        Self::with_capacity(config, store, clock, MAX_CACHED_SESSIONS)
+    }
+
+    /// The same with another cache bound (tests).
+    pub fn with_capacity(config: &Config, store: Arc<dyn StandingStore>, clock: Arc<dyn Clock>, capacity: usize) -> Self {
+        Self {
+            store,
+            clock,
+            max_staleness: config.revocation_max_staleness,
+            fail: config.revocation_fail,
+            cache: Mutex::new(LruCache::new(NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN))),
+        }
+    }
+
+    /// Opens the DynamoDB connection during cold start.
+    pub async fn warm(&self) {
+        self.store.warm().await;
+    }
+
+    /// How many session ids are remembered now.
+    pub fn cached(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether the session `sid` of a token of `sub` may be used now. A read younger than
+    /// the staleness bound answers from memory; otherwise one read (see
+    /// [`StandingStore::standing`]) replaces it. A failed read is never cached: each
+    /// request tries again, and `REVOCATION_FAIL` decides what it answers meanwhile.
+    pub async fn confirm(&self, sub: &str, sid: &str) -> Result<(), Refusal> {
+        let session_id = SessionId::parse(sid).ok_or(Refusal::NotLive)?;
+        let now = self.clock.now();
+        let (fresh, username) = match self.lock().get(&session_id) {
+            Some(c) if now.saturating_sub(c.read_at) < self.max_staleness => (Some(c.standing.clone()), None),
+            Some(c) => (None, c.standing.as_ref().map(|s| s.session.username.clone())),
+            None => (None, None),
+        };
+        let standing = match fresh {
+            Some(standing) => standing,
+            None => match self.store.standing(&session_id, username.as_deref()).await {
+                Ok(standing) => {
+                    let standing = standing.map(Arc::new);
+                    self.lock().put(
+                        session_id,
+                        Cached {
+                            standing: standing.clone(),
+                            read_at: now,
+                        },
+                    );
+                    standing
+                }
+                Err(e) => return self.unavailable(&e),
+            },
+        };
+        // SECURITY: evaluated at each request, not at the read: expiry moves on meanwhile.
+        match standing {
+            Some(standing) if standing.session.user_id == sub && standing.is_live(now) => Ok(()),
+            _ => Err(Refusal::NotLive),
+        }
+    }
+
+    fn unavailable(&self, error: &AuthError) -> Result<(), Refusal> {
+        match self.fail {
+            RevocationFail::Closed => {
+                tracing::error!(cause = %error, "session standing unavailable; denying (REVOCATION_FAIL=closed)");
+                Err(Refusal::Unavailable)
+            }
+            RevocationFail::Open => {
+                tracing::warn!(cause = %error, "session standing unavailable; allowing a valid token unchecked (REVOCATION_FAIL=open)");
+                Ok(())
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<SessionId, Cached>> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::IssuedTokens;
+    use crate::store::UserStore;
+    use crate::testing::{ALICE, MemoryStanding, TestBed, capture_logs, config_with};
+
+    const STALENESS: u64 = 5;
+
+    fn bed(extra: &[(&str, &str)]) -> (TestBed, Arc<MemoryStanding>, SessionCheck) {
+        let mut vars = vec![("REVOCATION_CHECK", "session"), ("REVOCATION_MAX_STALENESS", "5")];
+        vars.extend_from_slice(extra);
+        let bed = TestBed::new(config_with(&vars));
+        let store = Arc::new(MemoryStanding::of(&bed));
+        let check = SessionCheck::new(&bed.config, store.clone(), bed.clock.clone());
+        (bed, store, check)
+    }
+
+    async fn login(bed: &TestBed) -> IssuedTokens {
+        bed.service.login(ALICE.0, ALICE.1.to_owned().into(), &Default::default()).await.unwrap()
+    }
+
+    async fn confirm(check: &SessionCheck, issued: &IssuedTokens) -> Result<(), Refusal> {
+        check.confirm("user-alice", issued.refresh.session_id.as_str()).await
+    }
+
+    #[tokio::test]
+    async fn a_live_session_is_confirmed_with_one_read_per_staleness_window() {
+        let (bed, store, check) = bed(&[]);
+        let issued = login(&bed).await;
+        for _ in 0..STALENESS {
+            for _ in 0..100 {
+                assert_eq!(confirm(&check, &issued).await, Ok(()));
+            }
+            bed.clock.advance(1);
+        }
+        assert_eq!(store.reads(), 1, "one read for the whole window");
+        assert_eq!(confirm(&check, &issued).await, Ok(()));
+        assert_eq!(store.reads(), 2, "the window passed: read again");
+    }
+
+    #[tokio::test]
+    async fn with_no_staleness_every_request_reads() {
+        let (bed, store, check) = bed(&[("REVOCATION_MAX_STALENESS", "0")]);
+        let issued = login(&bed).await;
+        for _ in 0..3 {
+            assert_eq!(confirm(&check, &issued).await, Ok(()));
+        }
+        assert_eq!(store.reads(), 3);
+    }
+
+    /// Ends `issued`'s session, or makes its user refuse it, the way `path` names.
+    async fn revoke(bed: &TestBed, issued: &IssuedTokens, path: &str) {
+        let now = bed.clock.now();
+        match path {
+            "logout" => bed.service.logout(Some(&issued.refresh.encode()), false, &Default::default()).await.unwrap(),
+            "logout everywhere, from another session" => {
+                let other = login(bed).await;
+                bed.service.logout(Some(&other.refresh.encode()), true, &Default::default()).await.unwrap();
+            }
+            "password change" => assert!(bed.users.set_password(ALICE.0, "$argon2id$new", now).await.unwrap()),
+            "user disabled" => assert!(bed.users.set_disabled(ALICE.0, true, now).await.unwrap()),
+            "session expired" => {
+                let mut session = bed.sessions.stored(&issued.refresh.session_id).unwrap();
+                session.expires_at = now + 1;
+                bed.sessions.put(session);
+            }
+            other => unreachable!("{other}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn every_revocation_is_denied_once_the_window_has_passed_and_not_before_the_event() {
+        for path in [
+            "logout",
+            "logout everywhere, from another session",
+            "password change",
+            "user disabled",
+            "session expired",
+        ] {
+            let (bed, _, check) = bed(&[]);
+            let issued = login(&bed).await;
+            // A session from the very second of a password change or revocation point is
+            // dead: the event comes a second after the login.
+            bed.clock.advance(1);
+            assert_eq!(confirm(&check, &issued).await, Ok(()), "{path}: live before the event");
+            revoke(&bed, &issued, path).await;
+            // Within the window the container may still answer from what it read ...
+            bed.clock.advance(STALENESS - 1);
+            assert_eq!(confirm(&check, &issued).await, Ok(()), "{path}: the read is at most {STALENESS} s old");
+            // ... and once it has passed, the event is seen.
+            bed.clock.advance(1);
+            assert_eq!(
+                confirm(&check, &issued).await,
+                Err(Refusal::NotLive),
+                "{path}: denied within the staleness bound"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn unknown_malformed_or_another_users_sessions_are_refused() {
+        let (bed, _, check) = bed(&[]);
+        let issued = login(&bed).await;
+        let sid = issued.refresh.session_id.as_str();
+        assert_eq!(check.confirm("user-mallory", sid).await, Err(Refusal::NotLive));
+        assert_eq!(check.confirm("user-alice", "not-a-session").await, Err(Refusal::NotLive));
+        assert_eq!(check.confirm("user-alice", SessionId::generate().as_str()).await, Err(Refusal::NotLive));
+        assert_eq!(check.confirm("user-alice", sid).await, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_distinct_session_ids_never_grows_the_cache_past_its_bound() {
+        let (bed, store, check) = bed(&[]);
+        for _ in 0..MAX_CACHED_SESSIONS + 500 {
+            let _ = check.confirm("user-alice", SessionId::generate().as_str()).await;
+        }
+        assert_eq!(check.cached(), MAX_CACHED_SESSIONS);
+        // The most recent entries are the ones kept: a live session read last is answered
+        // from memory.
+        let issued = login(&bed).await;
+        assert_eq!(confirm(&check, &issued).await, Ok(()));
+        let reads = store.reads();
+        assert_eq!(confirm(&check, &issued).await, Ok(()));
+        assert_eq!(store.reads(), reads);
+        assert_eq!(check.cached(), MAX_CACHED_SESSIONS);
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_table_denies_when_closed_and_allows_with_a_log_line_when_open() {
+        for (fail, expected) in [("closed", Err(Refusal::Unavailable)), ("open", Ok(()))] {
+            let (bed, store, check) = bed(&[("REVOCATION_FAIL", fail)]);
+            let issued = login(&bed).await;
+            store.set_failing(true);
+            let (_guard, logs) = capture_logs();
+            assert_eq!(confirm(&check, &issued).await, expected, "{fail}");
+            let text = logs.text();
+            assert!(text.contains("session standing unavailable"), "{fail}: {text}");
+            assert!(text.contains(&format!("REVOCATION_FAIL={fail}")), "{fail}: {text}");
+            // A failure is never cached: the next request reads again and is answered.
+            store.set_failing(false);
+            assert_eq!(confirm(&check, &issued).await, Ok(()), "{fail}");
+        }
+    }
+}
