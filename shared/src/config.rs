@@ -130,6 +130,20 @@ pub struct Config {
     pub revocation_fail: RevocationFail,
 }
 
+/// The option `value` names (case-insensitively) among `options`, or an error for `name`
+/// that lists them.
+fn choose<T: Copy>((name, value): (&'static str, String), options: &[(&str, T)]) -> Result<T, ConfigError> {
+    if let Some((_, option)) = options.iter().find(|(label, _)| label.eq_ignore_ascii_case(&value)) {
+        return Ok(*option);
+    }
+    let labels: Vec<&str> = options.iter().map(|(label, _)| *label).collect();
+    let (last, rest) = labels.split_last().unwrap_or((&"", &[]));
+    Err(ConfigError {
+        name,
+        problem: format!("expected {} or {last}, got {value:?}", rest.join(", ")),
+    })
+}
+
 impl Config {
     /// Reads the process environment. A bad value names its variable.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -178,28 +192,15 @@ impl Config {
                 problem: "a __Host- cookie name needs REFRESH_COOKIE_PATH=/".into(),
             });
         }
-        let refresh_cookie_same_site = match text("REFRESH_COOKIE_SAMESITE", "Strict").to_ascii_lowercase().as_str() {
-            "strict" => SameSite::Strict,
-            "lax" => SameSite::Lax,
-            "none" => SameSite::None,
-            other => {
-                return Err(ConfigError {
-                    name: "REFRESH_COOKIE_SAMESITE",
-                    problem: format!("expected Strict, Lax or None, got {other:?}"),
-                });
-            }
-        };
-        let refresh_token_delivery = match text("REFRESH_TOKEN_DELIVERY", "cookie").to_ascii_lowercase().as_str() {
-            "cookie" => TokenDelivery::Cookie,
-            "body" => TokenDelivery::Body,
-            "both" => TokenDelivery::Both,
-            other => {
-                return Err(ConfigError {
-                    name: "REFRESH_TOKEN_DELIVERY",
-                    problem: format!("expected cookie, body or both, got {other:?}"),
-                });
-            }
-        };
+        let one_of = |name: &'static str, default: &str| (name, text(name, default));
+        let refresh_cookie_same_site = choose(
+            one_of("REFRESH_COOKIE_SAMESITE", "Strict"),
+            &[("Strict", SameSite::Strict), ("Lax", SameSite::Lax), ("None", SameSite::None)],
+        )?;
+        let refresh_token_delivery = choose(
+            one_of("REFRESH_TOKEN_DELIVERY", "cookie"),
+            &[("cookie", TokenDelivery::Cookie), ("body", TokenDelivery::Body), ("both", TokenDelivery::Both)],
+        )?;
         let allowed_origins = get("ALLOWED_ORIGINS")
             .map(|v| {
                 v.split(',')
@@ -240,16 +241,10 @@ impl Config {
             })?,
         };
 
-        let revocation_check = match text("REVOCATION_CHECK", "off").to_ascii_lowercase().as_str() {
-            "off" => RevocationCheck::Off,
-            "session" => RevocationCheck::Session,
-            other => {
-                return Err(ConfigError {
-                    name: "REVOCATION_CHECK",
-                    problem: format!("expected off or session, got {other:?}"),
-                });
-            }
-        };
+        let revocation_check = choose(
+            one_of("REVOCATION_CHECK", "off"),
+            &[("off", RevocationCheck::Off), ("session", RevocationCheck::Session)],
+        )?;
         let revocation_max_staleness = match get("REVOCATION_MAX_STALENESS") {
             None => 5,
             Some(v) => v.parse::<u64>().ok().filter(|n| *n <= MAX_REVOCATION_STALENESS).ok_or_else(|| ConfigError {
@@ -257,16 +252,10 @@ impl Config {
                 problem: format!("expected 0 to {MAX_REVOCATION_STALENESS} seconds, got {v:?}"),
             })?,
         };
-        let revocation_fail = match text("REVOCATION_FAIL", "closed").to_ascii_lowercase().as_str() {
-            "closed" => RevocationFail::Closed,
-            "open" => RevocationFail::Open,
-            other => {
-                return Err(ConfigError {
-                    name: "REVOCATION_FAIL",
-                    problem: format!("expected closed or open, got {other:?}"),
-                });
-            }
-        };
+        let revocation_fail = choose(
+            one_of("REVOCATION_FAIL", "closed"),
+            &[("closed", RevocationFail::Closed), ("open", RevocationFail::Open)],
+        )?;
 
         let config = Self {
             issuer: required("AUTH_ISSUER")?,
