@@ -756,6 +756,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_token_is_refused_at_once_when_its_user_no_longer_accepts_the_session() {
+        let bed = bed();
+        let issued = login(&bed).await;
+        bed.bed.clock.advance(1);
+        assert_eq!(call(&bed, "GET", "/auth/sessions", Some(&issued.access.token)).await.status(), StatusCode::OK);
+        // Disabled (its revocation point moves), or logged out everywhere whose fan-out did
+        // not reach this item: the session item still says live, the user item does not.
+        assert!(bed.bed.users.set_disabled(ALICE.0, true, bed.bed.clock.now()).await.unwrap());
+        assert!(bed.bed.sessions.stored(&sid(&issued)).unwrap().revoked_at.is_none());
+        let answer = call(&bed, "GET", "/auth/sessions", Some(&issued.access.token)).await;
+        assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
+        assert!(bed.bed.users.set_disabled(ALICE.0, false, bed.bed.clock.now()).await.unwrap());
+        bed.bed.users.revoke_sessions_until(ALICE.0, bed.bed.clock.now()).await.unwrap();
+        assert_eq!(
+            call(&bed, "GET", "/auth/sessions", Some(&issued.access.token)).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+
+    #[tokio::test]
     async fn foreign_origins_are_refused_before_anything_is_written_and_preflight_allows_delete() {
         let bed = bed();
         let caller = login(&bed).await;
