@@ -119,7 +119,7 @@ test("a request whose body is a stream is never sent twice", async () => {
   assert.equal(server.count("/auth/sessions"), 1);
 });
 
-test("network errors and 503s on refresh are retried with growing, bounded, jittered waits, and the user stays signed in", async () => {
+test("network errors and 503s on refresh are retried with growing, bounded waits, reported, and the user stays signed in", async () => {
   let refreshes = 0;
   const server = fakeFetch(({ path }) => {
     if (path === "/auth/login") return tokenAnswer(0, 10);
