@@ -54,6 +54,9 @@ export interface AuthClient {
   close(): void;
 }
 
+/** The body of a 200 from login or refresh (`docs/http-api.md`). */
+type TokenAnswer = { access_token: string; expires_in: number };
+
 /** What one tab tells the others: the token it got (so they need not refresh too), or that it signed out. */
 type TabMessage = { type: "token"; token: string; expiresAt: number } | { type: "signed_out"; reason: SignOutReason };
 
@@ -113,8 +116,7 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
   }
 
   /** Takes the server's token answer and hands it to the other tabs, so they do not refresh too. */
-  async function accept(response: Response, event?: "SIGNED_IN") {
-    const body = (await response.json()) as { access_token: string; expires_in: number };
+  function accept(body: TokenAnswer, event?: "SIGNED_IN") {
     take(body.access_token, Date.now() + body.expires_in * 1000, event);
     channel?.postMessage({ type: "token", token: body.access_token, expiresAt } satisfies TabMessage);
     return body.access_token;
@@ -186,8 +188,11 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
       moot,
       emit,
     );
+    if (response?.ok) {
+      const body = (await response.json()) as TokenAnswer;
+      return moot() ? current() : accept(body);
+    }
     if (response === null || moot()) return current();
-    if (response.ok) return accept(response);
     const error = await AuthError.fromResponse(response);
     if (response.status === 401) signOut(error.code === "token_reused" ? "token_reused" : "session_ended", true);
     throw error;
@@ -235,9 +240,10 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
         throw new AuthError("network_error", "The login request got no readable answer (offline, or this origin is not allowed)", { cause });
       }
       if (!response.ok) throw await AuthError.fromResponse(response);
+      const body = (await response.json()) as TokenAnswer;
       epoch++;
       inflight = null;
-      await accept(response, "SIGNED_IN");
+      accept(body, "SIGNED_IN");
       return decodeClaims(current());
     },
 
