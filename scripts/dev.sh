@@ -12,12 +12,13 @@ cd "$ROOT"
 
 EMULATOR_PORT="${EMULATOR_PORT:-4566}"
 LAMBDA_PORT="${LAMBDA_PORT:-9000}"
+# The browser client's demo page (client/demo/), when Node.js is installed.
 DEMO_PORT="${DEMO_PORT:-5173}"
 # The discovery function's URL under `cargo lambda watch`, so that
 # {issuer}/.well-known/openid-configuration resolves locally as it does behind the API.
 export AUTH_ISSUER="${AUTH_ISSUER:-http://localhost:$LAMBDA_PORT/lambda-url/discovery}"
 export AUTH_AUDIENCE="${AUTH_AUDIENCE:-local-api}"
-export ALLOWED_ORIGINS="${ALLOWED_ORIGINS:-http://localhost:5173,http://127.0.0.1:5173}"
+export ALLOWED_ORIGINS="${ALLOWED_ORIGINS:-http://localhost:$DEMO_PORT,http://127.0.0.1:$DEMO_PORT}"
 # The local function URLs live under /lambda-url/<name>/: scope the cookie to them.
 export REFRESH_COOKIE_PATH="${REFRESH_COOKIE_PATH:-/lambda-url}"
 export DEMO_USERNAME="${DEMO_USERNAME:-demo@example.com}"
@@ -90,7 +91,7 @@ if command -v npm >/dev/null; then
   ensure_client
   DEMO_API_URL="$base" node client/demo/serve.mjs "$DEMO_PORT" &
   DEMO_PID=$!
-  log "demo page: http://localhost:$DEMO_PORT/ (sign in as $DEMO_USERNAME / $DEMO_PASSWORD)"
+  log "demo page: http://localhost:$DEMO_PORT/ (sign in as $DEMO_USERNAME)"
 else
   log "no demo page: install Node.js 20+ to get it"
 fi
