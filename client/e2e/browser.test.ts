@@ -314,3 +314,24 @@ test("the same page on an origin outside ALLOWED_ORIGINS cannot log in: its pref
   assert.equal(preflight.status, 403);
   assert.equal(((await preflight.json()) as { error: string }).error, "forbidden_origin");
 });
+
+test("ending another device's session from the list signs that device out, and sign out everywhere ends the rest", async () => {
+  const [phone, laptop, tablet] = [await openDemo(await newContext()), await openDemo(await newContext()), await openDemo(await newContext())];
+  for (const page of [phone, laptop, tablet]) await signIn(page);
+  const [phoneSession, laptopSession, tabletSession] = await Promise.all([phone, laptop, tablet].map((page) => textOf(page, "#session")));
+
+  const row = phone.locator(`#sessions tr[data-session-id="${laptopSession}"]`);
+  await row.getByRole("button", { name: "End this other session" }).click();
+  await waitForState(laptop, "signed-out", 10_000);
+  assert.equal(await textOf(laptop, "#status"), "Signed out (session_ended)");
+  assert.equal((await storedSession(laptopSession)).revoke_reason, "ended_by_user");
+  assert.equal(await stateOf(phone), "signed-in", "the phone's own session goes on");
+
+  await phone.click("#logout-everywhere");
+  await waitForState(phone, "signed-out");
+  assert.equal(await textOf(phone, "#status"), "Signed out (logout)");
+  await waitForState(tablet, "signed-out", 10_000);
+  assert.equal(await textOf(tablet, "#status"), "Signed out (session_ended)");
+  assert.equal((await storedSession(phoneSession)).revoke_reason, "logout_everywhere");
+  assert.equal((await storedSession(tabletSession)).revoke_reason, "logout_everywhere_other");
+});
