@@ -45,7 +45,8 @@ cargo build --locked --workspace --bins
 export DEMO_USERNAME="${DEMO_USERNAME:-demo@example.com}" DEMO_PASSWORD="${DEMO_PASSWORD:-demo-password-change-me}"
 "$ROOT/target/debug/authctl" local-setup >/dev/null
 
-# The functions as scripts/dev.sh runs them, with 5 s access tokens, so that a test sees
+# The functions as scripts/dev.sh runs them (their log, at info, is scanned for the tokens
+# the tests saw at the end), with 5 s access tokens, so that a test sees
 # several refreshes in seconds. The demo page is on http://localhost:<demo_port>: the same
 # site as the API on http://localhost:<lambda_port> (a site ignores the port), so the
 # SameSite=Strict cookie flows; Chromium counts http://localhost as secure, so a Secure
@@ -55,7 +56,7 @@ api="http://localhost:$lambda_port"
 AUTH_PUBLIC_JWKS="$("$ROOT/target/debug/authctl" keys jwks)"
 export AUTH_PUBLIC_JWKS AUTH_ISSUER="$api/lambda-url/discovery" AUTH_AUDIENCE=local-api \
   ALLOWED_ORIGINS="http://localhost:$demo_port" REFRESH_COOKIE_PATH=/lambda-url \
-  ACCESS_TOKEN_TTL="${ACCESS_TOKEN_TTL:-5}" REFRESH_REUSE_GRACE="${REFRESH_REUSE_GRACE:-5}" RUST_LOG=warn
+  ACCESS_TOKEN_TTL="${ACCESS_TOKEN_TTL:-5}" REFRESH_REUSE_GRACE="${REFRESH_REUSE_GRACE:-5}" RUST_LOG=info
 cargo lambda watch --disable-cors --invoke-address 127.0.0.1 --invoke-port "$lambda_port" \
   >"$artifacts/functions.log" 2>&1 &
 WATCH_PID=$!
@@ -76,9 +77,12 @@ for probe in "POST login/" "POST refresh/" "POST logout/" "GET account/auth/sess
   [[ "$code" =~ ^(400|401|204|415)$ ]] || { echo "warm-up $probe answered $code" >&2; tail -50 "$artifacts/functions.log" >&2; exit 1; }
 done
 
+# The tests add every token they see; the log scan below looks for each in the functions' log.
+printf '%s\n' "$DEMO_PASSWORD" >"$artifacts/secrets.txt"
 log "browser tests: Chromium ($("$CHROMIUM" --version 2>/dev/null | head -1)), demo on http://localhost:$demo_port"
 started=$SECONDS
 CHROMIUM="$CHROMIUM" API_URL="$api" DEMO_URL="http://localhost:$demo_port/" FOREIGN_URL="http://localhost:$foreign_port/" \
   EMULATOR_URL="$AWS_ENDPOINT_URL" EMULATOR_PID="$EMULATOR_PID" ARTIFACTS="$artifacts" \
   node --test --test-concurrency=1 "$@" client/dist/e2e/browser.test.js
 log "browser tests took $((SECONDS - started)) s; screenshot: target/browser/signed-in.png"
+python3 "$ROOT/scripts/scan_logs.py" "$artifacts/functions.log" "$artifacts/secrets.txt"

@@ -3,7 +3,8 @@
 // sees on the page and what the server stored. Run through scripts/browser.sh.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { chromium, type Browser, type BrowserContext, type Page, type Route } from "playwright-core";
+import { appendFileSync } from "node:fs";
+import { chromium, type Browser, type BrowserContext, type Page, type Response as PlaywrightResponse, type Route } from "playwright-core";
 
 function env(name: string): string {
   const value = process.env[name];
@@ -38,7 +39,20 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 async function newContext(): Promise<BrowserContext> {
   const context = await browser.newContext();
   contexts.push(context);
+  context.on("response", (response) => void recordSecrets(response));
   return context;
+}
+
+/**
+ * Every token the server hands out, whole and its secret part, for browser.sh's scan of
+ * the functions' log (scripts/scan_logs.py): no secret may appear in it.
+ */
+async function recordSecrets(response: PlaywrightResponse) {
+  if (![LOGIN_URL, REFRESH_URL].includes(response.url()) || response.status() !== 200) return;
+  const refresh = cookieValue(await response.headerValue("set-cookie").catch(() => null));
+  const access = ((await response.json().catch(() => ({}))) as { access_token?: string }).access_token ?? "";
+  const secrets = [refresh, access].filter(Boolean).flatMap((token) => [token, token.split(".").at(-1)!]);
+  appendFileSync(`${ARTIFACTS}/secrets.txt`, secrets.map((secret) => `${secret}\n`).join(""));
 }
 
 /** Opens the demo and waits until it knows whether it is signed in. */
