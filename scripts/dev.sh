@@ -2,7 +2,8 @@
 # Runs the whole service locally: the DynamoDB / Secrets Manager emulator (moto) on
 # 127.0.0.1:$EMULATOR_PORT, tables + key set + demo user through `authctl local-setup`,
 # then `cargo lambda watch` serving the six functions (login, refresh, logout, authorizer,
-# discovery, account) on 127.0.0.1:$LAMBDA_PORT.
+# discovery, account) on 127.0.0.1:$LAMBDA_PORT, and the browser client's demo page on
+# http://localhost:$DEMO_PORT (when Node.js is installed).
 # Ctrl-C stops everything it started. Any configuration variable set in this script's
 # environment (ALLOWED_ORIGINS, REFRESH_REUSE_GRACE, ...) reaches the functions.
 set -euo pipefail
@@ -11,11 +12,13 @@ cd "$ROOT"
 
 EMULATOR_PORT="${EMULATOR_PORT:-4566}"
 LAMBDA_PORT="${LAMBDA_PORT:-9000}"
+# The browser client's demo page (client/demo/), when Node.js is installed.
+DEMO_PORT="${DEMO_PORT:-5173}"
 # The discovery function's URL under `cargo lambda watch`, so that
 # {issuer}/.well-known/openid-configuration resolves locally as it does behind the API.
 export AUTH_ISSUER="${AUTH_ISSUER:-http://localhost:$LAMBDA_PORT/lambda-url/discovery}"
 export AUTH_AUDIENCE="${AUTH_AUDIENCE:-local-api}"
-export ALLOWED_ORIGINS="${ALLOWED_ORIGINS:-http://localhost:5173,http://127.0.0.1:5173}"
+export ALLOWED_ORIGINS="${ALLOWED_ORIGINS:-http://localhost:$DEMO_PORT,http://127.0.0.1:$DEMO_PORT}"
 # The local function URLs live under /lambda-url/<name>/: scope the cookie to them.
 export REFRESH_COOKIE_PATH="${REFRESH_COOKIE_PATH:-/lambda-url}"
 export DEMO_USERNAME="${DEMO_USERNAME:-demo@example.com}"
@@ -32,7 +35,10 @@ fi
 
 cleanup() {
   trap - EXIT INT TERM
-  [[ -n "${WATCH_PID:-}" ]] && kill "$WATCH_PID" 2>/dev/null && wait "$WATCH_PID" 2>/dev/null
+  # `|| true`: under `set -e` a failing `wait` (143, killed) would end the trap before the emulator stops.
+  for pid in ${DEMO_PID:-} ${WATCH_PID:-}; do
+    { kill "$pid" && wait "$pid"; } 2>/dev/null || true
+  done
   stop_emulator
   log "stopped"
 }
@@ -77,6 +83,18 @@ Ready when cargo lambda prints that it is serving. Try (a cookie jar keeps the r
 
 USAGE
 mkdir -p .local
+
+# The browser client's demo page. Open it as http://localhost:$DEMO_PORT, not 127.0.0.1:
+# localhost:$DEMO_PORT and localhost:$LAMBDA_PORT are one site, so the SameSite=Strict
+# refresh cookie flows (see the README's "Browser apps").
+if command -v npm >/dev/null; then
+  ensure_client
+  DEMO_API_URL="$base" node client/demo/serve.mjs "$DEMO_PORT" &
+  DEMO_PID=$!
+  log "demo page: http://localhost:$DEMO_PORT/ (sign in as $DEMO_USERNAME)"
+else
+  log "no demo page: install Node.js 20+ to get it"
+fi
 
 # --disable-cors: watch's own CORS layer would reflect any Origin with credentials and
 # hide the functions' Origin and CORS rules.

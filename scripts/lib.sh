@@ -1,7 +1,7 @@
-# Shared by scripts/dev.sh, scripts/test.sh and scripts/e2e.sh: the project-local Python
-# venv (moto, cargo-lambda, cfn-lint, aws-sam-cli, and PyJWT, the third-party verifier the
-# end-to-end tests check our tokens and discovery documents with) and the DynamoDB/Secrets
-# Manager emulator on loopback.
+# Shared by scripts/dev.sh, scripts/test.sh, scripts/e2e.sh and scripts/browser.sh: the
+# project-local Python venv (moto, cargo-lambda, cfn-lint, aws-sam-cli, and PyJWT, the
+# third-party verifier the end-to-end tests check our tokens and discovery documents with),
+# the DynamoDB/Secrets Manager emulator on loopback, and the browser client's build.
 # Source it; it defines functions and sets no options of the caller.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -84,4 +84,21 @@ stop_emulator() {
     wait "$EMULATOR_PID" 2>/dev/null || true
   fi
   EMULATOR_PID=
+}
+
+# ensure_client: client/'s npm packages (npm ci from the committed lock file; again only when
+# the lock file changed) and its build (tsc, which also prints the bundle's gzipped size).
+ensure_client() {
+  if ! command -v npm >/dev/null; then
+    echo "client/ needs Node.js 20 or later with npm" >&2
+    return 1
+  fi
+  local stamp="$ROOT/client/node_modules/.installed-$(cksum <"$ROOT/client/package-lock.json" | cut -d' ' -f1)"
+  if [[ ! -f "$stamp" ]]; then
+    log "npm ci (client/)"
+    (cd "$ROOT/client" && npm ci --no-audit --no-fund --loglevel=error)
+    touch "$stamp"
+  fi
+  log "building client/"
+  (cd "$ROOT/client" && npm run --silent build)
 }

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Every check, as CI runs it: formatting, clippy with warnings as errors, unit tests,
-# end-to-end tests against the emulator, the SAM template lint, and (in CI, or with
+# end-to-end tests against the emulator, the browser client's unit tests and its demo in
+# real Chromium (scripts/browser.sh), the SAM template lint, and (in CI, or with
 # PACKAGE=1) the README's deploy build (`sam build`, arm64) and its zip sizes. Installs
-# what it needs (a project-local venv with moto, cargo-lambda, cfn-lint and the SAM CLI)
-# on first run.
+# what it needs (a project-local venv with moto, cargo-lambda, cfn-lint and the SAM CLI;
+# client/'s npm packages; Debian's chromium) on first run.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -24,6 +25,8 @@ cargo test --locked --workspace --exclude e2e 2>&1 | tee -a "$results"
 
 "$ROOT/scripts/e2e.sh" 2>&1 | tee -a "$results"
 
+"$ROOT/scripts/browser.sh" 2>&1 | tee -a "$results"
+
 log "cfn-lint template.yaml"
 "$VENV/bin/cfn-lint" template.yaml
 
@@ -36,4 +39,5 @@ fi
 
 log "all checks passed in $((SECONDS - started)) s"
 # One plain closing line for whoever reads the end of the log.
-awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$results"
+# cargo's "test result:" lines, and node's "# pass N" / "# fail N" (client/).
+awk '/^test result:/ { p += $4; f += $6 } /^# pass / { p += $3 } /^# fail / { f += $3 } END { printf "tests: %d passed, %d failed\n", p, f }' "$results"

@@ -21,6 +21,8 @@ const LOGOUT_EVERYWHERE: &str = "logout_everywhere";
 /// The revocation reason of the other sessions logout everywhere ends. Distinct, so their
 /// tokens cannot pass for a retry of it (which would end sessions started since).
 const ENDED_BY_LOGOUT_EVERYWHERE: &str = "logout_everywhere_other";
+/// The revocation reason of a session whose refresh token was replayed.
+const REUSE_DETECTED: &str = "reuse_detected";
 
 /// What a successful login or refresh hands to the client. Its `Debug` shows no secret:
 /// both tokens redact themselves.
@@ -198,9 +200,12 @@ impl AuthService {
         now: u64,
         meta: &RequestMeta,
     ) -> Result<(SessionRecord, RefreshToken), AuthError> {
-        let Some(session) = stored.filter(|s| s.is_live(now)) else {
+        let Some(session) = stored.filter(|s| s.is_retained(now)) else {
             return Err(AuthError::InvalidToken);
         };
+        if session.revoked_at.is_some() {
+            return Err(Self::refusal_of_revoked(presented, &session, keys));
+        }
         // SECURITY: only a token whose chain leads to the stored hash is authentic; anything
         // else (wrong secret, future generation) is a forgery and must cost the user nothing.
         let Some(current) = presented.descendant_matching(keys.refresh_pepper(), session.generation, &session.token_hash) else {
@@ -217,9 +222,25 @@ impl AuthService {
             audit_session(AuditEvent::RefreshRotated, meta, &session, Some("grace"));
             return Ok((session, current));
         }
-        self.sessions.revoke(&session.session_id, RevokeIf::NotRevoked, "reuse_detected", now).await?;
+        self.sessions.revoke(&session.session_id, RevokeIf::NotRevoked, REUSE_DETECTED, now).await?;
         audit_session(AuditEvent::RefreshReuseDetected, meta, &session, Some("old_generation"));
         Err(AuthError::TokenReused)
+    }
+
+    /// The answer to an authentic token of a revoked session: `token_reused` when reuse
+    /// ended it, so the victim's app (holding the current token) can say why it was signed
+    /// out, as the thief's was; `invalid_token` for any other reason and for a forgery.
+    fn refusal_of_revoked(presented: &RefreshToken, session: &SessionRecord, keys: &SigningKeys) -> AuthError {
+        // SECURITY: only a token of the session's chain learns why it ended.
+        let authentic = presented.hash().ct_eq(&session.token_hash)
+            | presented
+                .descendant_matching(keys.refresh_pepper(), session.generation, &session.token_hash)
+                .is_some();
+        if authentic && session.revoke_reason.as_deref() == Some(REUSE_DETECTED) {
+            AuthError::TokenReused
+        } else {
+            AuthError::InvalidToken
+        }
     }
 
     /// Ends the session of `presented`, when it is the session's current token or the one
@@ -420,7 +441,13 @@ mod tests {
         assert!(matches!(refresh(&bed, &first.refresh).await, Err(AuthError::TokenReused)));
         let stored = bed.sessions.stored(&first.refresh.session_id).unwrap();
         assert_eq!(stored.revoke_reason.as_deref(), Some("reuse_detected"));
-        assert!(matches!(refresh(&bed, &second.refresh).await, Err(AuthError::InvalidToken)));
+        assert!(
+            matches!(refresh(&bed, &second.refresh).await, Err(AuthError::TokenReused)),
+            "the victim's current token is refused too, and says why"
+        );
+        let forged = format!("{}.1.{}", first.refresh.session_id.as_str(), "B".repeat(43));
+        let err = bed.service.refresh(Some(&forged), &meta()).await.unwrap_err().error;
+        assert!(matches!(err, AuthError::InvalidToken), "a forgery learns nothing: {err:?}");
 
         let logs = logs.text();
         let reuse_line = logs

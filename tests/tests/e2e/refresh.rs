@@ -58,8 +58,9 @@ async fn reuse_after_the_grace_window_revokes_the_session_and_the_successor_dies
     let item = app.session_item(&sid).await.unwrap();
     assert_eq!(item["revoke_reason"].as_s().unwrap(), "reuse_detected");
     assert!(item.contains_key("revoked_at"));
+    // The victim's current token is refused as well, with the reason, so its app can say why.
     let successor = app.refresh(&second.refresh_cookie()).await;
-    assert_eq!((successor.status, successor.error_code().as_str()), (401, "invalid_token"));
+    assert_eq!((successor.status, successor.error_code().as_str()), (401, "token_reused"));
 }
 
 #[tokio::test]

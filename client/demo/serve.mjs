@@ -1,0 +1,46 @@
+// The demo's static server: index.html, the compiled scripts under /dist/, and
+// /config.json (where the API is). Loopback only, GET only, nothing outside client/.
+// Usage: node demo/serve.mjs [port ...]   (default 5173; one process can serve several ports)
+// DEMO_API_URL (default http://localhost:9000) is the API's root; DEMO_API_LAYOUT=gateway
+// switches from `cargo lambda watch`'s /lambda-url/<function>/ paths to API Gateway's /auth/*.
+import { createServer } from "node:http";
+import { readFile } from "node:fs/promises";
+import { extname, join, normalize } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const gateway = process.env.DEMO_API_LAYOUT === "gateway";
+const config = JSON.stringify({
+  baseUrl: process.env.DEMO_API_URL ?? "http://localhost:9000",
+  paths: gateway
+    ? { login: "/auth/login", refresh: "/auth/refresh", logout: "/auth/logout" }
+    : { login: "/lambda-url/login/", refresh: "/lambda-url/refresh/", logout: "/lambda-url/logout/" },
+  sessionsPath: gateway ? "/auth/sessions" : "/lambda-url/account/auth/sessions",
+  username: process.env.DEMO_USERNAME ?? "demo@example.com",
+});
+const types = { ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8" };
+
+async function answer(request, response) {
+  const path = new URL(request.url, "http://localhost").pathname;
+  if (request.method !== "GET") return send(response, 405, "text/plain", "GET only");
+  if (path === "/config.json") return send(response, 200, "application/json", config);
+  const file = path === "/" ? "demo/index.html" : normalize(path.slice(1));
+  if (!(file === "demo/index.html" || file.startsWith("dist/")) || !types[extname(file)]) return send(response, 404, "text/plain", "not found");
+  try {
+    send(response, 200, types[extname(file)], await readFile(join(root, file)));
+  } catch {
+    send(response, 404, "text/plain", "not found (run npm run build in client/)");
+  }
+}
+
+function send(response, status, type, body) {
+  response.writeHead(status, { "content-type": type, "cache-control": "no-store" });
+  response.end(body);
+}
+
+const ports = process.argv.length > 2 ? process.argv.slice(2) : ["5173"];
+for (const port of ports) {
+  createServer((request, response) => answer(request, response)).listen(Number(port), "127.0.0.1", () => {
+    console.log(`demo on http://localhost:${port}/ (API ${JSON.parse(config).baseUrl})`);
+  });
+}

@@ -1,0 +1,351 @@
+// The demo page in real Chromium against the real stack (emulator, `cargo lambda watch`,
+// the demo server), as scripts/browser.sh starts it. Each scenario checks what the user
+// sees on the page and what the server stored. Run through scripts/browser.sh.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { appendFileSync } from "node:fs";
+import { chromium, type Browser, type BrowserContext, type Page, type Response as PlaywrightResponse, type Route } from "playwright-core";
+
+function env(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set: run these tests through scripts/browser.sh`);
+  return value;
+}
+
+const DEMO_URL = env("DEMO_URL");
+const FOREIGN_URL = env("FOREIGN_URL");
+const API_URL = env("API_URL");
+const EMULATOR_URL = env("EMULATOR_URL");
+const ARTIFACTS = env("ARTIFACTS");
+const TTL_MS = Number(env("ACCESS_TOKEN_TTL")) * 1000;
+const GRACE_MS = Number(env("REFRESH_REUSE_GRACE")) * 1000;
+const PASSWORD = env("DEMO_PASSWORD");
+const LOGIN_URL = `${API_URL}/lambda-url/login/`;
+const REFRESH_URL = `${API_URL}/lambda-url/refresh/`;
+const SESSIONS_URL = `${API_URL}/lambda-url/account/auth/sessions`;
+
+let browser: Browser;
+const contexts: BrowserContext[] = [];
+
+before(async () => {
+  browser = await chromium.launch({ executablePath: env("CHROMIUM") });
+});
+after(async () => {
+  await browser?.close();
+});
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function newContext(): Promise<BrowserContext> {
+  const context = await browser.newContext();
+  contexts.push(context);
+  context.on("response", (response) => void recordSecrets(response));
+  return context;
+}
+
+/**
+ * Every token the server hands out, whole and its secret part, for browser.sh's scan of
+ * the functions' log (scripts/scan_logs.py): no secret may appear in it.
+ */
+async function recordSecrets(response: PlaywrightResponse) {
+  if (![LOGIN_URL, REFRESH_URL].includes(response.url()) || response.status() !== 200) return;
+  const refresh = cookieValue(await response.headerValue("set-cookie").catch(() => null));
+  const access = ((await response.json().catch(() => ({}))) as { access_token?: string }).access_token ?? "";
+  const secrets = [refresh, access].filter(Boolean).flatMap((token) => [token, token.split(".").at(-1)!]);
+  appendFileSync(`${ARTIFACTS}/secrets.txt`, secrets.map((secret) => `${secret}\n`).join(""));
+}
+
+/** Opens the demo and waits until it knows whether it is signed in. */
+async function openDemo(context: BrowserContext, url = DEMO_URL): Promise<Page> {
+  const page = await context.newPage();
+  await page.goto(url);
+  await page.locator('#status:not([data-state="unknown"])').waitFor();
+  return page;
+}
+
+async function signIn(page: Page): Promise<void> {
+  await page.fill("#password", PASSWORD);
+  await page.click("#login");
+  await waitForState(page, "signed-in");
+}
+
+function waitForState(page: Page, state: "signed-in" | "signed-out" | "retrying", timeout = 5000) {
+  return page.locator(`#status[data-state="${state}"]`).waitFor({ timeout });
+}
+
+const stateOf = (page: Page) => page.locator("#status").getAttribute("data-state");
+const textOf = async (page: Page, selector: string) => (await page.locator(selector).textContent()) ?? "";
+const numberOf = async (page: Page, selector: string) => Number(await textOf(page, selector));
+const eventsOf = async (page: Page) => page.locator("#events li").evaluateAll((items) => items.map((item) => item.textContent ?? ""));
+
+/** The session's item as the server stored it, read straight from the emulator (DynamoDB's JSON API). */
+async function storedSession(sessionId: string): Promise<{ generation: number; revoke_reason?: string }> {
+  const response = await fetch(EMULATOR_URL, {
+    method: "POST",
+    headers: {
+      "content-type": "application/x-amz-json-1.0",
+      "x-amz-target": "DynamoDB_20120810.GetItem",
+      // The emulator reads the region from the credential scope and checks no signature.
+      authorization: "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0",
+    },
+    body: JSON.stringify({ TableName: "auth-sessions", Key: { session_id: { S: sessionId } }, ConsistentRead: true }),
+  });
+  const { Item } = (await response.json()) as { Item?: Record<string, { N?: string; S?: string }> };
+  assert.ok(Item, `session ${sessionId} is stored`);
+  return { generation: Number(Item.generation!.N), ...(Item.revoke_reason ? { revoke_reason: Item.revoke_reason.S! } : {}) };
+}
+
+/** The names of a context's cookies: what a failed assertion may print (never a value). */
+const cookieNames = async (context: BrowserContext) => (await context.cookies()).map((cookie) => cookie.name);
+
+/** The refresh token's value in a `Set-Cookie` header (never printed). */
+const cookieValue = (setCookie: string | null) => /refresh_token=([^;]*)/.exec(setCookie ?? "")?.[1] ?? "";
+
+test.afterEach(async () => {
+  await Promise.all(contexts.splice(0).map((context) => context.close()));
+});
+
+test("one tab over two token lifetimes: every per-second API call succeeds, the token refreshes silently, no 401 reaches the page", async () => {
+  const page = await openDemo(await newContext());
+  const apiStatuses: number[] = [];
+  const refreshStatuses: number[] = [];
+  await signIn(page);
+  page.on("response", (response) => {
+    if (response.request().method() === "GET" && response.url() === SESSIONS_URL) apiStatuses.push(response.status());
+    if (response.url() === REFRESH_URL) refreshStatuses.push(response.status());
+  });
+  await sleep(2 * TTL_MS + 3000);
+
+  assert.equal(await stateOf(page), "signed-in");
+  assert.equal(await numberOf(page, "#api-401"), 0, "no 401 reached the page");
+  assert.equal(await numberOf(page, "#api-failed"), 0, "no call failed");
+  assert.ok((await numberOf(page, "#api-ok")) >= 10, `the page called the API every second: ${await textOf(page, "#api-ok")}`);
+  assert.ok(apiStatuses.length >= 10 && apiStatuses.every((status) => status === 200), `API answers on the wire: ${apiStatuses}`);
+  assert.ok(refreshStatuses.length >= 2 && refreshStatuses.every((status) => status === 200), `refreshes: ${refreshStatuses}`);
+  assert.equal(await numberOf(page, "#refreshes"), refreshStatuses.length, "the page counted each silent refresh");
+  const stored = await storedSession(await textOf(page, "#session"));
+  assert.equal(stored.generation, refreshStatuses.length, "the server rotated once per refresh");
+  assert.equal(stored.revoke_reason, undefined);
+  await page.screenshot({ path: `${ARTIFACTS}/signed-in.png`, fullPage: true });
+});
+
+test("five tabs refreshing at the same moment all stay signed in, and the session's generation rises by exactly one per round", async () => {
+  const context = await newContext();
+  const pages: Page[] = [];
+  for (let i = 0; i < 5; i++) pages.push(await openDemo(context));
+
+  // Each round's refresh requests are held until every tab has sent one, then released
+  // together: the server sees five refreshes with one token at once.
+  type Answer = { tab: number; status: number; successor: string };
+  const rounds: Promise<Answer[]>[] = [];
+  let held: Route[] = [];
+  const release = (batch: Route[]) => {
+    if (held !== batch) return;
+    held = [];
+    rounds.push(
+      Promise.all(
+        batch.map(async (route) => {
+          await route.continue();
+          const response = (await route.request().response())!;
+          const tab = pages.indexOf(route.request().frame().page());
+          return { tab, status: response.status(), successor: cookieValue(await response.headerValue("set-cookie")) };
+        }),
+      ),
+    );
+  };
+  await context.route(REFRESH_URL, (route) => {
+    const batch = held;
+    batch.push(route);
+    if (batch.length === 1) setTimeout(() => release(batch), 2000);
+    if (batch.length === pages.length) release(batch);
+  });
+
+  await signIn(pages[0]!);
+  for (const page of pages) await waitForState(page, "signed-in");
+  const sessionId = await textOf(pages[0]!, "#session");
+  assert.equal((await storedSession(sessionId)).generation, 0, "the other tabs got the token from the first, without a refresh");
+
+  const successors = new Set<string>();
+  for (let round = 1; round <= 3; round++) {
+    while (rounds.length < round) await sleep(50);
+    const answers = await rounds[round - 1]!;
+    assert.deepEqual(answers.map((a) => a.tab).sort(), [0, 1, 2, 3, 4], `round ${round}: every tab refreshed at once`);
+    assert.ok(answers.every((a) => a.status === 200), `round ${round}: ${JSON.stringify(answers.map((a) => a.status))}`);
+    assert.equal(new Set(answers.map((a) => a.successor)).size, 1, `round ${round}: one identical successor`);
+    successors.add(answers[0]!.successor);
+    assert.equal((await storedSession(sessionId)).generation, round, `round ${round}: one rotation`);
+  }
+  assert.equal(successors.size, 3, "each round a new successor");
+  for (const page of pages) {
+    assert.equal(await stateOf(page), "signed-in");
+    assert.equal(await numberOf(page, "#api-401"), 0);
+  }
+});
+
+test("signing out in one tab shows the other tabs signed out within 1 s, and their API calls stop", async () => {
+  const context = await newContext();
+  const pages = [await openDemo(context), await openDemo(context), await openDemo(context)];
+  await signIn(pages[0]!);
+  for (const page of pages) await page.waitForFunction(() => Number(document.querySelector("#api-ok")!.textContent) > 0);
+  const sessionId = await textOf(pages[0]!, "#session");
+  const calls: { tab: number; at: number }[] = [];
+  context.on("request", (request) => {
+    if (request.url().startsWith(SESSIONS_URL)) calls.push({ tab: pages.indexOf(request.frame().page()), at: Date.now() });
+  });
+
+  // Measured in the pages (one clock): from the click to each other tab showing it.
+  for (const page of pages) {
+    await page.evaluate(() => {
+      const status = document.querySelector<HTMLElement>("#status")!;
+      const marks = window as unknown as { signedOutAt?: number; clickedAt?: number };
+      new MutationObserver(() => {
+        if (status.dataset.state === "signed-out") marks.signedOutAt ??= Date.now();
+      }).observe(status, { attributes: true });
+      document.querySelector("#logout")!.addEventListener("click", () => (marks.clickedAt = Date.now()), { capture: true });
+    });
+  }
+  await pages[0]!.click("#logout");
+  const clickedAt = await pages[0]!.evaluate(() => (window as unknown as { clickedAt: number }).clickedAt);
+  for (const page of pages.slice(1)) {
+    await waitForState(page, "signed-out");
+    assert.equal(await textOf(page, "#status"), "Signed out (logout)");
+    const after = (await page.evaluate(() => (window as unknown as { signedOutAt: number }).signedOutAt)) - clickedAt;
+    console.log(`tab ${pages.indexOf(page)} showed "signed out" ${after} ms after the click`);
+    assert.ok(after < 1000, `tab ${pages.indexOf(page)} took ${after} ms`);
+  }
+  await sleep(3000);
+  const late = calls.filter((call) => call.at > clickedAt + 1000);
+  assert.deepEqual(late, [], "no tab called the API after signing out");
+  assert.ok(calls.length < 10, `calls in the second after the click: ${calls.length}`);
+  assert.equal((await storedSession(sessionId)).revoke_reason, "logout");
+});
+
+test("a stolen refresh cookie replayed from another browser after the grace window ends both signed out with token_reused", async () => {
+  const victim = await newContext();
+  const page = await openDemo(victim);
+  await signIn(page);
+  const sessionId = await textOf(page, "#session");
+  const stolen = (await victim.cookies()).filter((cookie) => cookie.name === "refresh_token");
+  assert.equal(stolen.length, 1, "the refresh cookie is in the victim's jar");
+
+  // The victim's next silent refresh supersedes the stolen token; the thief waits out the grace window.
+  await page.waitForResponse((response) => response.url() === REFRESH_URL && response.status() === 200, { timeout: TTL_MS + 5000 });
+  await sleep(GRACE_MS + 1500);
+  const thief = await newContext();
+  await thief.addCookies(stolen);
+  const thiefPage = await openDemo(thief);
+
+  await waitForState(thiefPage, "signed-out");
+  assert.equal(await textOf(thiefPage, "#status"), "Signed out (token_reused)");
+  await waitForState(page, "signed-out", TTL_MS + 5000);
+  assert.equal(await textOf(page, "#status"), "Signed out (token_reused)");
+  assert.equal((await storedSession(sessionId)).revoke_reason, "reuse_detected");
+  assert.deepEqual(await cookieNames(thief), [], "the thief's cookie was cleared");
+});
+
+test("with the emulator paused for 10 s the page shows it is retrying, never signs out, and resumes", async () => {
+  const page = await openDemo(await newContext());
+  await signIn(page);
+  await page.waitForResponse((response) => response.url() === REFRESH_URL && response.status() === 200, { timeout: TTL_MS + 5000 });
+  const emulator = Number(env("EMULATOR_PID"));
+  process.kill(emulator, "SIGSTOP");
+  const pausedAt = Date.now();
+  const refreshesBefore = await numberOf(page, "#refreshes");
+  try {
+    // The first refresh in the pause fails after the functions' SDK timeouts (4 s).
+    await waitForState(page, "retrying", 20_000);
+    assert.match(await textOf(page, "#status"), /Retrying: the auth server is unreachable .*still signed in/);
+    await sleep(Math.max(0, 10_000 - (Date.now() - pausedAt)));
+  } finally {
+    process.kill(emulator, "SIGCONT");
+  }
+  const okBefore = await numberOf(page, "#api-ok");
+  await waitForState(page, "signed-in", 30_000);
+  await page.waitForFunction((ok) => Number(document.querySelector("#api-ok")!.textContent) > ok + 1, okBefore, { timeout: 15_000 });
+  assert.ok((await numberOf(page, "#refreshes")) > refreshesBefore, "refreshed after the pause");
+  // Newest first: what happened since this tab signed in.
+  const all = await eventsOf(page);
+  const events = all.slice(0, all.findIndex((event) => event.includes("SIGNED_IN")));
+  assert.ok(events.some((event) => event.includes("REFRESH_RETRYING")), events.join("\n"));
+  assert.ok(!events.some((event) => event.includes("SIGNED_OUT")), `never signed out:\n${events.join("\n")}`);
+  assert.equal((await storedSession(await textOf(page, "#session"))).revoke_reason, undefined);
+});
+
+test("the page's JavaScript can read no token: no refresh token in document.cookie, nothing in storage", async () => {
+  const context = await newContext();
+  const page = await openDemo(context);
+  const login = page.waitForResponse((response) => response.url() === LOGIN_URL && response.request().method() === "POST");
+  await signIn(page);
+  const accessToken = ((await (await login).json()) as { access_token: string }).access_token;
+  const [cookie] = (await context.cookies()).filter((c) => c.name === "refresh_token");
+  assert.ok(cookie, "the browser holds the refresh cookie");
+  assert.deepEqual([cookie.httpOnly, cookie.secure, cookie.sameSite, cookie.path], [true, true, "Strict", "/lambda-url"]);
+
+  // Names and counts only, so that a failure prints no token.
+  const seen = await page.evaluate(
+    async (secrets) => {
+      const everything = [document.cookie, JSON.stringify({ ...localStorage }), JSON.stringify({ ...sessionStorage }), document.documentElement.outerHTML].join("\n");
+      return {
+        cookieNames: document.cookie.split(";").map((c) => c.split("=")[0]!.trim()).filter(Boolean),
+        localStorage: localStorage.length,
+        sessionStorage: sessionStorage.length,
+        indexedDB: (await indexedDB.databases()).length,
+        caches: (await caches.keys()).length,
+        tokensFound: secrets.filter((secret) => everything.includes(secret)).length,
+      };
+    },
+    [cookie.value, accessToken],
+  );
+  assert.deepEqual(seen, { cookieNames: [], localStorage: 0, sessionStorage: 0, indexedDB: 0, caches: 0, tokensFound: 0 });
+});
+
+test("the same page on an origin outside ALLOWED_ORIGINS cannot log in: its preflight gets 403, and that preflight sent again from Node reads forbidden_origin", async () => {
+  const page = await openDemo(await newContext(), FOREIGN_URL);
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send("Network.enable");
+  const answers: { method: string; status: number; type: string | undefined }[] = [];
+  const methods = new Map<string, string>();
+  cdp.on("Network.requestWillBeSent", (event) => methods.set(event.requestId, event.request.method));
+  cdp.on("Network.responseReceived", (event) => {
+    if (event.response.url === LOGIN_URL) answers.push({ method: methods.get(event.requestId) ?? "?", status: event.response.status, type: event.type });
+  });
+
+  await page.fill("#password", PASSWORD);
+  await page.click("#login");
+  await page.locator("#login-error:not(:empty)").waitFor();
+  assert.match(await textOf(page, "#login-error"), /^network_error: /);
+  assert.notEqual(await stateOf(page), "signed-in");
+  assert.ok(await page.locator("#signed-in").isHidden());
+  assert.deepEqual(answers, [{ method: "OPTIONS", status: 403, type: "Preflight" }], "only the preflight went out, and it was refused");
+  assert.deepEqual(await cookieNames(page.context()), [], "no cookie was set");
+
+  // Chromium keeps no body of a preflight (CDP's getResponseBody finds none): send the same
+  // preflight from here to read the error code.
+  const preflight = await fetch(LOGIN_URL, {
+    method: "OPTIONS",
+    headers: { origin: new URL(FOREIGN_URL).origin, "access-control-request-method": "POST", "access-control-request-headers": "content-type" },
+  });
+  assert.equal(preflight.status, 403);
+  assert.equal(((await preflight.json()) as { error: string }).error, "forbidden_origin");
+});
+
+test("ending another device's session from the list signs that device out, and sign out everywhere ends the rest", async () => {
+  const [phone, laptop, tablet] = [await openDemo(await newContext()), await openDemo(await newContext()), await openDemo(await newContext())];
+  for (const page of [phone, laptop, tablet]) await signIn(page);
+  const [phoneSession, laptopSession, tabletSession] = await Promise.all([phone, laptop, tablet].map((page) => textOf(page, "#session")));
+
+  const row = phone.locator(`#sessions tr[data-session-id="${laptopSession}"]`);
+  await row.getByRole("button", { name: "End this other session" }).click();
+  await waitForState(laptop, "signed-out", 10_000);
+  assert.equal(await textOf(laptop, "#status"), "Signed out (session_ended)");
+  assert.equal((await storedSession(laptopSession)).revoke_reason, "ended_by_user");
+  assert.equal(await stateOf(phone), "signed-in", "the phone's own session goes on");
+
+  await phone.click("#logout-everywhere");
+  await waitForState(phone, "signed-out");
+  assert.equal(await textOf(phone, "#status"), "Signed out (logout)");
+  await waitForState(tablet, "signed-out", 10_000);
+  assert.equal(await textOf(tablet, "#status"), "Signed out (session_ended)");
+  assert.equal((await storedSession(phoneSession)).revoke_reason, "logout_everywhere");
+  assert.equal((await storedSession(tabletSession)).revoke_reason, "logout_everywhere_other");
+});
