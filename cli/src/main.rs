@@ -178,7 +178,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             let username = find_user(&users, &username).await?.username;
             let password = read_password(&policy, &username)?;
             let hash = hash_password(&password).map_err(describe)?;
-            if !users.set_password(&username, &hash, now).await.map_err(describe)? {
+            // The time of the write, not of the command's start (the prompt may take a
+            // while): a login that read the old hash meanwhile must be ended too.
+            if !users.set_password(&username, &hash, SystemClock.now()).await.map_err(describe)? {
                 return Err(format!("no user {username}"));
             }
             println!("password of {username} changed; every session of the user ends at its next refresh");

@@ -24,7 +24,7 @@ use crate::http::{HttpPolicy, MAX_BODY_BYTES, empty_response, error_response, js
 use crate::keys::verifying::TrustedKeys;
 use crate::password::{MAX_PASSWORD_BYTES, hash_new_password};
 use crate::password_policy::PasswordPolicy;
-use crate::store::{RevokeIf, SessionRecord, SessionStore, UserStore};
+use crate::store::{RevokeIf, SessionRecord, SessionStore, UserRecord, UserStore};
 use crate::tokens::{AccessTokenHeader, AccessTokens, SessionId};
 
 /// The collection path, matched by suffix: behind an HTTP API the path may carry a stage
@@ -75,6 +75,16 @@ impl Resource {
             Self::Session(_) => "DELETE, OPTIONS",
         }
     }
+}
+
+/// Who is asking: the verified token's session, found live, and its user, who still
+/// accepts it.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The token's session.
+    pub session: SessionRecord,
+    /// Its user, as read for this request.
+    pub user: UserRecord,
 }
 
 /// One session as the listing shows it: when and from where, never a token or its hash.
@@ -237,7 +247,7 @@ impl Account {
     /// and is accepted by that user (the rule of refresh and of the strict authorizer, read
     /// consistently here, with no cache). Every refusal is the same 401 `invalid_token`;
     /// only a dependency failure is a 503.
-    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<SessionRecord, AuthError> {
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, AuthError> {
         let mut values = headers.get_all(header::AUTHORIZATION).iter();
         // SECURITY: exactly one Authorization header; two are refused, never one picked.
         let (Some(value), None) = (values.next(), values.next()) else {
@@ -258,11 +268,10 @@ impl Account {
         }
         // ... and so does its user, as at refresh: disabled, behind the revocation point or
         // the last password change (whose fan-out may not have reached this item).
-        let user = self.users.get(&session.username).await?;
-        if !user.is_some_and(|user| user.accepts(&session)) {
-            return Err(AuthError::InvalidToken);
+        match self.users.get(&session.username).await? {
+            Some(user) if user.accepts(&session) => Ok(Caller { session, user }),
+            _ => Err(AuthError::InvalidToken),
         }
-        Ok(session)
     }
 
     /// The caller's password change. The new password is checked against the policy first
@@ -271,16 +280,26 @@ impl Account {
     /// one is still there and names the caller's session as the one that survives. The
     /// user's other sessions are dead from that write on (at their next refresh) and are
     /// then revoked best-effort, so listings show them ended at once.
-    pub async fn change_password(&self, caller: &SessionRecord, current: &SecretString, new: &SecretString, meta: &RequestMeta) -> Result<(), AuthError> {
+    pub async fn change_password(&self, caller: &Caller, current: &SecretString, new: &SecretString, meta: &RequestMeta) -> Result<(), AuthError> {
         let current_len = current.expose_secret().len();
         if current_len == 0 || current_len > MAX_PASSWORD_BYTES {
             return Err(AuthError::InvalidRequest("current_password must be 1 to 1024 bytes."));
         }
-        let new = self.passwords.check(new, &caller.username).map_err(|weak| AuthError::WeakPassword(weak.0))?;
+        let new = self
+            .passwords
+            .check(new, &caller.session.username)
+            .map_err(|weak| AuthError::WeakPassword(weak.0))?;
         let now = self.clock.now();
-        let failed =
-            |user_id: Option<&str>, reason: &str| audit::emit(AuditEvent::PasswordChangeFailed, meta, user_id, Some(caller.session_id.as_str()), Some(reason));
-        let user = match check_password(&*self.users, &caller.username, current, now).await? {
+        let failed = |user_id: Option<&str>, reason: &str| {
+            audit::emit(
+                AuditEvent::PasswordChangeFailed,
+                meta,
+                user_id,
+                Some(caller.session.session_id.as_str()),
+                Some(reason),
+            )
+        };
+        let user = match check_password(&*self.users, &caller.session.username, current, now).await? {
             PasswordCheck::Passed(user) => user,
             PasswordCheck::Throttled { user_id, retry_after_secs } => {
                 failed(user_id.as_deref(), "throttled");
@@ -293,14 +312,18 @@ impl Account {
         };
         // SECURITY: the session must be one this user still accepts (the username may
         // since belong to someone else; a revocation point may have passed it).
-        if !user.accepts(caller) {
+        if !user.accepts(&caller.session) {
             failed(Some(&user.user_id), "session_not_accepted");
             return Err(AuthError::InvalidToken);
         }
         let new_hash = hash_new_password(new).await?;
+        // SECURITY: the change's time is taken now, after the two argon2id runs, not when
+        // the request came in: a login that read the old hash meanwhile started before this
+        // instant, so its session (created at its start) is ended by this change too.
+        let changed_at = self.clock.now();
         if !self
             .users
-            .change_password(&user.username, &user.password_hash, &new_hash, &caller.session_id, now)
+            .change_password(&user.username, &user.password_hash, &new_hash, &caller.session.session_id, changed_at)
             .await?
         {
             // The password changed between the check and the write: the one given is no
@@ -313,13 +336,13 @@ impl Account {
         }
         let ended = self
             .sessions
-            .revoke_all_but(&user.user_id, &caller.session_id, now, ENDED_BY_PASSWORD_CHANGE, now)
+            .revoke_all_but(&user.user_id, &caller.session.session_id, changed_at, ENDED_BY_PASSWORD_CHANGE, changed_at)
             .await;
         audit::emit(
             AuditEvent::PasswordChanged,
             meta,
             Some(&user.user_id),
-            Some(caller.session_id.as_str()),
+            Some(caller.session.session_id.as_str()),
             Some(&format!("{ended} other sessions ended")),
         );
         Ok(())
@@ -328,8 +351,8 @@ impl Account {
     /// The caller's live sessions, newest first, at most [`MAX_LISTED_SESSIONS`]: the ids
     /// through the `by_user` index (no scan), then each item read (the index holds keys
     /// only) and checked live in code, as TTL deletes late.
-    pub async fn sessions_of(&self, caller: &SessionRecord) -> Result<Vec<SessionView>, AuthError> {
-        let ids = self.sessions.list_for_user(&caller.user_id).await?;
+    pub async fn sessions_of(&self, caller: &Caller) -> Result<Vec<SessionView>, AuthError> {
+        let ids = self.sessions.list_for_user(&caller.session.user_id).await?;
         let records: Vec<Option<SessionRecord>> = stream::iter(ids)
             .map(|id| async move { self.sessions.get(&id).await })
             .buffer_unordered(READ_CONCURRENCY)
@@ -340,14 +363,14 @@ impl Account {
             .into_iter()
             .flatten()
             // The index is eventually consistent: the item itself says whose it is.
-            .filter(|s| s.user_id == caller.user_id && s.is_live(now))
+            .filter(|s| s.user_id == caller.session.user_id && s.is_live(now) && caller.user.accepts(s))
             .collect();
         live.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.session_id.as_str().cmp(b.session_id.as_str())));
         live.truncate(MAX_LISTED_SESSIONS);
-        Ok(live.iter().map(|s| SessionView::of(s, caller)).collect())
+        Ok(live.iter().map(|s| SessionView::of(s, &caller.session)).collect())
     }
 
-    async fn list(&self, caller: &SessionRecord) -> Result<Response<Body>, AuthError> {
+    async fn list(&self, caller: &Caller) -> Result<Response<Body>, AuthError> {
         let sessions = self.sessions_of(caller).await?;
         Ok(json_response(StatusCode::OK, &SessionList { sessions }))
     }
@@ -355,7 +378,7 @@ impl Account {
     /// Ends one of the caller's live sessions by id. `false` when there is no such session
     /// of the caller's (another user's, unknown, malformed, already ended): one answer, so
     /// the endpoint tells nothing about other users' sessions.
-    pub async fn end_session(&self, caller: &SessionRecord, id: &str, meta: &audit::RequestMeta) -> Result<bool, AuthError> {
+    pub async fn end_session(&self, caller: &Caller, id: &str, meta: &audit::RequestMeta) -> Result<bool, AuthError> {
         let Some(session_id) = SessionId::parse(id) else {
             return Ok(false);
         };
@@ -363,7 +386,7 @@ impl Account {
         // SECURITY: ownership is the write's condition, not a read before it.
         let revocation = self
             .sessions
-            .revoke(&session_id, RevokeIf::LiveOwnedBy(&caller.user_id), ENDED_BY_USER, now)
+            .revoke(&session_id, RevokeIf::LiveOwnedBy(&caller.session.user_id), ENDED_BY_USER, now)
             .await?;
         // A refused revocation returns the item as it is, possibly another user's: dropped.
         let Some(ended) = revocation.revoked() else {
@@ -379,13 +402,13 @@ impl Account {
         Ok(true)
     }
 
-    async fn end(&self, request: &Request, caller: &SessionRecord, id: &str) -> Result<Response<Body>, AuthError> {
+    async fn end(&self, request: &Request, caller: &Caller, id: &str) -> Result<Response<Body>, AuthError> {
         if !self.end_session(caller, id, &request_meta(request)).await? {
             return Err(AuthError::NotFound);
         }
         let mut response = empty_response(StatusCode::NO_CONTENT);
         // The browser's refresh cookie belongs to the session just ended: clear it, as logout does.
-        if id == caller.session_id.as_str() {
+        if id == caller.session.session_id.as_str() {
             self.policy.clear_cookie(&mut response);
         }
         Ok(response)
@@ -533,7 +556,15 @@ mod tests {
                 ..template.clone()
             });
         }
-        let listed = bed.account.sessions_of(&template).await.unwrap();
+        let user = UserStore::get(&*bed.bed.users, ALICE.0).await.unwrap().unwrap();
+        let listed = bed
+            .account
+            .sessions_of(&Caller {
+                session: template.clone(),
+                user,
+            })
+            .await
+            .unwrap();
         assert_eq!(listed.len(), MAX_LISTED_SESSIONS);
         assert!(listed[0].current, "the caller's session is the newest");
         assert!(listed.windows(2).all(|w| w[0].created_at > w[1].created_at), "newest first");
@@ -573,6 +604,62 @@ mod tests {
         bed.bed.clock.advance(1);
         assert!(!logs_in_with(&bed, ALICE.1).await);
         assert!(logs_in_with(&bed, NEW_PASSWORD).await);
+    }
+
+    #[tokio::test]
+    async fn the_change_takes_its_time_at_the_write_so_a_login_during_the_check_is_ended_too() {
+        let bed = bed();
+        let caller = login(&bed).await;
+        bed.bed.clock.advance(5);
+        let started = bed.bed.clock.now();
+        // A login that read the old hash while this change checked the current one
+        // (argon2id takes a while): its session starts a second after the request.
+        let mut during = bed.bed.sessions.stored(&sid(&caller)).unwrap();
+        during.session_id = SessionId::generate();
+        during.created_at = started + 1;
+        bed.bed.sessions.put(during.clone());
+        let clock = bed.bed.clock.clone();
+        bed.bed.users.on_reserve(move |_| clock.advance(3));
+        assert_eq!(change(&bed, &caller.access.token, ALICE.1, NEW_PASSWORD).await.status(), StatusCode::NO_CONTENT);
+        let user = UserStore::get(&*bed.bed.users, ALICE.0).await.unwrap().unwrap();
+        assert_eq!(user.password_changed_at, bed.bed.clock.now(), "the time of the write");
+        assert!(!user.accepts(&during), "the login during the check is ended");
+        assert!(bed.bed.sessions.stored(&during.session_id).unwrap().revoked_at.is_some());
+        assert!(user.accepts(&bed.bed.sessions.stored(&sid(&caller)).unwrap()));
+    }
+
+    #[tokio::test]
+    async fn a_change_that_lost_the_race_to_another_is_401_and_writes_nothing() {
+        let bed = bed();
+        let caller = login(&bed).await;
+        let other = login(&bed).await;
+        // Another change lands after this one read the user and before it writes.
+        bed.bed.users.on_reserve(|users| {
+            let mut user = futures_util::FutureExt::now_or_never(UserStore::get(users, ALICE.0)).unwrap().unwrap().unwrap();
+            user.password_hash = "$argon2id$the-other-change".into();
+            users.put(user);
+        });
+        let response = change(&bed, &caller.access.token, ALICE.1, NEW_PASSWORD).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(body(&response)["error"], "invalid_credentials");
+        let user = UserStore::get(&*bed.bed.users, ALICE.0).await.unwrap().unwrap();
+        assert_eq!(user.password_hash, "$argon2id$the-other-change");
+        assert_eq!(user.password_changed_by, None);
+        assert!(bed.bed.sessions.stored(&sid(&other)).unwrap().revoked_at.is_none(), "nothing revoked");
+    }
+
+    #[tokio::test]
+    async fn the_listing_leaves_out_sessions_the_user_no_longer_accepts() {
+        let bed = bed();
+        let before = login(&bed).await;
+        bed.bed.clock.advance(2);
+        let caller = login(&bed).await;
+        // A revocation point between the two whose fan-out never reached the older item.
+        bed.bed.users.revoke_sessions_until(ALICE.0, bed.bed.clock.now() - 1).await.unwrap();
+        assert!(bed.bed.sessions.stored(&sid(&before)).unwrap().revoked_at.is_none());
+        let listed = call(&bed, "GET", "/auth/sessions", Some(&caller.access.token)).await;
+        let ids: Vec<Value> = body(&listed)["sessions"].as_array().unwrap().iter().map(|s| s["session_id"].clone()).collect();
+        assert_eq!(ids, [json!(sid(&caller).as_str())]);
     }
 
     #[tokio::test]

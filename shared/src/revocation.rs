@@ -7,6 +7,7 @@
 
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use lru::LruCache;
 
@@ -19,6 +20,12 @@ use crate::tokens::SessionId;
 /// The most session ids one container remembers; the least recently used is forgotten
 /// first. 10,000 entries of about 300 bytes: a few MB at most.
 pub const MAX_CACHED_SESSIONS: usize = 10_000;
+
+/// The longest one check may wait for DynamoDB, all its reads together: well inside the
+/// function's 5 s timeout (each SDK operation alone may take up to 4 s with its retries),
+/// so that a slow table gets the answer `REVOCATION_FAIL` chooses, not a Lambda timeout
+/// that API Gateway turns into a 500.
+pub const READ_DEADLINE: Duration = Duration::from_millis(1500);
 
 /// Why a token was refused after its signature and claims passed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +49,7 @@ pub struct SessionCheck {
     clock: Arc<dyn Clock>,
     max_staleness: u64,
     fail: RevocationFail,
+    deadline: Duration,
     cache: Mutex<LruCache<SessionId, Cached>>,
 }
 
@@ -58,8 +66,15 @@ impl SessionCheck {
             clock,
             max_staleness: config.revocation_max_staleness,
             fail: config.revocation_fail,
+            deadline: READ_DEADLINE,
             cache: Mutex::new(LruCache::new(NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN))),
         }
+    }
+
+    /// The same with another deadline for the reads (tests).
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
     }
 
     /// Opens the DynamoDB connection during cold start.
@@ -73,33 +88,42 @@ impl SessionCheck {
     }
 
     /// Whether the session `sid` of a token of `sub` may be used now. A read younger than
-    /// the staleness bound answers from memory; otherwise one read (see
-    /// [`StandingStore::standing`]) replaces it. A failed read is never cached: each
-    /// request tries again, and `REVOCATION_FAIL` decides what it answers meanwhile.
+    /// the staleness bound answers from memory, and so does one that found the session
+    /// dead for good (revocations are never undone: no read can bring it back); otherwise
+    /// one read (see [`dyn StandingStore::standing`]) replaces it, within [`READ_DEADLINE`].
+    /// A failed read is never cached: each request tries again, and `REVOCATION_FAIL`
+    /// decides what it answers meanwhile.
     pub async fn confirm(&self, sub: &str, sid: &str) -> Result<(), Refusal> {
         let session_id = SessionId::parse(sid).ok_or(Refusal::NotLive)?;
         let now = self.clock.now();
-        let (fresh, username) = match self.lock().get(&session_id) {
+        let (known, username) = match self.lock().get(&session_id) {
             Some(c) if now.saturating_sub(c.read_at) < self.max_staleness => (Some(c.standing.clone()), None),
-            Some(c) => (None, c.standing.as_ref().map(|s| s.session.username.clone())),
+            Some(c) => match &c.standing {
+                None => (Some(None), None),
+                Some(standing) if standing.is_dead_for_good() => (Some(Some(standing.clone())), None),
+                Some(standing) => (None, Some(standing.session.username.clone())),
+            },
             None => (None, None),
         };
-        let standing = match fresh {
+        let standing = match known {
             Some(standing) => standing,
-            None => match self.store.standing(&session_id, username.as_deref()).await {
-                Ok(standing) => {
-                    let standing = standing.map(Arc::new);
-                    self.lock().put(
-                        session_id,
-                        Cached {
-                            standing: standing.clone(),
-                            read_at: now,
-                        },
-                    );
-                    standing
+            None => {
+                let read = tokio::time::timeout(self.deadline, self.store.standing(&session_id, username.as_deref())).await;
+                match read.unwrap_or_else(|_| Err(AuthError::unavailable("session standing", "no answer within the deadline"))) {
+                    Ok(standing) => {
+                        let standing = standing.map(Arc::new);
+                        self.lock().put(
+                            session_id,
+                            Cached {
+                                standing: standing.clone(),
+                                read_at: now,
+                            },
+                        );
+                        standing
+                    }
+                    Err(e) => return self.unavailable(&e),
                 }
-                Err(e) => return self.unavailable(&e),
-            },
+            }
         };
         // SECURITY: evaluated at each request, not at the read: expiry moves on meanwhile.
         match standing {
@@ -162,9 +186,9 @@ mod tests {
             }
             bed.clock.advance(1);
         }
-        assert_eq!(store.reads(), 1, "one read for the whole window");
+        assert_eq!(store.reads(), 2, "one read for the whole window (the session, then its user)");
         assert_eq!(confirm(&check, &issued).await, Ok(()));
-        assert_eq!(store.reads(), 2, "the window passed: read again");
+        assert_eq!(store.reads(), 3, "the window passed: read again, both in one request");
     }
 
     #[tokio::test]
@@ -174,7 +198,7 @@ mod tests {
         for _ in 0..3 {
             assert_eq!(confirm(&check, &issued).await, Ok(()));
         }
-        assert_eq!(store.reads(), 3);
+        assert_eq!(store.reads(), 2 + 1 + 1, "the first sight, then one request each");
     }
 
     /// Ends `issued`'s session, or makes its user refuse it, the way `path` names.
@@ -252,6 +276,51 @@ mod tests {
         assert_eq!(confirm(&check, &issued).await, Ok(()));
         assert_eq!(store.reads(), reads);
         assert_eq!(check.cached(), MAX_CACHED_SESSIONS);
+    }
+
+    #[tokio::test]
+    async fn a_table_that_does_not_answer_gets_the_fail_modes_answer_within_the_deadline() {
+        for (fail, expected) in [("closed", Err(Refusal::Unavailable)), ("open", Ok(()))] {
+            let (bed, store, check) = bed(&[("REVOCATION_FAIL", fail)]);
+            let check = check.with_deadline(Duration::from_millis(50));
+            let issued = login(&bed).await;
+            store.set_hanging(true);
+            let answer = tokio::time::timeout(Duration::from_secs(5), confirm(&check, &issued)).await;
+            assert_eq!(answer.expect("answered within the deadline, not at the Lambda timeout"), expected, "{fail}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_session_found_dead_for_good_is_denied_without_a_read_even_when_the_table_fails_open() {
+        let (bed, store, check) = bed(&[("REVOCATION_FAIL", "open")]);
+        let issued = login(&bed).await;
+        assert_eq!(confirm(&check, &issued).await, Ok(()));
+        bed.service.logout(Some(&issued.refresh.encode()), false, &Default::default()).await.unwrap();
+        bed.clock.advance(STALENESS);
+        assert_eq!(confirm(&check, &issued).await, Err(Refusal::NotLive));
+        let reads = store.reads();
+        bed.clock.advance(STALENESS);
+        store.set_failing(true);
+        assert_eq!(
+            confirm(&check, &issued).await,
+            Err(Refusal::NotLive),
+            "fail-open never revives a revoked session"
+        );
+        assert_eq!(store.reads(), reads, "and asks no more");
+    }
+
+    #[tokio::test]
+    async fn a_session_an_eventually_consistent_read_misses_is_read_again_consistently() {
+        let (bed, store, check) = bed(&[]);
+        let issued = login(&bed).await;
+        store.set_lagging(true);
+        assert_eq!(confirm(&check, &issued).await, Ok(()), "a token used right after its login");
+        assert_eq!(store.reads(), 3, "eventual miss, consistent read, user");
+        assert_eq!(
+            check.confirm("user-alice", SessionId::generate().as_str()).await,
+            Err(Refusal::NotLive),
+            "a session missing from both reads is unknown"
+        );
     }
 
     #[tokio::test]

@@ -15,8 +15,8 @@ use crate::keys::rotation::SigningKeySet;
 use crate::keys::{FetchError, KeyCache, KeyDocument, KeyProvider, PublicKeys, SigningKeys};
 use crate::service::AuthService;
 use crate::store::{
-    AttemptReservation, LoginThrottle, REVOKED_RETENTION_SECS, Revocation, RevokeIf, Rotation, RotationOutcome, SessionRecord, SessionStore, Standing,
-    StandingStore, UserRecord, UserStore,
+    AttemptReservation, LoginThrottle, REVOKED_RETENTION_SECS, Revocation, RevokeIf, Rotation, RotationOutcome, SessionRecord, SessionStanding, SessionStore,
+    StandingStore, UserRecord, UserStanding, UserStore,
 };
 use crate::tokens::SessionId;
 
@@ -249,9 +249,19 @@ impl SessionStore for MemorySessions {
 pub struct MemoryUsers {
     users: Mutex<HashMap<String, UserRecord>>,
     throttles: Mutex<HashMap<String, LoginThrottle>>,
+    on_reserve: Mutex<Option<ReserveHook>>,
 }
 
+/// What [`MemoryUsers::on_reserve`] runs.
+type ReserveHook = Box<dyn Fn(&MemoryUsers) + Send + Sync>;
+
 impl MemoryUsers {
+    /// Runs `hook` at every attempt reservation, after the user was read (a password check
+    /// reads the user, then reserves): what happens meanwhile, e.g. time passing or another
+    /// write landing.
+    pub fn on_reserve(&self, hook: impl Fn(&MemoryUsers) + Send + Sync + 'static) {
+        *self.on_reserve.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(hook));
+    }
     /// Replaces a user.
     pub fn put(&self, user: UserRecord) {
         self.users.lock().unwrap_or_else(|e| e.into_inner()).insert(user.username.clone(), user);
@@ -273,6 +283,9 @@ impl UserStore for MemoryUsers {
         Ok(self.users.lock().unwrap_or_else(|e| e.into_inner()).get(username).cloned())
     }
     async fn reserve_attempt(&self, username: &str, now: u64) -> Result<AttemptReservation, AuthError> {
+        if let Some(hook) = &*self.on_reserve.lock().unwrap_or_else(|e| e.into_inner()) {
+            hook(self);
+        }
         let mut throttles = self.throttles.lock().unwrap_or_else(|e| e.into_inner());
         Ok(throttles.entry(username.to_owned()).or_default().reserve(now))
     }
@@ -406,13 +419,17 @@ pub struct TestBed {
     pub config: Config,
 }
 
-/// The strict authorizer's reads over a [`TestBed`]'s stores, counting reads, and failing
-/// on demand.
+/// The strict authorizer's reads over a [`TestBed`]'s stores, counting requests, and on
+/// demand failing, never answering, or missing sessions in eventually consistent reads
+/// (as a DynamoDB replica may for an item written a moment ago).
+#[derive(Default)]
 pub struct MemoryStanding {
     users: Arc<MemoryUsers>,
     sessions: Arc<MemorySessions>,
-    reads: AtomicUsize,
+    requests: AtomicUsize,
     failing: AtomicBool,
+    hanging: AtomicBool,
+    lagging: AtomicBool,
 }
 
 impl MemoryStanding {
@@ -421,35 +438,60 @@ impl MemoryStanding {
         Self {
             users: bed.users.clone(),
             sessions: bed.sessions.clone(),
-            reads: AtomicUsize::new(0),
-            failing: AtomicBool::new(false),
+            ..Self::default()
         }
     }
-    /// How many reads so far.
+    /// How many requests so far (a read of both items is one).
     pub fn reads(&self) -> usize {
-        self.reads.load(Ordering::SeqCst)
+        self.requests.load(Ordering::SeqCst)
     }
     /// Makes every read fail (or work again).
     pub fn set_failing(&self, failing: bool) {
         self.failing.store(failing, Ordering::SeqCst);
     }
+    /// Makes every read wait forever (or answer again).
+    pub fn set_hanging(&self, hanging: bool) {
+        self.hanging.store(hanging, Ordering::SeqCst);
+    }
+    /// Makes eventually consistent reads miss every session (or see them again).
+    pub fn set_lagging(&self, lagging: bool) {
+        self.lagging.store(lagging, Ordering::SeqCst);
+    }
+
+    async fn request(&self) -> Result<(), AuthError> {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        if self.hanging.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(AuthError::unavailable("standing", "failing on purpose"));
+        }
+        Ok(())
+    }
+
+    fn session_now(&self, session_id: &SessionId, consistent: bool) -> Option<SessionStanding> {
+        let lagging = !consistent && self.lagging.load(Ordering::SeqCst);
+        self.sessions.stored(session_id).filter(|_| !lagging).map(|s| s.standing())
+    }
+
+    async fn user_now(&self, username: &str) -> Result<Option<UserStanding>, AuthError> {
+        Ok(UserStore::get(&*self.users, username).await?.map(|u| u.standing()))
+    }
 }
 
 #[async_trait]
 impl StandingStore for MemoryStanding {
-    async fn standing(&self, session_id: &SessionId, _username: Option<&str>) -> Result<Option<Standing>, AuthError> {
-        self.reads.fetch_add(1, Ordering::SeqCst);
-        if self.failing.load(Ordering::SeqCst) {
-            return Err(AuthError::unavailable("standing", "failing on purpose"));
-        }
-        let Some(session) = self.sessions.stored(session_id) else {
-            return Ok(None);
-        };
-        let user = UserStore::get(&*self.users, &session.username).await?;
-        Ok(Some(Standing {
-            session: session.standing(),
-            user: user.map(|u| u.standing()),
-        }))
+    async fn session(&self, session_id: &SessionId, consistent: bool) -> Result<Option<SessionStanding>, AuthError> {
+        self.request().await?;
+        Ok(self.session_now(session_id, consistent))
+    }
+    async fn user(&self, username: &str) -> Result<Option<UserStanding>, AuthError> {
+        self.request().await?;
+        self.user_now(username).await
+    }
+    async fn both(&self, session_id: &SessionId, username: &str) -> Result<(Option<SessionStanding>, Option<UserStanding>), AuthError> {
+        self.request().await?;
+        Ok((self.session_now(session_id, false), self.user_now(username).await?))
     }
 }
 

@@ -16,7 +16,7 @@ use aws_sdk_dynamodb::types::{
 
 use super::{
     ATTEMPT_LEASE_SECS, AttemptReservation, LoginThrottle, REVOKED_RETENTION_SECS, Revocation, RevokeIf, Rotation, RotationOutcome, SessionRecord,
-    SessionStanding, SessionStore, Standing, StandingStore, THROTTLE_AFTER_FAILURES, THROTTLE_WINDOW_SECS, UserRecord, UserStanding, UserStore,
+    SessionStanding, SessionStore, StandingStore, THROTTLE_AFTER_FAILURES, THROTTLE_WINDOW_SECS, UserRecord, UserStanding, UserStore,
 };
 use crate::error::{AuthError, sdk_error};
 use crate::tokens::{SessionId, TokenHash};
@@ -620,7 +620,10 @@ impl DynamoStanding {
             users_table: users_table.into(),
         }
     }
+}
 
+#[async_trait]
+impl StandingStore for DynamoStanding {
     async fn session(&self, session_id: &SessionId, consistent: bool) -> Result<Option<SessionStanding>, AuthError> {
         let out = self
             .client
@@ -648,8 +651,8 @@ impl DynamoStanding {
         Ok(out.item().and_then(user_standing_from_item))
     }
 
-    /// Both items in one BatchGetItem. Keys DynamoDB leaves unprocessed (under throttling)
-    /// make it a failure, not a guess.
+    /// One BatchGetItem. What DynamoDB leaves unprocessed (under throttling) is read again
+    /// on its own, once, rather than taken for absent.
     async fn both(&self, session_id: &SessionId, username: &str) -> Result<(Option<SessionStanding>, Option<UserStanding>), AuthError> {
         let keys = |name: &str, value: &str, projection: &str| {
             KeysAndAttributes::builder()
@@ -666,39 +669,17 @@ impl DynamoStanding {
             .send()
             .await
             .map_err(|e| sdk_error("BatchGetItem standing", e))?;
-        if out.unprocessed_keys().is_some_and(|unprocessed| !unprocessed.is_empty()) {
-            return Err(AuthError::unavailable("BatchGetItem standing", "keys left unprocessed"));
-        }
+        let unprocessed = |table: &str| out.unprocessed_keys().is_some_and(|keys| keys.contains_key(table));
         let first = |table: &str| out.responses().and_then(|r| r.get(table)).and_then(|items| items.first());
-        Ok((
-            first(&self.sessions_table).and_then(session_standing_from_item),
-            first(&self.users_table).and_then(user_standing_from_item),
-        ))
-    }
-}
-
-#[async_trait]
-impl StandingStore for DynamoStanding {
-    async fn standing(&self, session_id: &SessionId, username: Option<&str>) -> Result<Option<Standing>, AuthError> {
-        let (session, user) = match username {
-            Some(username) => self.both(session_id, username).await?,
-            None => (self.session(session_id, false).await?, None),
+        let session = match unprocessed(&self.sessions_table) {
+            true => self.session(session_id, false).await?,
+            false => first(&self.sessions_table).and_then(session_standing_from_item),
         };
-        // An eventually consistent read may miss a session created a moment ago (a token
-        // issued at login, used at once): ask once more, consistently, before calling it
-        // unknown. Only a new or deleted session pays for this.
-        let Some(session) = (match session {
-            Some(session) => Some(session),
-            None => self.session(session_id, true).await?,
-        }) else {
-            return Ok(None);
+        let user = match unprocessed(&self.users_table) {
+            true => self.user(username).await?,
+            false => first(&self.users_table).and_then(user_standing_from_item),
         };
-        let user = match username {
-            // Read in the same batch (a username never changes for a session).
-            Some(_) => user,
-            None => self.user(&session.username).await?,
-        };
-        Ok(Some(Standing { session, user }))
+        Ok((session, user))
     }
 
     async fn warm(&self) {

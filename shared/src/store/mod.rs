@@ -123,6 +123,14 @@ impl Standing {
     pub fn is_live(&self, now: u64) -> bool {
         self.session.is_live(now) && self.user.as_ref().is_some_and(|user| user.accepts(&self.session))
     }
+
+    /// Whether the session is dead whatever happens next: revoked, or no longer accepted
+    /// by its user (gone, disabled, behind the revocation point or a password change),
+    /// none of which is ever undone (enabling a user again leaves its revocation point).
+    /// An expiry is not final: a refresh since the read may have moved it.
+    pub fn is_dead_for_good(&self) -> bool {
+        self.session.revoked_at.is_some() || !self.user.as_ref().is_some_and(|user| user.accepts(&self.session))
+    }
 }
 
 /// Not revoked and before both expiries.
@@ -435,16 +443,46 @@ impl dyn SessionStore {
     }
 }
 
-/// The strict authorizer's read: a session's and its user's standing, eventually
-/// consistent, with only the attributes that decide it (no hash of any kind).
+/// The strict authorizer's reads: a session's and its user's standing, projected to the
+/// attributes that decide it (no hash of any kind). [`dyn StandingStore::standing`] puts
+/// them together.
 #[async_trait]
 pub trait StandingStore: Send + Sync {
-    /// The standing of `session_id` and its user; `None` when the session does not exist.
-    /// With the session's `username` already known, one read of both items; without, the
-    /// session first (it names the user item), then the user.
-    async fn standing(&self, session_id: &SessionId, username: Option<&str>) -> Result<Option<Standing>, AuthError>;
+    /// One session, eventually consistent or, with `consistent`, not.
+    async fn session(&self, session_id: &SessionId, consistent: bool) -> Result<Option<SessionStanding>, AuthError>;
+    /// One user, eventually consistent.
+    async fn user(&self, username: &str) -> Result<Option<UserStanding>, AuthError>;
+    /// Both in one request, eventually consistent.
+    async fn both(&self, session_id: &SessionId, username: &str) -> Result<(Option<SessionStanding>, Option<UserStanding>), AuthError>;
     /// Opens the connection during cold start; failures only cost the first request time.
     async fn warm(&self) {}
+}
+
+impl dyn StandingStore {
+    /// The standing of `session_id` and its user; `None` when the session does not exist.
+    /// With the session's `username` already known (it never changes), one request for
+    /// both; without, the session first (it names the user item: the token does not), then
+    /// the user. A session an eventually consistent read misses may have been created a
+    /// moment ago (a token used right after its login): it is asked for once more,
+    /// consistently, before it is called unknown.
+    pub async fn standing(&self, session_id: &SessionId, username: Option<&str>) -> Result<Option<Standing>, AuthError> {
+        let (session, user) = match username {
+            Some(username) => self.both(session_id, username).await?,
+            None => (self.session(session_id, false).await?, None),
+        };
+        let session = match session {
+            Some(session) => session,
+            None => match self.session(session_id, true).await? {
+                Some(session) => session,
+                None => return Ok(None),
+            },
+        };
+        let user = match username {
+            Some(_) => user,
+            None => self.user(&session.username).await?,
+        };
+        Ok(Some(Standing { session, user }))
+    }
 }
 
 /// Users and their login throttle state.

@@ -162,35 +162,66 @@ async fn with_dynamodb_unreachable_closed_denies_and_open_allows_a_valid_token()
     }
 }
 
-/// A store that finds every session live, counting its reads: the read-count simulation
-/// below needs the real cache's decisions, not a table.
-struct CountingStanding(std::sync::atomic::AtomicUsize);
+/// A store that finds every session live, counting its requests and their read units
+/// (in halves: an eventually consistent item is half a unit, a consistent one a whole):
+/// the read-count simulation below needs the real cache's decisions, not a table.
+#[derive(Default)]
+struct CountingStanding {
+    requests: std::sync::atomic::AtomicU64,
+    half_units: std::sync::atomic::AtomicU64,
+}
+
+impl CountingStanding {
+    fn count(&self, half_units: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.requests.fetch_add(1, Relaxed);
+        self.half_units.fetch_add(half_units, Relaxed);
+    }
+}
+
+fn live_session(session_id: &auth_core::tokens::SessionId) -> auth_core::store::SessionStanding {
+    auth_core::store::SessionStanding {
+        session_id: session_id.clone(),
+        user_id: "u".into(),
+        username: "u@example.com".into(),
+        created_at: 1,
+        expires_at: u64::MAX,
+        absolute_expires_at: u64::MAX,
+        revoked_at: None,
+    }
+}
+
+fn accepting_user() -> auth_core::store::UserStanding {
+    auth_core::store::UserStanding {
+        user_id: "u".into(),
+        disabled: false,
+        password_changed_at: 0,
+        password_changed_by: None,
+        sessions_valid_after: 0,
+    }
+}
 
 #[async_trait::async_trait]
 impl auth_core::store::StandingStore for CountingStanding {
-    async fn standing(
+    async fn session(
         &self,
         session_id: &auth_core::tokens::SessionId,
-        _username: Option<&str>,
-    ) -> Result<Option<auth_core::store::Standing>, auth_core::AuthError> {
-        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let session = auth_core::store::SessionStanding {
-            session_id: session_id.clone(),
-            user_id: "u".into(),
-            username: "u@example.com".into(),
-            created_at: 1,
-            expires_at: u64::MAX,
-            absolute_expires_at: u64::MAX,
-            revoked_at: None,
-        };
-        let user = auth_core::store::UserStanding {
-            user_id: "u".into(),
-            disabled: false,
-            password_changed_at: 0,
-            password_changed_by: None,
-            sessions_valid_after: 0,
-        };
-        Ok(Some(auth_core::store::Standing { session, user: Some(user) }))
+        consistent: bool,
+    ) -> Result<Option<auth_core::store::SessionStanding>, auth_core::AuthError> {
+        self.count(if consistent { 2 } else { 1 });
+        Ok(Some(live_session(session_id)))
+    }
+    async fn user(&self, _username: &str) -> Result<Option<auth_core::store::UserStanding>, auth_core::AuthError> {
+        self.count(1);
+        Ok(Some(accepting_user()))
+    }
+    async fn both(
+        &self,
+        session_id: &auth_core::tokens::SessionId,
+        _username: &str,
+    ) -> Result<(Option<auth_core::store::SessionStanding>, Option<auth_core::store::UserStanding>), auth_core::AuthError> {
+        self.count(2);
+        Ok((Some(live_session(session_id)), Some(accepting_user())))
     }
 }
 
@@ -198,15 +229,15 @@ impl auth_core::store::StandingStore for CountingStanding {
 /// `routes` routes for `seconds`, through API Gateway's cache (TTL `ttl`, keyed by token
 /// and route) and `containers` authorizer containers picked at random, each with the real
 /// session check (staleness `staleness`). Returns (API requests, authorizer invocations,
-/// reads).
-async fn simulate_reads(users: usize, routes: usize, seconds: u64, ttl: u64, staleness: u64, containers: usize) -> (u64, u64, u64) {
+/// read requests, read units).
+async fn simulate_reads(users: usize, routes: usize, seconds: u64, ttl: u64, staleness: u64, containers: usize) -> (u64, u64, u64, f64) {
     use auth_core::clock::Clock;
     use auth_core::revocation::SessionCheck;
     use auth_core::testing::FixedClock;
 
     let clock = Arc::new(FixedClock::new(1_000));
     let config = auth_core::testing::config_with(&[("REVOCATION_MAX_STALENESS", &staleness.to_string())]);
-    let store = Arc::new(CountingStanding(Default::default()));
+    let store = Arc::new(CountingStanding::default());
     let checks: Vec<SessionCheck> = (0..containers).map(|_| SessionCheck::new(&config, store.clone(), clock.clone())).collect();
     let sessions: Vec<String> = (0..users).map(|_| auth_core::tokens::SessionId::generate().as_str().to_owned()).collect();
     let mut cached_until = std::collections::HashMap::new();
@@ -235,7 +266,8 @@ async fn simulate_reads(users: usize, routes: usize, seconds: u64, ttl: u64, sta
         }
         clock.advance(1);
     }
-    (requests, invocations, store.0.load(std::sync::atomic::Ordering::Relaxed) as u64)
+    use std::sync::atomic::Ordering::Relaxed;
+    (requests, invocations, store.requests.load(Relaxed), store.half_units.load(Relaxed) as f64 / 2.0)
 }
 
 /// One authorizer request that must be allowed, timed.
@@ -337,17 +369,17 @@ async fn strict_revocation_figures() {
 
     // 3. Reads and their price per million API requests: 1,000 users, one request a second
     // each for an hour, API Gateway's cache TTL = staleness (template.yaml in strict mode).
-    report += "\n| users, routes, containers | authorizer invocations per million requests | reads per million requests | read units (2 items x 0.5) | reads $ / M requests | authorizer $ / M requests |\n|---|---|---|---|---|---|\n";
+    report += "\n| users, routes, containers | authorizer invocations per million requests | read requests per million requests | read units per million requests | reads $ / M requests | authorizer $ / M requests |\n|---|---|---|---|---|---|\n";
     for (routes, containers) in [(1, 1), (1, 4), (5, 4)] {
-        let (requests, invocations, reads) = simulate_reads(1000, routes, 3600, staleness, staleness, containers).await;
-        let per_million = |n: u64| n as f64 * 1e6 / requests as f64;
-        let units = per_million(reads);
-        let invocation_cost = per_million(invocations) * (LAMBDA_REQUEST + 0.001 * 0.125 * LAMBDA_GB_SECOND_ARM);
+        let (requests, invocations, reads, units) = simulate_reads(1000, routes, 3600, staleness, staleness, containers).await;
+        let per_million = |n: f64| n * 1e6 / requests as f64;
+        let invocation_cost = per_million(invocations as f64) * (LAMBDA_REQUEST + 0.001 * 0.125 * LAMBDA_GB_SECOND_ARM);
         report += &format!(
-            "| 1000, {routes}, {containers} | {:.0} | {:.0} | {units:.0} | {:.4} | {invocation_cost:.4} |\n",
-            per_million(invocations),
-            per_million(reads),
-            units * READ_REQUEST_UNIT,
+            "| 1000, {routes}, {containers} | {:.0} | {:.0} | {:.0} | {:.4} | {invocation_cost:.4} |\n",
+            per_million(invocations as f64),
+            per_million(reads as f64),
+            per_million(units),
+            per_million(units) * READ_REQUEST_UNIT,
         );
     }
     println!("{report}");
