@@ -3,7 +3,8 @@
 //! on), `GET /auth/sessions` lists the caller's live sessions, `DELETE /auth/sessions/{id}`
 //! ends one of them. Every request carries `Authorization: Bearer <access token>`, verified
 //! with the public keys exactly as the authorizer verifies it, and the token's session must
-//! still be live: a token of a revoked session is refused at once, not when it expires.
+//! still be live and accepted by its user: a token of a revoked session, or of a disabled
+//! user, is refused at once, not when it expires.
 //! Knows `lambda_http`, like `http`, whose Origin rules, cookie and error answers it shares.
 
 use std::sync::Arc;
@@ -242,7 +243,7 @@ impl Account {
         }
     }
 
-    /// The caller of a request, as their session: one well-formed bearer token that verifies
+    /// The caller of a request, their session and user: one well-formed bearer token that verifies
     /// as the authorizer verifies it, whose session exists, is live, is the token's user's
     /// and is accepted by that user (the rule of refresh and of the strict authorizer, read
     /// consistently here, with no cache). Every refusal is the same 401 `invalid_token`;

@@ -56,18 +56,13 @@ pub struct SessionCheck {
 impl SessionCheck {
     /// The check for `config` (`REVOCATION_MAX_STALENESS`, `REVOCATION_FAIL`) over `store`.
     pub fn new(config: &Config, store: Arc<dyn StandingStore>, clock: Arc<dyn Clock>) -> Self {
-        Self::with_capacity(config, store, clock, MAX_CACHED_SESSIONS)
-    }
-
-    /// The same with another cache bound (tests).
-    pub fn with_capacity(config: &Config, store: Arc<dyn StandingStore>, clock: Arc<dyn Clock>, capacity: usize) -> Self {
         Self {
             store,
             clock,
             max_staleness: config.revocation_max_staleness,
             fail: config.revocation_fail,
             deadline: READ_DEADLINE,
-            cache: Mutex::new(LruCache::new(NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN))),
+            cache: Mutex::new(LruCache::new(NonZeroUsize::new(MAX_CACHED_SESSIONS).unwrap_or(NonZeroUsize::MIN))),
         }
     }
 
