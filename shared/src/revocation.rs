@@ -43,6 +43,15 @@ struct Cached {
     read_at: u64,
 }
 
+/// What the cache says about a session id.
+enum Lookup {
+    /// Enough to answer: a read within the window, or one whose verdict is final (an
+    /// unknown session, or one dead for good). `None`: no such session.
+    Known(Option<Arc<Standing>>),
+    /// Read it (again); the username, once known, lets one request fetch both items.
+    Read { username: Option<String> },
+}
+
 /// The session check of the strict authorizer.
 pub struct SessionCheck {
     store: Arc<dyn StandingStore>,
@@ -91,18 +100,18 @@ impl SessionCheck {
     pub async fn confirm(&self, sub: &str, sid: &str) -> Result<(), Refusal> {
         let session_id = SessionId::parse(sid).ok_or(Refusal::NotLive)?;
         let now = self.clock.now();
-        let (known, username) = match self.lock().get(&session_id) {
-            Some(c) if now.saturating_sub(c.read_at) < self.max_staleness => (Some(c.standing.clone()), None),
-            Some(c) => match &c.standing {
-                None => (Some(None), None),
-                Some(standing) if standing.is_dead_for_good() => (Some(Some(standing.clone())), None),
-                Some(standing) => (None, Some(standing.session.username.clone())),
+        let lookup = match self.lock().get(&session_id) {
+            None => Lookup::Read { username: None },
+            Some(c) if now.saturating_sub(c.read_at) < self.max_staleness => Lookup::Known(c.standing.clone()),
+            Some(Cached { standing: None, .. }) => Lookup::Known(None),
+            Some(Cached { standing: Some(s), .. }) if s.is_dead_for_good() => Lookup::Known(Some(s.clone())),
+            Some(Cached { standing: Some(s), .. }) => Lookup::Read {
+                username: Some(s.session.username.clone()),
             },
-            None => (None, None),
         };
-        let standing = match known {
-            Some(standing) => standing,
-            None => {
+        let standing = match lookup {
+            Lookup::Known(standing) => standing,
+            Lookup::Read { username } => {
                 let read = tokio::time::timeout(self.deadline, self.store.standing(&session_id, username.as_deref())).await;
                 match read.unwrap_or_else(|_| Err(AuthError::unavailable("session standing", "no answer within the deadline"))) {
                     Ok(standing) => {

@@ -67,50 +67,72 @@ fn assert_within_bound(path: &str, elapsed: Duration) {
     );
 }
 
+/// The ways a session ends for its user.
+#[derive(Debug, Clone, Copy)]
+enum Revocation {
+    Logout,
+    LogoutEverywhere,
+    PasswordChange,
+    UserDisabled,
+}
+
+/// Ends `victim`'s session the way `how` names: logout with its own cookie; logout
+/// everywhere and the password change from `other`, another session of the same user
+/// (which the password change spares); disabling through the users table.
+async fn revoke(app: &App, how: Revocation, victim: &Answer, other: &Answer) {
+    match how {
+        Revocation::Logout => {
+            assert_eq!(app.logout_call(Call::post("/auth/logout").cookie(&victim.refresh_cookie())).await.status, 204);
+        }
+        Revocation::LogoutEverywhere => {
+            let everywhere = Call::post("/auth/logout").cookie(&other.refresh_cookie()).json(json!({"everywhere": true}));
+            assert_eq!(app.logout_call(everywhere).await.status, 204);
+        }
+        Revocation::PasswordChange => {
+            record_secret("quartz lantern orbit meadow");
+            let change = Call::post("/auth/password")
+                .header("authorization", &format!("Bearer {}", other.access_token()))
+                .json(json!({"current_password": PASSWORD, "new_password": "quartz lantern orbit meadow"}));
+            assert_eq!(app.account_call(change).await.status, 204);
+        }
+        Revocation::UserDisabled => {
+            let users = DynamoUsers::new(app.dynamodb.clone(), &app.config.users_table);
+            assert!(users.set_disabled(ALICE, true, now()).await.unwrap());
+        }
+    }
+}
+
+/// A seen login, another session of the same user, the revocation, then the time to the
+/// first denial, asserted within the bound. Returns the other session.
+async fn denied_within_the_bound(how: Revocation) -> (App, Authorizer, Answer) {
+    let (app, authorizer) = strict_app(&[]).await;
+    let victim = seen_login(&app, &authorizer).await;
+    let other = app.login(ALICE, PASSWORD).await;
+    let event = Instant::now();
+    revoke(&app, how, &victim, &other).await;
+    assert_within_bound(&format!("{how:?}"), time_to_denial(&authorizer, &victim.access_token(), event).await);
+    (app, authorizer, other)
+}
+
 #[tokio::test]
 async fn logout_is_denied_at_the_authorizer_within_the_staleness_bound() {
-    let (app, authorizer) = strict_app(&[]).await;
-    let login = seen_login(&app, &authorizer).await;
-    let event = Instant::now();
-    assert_eq!(app.logout_call(Call::post("/auth/logout").cookie(&login.refresh_cookie())).await.status, 204);
-    assert_within_bound("logout", time_to_denial(&authorizer, &login.access_token(), event).await);
+    denied_within_the_bound(Revocation::Logout).await;
 }
 
 #[tokio::test]
 async fn logout_everywhere_is_denied_at_the_authorizer_within_the_staleness_bound() {
-    let (app, authorizer) = strict_app(&[]).await;
-    let login = seen_login(&app, &authorizer).await;
-    let other = app.login(ALICE, PASSWORD).await;
-    let event = Instant::now();
-    let everywhere = Call::post("/auth/logout").cookie(&other.refresh_cookie()).json(json!({"everywhere": true}));
-    assert_eq!(app.logout_call(everywhere).await.status, 204);
-    assert_within_bound("logout everywhere", time_to_denial(&authorizer, &login.access_token(), event).await);
+    denied_within_the_bound(Revocation::LogoutEverywhere).await;
 }
 
 #[tokio::test]
 async fn a_password_change_is_denied_at_the_authorizer_within_the_bound_and_the_callers_session_is_not() {
-    let (app, authorizer) = strict_app(&[]).await;
-    let login = seen_login(&app, &authorizer).await;
-    let caller = app.login(ALICE, PASSWORD).await;
-    assert!(allowed(&authorizer, &caller.access_token()).await);
-    let event = Instant::now();
-    let change = Call::post("/auth/password")
-        .header("authorization", &format!("Bearer {}", caller.access_token()))
-        .json(json!({"current_password": PASSWORD, "new_password": "quartz lantern orbit meadow"}));
-    record_secret("quartz lantern orbit meadow");
-    assert_eq!(app.account_call(change).await.status, 204);
-    assert_within_bound("password change", time_to_denial(&authorizer, &login.access_token(), event).await);
+    let (_app, authorizer, caller) = denied_within_the_bound(Revocation::PasswordChange).await;
     always_allowed(&authorizer, &caller.access_token(), Duration::from_secs(STALENESS + 1)).await;
 }
 
 #[tokio::test]
 async fn disabling_the_user_is_denied_at_the_authorizer_within_the_staleness_bound() {
-    let (app, authorizer) = strict_app(&[]).await;
-    let login = seen_login(&app, &authorizer).await;
-    let users = DynamoUsers::new(app.dynamodb.clone(), &app.config.users_table);
-    let event = Instant::now();
-    assert!(users.set_disabled(ALICE, true, now()).await.unwrap());
-    assert_within_bound("user disabled", time_to_denial(&authorizer, &login.access_token(), event).await);
+    denied_within_the_bound(Revocation::UserDisabled).await;
 }
 
 #[tokio::test]
@@ -300,32 +322,19 @@ async fn strict_revocation_figures() {
     // staleness, with the session read by the authorizer just before the event (the worst
     // case: the whole window is still ahead).
     report += "| revocation | time to the first denial (ms), staleness 5 s |\n|---|---|\n";
-    for path in ["logout", "logout everywhere", "password change", "user disabled"] {
+    for (path, how) in [
+        ("logout", Revocation::Logout),
+        ("logout everywhere", Revocation::LogoutEverywhere),
+        ("password change", Revocation::PasswordChange),
+        ("user disabled", Revocation::UserDisabled),
+    ] {
         let (app, authorizer) = strict_app(&[("REVOCATION_MAX_STALENESS", "5")]).await;
         let login = app.login(ALICE, PASSWORD).await;
+        let other = app.login(ALICE, PASSWORD).await;
         tokio::time::sleep(Duration::from_millis(1100)).await;
         assert!(allowed(&authorizer, &login.access_token()).await);
         let event = Instant::now();
-        match path {
-            "logout" => assert_eq!(app.logout_call(Call::post("/auth/logout").cookie(&login.refresh_cookie())).await.status, 204),
-            "logout everywhere" => {
-                let everywhere = Call::post("/auth/logout").cookie(&login.refresh_cookie()).json(json!({"everywhere": true}));
-                assert_eq!(app.logout_call(everywhere).await.status, 204);
-            }
-            "password change" => {
-                let caller = app.login(ALICE, PASSWORD).await;
-                let change = Call::post("/auth/password")
-                    .header("authorization", &format!("Bearer {}", caller.access_token()))
-                    .json(json!({"current_password": PASSWORD, "new_password": "quartz lantern orbit meadow"}));
-                assert_eq!(app.account_call(change).await.status, 204);
-            }
-            _ => assert!(
-                DynamoUsers::new(app.dynamodb.clone(), &app.config.users_table)
-                    .set_disabled(ALICE, true, now())
-                    .await
-                    .unwrap()
-            ),
-        }
+        revoke(&app, how, &login, &other).await;
         let elapsed = time_to_denial(&authorizer, &login.access_token(), event).await;
         assert!(elapsed <= Duration::from_secs(staleness + 1), "{path}: {elapsed:?}");
         report += &format!("| {path} | {} |\n", elapsed.as_millis());
