@@ -35,7 +35,14 @@ function setStatus(state: "signed-in" | "signed-out" | "retrying", text: string)
 
 function logEvent(event: AuthEvent) {
   const item = document.createElement("li");
-  const detail = event.type === "SIGNED_OUT" ? ` ${event.reason}` : event.type === "REFRESH_RETRYING" ? ` ${event.error.code}, next try in ${event.retryInMs} ms` : "";
+  const detail =
+    event.type === "SIGNED_OUT"
+      ? ` ${event.reason}`
+      : event.type === "REFRESH_RETRYING"
+        ? ` ${event.error.code}, next try in ${event.retryInMs} ms`
+        : event.type === "LOGOUT_PENDING"
+          ? ` ${event.error.code}`
+          : "";
   item.textContent = `${new Date().toLocaleTimeString()} ${event.type}${detail}`;
   item.dataset.type = event.type;
   $("events").prepend(item);
@@ -57,6 +64,8 @@ auth.onAuthStateChange((event) => {
     $("login-form").hidden = false;
     clearInterval(polling);
     polling = undefined;
+  } else if (event.type === "LOGOUT_PENDING") {
+    setStatus("signed-out", `Signed out here, but the logout did not reach the server (${event.error.code}): it is sent again when this page next loads`);
   } else {
     setStatus("retrying", `Retrying: the auth server is unreachable (try ${event.attempt} failed with ${event.error.code}); still signed in`);
   }

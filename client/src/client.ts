@@ -2,11 +2,15 @@ import { backoffDelay, type RetryOptions } from "./backoff.js";
 import { decodeClaims, type Claims } from "./claims.js";
 import { AuthError } from "./errors.js";
 
-/** Why a tab is signed out: it or another tab signed out, the server ended the session, or it caught a replayed refresh token. */
-export type SignOutReason = "logout" | "session_ended" | "token_reused";
+/**
+ * Why a tab is signed out: it or another tab signed out, the server ended the session, it
+ * caught a replayed refresh token, or another user signed in (in this tab or another one;
+ * a `SIGNED_IN` with the new user's claims follows at once).
+ */
+export type SignOutReason = "logout" | "session_ended" | "token_reused" | "user_changed";
 
 /**
- * What `onAuthStateChange` reports; the names are supabase-js's, plus `REFRESH_RETRYING`.
+ * What `onAuthStateChange` reports; the names are supabase-js's, plus `REFRESH_RETRYING` and `LOGOUT_PENDING`.
  * `SIGNED_OUT` ends a signed-in state (or reports a replayed token); a page that finds no
  * session when it starts gets no event, only `getAccessToken()` resolving to `null`.
  */
@@ -15,7 +19,13 @@ export type AuthEvent =
   | { type: "TOKEN_REFRESHED"; claims: Claims | null }
   | { type: "SIGNED_OUT"; reason: SignOutReason }
   /** A refresh met a network error or a 503 and is tried again: the user is still signed in. */
-  | { type: "REFRESH_RETRYING"; attempt: number; retryInMs: number; error: AuthError };
+  | { type: "REFRESH_RETRYING"; attempt: number; retryInMs: number; error: AuthError }
+  /**
+   * A logout did not reach the server (after every retry, or refused): the tabs are signed
+   * out but the session and its cookie are live. It is sent again before any refresh or
+   * login of this app in this browser (a reload, a new tab), or by calling `logout()` again.
+   */
+  | { type: "LOGOUT_PENDING"; error: AuthError };
 
 /** Where the three endpoints are under `baseUrl`. */
 export interface AuthPaths {
@@ -40,9 +50,18 @@ export interface AuthClientOptions {
 export interface AuthClient {
   /** Signs in: the access token stays in this object, the refresh token in its HttpOnly cookie. Throws `AuthError` (`invalid_credentials`, `too_many_attempts`, ...). */
   login(username: string, password: string): Promise<Claims | null>;
-  /** Signs out this tab and every other tab at once, then ends the session on the server (`everywhere`: every session of the user). */
+  /**
+   * Signs out this tab and every other tab at once, then ends the session on the server
+   * (`everywhere`: every session of the user). When the server cannot be reached (after
+   * every retry) it rejects and emits `LOGOUT_PENDING`; the logout is sent again before
+   * the next refresh or login, so a reload cannot bring the session back.
+   */
   logout(options?: { everywhere?: boolean }): Promise<void>;
-  /** `fetch` with `Authorization: Bearer`; after a 401 it refreshes and sends the request once more, when its body can be sent again. */
+  /**
+   * `fetch` with `Authorization: Bearer`. After a 401, or API Gateway's 403 `{"message":"Forbidden"}`
+   * (an authorizer's deny), it refreshes, at most once per access token, and sends the
+   * request once more when its body can be sent again.
+   */
   fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
   /** A valid access token, refreshed first if needed; `null` when signed out. */
   getAccessToken(): Promise<string | null>;
@@ -57,13 +76,26 @@ export interface AuthClient {
 /** The body of a 200 from login or refresh (`docs/http-api.md`). */
 type TokenAnswer = { access_token: string; expires_in: number };
 
-/** What one tab tells the others: the token it got (so they need not refresh too), or that it signed out. */
-type TabMessage = { type: "token"; token: string; expiresAt: number } | { type: "signed_out"; reason: SignOutReason };
+/**
+ * What one tab tells the others: the token it got (so they need not refresh too; `spent`
+ * when a 401/403 made it, so a 401/403 to it makes no tab refresh again), or that it signed out.
+ */
+type TabMessage = { type: "token"; token: string; expiresAt: number; spent: boolean } | { type: "signed_out"; reason: SignOutReason };
 
 /** The answers a retry may cure: the server or a gateway is down for a moment. 401 and 4xx never are. */
 const RETRIED = new Set([502, 503, 504]);
 /** A token closer than this to its expiry is not sent: it could expire on the way. */
 const EXPIRY_MARGIN_MS = 500;
+/** The body of API Gateway's own 403: an HTTP API's answer to a Lambda authorizer's deny. */
+const GATEWAY_DENY = '{"message":"Forbidden"}';
+
+/**
+ * An answer that may mean the access token is stale (a removed key, a revoked session): a
+ * 401, or a 403 whose body is API Gateway's, read from a clone so the caller's stays unread.
+ * A 403 from the API itself (another body) is its answer, not the token's.
+ */
+const maybeStale = async (response: Response) =>
+  response.status === 401 || (response.status === 403 && (await response.clone().json().then(JSON.stringify, () => "")) === GATEWAY_DENY);
 
 /** Creates one client per app and tab; it holds the only copy of the access token. */
 export function createAuthClient(options: AuthClientOptions): AuthClient {
@@ -74,6 +106,7 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
   const listeners = new Set<(event: AuthEvent) => void>();
   const channelName = options.channel === undefined ? `auth-client:${options.baseUrl}` : options.channel;
   const channel = channelName !== null && typeof BroadcastChannel === "function" ? new BroadcastChannel(channelName) : null;
+  const logoutKey = `auth-client:logout-pending:${options.baseUrl}`;
 
   let token: string | null = null;
   let expiresAt = 0;
@@ -82,6 +115,9 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
   let epoch = 0;
   let inflight: Promise<string> | null = null;
   let timer: ReturnType<typeof setTimeout> | undefined;
+  // The access token a 401/403 refreshed from, then the one that refresh got: a 401/403 to
+  // either refreshes nothing, so an API that keeps refusing costs one rotation per token.
+  let spent: string | null = null;
 
   const emit = (event: AuthEvent) => {
     for (const listener of [...listeners]) {
@@ -101,24 +137,39 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     return token;
   };
 
+  /**
+   * The non-secret "logout pending" marker in `localStorage` (`everywhere` or `this`, never
+   * a token): read it, or set it (`null` removes it). Where storage is blocked there is none.
+   */
+  function pendingLogout(value?: string | null): string | null {
+    try {
+      if (value === undefined) return localStorage.getItem(logoutKey);
+      value === null ? localStorage.removeItem(logoutKey) : localStorage.setItem(logoutKey, value);
+    } catch {}
+    return null;
+  }
+
   /** Takes a token, from the server or another tab, and plans its proactive refresh. */
-  function take(next: string, nextExpiresAt: number, event?: "SIGNED_IN") {
+  function take(next: string, nextExpiresAt: number, event?: "SIGNED_IN", fromStale?: boolean) {
+    const claims = decodeClaims(next);
+    // Another user's token (a login here or in another tab): the first user is signed out.
+    if (status === "signed_in" && decodeClaims(token!)?.sub !== claims?.sub) signOut("user_changed", false);
     const type = event ?? (status === "signed_in" ? "TOKEN_REFRESHED" : "SIGNED_IN");
     token = next;
     expiresAt = nextExpiresAt;
     status = "signed_in";
+    if (fromStale) spent = next;
     clearTimeout(timer);
     // Refresh a fifth of the lifetime (at most a minute) before expiry, so calls never wait for it.
-    const claims = decodeClaims(next);
     const lead = Math.min(60_000, ((claims?.exp ?? 0) - (claims?.iat ?? 0)) * 200);
     timer = setTimeout(() => refresh().catch(() => {}), Math.max(0, expiresAt - lead - Date.now()));
     emit({ type, claims });
   }
 
   /** Takes the server's token answer and hands it to the other tabs, so they do not refresh too. */
-  function accept(body: TokenAnswer, event?: "SIGNED_IN") {
-    take(body.access_token, Date.now() + body.expires_in * 1000, event);
-    channel?.postMessage({ type: "token", token: body.access_token, expiresAt } satisfies TabMessage);
+  function accept(body: TokenAnswer, event?: "SIGNED_IN", fromStale = false) {
+    take(body.access_token, Date.now() + body.expires_in * 1000, event, fromStale);
+    channel?.postMessage({ type: "token", token: body.access_token, expiresAt, spent: fromStale } satisfies TabMessage);
     return body.access_token;
   }
 
@@ -126,7 +177,7 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     epoch++;
     inflight = null;
     clearTimeout(timer);
-    token = null;
+    token = spent = null;
     expiresAt = 0;
     const was = status;
     status = "signed_out";
@@ -139,7 +190,7 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
   channel?.addEventListener("message", (event) => {
     const message = (event as MessageEvent<TabMessage>).data;
     if (message.type === "signed_out") signOut(message.reason, false);
-    else if (message.expiresAt > expiresAt) take(message.token, message.expiresAt);
+    else if (message.expiresAt > expiresAt) take(message.token, message.expiresAt, undefined, message.spent);
   });
 
   /**
@@ -147,7 +198,7 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
    * backoff after a network error or a 502/503/504. `null` when `stop()` turns true
    * during a wait; throws `unavailable` after `maxAttempts` tries.
    */
-  async function retrying(request: () => Promise<Response>, stop: () => boolean, onRetry?: (event: AuthEvent) => void) {
+  async function retrying(request: () => Promise<Response>, stop: () => boolean, onRetry?: (event: AuthEvent) => void): Promise<Response | null> {
     for (let attempt = 1; ; attempt++) {
       let error: AuthError;
       try {
@@ -167,10 +218,37 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     }
   }
 
+  /**
+   * Ends the session on the server (every session of the user with `everywhere`). The
+   * "logout pending" marker goes once the server answered 2xx, or 401 (nothing to end);
+   * otherwise it stays, the page is told (`LOGOUT_PENDING`) and the error thrown.
+   */
+  async function endSession(everywhere: boolean) {
+    const init: RequestInit = everywhere
+      ? { method: "POST", credentials: "include", headers: { "content-type": "application/json" }, body: '{"everywhere":true}' }
+      : { method: "POST", credentials: "include" };
+    try {
+      // The server asks for a 503'd logout to be sent again: the retry finishes the job.
+      const response = (await retrying(() => send(url(paths.logout), init), () => false))!;
+      if (!response.ok && response.status !== 401) throw await AuthError.fromResponse(response);
+      pendingLogout(null);
+    } catch (error) {
+      emit({ type: "LOGOUT_PENDING", error: error as AuthError });
+      throw error;
+    }
+  }
+
+  /** Sends a logout left pending (by this page or an earlier one); `true` if there was one. Throws while it cannot be sent. */
+  async function flushLogout() {
+    const pending = pendingLogout();
+    if (pending !== null) await endSession(pending === "everywhere");
+    return pending !== null;
+  }
+
   /** One refresh per tab at a time: every caller shares the one in flight. */
-  function refresh(): Promise<string> {
+  function refresh(fromStale = false): Promise<string> {
     if (inflight === null) {
-      const started = refreshOnce().finally(() => {
+      const started = refreshOnce(fromStale).finally(() => {
         if (inflight === started) inflight = null;
       });
       inflight = started;
@@ -178,7 +256,12 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     return inflight;
   }
 
-  async function refreshOnce(): Promise<string> {
+  async function refreshOnce(fromStale: boolean): Promise<string> {
+    // A logout that never reached the server goes first, and no refresh revives its session.
+    if (await flushLogout()) {
+      signOut("logout", true);
+      return current();
+    }
     const startedAt = epoch;
     const seen = expiresAt;
     // Another tab's token, a sign-in or a sign-out while this one waited makes it moot.
@@ -190,7 +273,7 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     );
     if (response?.ok) {
       const body = (await response.json()) as TokenAnswer;
-      return moot() ? current() : accept(body);
+      return moot() ? current() : accept(body, undefined, fromStale);
     }
     if (response === null || moot()) return current();
     const error = await AuthError.fromResponse(response);
@@ -214,20 +297,29 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     };
     const used = await validToken();
     const response = await attempt(used);
-    if (response.status !== 401) return response;
+    if (!(await maybeStale(response))) return response;
     let fresh: string;
     try {
-      // Another call may have refreshed already; otherwise this one does.
-      fresh = token !== null && token !== used ? token : await refresh();
+      // Another call or tab may have a newer token already (or signed out), or be getting
+      // one; else this call refreshes, unless this token was refreshed from or got that way.
+      if (token !== used) fresh = current();
+      else if (inflight) fresh = await inflight;
+      else if (used === spent) return response;
+      else {
+        spent = used;
+        fresh = await refresh(true);
+      }
     } catch {
       return response;
     }
-    // Once only: a 401 with the fresh token is the caller's answer, not a reason to loop.
+    // Once only: a 401/403 with the fresh token is the caller's answer, not a reason to loop.
     return replayable ? attempt(fresh) : response;
   }
 
   return {
     async login(username, password) {
+      // A logout left pending goes first; if it still cannot, the login goes on.
+      await flushLogout().catch(() => {});
       let response: Response;
       try {
         response = await send(url(paths.login), {
@@ -241,6 +333,8 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
       }
       if (!response.ok) throw await AuthError.fromResponse(response);
       const body = (await response.json()) as TokenAnswer;
+      // The new cookie replaced the one a pending logout was for: that logout can end nothing now.
+      pendingLogout(null);
       epoch++;
       inflight = null;
       accept(body, "SIGNED_IN");
@@ -248,14 +342,12 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     },
 
     async logout({ everywhere = false } = {}) {
+      // Marked before anything is sent, so that a logout that never arrives is sent at the
+      // next start instead of that start refreshing the session back to life.
+      pendingLogout(everywhere ? "everywhere" : "this");
       // Signed out here and in the other tabs at once, whatever the network does next.
       signOut("logout", true);
-      const init: RequestInit = everywhere
-        ? { method: "POST", credentials: "include", headers: { "content-type": "application/json" }, body: '{"everywhere":true}' }
-        : { method: "POST", credentials: "include" };
-      // The server asks for a 503'd logout to be sent again: the retry finishes the job.
-      const response = await retrying(() => send(url(paths.logout), init), () => false);
-      if (response && !response.ok) throw await AuthError.fromResponse(response);
+      await endSession(everywhere);
     },
 
     fetch: authFetch,
