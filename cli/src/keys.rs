@@ -16,15 +16,17 @@ pub struct KeysArgs {
     /// Seconds a new key must be published before `activate` lets it sign.
     #[arg(long, env = "KEY_PUBLISH_DELAY", default_value_t = DEFAULT_KEY_PUBLISH_DELAY, global = true)]
     key_publish_delay: u64,
-    /// Lifetime of access tokens, seconds: a retired key is kept this long (plus leeway).
-    /// At most the functions' own limit.
-    #[arg(long, env = "ACCESS_TOKEN_TTL", default_value_t = 900, global = true,
+    /// The stack's access token lifetime (its `AccessTokenTtl`), seconds: a retired key is
+    /// kept this long (plus leeway). No default: `keys remove` must not guess it, since a
+    /// stack with longer-lived tokens would have them refused early.
+    #[arg(long, env = "ACCESS_TOKEN_TTL", global = true,
           value_parser = clap::value_parser!(u64).range(1..=MAX_ACCESS_TOKEN_TTL))]
-    access_token_ttl: u64,
-    /// How long login and refresh cache the private key set, seconds: after an activation
-    /// they may sign with the retired key this much longer.
-    #[arg(long, env = "KEY_CACHE_TTL", default_value_t = 300, global = true)]
-    key_cache_ttl: u64,
+    access_token_ttl: Option<u64>,
+    /// The functions' `KEY_CACHE_TTL`, seconds (300 unless the stack sets it): after an
+    /// activation, login and refresh may sign with the retired key this much longer. No
+    /// default, likewise.
+    #[arg(long, env = "KEY_CACHE_TTL", global = true)]
+    key_cache_ttl: Option<u64>,
     #[command(subcommand)]
     command: KeysCommand,
 }
@@ -66,6 +68,12 @@ enum KeysCommand {
     Jwks,
 }
 
+/// Why `keys remove` (without `--now`) refuses to run without the stack's lifetimes.
+const LIFETIMES_NEEDED: &str = "keys remove waits until no token the key signed can still be valid, which depends on the \
+     stack's access token lifetime and key cache TTL: give them as --access-token-ttl (the AccessTokenTtl parameter, \
+     900 by default) and --key-cache-ttl (the functions' KEY_CACHE_TTL, 300 unless you set it), or as \
+     ACCESS_TOKEN_TTL and KEY_CACHE_TTL. Nothing was changed.";
+
 /// Runs one `authctl keys` command.
 pub async fn run(stores: &KeyStores, args: KeysArgs, now: u64) -> Result<(), String> {
     let redeploy = "redeploy with the PublicJwks parameter set to `authctl keys jwks`, so the authorizer's deployed keys match the store";
@@ -90,8 +98,12 @@ pub async fn run(stores: &KeyStores, args: KeysArgs, now: u64) -> Result<(), Str
         KeysCommand::Remove { kid, now: at_once } => {
             // A login or refresh whose cached set predates the activation still signs with
             // the retired key for up to KEY_CACHE_TTL, and each token lives ACCESS_TOKEN_TTL
-            // plus the leeway verifiers allow.
-            let lifetime = args.key_cache_ttl.saturating_add(args.access_token_ttl).saturating_add(LEEWAY_SECS);
+            // plus the leeway verifiers allow: the stack's values, never assumed ones.
+            let lifetime = match (args.key_cache_ttl, args.access_token_ttl) {
+                (Some(cache), Some(tokens)) => cache.saturating_add(tokens).saturating_add(LEEWAY_SECS),
+                _ if at_once => 0,
+                _ => return Err(LIFETIMES_NEEDED.into()),
+            };
             if stores.remove(&kid, now, lifetime, at_once).await.map_err(describe)? {
                 println!(
                     "keys remove: key {kid} is no longer published; authorizers deployed with it trust it until they next read \

@@ -262,6 +262,17 @@ fn is_timestamp(value: &str) -> bool {
     value.len() == 20 && b[4] == b'-' && b[7] == b'-' && b[10] == b' ' && value.ends_with('Z') && b[..4].iter().all(u8::is_ascii_digit)
 }
 
+/// The wait a refused `keys remove` names, in seconds.
+fn waited_for(refusal: &str) -> u64 {
+    refusal
+        .split("valid for ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn authctl_rotates_keys_step_by_step_refusing_unsafe_steps_and_repeating_safe_ones_harmlessly() {
     let app = spawn_app_with(&[("KEY_CACHE_TTL", "1")]).await;
@@ -330,18 +341,22 @@ async fn authctl_rotates_keys_step_by_step_refusing_unsafe_steps_and_repeating_s
         !ok && refused.contains("signs new tokens") && refused.contains("activate another key first"),
         "{refused}"
     );
+    // Without the stack's lifetimes it refuses to guess them (a stack with longer-lived
+    // tokens would have them refused early), before reading or writing anything.
+    let (before, before_versions) = (stored(&app).await, versions(&app).await);
+    let unknown = authctl_with(&app, &["keys", "remove", "k1"], None, &[("KEY_PUBLISH_DELAY", delay)]);
+    let refused_blind = text(&unknown);
+    assert!(!unknown.status.success() && refused_blind.contains("--access-token-ttl"), "{refused_blind}");
+    assert_eq!((stored(&app).await, versions(&app).await), (before, before_versions), "nothing written");
+    let explicit = ["keys", "remove", "k1", "--access-token-ttl", "3600", "--key-cache-ttl", "300"];
+    let long_lived = authctl_with(&app, &explicit, None, &[("KEY_PUBLISH_DELAY", delay)]);
+    let long_wait = waited_for(&text(&long_lived));
+    assert!((3_900..=3_930).contains(&long_wait), "the stack's 3,600 s tokens: {}", text(&long_lived));
     let (ok, early) = run(&["keys", "remove", "k1"], delay);
     assert!(!ok && early.contains("may still be valid") && early.contains("--now"), "{early}");
     // Logins may sign with k1 for a KEY_CACHE_TTL (300 s) after the activation, and their
     // tokens live ACCESS_TOKEN_TTL (900 s) plus the 30 s leeway.
-    let wait: u64 = early
-        .split("valid for ")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((1_200..=1_230).contains(&wait), "{early}");
+    assert!((1_200..=1_230).contains(&waited_for(&early)), "{early}");
     assert_eq!(stored(&app).await, after_activate, "refused removals write nothing");
     let (ok, removed) = run(&["keys", "remove", "k1", "--now"], delay);
     assert!(ok && removed.contains("key k1 is no longer published"), "{removed}");
