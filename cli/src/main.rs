@@ -135,7 +135,7 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<(), String> {
     let sdk = load_sdk_config().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-    let users = DynamoUsers::new(dynamodb.clone(), &cli.users_table);
+    let users = DynamoUsers::new(dynamodb.clone(), &cli.users_table, &cli.sessions_table);
     let sessions = DynamoSessions::new(dynamodb.clone(), &cli.sessions_table);
     let now = SystemClock.now();
     let service_words = [cli.issuer.as_str(), cli.audience.as_str()]
@@ -178,12 +178,12 @@ async fn run(cli: Cli) -> Result<(), String> {
             let username = find_user(&users, &username).await?.username;
             let password = read_password(&policy, &username)?;
             let hash = hash_password(&password).map_err(describe)?;
-            // The time of the write, not of the command's start (the prompt may take a
-            // while): a login that read the old hash meanwhile must be ended too.
+            // The write bumps the session epoch: a login that read the old hash meanwhile is
+            // ended too, whenever it finishes.
             if !users.set_password(&username, &hash, SystemClock.now()).await.map_err(describe)? {
                 return Err(format!("no user {username}"));
             }
-            println!("password of {username} changed; every session of the user ends at its next refresh");
+            println!("password of {username} changed; every session of the user ends at its next use");
         }
         Command::User {
             command: UserCommand::Roles { username, set },
@@ -206,18 +206,15 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("user id               {}", user.user_id);
             println!("roles                 [{}]", user.roles.join(", "));
             println!("disabled              {}", user.disabled);
-            println!("password changed at   {}", user.password_changed_at);
-            if let Some(session) = &user.password_changed_by {
-                println!("password changed by   session {session} (the user's own change; that session goes on)");
-            }
-            println!("sessions valid after  {}", user.sessions_valid_after);
+            println!("password changed at   {}", timestamp(user.password_changed_at));
+            println!("session epoch         {} (sessions created under an older one are ended)", user.session_epoch);
         }
         Command::User {
             command: UserCommand::Disable { username },
-        } => set_disabled(&users, &username, true, now).await?,
+        } => set_disabled(&users, &username, true).await?,
         Command::User {
             command: UserCommand::Enable { username },
-        } => set_disabled(&users, &username, false, now).await?,
+        } => set_disabled(&users, &username, false).await?,
         Command::Sessions {
             command: SessionsCommand::List { username },
         } => {
@@ -226,7 +223,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 "{:<24} {:<20} {:<20} {:<20} {:<22} {:<16} user agent",
                 "session", "created", "last used", "expires", "state", "source ip"
             );
-            for id in sessions.list_for_user(&user.user_id).await.map_err(describe)? {
+            for id in sessions.list_for_user(&user.user_id, usize::MAX).await.map_err(describe)? {
                 let Some(s) = sessions.get(&id).await.map_err(describe)? else { continue };
                 let state = match (&s.revoke_reason, s.is_live(now)) {
                     (Some(reason), _) => format!("revoked ({reason})"),
@@ -252,7 +249,10 @@ async fn run(cli: Cli) -> Result<(), String> {
                 (Some(id), _) => vec![SessionId::parse(&id).ok_or_else(|| format!("{id:?} is not a session id"))?],
                 (None, Some(username)) => {
                     let user = find_user(&users, &username).await?;
-                    sessions.list_for_user(&user.user_id).await.map_err(describe)?
+                    // The epoch first: every session of the user is dead, including any
+                    // created while the items below are revoked one by one.
+                    users.bump_session_epoch(&user.username, user.session_epoch).await.map_err(describe)?;
+                    sessions.list_for_user(&user.user_id, usize::MAX).await.map_err(describe)?
                 }
                 (None, None) => return Err("name a session id or --user".into()),
             };
@@ -301,11 +301,9 @@ async fn add_user(users: &DynamoUsers, username: &str, password: &SecretString, 
         password_hash,
         roles,
         disabled: false,
-        // Never changed: a new user has no sessions to end, and a login within this very
-        // second must not count as older than the password.
+        // Never changed.
         password_changed_at: 0,
-        sessions_valid_after: 0,
-        password_changed_by: None,
+        session_epoch: 0,
     };
     users.create(&user).await.map_err(describe)
 }
@@ -319,9 +317,9 @@ async fn find_user(users: &DynamoUsers, username: &str) -> Result<UserRecord, St
     users.get(&username).await.map_err(describe)?.ok_or_else(|| format!("no user {username}"))
 }
 
-async fn set_disabled(users: &DynamoUsers, username: &str, disabled: bool, now: u64) -> Result<(), String> {
+async fn set_disabled(users: &DynamoUsers, username: &str, disabled: bool) -> Result<(), String> {
     let username = normalize_username(username);
-    if !users.set_disabled(&username, disabled, now).await.map_err(describe)? {
+    if !users.set_disabled(&username, disabled).await.map_err(describe)? {
         return Err(format!("no user {username}"));
     }
     println!("{} user {username}", if disabled { "disabled" } else { "enabled" });

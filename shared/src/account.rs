@@ -25,7 +25,7 @@ use crate::http::{HttpPolicy, MAX_BODY_BYTES, empty_response, error_response, js
 use crate::keys::verifying::TrustedKeys;
 use crate::password::{MAX_PASSWORD_BYTES, hash_new_password};
 use crate::password_policy::PasswordPolicy;
-use crate::store::{RevokeIf, SessionRecord, SessionStore, UserRecord, UserStore};
+use crate::store::{FAN_OUT_DEADLINE, RevokeIf, SessionRecord, SessionStore, UserRecord, UserStore};
 use crate::tokens::{AccessTokenHeader, AccessTokens, SessionId};
 
 /// The collection path, matched by suffix: behind an HTTP API the path may carry a stage
@@ -121,9 +121,14 @@ impl SessionView {
     }
 }
 
-#[derive(Serialize)]
-struct SessionList {
-    sessions: Vec<SessionView>,
+/// The answer of `GET /auth/sessions`.
+#[derive(Debug, Serialize)]
+pub struct SessionList {
+    /// The caller's live sessions, newest first, at most [`MAX_LISTED_SESSIONS`].
+    pub sessions: Vec<SessionView>,
+    /// Whether the user has older sessions than the newest [`MAX_LISTED_SESSIONS`] read
+    /// (some of which may have ended): the listing reads no further.
+    pub more: bool,
 }
 
 /// The body of `POST /auth/password`.
@@ -267,8 +272,8 @@ impl Account {
         if !session.is_live(now) || session.user_id != claims.sub {
             return Err(AuthError::InvalidToken);
         }
-        // ... and so does its user, as at refresh: disabled, behind the revocation point or
-        // the last password change (whose fan-out may not have reached this item).
+        // ... and so does its user, as at refresh: disabled, or an epoch bumped since the
+        // session began (whose fan-out may not have reached this item).
         match self.users.get(&session.username).await? {
             Some(user) if user.accepts(&session) => Ok(Caller { session, user }),
             _ => Err(AuthError::InvalidToken),
@@ -277,10 +282,11 @@ impl Account {
 
     /// The caller's password change. The new password is checked against the policy first
     /// (a refusal spends no attempt), then the current one exactly as login checks it
-    /// (throttled, argon2id), then one conditional write stores the new hash while the old
-    /// one is still there and names the caller's session as the one that survives. The
-    /// user's other sessions are dead from that write on (at their next refresh) and are
-    /// then revoked best-effort, so listings show them ended at once.
+    /// (throttled, argon2id), then one transaction stores the new hash while the old one is
+    /// still there, bumps the user's epoch and moves the caller's session to it, so that
+    /// session is the one that survives. The user's other sessions are dead from that write
+    /// on (at their next use) and are then revoked best-effort, within a deadline, so
+    /// listings show them ended at once.
     pub async fn change_password(&self, caller: &Caller, current: &SecretString, new: &SecretString, meta: &RequestMeta) -> Result<(), AuthError> {
         let current_len = current.expose_secret().len();
         if current_len == 0 || current_len > MAX_PASSWORD_BYTES {
@@ -312,23 +318,22 @@ impl Account {
             }
         };
         // SECURITY: the session must be one this user still accepts (the username may
-        // since belong to someone else; a revocation point may have passed it).
+        // since belong to someone else; an epoch bump may have passed it).
         if !user.accepts(&caller.session) {
             failed(Some(&user.user_id), "session_not_accepted");
             return Err(AuthError::InvalidToken);
         }
         let new_hash = hash_new_password(new).await?;
-        // SECURITY: the change's time is taken now, after the two argon2id runs, not when
-        // the request came in: a login that read the old hash meanwhile started before this
-        // instant, so its session (created at its start) is ended by this change too.
         let changed_at = self.clock.now();
+        // SECURITY: the epoch moves in the same transaction as the hash: a login that read
+        // the old hash carries the old epoch and is dead, whenever it finishes.
         if !self
             .users
-            .change_password(&user.username, &user.password_hash, &new_hash, &caller.session.session_id, changed_at)
+            .change_password(&user.username, &user.password_hash, &new_hash, &caller.session, changed_at)
             .await?
         {
-            // The password changed between the check and the write: the one given is no
-            // longer the current one.
+            // The password (or the epoch) changed between the check and the write: the one
+            // given is no longer the current one, or the caller's session no longer counts.
             failed(Some(&user.user_id), "changed_concurrently");
             return Err(AuthError::InvalidCredentials);
         }
@@ -337,7 +342,14 @@ impl Account {
         }
         let ended = self
             .sessions
-            .revoke_all_but(&user.user_id, &caller.session.session_id, changed_at, ENDED_BY_PASSWORD_CHANGE, changed_at)
+            .revoke_all_but(
+                &user.user_id,
+                &caller.session.session_id,
+                caller.session.session_epoch + 1,
+                ENDED_BY_PASSWORD_CHANGE,
+                changed_at,
+                FAN_OUT_DEADLINE,
+            )
             .await;
         audit::emit(
             AuditEvent::PasswordChanged,
@@ -349,31 +361,32 @@ impl Account {
         Ok(())
     }
 
-    /// The caller's live sessions, newest first, at most [`MAX_LISTED_SESSIONS`]: the ids
-    /// through the `by_user` index (no scan), then each item read (the index holds keys
-    /// only) and checked live in code, as TTL deletes late.
-    pub async fn sessions_of(&self, caller: &Caller) -> Result<Vec<SessionView>, AuthError> {
-        let ids = self.sessions.list_for_user(&caller.session.user_id).await?;
+    /// The caller's live sessions, newest first, at most [`MAX_LISTED_SESSIONS`]: the ids of
+    /// the newest [`MAX_LISTED_SESSIONS`] + 1 through the `by_user_created` index (no scan,
+    /// and no more read however many sessions the user has), then each item read (the
+    /// index holds keys only) and checked live in code, as TTL deletes late.
+    pub async fn sessions_of(&self, caller: &Caller) -> Result<SessionList, AuthError> {
+        let mut ids = self.sessions.list_for_user(&caller.session.user_id, MAX_LISTED_SESSIONS + 1).await?;
+        let more = ids.len() > MAX_LISTED_SESSIONS;
+        ids.truncate(MAX_LISTED_SESSIONS);
         let records: Vec<Option<SessionRecord>> = stream::iter(ids)
             .map(|id| async move { self.sessions.get(&id).await })
-            .buffer_unordered(READ_CONCURRENCY)
+            .buffered(READ_CONCURRENCY)
             .try_collect()
             .await?;
         let now = self.clock.now();
-        let mut live: Vec<SessionRecord> = records
-            .into_iter()
+        let sessions = records
+            .iter()
             .flatten()
             // The index is eventually consistent: the item itself says whose it is.
             .filter(|s| s.user_id == caller.session.user_id && s.is_live(now) && caller.user.accepts(s))
+            .map(|s| SessionView::of(s, &caller.session))
             .collect();
-        live.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.session_id.as_str().cmp(b.session_id.as_str())));
-        live.truncate(MAX_LISTED_SESSIONS);
-        Ok(live.iter().map(|s| SessionView::of(s, &caller.session)).collect())
+        Ok(SessionList { sessions, more })
     }
 
     async fn list(&self, caller: &Caller) -> Result<Response<Body>, AuthError> {
-        let sessions = self.sessions_of(caller).await?;
-        Ok(json_response(StatusCode::OK, &SessionList { sessions }))
+        Ok(json_response(StatusCode::OK, &self.sessions_of(caller).await?))
     }
 
     /// Ends one of the caller's live sessions by id. `false` when there is no such session
@@ -424,8 +437,10 @@ mod tests {
     use super::*;
     use crate::keys::{KeyCache, PublicKeys};
     use crate::service::IssuedTokens;
+    use std::time::Duration;
+
     use crate::store::UserStore;
-    use crate::testing::{ALICE, StaticKeys, TestBed, config, public_keys};
+    use crate::testing::{ALICE, StaticKeys, TestBed, capture_logs, config, public_keys};
 
     struct Bed {
         bed: TestBed,
@@ -546,11 +561,40 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_listing_stops_at_the_newest_hundred_sessions() {
+    async fn a_change_whose_session_ended_or_whose_user_was_disabled_during_the_check_writes_nothing() {
+        for disable in [false, true] {
+            let bed = bed();
+            let caller = login(&bed).await;
+            let sessions = bed.bed.sessions.clone();
+            let ended = sid(&caller);
+            // While the current password is being checked: the session is ended, or the
+            // user disabled (which bumps the epoch).
+            bed.bed.users.on_reserve(move |users| {
+                if disable {
+                    let mut user = futures_util::FutureExt::now_or_never(UserStore::get(users, ALICE.0)).unwrap().unwrap().unwrap();
+                    user.disabled = true;
+                    user.session_epoch += 1;
+                    users.put(user);
+                } else {
+                    let mut session = sessions.stored(&ended).unwrap();
+                    session.revoked_at = Some(session.created_at);
+                    sessions.put(session);
+                }
+            });
+            let before = UserStore::get(&*bed.bed.users, ALICE.0).await.unwrap().unwrap().password_hash;
+            let answer = change(&bed, &caller.access.token, ALICE.1, NEW_PASSWORD).await;
+            assert_eq!(answer.status(), StatusCode::UNAUTHORIZED, "disable: {disable}");
+            let user = UserStore::get(&*bed.bed.users, ALICE.0).await.unwrap().unwrap();
+            assert_eq!(user.password_hash, before, "nothing written (disable: {disable})");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_listing_of_250_sessions_reads_only_the_newest_hundred_and_one() {
         let bed = bed();
         let caller = login(&bed).await;
         let template = bed.bed.sessions.stored(&sid(&caller)).unwrap();
-        for i in 1..=MAX_LISTED_SESSIONS as u64 + 5 {
+        for i in 1..250 {
             bed.bed.sessions.put(SessionRecord {
                 session_id: SessionId::generate(),
                 created_at: template.created_at - i,
@@ -558,6 +602,7 @@ mod tests {
             });
         }
         let user = UserStore::get(&*bed.bed.users, ALICE.0).await.unwrap().unwrap();
+        let gets_before = bed.bed.sessions.gets();
         let listed = bed
             .account
             .sessions_of(&Caller {
@@ -566,6 +611,14 @@ mod tests {
             })
             .await
             .unwrap();
+        assert_eq!(bed.bed.sessions.listings(), 1, "one bounded listing");
+        assert_eq!(
+            bed.bed.sessions.gets() - gets_before,
+            MAX_LISTED_SESSIONS,
+            "one read per listed session, no more"
+        );
+        assert!(listed.more, "the user has older sessions");
+        let listed = listed.sessions;
         assert_eq!(listed.len(), MAX_LISTED_SESSIONS);
         assert!(listed[0].current, "the caller's session is the newest");
         assert!(listed.windows(2).all(|w| w[0].created_at > w[1].created_at), "newest first");
@@ -583,7 +636,12 @@ mod tests {
 
         let user = UserStore::get(&*bed.bed.users, ALICE.0).await.unwrap().unwrap();
         assert_eq!(user.password_changed_at, bed.bed.clock.now());
-        assert_eq!(user.password_changed_by.as_ref(), Some(&sid(&caller)));
+        assert_eq!(user.session_epoch, 1, "bumped");
+        assert_eq!(
+            bed.bed.sessions.stored(&sid(&caller)).unwrap().session_epoch,
+            1,
+            "the caller's session moved with it"
+        );
         for other in &others {
             let stored = bed.bed.sessions.stored(&sid(other)).unwrap();
             assert_eq!(
@@ -600,32 +658,63 @@ mod tests {
         let listed = call(&bed, "GET", "/auth/sessions", Some(&next.access.token)).await;
         let ids: Vec<Value> = body(&listed)["sessions"].as_array().unwrap().iter().map(|s| s["session_id"].clone()).collect();
         assert_eq!(ids, [json!(sid(&caller).as_str())]);
-        // The old password is gone, the new one logs in (a later second: a session from the
-        // very second of the change is refused, see UserRecord::accepts).
-        bed.bed.clock.advance(1);
+        // The old password is gone, the new one logs in, in the very second of the change.
         assert!(!logs_in_with(&bed, ALICE.1).await);
         assert!(logs_in_with(&bed, NEW_PASSWORD).await);
     }
 
-    #[tokio::test]
-    async fn the_change_takes_its_time_at_the_write_so_a_login_during_the_check_is_ended_too() {
+    #[tokio::test(start_paused = true)]
+    async fn a_change_with_5000_other_sessions_answers_within_the_function_timeout_and_ends_them_all() {
         let bed = bed();
         let caller = login(&bed).await;
-        bed.bed.clock.advance(5);
-        let started = bed.bed.clock.now();
-        // A login that read the old hash while this change checked the current one
-        // (argon2id takes a while): its session starts a second after the request.
+        let template = bed.bed.sessions.stored(&sid(&caller)).unwrap();
+        let others: Vec<SessionId> = (1..=5_000)
+            .map(|i| {
+                let id = SessionId::generate();
+                bed.bed.sessions.put(SessionRecord {
+                    session_id: id.clone(),
+                    created_at: template.created_at - i,
+                    ..template.clone()
+                });
+                id
+            })
+            .collect();
+        // 10 ms a revocation, 8 at a time: 6.25 s for all of them, more than the 5 s timeout.
+        bed.bed.sessions.set_revoke_delay_ms(10);
+        let (_guard, logs) = capture_logs();
+        let started = tokio::time::Instant::now();
+        let answer = change(&bed, &caller.access.token, ALICE.1, NEW_PASSWORD).await;
+        let took = started.elapsed();
+        assert_eq!(answer.status(), StatusCode::NO_CONTENT);
+        assert!(
+            took >= FAN_OUT_DEADLINE && took < Duration::from_secs(5),
+            "answered after {took:?} (tokio's paused clock)"
+        );
+        let revoked = others.iter().filter(|id| bed.bed.sessions.stored(id).unwrap().revoked_at.is_some()).count();
+        assert!(revoked > 0 && revoked < others.len(), "stopped at the deadline after {revoked}");
+        assert!(logs.text().contains("stopped at its deadline"), "{}", logs.text());
+        // The epoch bump ended every one of them, revoked item or not.
+        let user = UserStore::get(&*bed.bed.users, ALICE.0).await.unwrap().unwrap();
+        assert!(others.iter().all(|id| !user.accepts(&bed.bed.sessions.stored(id).unwrap())));
+    }
+
+    #[tokio::test]
+    async fn a_login_that_read_the_old_hash_during_the_change_is_ended_whenever_it_finishes() {
+        let bed = bed();
+        let caller = login(&bed).await;
+        // A login that read the user (old hash, old epoch) while this change checked the
+        // current one, and whose session is written after the change, seconds later.
         let mut during = bed.bed.sessions.stored(&sid(&caller)).unwrap();
         during.session_id = SessionId::generate();
-        during.created_at = started + 1;
-        bed.bed.sessions.put(during.clone());
         let clock = bed.bed.clock.clone();
         bed.bed.users.on_reserve(move |_| clock.advance(3));
         assert_eq!(change(&bed, &caller.access.token, ALICE.1, NEW_PASSWORD).await.status(), StatusCode::NO_CONTENT);
+        bed.bed.clock.advance(2);
+        during.created_at = bed.bed.clock.now();
+        bed.bed.sessions.put(during.clone());
         let user = UserStore::get(&*bed.bed.users, ALICE.0).await.unwrap().unwrap();
-        assert_eq!(user.password_changed_at, bed.bed.clock.now(), "the time of the write");
+        assert!(during.created_at > user.password_changed_at, "a clock rule would let it live");
         assert!(!user.accepts(&during), "the login during the check is ended");
-        assert!(bed.bed.sessions.stored(&during.session_id).unwrap().revoked_at.is_some());
         assert!(user.accepts(&bed.bed.sessions.stored(&sid(&caller)).unwrap()));
     }
 
@@ -645,7 +734,12 @@ mod tests {
         assert_eq!(body(&response)["error"], "invalid_credentials");
         let user = UserStore::get(&*bed.bed.users, ALICE.0).await.unwrap().unwrap();
         assert_eq!(user.password_hash, "$argon2id$the-other-change");
-        assert_eq!(user.password_changed_by, None);
+        assert_eq!(user.session_epoch, 0, "no bump");
+        assert_eq!(
+            bed.bed.sessions.stored(&sid(&caller)).unwrap().session_epoch,
+            0,
+            "the caller's session did not move"
+        );
         assert!(bed.bed.sessions.stored(&sid(&other)).unwrap().revoked_at.is_none(), "nothing revoked");
     }
 
@@ -653,10 +747,9 @@ mod tests {
     async fn the_listing_leaves_out_sessions_the_user_no_longer_accepts() {
         let bed = bed();
         let before = login(&bed).await;
-        bed.bed.clock.advance(2);
+        // An epoch bump between the two whose fan-out never reached the older item.
+        assert!(bed.bed.users.bump_session_epoch(ALICE.0, 0).await.unwrap());
         let caller = login(&bed).await;
-        // A revocation point between the two whose fan-out never reached the older item.
-        bed.bed.users.revoke_sessions_until(ALICE.0, bed.bed.clock.now() - 1).await.unwrap();
         assert!(bed.bed.sessions.stored(&sid(&before)).unwrap().revoked_at.is_none());
         let listed = call(&bed, "GET", "/auth/sessions", Some(&caller.access.token)).await;
         let ids: Vec<Value> = body(&listed)["sessions"].as_array().unwrap().iter().map(|s| s["session_id"].clone()).collect();
@@ -849,16 +942,17 @@ mod tests {
         let issued = login(&bed).await;
         bed.bed.clock.advance(1);
         assert_eq!(call(&bed, "GET", "/auth/sessions", Some(&issued.access.token)).await.status(), StatusCode::OK);
-        // Disabled (its revocation point moves), or logged out everywhere whose fan-out did
-        // not reach this item: the session item still says live, the user item does not.
-        assert!(bed.bed.users.set_disabled(ALICE.0, true, bed.bed.clock.now()).await.unwrap());
+        // Disabled (its epoch moves), or logged out everywhere whose fan-out did not reach
+        // this item: the session item still says live, the user item does not.
+        assert!(bed.bed.users.set_disabled(ALICE.0, true).await.unwrap());
         assert!(bed.bed.sessions.stored(&sid(&issued)).unwrap().revoked_at.is_none());
         let answer = call(&bed, "GET", "/auth/sessions", Some(&issued.access.token)).await;
         assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
-        assert!(bed.bed.users.set_disabled(ALICE.0, false, bed.bed.clock.now()).await.unwrap());
-        bed.bed.users.revoke_sessions_until(ALICE.0, bed.bed.clock.now()).await.unwrap();
+        assert!(bed.bed.users.set_disabled(ALICE.0, false).await.unwrap());
+        let fresh = login(&bed).await;
+        assert!(bed.bed.users.bump_session_epoch(ALICE.0, 1).await.unwrap());
         assert_eq!(
-            call(&bed, "GET", "/auth/sessions", Some(&issued.access.token)).await.status(),
+            call(&bed, "GET", "/auth/sessions", Some(&fresh.access.token)).await.status(),
             StatusCode::UNAUTHORIZED
         );
     }

@@ -49,7 +49,7 @@ pub async fn auth_service(config: &Config) -> AuthService {
 /// [`AuthService::warm_up`] during init.
 pub fn auth_service_with(config: &Config, dynamodb: aws_sdk_dynamodb::Client, secrets: aws_sdk_secretsmanager::Client) -> AuthService {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let users = DynamoUsers::new(dynamodb.clone(), &config.users_table);
+    let users = DynamoUsers::new(dynamodb.clone(), &config.users_table, &config.sessions_table);
     let sessions = DynamoSessions::new(dynamodb, &config.sessions_table);
     let keys = Arc::new(key_cache::<SigningKeys>(SecretsManagerKeys::new(secrets, &config.signing_secret_id), config));
     AuthService::new(config, Arc::new(users), Arc::new(sessions), keys, clock)
@@ -119,7 +119,7 @@ pub async fn account(config: &Config) -> Result<Account, ConfigError> {
 /// The `account` endpoints over the given clients (tests); nothing fetched yet.
 pub fn account_with(config: &Config, dynamodb: aws_sdk_dynamodb::Client, secrets: aws_sdk_secretsmanager::Client) -> Result<Account, ConfigError> {
     let keys = trusted_keys(config, SecretsManagerKeys::new(secrets, &config.public_keys_secret_id))?;
-    let users = DynamoUsers::new(dynamodb.clone(), &config.users_table);
+    let users = DynamoUsers::new(dynamodb.clone(), &config.users_table, &config.sessions_table);
     let sessions = DynamoSessions::new(dynamodb, &config.sessions_table);
     Ok(Account::new(config, keys, Arc::new(users), Arc::new(sessions), Arc::new(SystemClock)))
 }
@@ -186,8 +186,9 @@ impl SdkCall {
     }
 }
 
-/// Records every call a client makes, once per operation (retries not counted), and a
-/// BatchGetItem once per table it reads, as IAM authorizes it. Used by
+/// Records every call a client makes, once per operation (retries not counted), a
+/// BatchGetItem once per table it reads and a TransactWriteItems once per item it updates
+/// (as the `UpdateItem` it is to IAM), as IAM authorizes them. Used by
 /// the tests that check `template.yaml` grants exactly what the code calls, and by the
 /// call-count benchmark; never installed in the Lambdas.
 #[derive(Debug, Clone, Default)]
@@ -230,13 +231,17 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for CallRecorder {
     ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
         if let Some(metadata) = cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>() {
             let input = context.input();
-            let targets = batch_get_targets(input).unwrap_or_else(|| vec![(resource_of(input), item_access(input))]);
+            let (operation, targets) = match (batch_get_targets(input), transact_update_targets(input)) {
+                (Some(targets), _) => (metadata.name(), targets),
+                (None, Some(targets)) => ("UpdateItem", targets),
+                (None, None) => (metadata.name(), vec![(resource_of(input), item_access(input))]),
+            };
             let mut calls = self.0.lock().unwrap_or_else(|e| e.into_inner());
             for (resource, item) in targets {
                 calls.push(SdkCall {
                     // "DynamoDB" → "dynamodb", "Secrets Manager" → "secretsmanager": the IAM prefixes.
                     service: metadata.service().to_ascii_lowercase().replace(" ", ""),
-                    operation: metadata.name().to_owned(),
+                    operation: operation.to_owned(),
                     resource,
                     item,
                 });
@@ -292,6 +297,23 @@ fn batch_get_targets(input: &aws_smithy_runtime_api::client::interceptors::conte
         })
         .collect();
     targets.sort();
+    Some(targets)
+}
+
+/// A TransactWriteItems as IAM authorizes it: each of its updates as an `UpdateItem` on its
+/// table, with what that item's condition keys see. `None` for any other operation.
+fn transact_update_targets(input: &aws_smithy_runtime_api::client::interceptors::context::Input) -> Option<Vec<(String, Option<ItemAccess>)>> {
+    let transaction = input.downcast_ref::<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput>()?;
+    let targets = transaction
+        .transact_items()
+        .iter()
+        .filter_map(|item| item.update())
+        .map(|update| {
+            let expressions = [Some(update.update_expression()), update.condition_expression()];
+            let access = ItemAccess::of(Some(update.key()), std::iter::empty(), &expressions, update.expression_attribute_names(), None);
+            (update.table_name().to_owned(), Some(access))
+        })
+        .collect();
     Some(targets)
 }
 

@@ -215,7 +215,7 @@ mod tests {
                 bed.service.logout(Some(&other.refresh.encode()), true, &Default::default()).await.unwrap();
             }
             "password change" => assert!(bed.users.set_password(ALICE.0, "$argon2id$new", now).await.unwrap()),
-            "user disabled" => assert!(bed.users.set_disabled(ALICE.0, true, now).await.unwrap()),
+            "user disabled" => assert!(bed.users.set_disabled(ALICE.0, true).await.unwrap()),
             "session expired" => {
                 let mut session = bed.sessions.stored(&issued.refresh.session_id).unwrap();
                 session.expires_at = now + 1;
@@ -325,6 +325,31 @@ mod tests {
             Err(Refusal::NotLive),
             "a session missing from both reads is unknown"
         );
+    }
+
+    #[tokio::test]
+    async fn a_user_a_lagging_read_shows_refusing_the_session_is_read_again_consistently_before_any_verdict() {
+        // Enabled again, then a login at once: the lagging read still shows the user disabled.
+        let (bed, store, check) = bed(&[]);
+        assert!(bed.users.set_disabled(ALICE.0, true).await.unwrap());
+        store.set_users_lagging(true).await;
+        assert!(bed.users.set_disabled(ALICE.0, false).await.unwrap());
+        let issued = login(&bed).await;
+        assert_eq!(confirm(&check, &issued).await, Ok(()), "not denied on a stale user");
+        assert_eq!(store.reads(), 3, "session, user (stale), user again (consistent)");
+        bed.clock.advance(STALENESS);
+        assert_eq!(confirm(&check, &issued).await, Ok(()), "and nothing was cached against it");
+    }
+
+    #[tokio::test]
+    async fn a_login_right_after_a_logout_everywhere_is_confirmed_though_a_lagging_read_shows_the_old_epoch() {
+        let (bed, store, check) = bed(&[]);
+        let old = login(&bed).await;
+        store.set_users_lagging(true).await;
+        bed.service.logout(Some(&old.refresh.encode()), true, &Default::default()).await.unwrap();
+        let fresh = login(&bed).await;
+        assert_eq!(confirm(&check, &fresh).await, Ok(()));
+        assert_eq!(confirm(&check, &old).await, Err(Refusal::NotLive));
     }
 
     #[tokio::test]

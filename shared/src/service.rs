@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::credentials::{PasswordCheck, check_password};
 use crate::error::AuthError;
 use crate::keys::{KeyCache, SigningKeys};
-use crate::store::{Revocation, RevokeIf, Rotation, RotationOutcome, SessionRecord, SessionStore, UserRecord, UserStore, normalize_username};
+use crate::store::{FAN_OUT_DEADLINE, Revocation, RevokeIf, Rotation, RotationOutcome, SessionRecord, SessionStore, UserRecord, UserStore, normalize_username};
 use crate::tokens::{AccessTokens, IssuedAccessToken, RefreshToken, SessionId};
 
 /// The revocation reason of the session that asked for logout everywhere: a retry finds it
@@ -133,6 +133,10 @@ impl AuthService {
             generation: 0,
             rotated_at: now,
             created_at: now,
+            // SECURITY: the epoch of the user item the password was checked against, not a
+            // fresh read: a bump since (a password change, logout everywhere, disable)
+            // leaves this session dead, however soon after it lands.
+            session_epoch: user.session_epoch,
             expires_at: now + self.refresh_idle_ttl,
             absolute_expires_at: now + self.session_max_age,
             revoked_at: None,
@@ -178,8 +182,8 @@ impl AuthService {
                 max_age: self.refresh_max_age(&session, now),
             }),
         };
-        // Re-read the user: a disabled account, a changed password or a moved revocation
-        // point ends the session.
+        // Re-read the user: a disabled account, or an epoch bumped since the session began
+        // (logout everywhere, a password change or reset), ends the session.
         let user = self.users.get(&session.username).await.map_err(committed)?;
         let Some(user) = user.filter(|user| user.accepts(&session)) else {
             let revoked = self.sessions.revoke(&session.session_id, RevokeIf::NotRevoked, "user_invalidated", now).await;
@@ -260,7 +264,7 @@ impl AuthService {
             Revocation::Revoked(session) => {
                 audit_session(AuditEvent::Logout, meta, &session, None);
                 if everywhere {
-                    self.end_every_session(&session, now, meta).await?;
+                    self.end_every_session(&session, meta).await?;
                 }
                 return Ok(());
             }
@@ -268,12 +272,12 @@ impl AuthService {
             Revocation::Refused(Some(stored)) => stored,
         };
         // A logout everywhere whose session was revoked but whose other steps did not
-        // finish: the retry (with the same token) finishes them, from the first attempt's
-        // revocation point.
+        // finish: the retry (with the same token) finishes them, from the session's epoch,
+        // so it ends nothing created since.
         match stored.revoked_at {
             // SECURITY: only with the session's own current or previous token.
-            Some(revoked_at) if everywhere && stored.revoke_reason.as_deref() == Some(LOGOUT_EVERYWHERE) && stored.is_retained(now) && stored.holds(&hash) => {
-                self.end_every_session(&stored, revoked_at, meta).await
+            Some(_) if everywhere && stored.revoke_reason.as_deref() == Some(LOGOUT_EVERYWHERE) && stored.is_retained(now) && stored.holds(&hash) => {
+                self.end_every_session(&stored, meta).await
             }
             _ => {
                 if stored.revoked_at.is_none() && !stored.holds(&hash) {
@@ -284,16 +288,24 @@ impl AuthService {
         }
     }
 
-    /// Every session of `session`'s user created up to `point` ends: first the user's
-    /// revocation point moves (one idempotent conditional write, which is what makes them
-    /// all dead at their next refresh), then the session items are revoked best-effort and
-    /// concurrently, so listings show them ended; a failure there loses nothing.
-    async fn end_every_session(&self, session: &SessionRecord, point: u64, meta: &RequestMeta) -> Result<(), AuthError> {
-        self.users.revoke_sessions_until(&session.username, point).await?;
+    /// Every session of `session`'s user created under its epoch or earlier ends: first the
+    /// user's epoch is bumped from the session's (one conditional write, idempotent, which
+    /// is what makes them all dead at their next use), then the session items are revoked
+    /// best-effort, concurrently and within [`FAN_OUT_DEADLINE`], so listings show them
+    /// ended; a failure or the deadline there loses nothing.
+    async fn end_every_session(&self, session: &SessionRecord, meta: &RequestMeta) -> Result<(), AuthError> {
+        self.users.bump_session_epoch(&session.username, session.session_epoch).await?;
         let now = self.clock.now();
         let others = self
             .sessions
-            .revoke_all_but(&session.user_id, &session.session_id, point, ENDED_BY_LOGOUT_EVERYWHERE, now)
+            .revoke_all_but(
+                &session.user_id,
+                &session.session_id,
+                session.session_epoch + 1,
+                ENDED_BY_LOGOUT_EVERYWHERE,
+                now,
+                FAN_OUT_DEADLINE,
+            )
             .await;
         audit_session(AuditEvent::LogoutEverywhere, meta, session, Some(&format!("{} sessions", others + 1)));
         Ok(())
@@ -533,21 +545,25 @@ mod tests {
     async fn disabled_user_or_changed_password_ends_the_session_on_refresh() {
         let bed = TestBed::new(config());
         let first = login(&bed).await;
-        bed.users.set_disabled(ALICE.0, true, bed.clock.now()).await.unwrap();
+        bed.users.set_disabled(ALICE.0, true).await.unwrap();
         assert!(matches!(refresh(&bed, &first.refresh).await, Err(AuthError::InvalidToken)));
         assert_eq!(
             bed.sessions.stored(&first.refresh.session_id).unwrap().revoke_reason.as_deref(),
             Some("user_invalidated")
         );
 
-        bed.users.set_disabled(ALICE.0, false, bed.clock.now()).await.unwrap();
-        bed.clock.advance(1);
+        // No clock moves in this test: the rule is a version, not a time.
+        bed.users.set_disabled(ALICE.0, false).await.unwrap();
         let second = login(&bed).await;
-        assert!(refresh(&bed, &second.refresh).await.is_ok(), "a session after re-enabling works");
-        let mut user = bed.users.get(ALICE.0).await.unwrap().unwrap();
-        user.password_changed_at = bed.clock.now() + 1;
-        bed.users.put(user);
-        bed.clock.advance(1);
+        let second = refresh(&bed, &second.refresh)
+            .await
+            .expect("a session after re-enabling works, in the same second");
+        assert!(
+            matches!(refresh(&bed, &first.refresh).await, Err(AuthError::InvalidToken)),
+            "enabling brings nothing back"
+        );
+        let hash = bed.users.get(ALICE.0).await.unwrap().unwrap().password_hash;
+        bed.users.set_password(ALICE.0, &hash, bed.clock.now()).await.unwrap();
         assert!(matches!(refresh(&bed, &second.refresh).await, Err(AuthError::InvalidToken)));
     }
 
@@ -632,67 +648,84 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_session_created_in_the_same_second_as_a_password_change_dies() {
+    async fn a_login_in_the_same_second_as_a_logout_everywhere_or_a_password_change_lives() {
         let bed = TestBed::new(config());
-        let issued = login(&bed).await;
-        let mut user = bed.users.get(ALICE.0).await.unwrap().unwrap();
-        user.password_changed_at = bed.clock.now();
-        bed.users.put(user);
-        bed.clock.advance(1);
-        assert!(matches!(refresh(&bed, &issued.refresh).await, Err(AuthError::InvalidToken)));
+        let old = login(&bed).await;
+        bed.service.logout(Some(&old.refresh.encode()), true, &meta()).await.unwrap();
+        let fresh = login(&bed).await;
+        let fresh = refresh(&bed, &fresh.refresh)
+            .await
+            .expect("born after the logout everywhere, in its very second");
+
+        let hash = bed.users.get(ALICE.0).await.unwrap().unwrap().password_hash;
+        bed.users.set_password(ALICE.0, &hash, bed.clock.now()).await.unwrap();
+        let after_change = login(&bed).await;
+        assert!(refresh(&bed, &after_change.refresh).await.is_ok(), "born after the change, in its very second");
+        assert!(matches!(refresh(&bed, &fresh.refresh).await, Err(AuthError::InvalidToken)), "born before it");
     }
 
     #[tokio::test]
-    async fn logout_everywhere_moves_the_revocation_point_so_sessions_it_could_not_revoke_die_too() {
+    async fn a_login_whose_password_check_read_the_user_before_a_password_change_is_dead_whenever_it_finishes() {
+        let bed = TestBed::new(config());
+        // The operator's change took its time a second before this login started, and its
+        // write landed after the login read the user (and its old hash), while the password
+        // was being checked.
+        let mut changed = bed.users.get(ALICE.0).await.unwrap().unwrap();
+        changed.session_epoch += 1;
+        changed.password_changed_at = bed.clock.now() - 1;
+        bed.users.on_reserve(move |users| users.put(changed.clone()));
+        let raced = login(&bed).await;
+        assert!(bed.sessions.stored(&raced.refresh.session_id).unwrap().created_at > bed.users.get(ALICE.0).await.unwrap().unwrap().password_changed_at);
+        assert!(matches!(refresh(&bed, &raced.refresh).await, Err(AuthError::InvalidToken)));
+        assert_eq!(
+            bed.sessions.stored(&raced.refresh.session_id).unwrap().revoke_reason.as_deref(),
+            Some("user_invalidated")
+        );
+    }
+
+    #[tokio::test]
+    async fn logout_everywhere_bumps_the_epoch_so_sessions_it_could_not_revoke_die_too() {
         let bed = TestBed::new(config());
         let (a, b) = (login(&bed).await, login(&bed).await);
-        bed.clock.advance(5);
         bed.service.logout(Some(&a.refresh.encode()), true, &meta()).await.unwrap();
         let user = bed.users.get(ALICE.0).await.unwrap().unwrap();
-        assert_eq!(user.sessions_valid_after, bed.clock.now());
-        // As if revoking b's item had failed: the revocation point alone must end it.
+        assert_eq!(user.session_epoch, 1);
+        // As if revoking b's item had failed: the epoch alone must end it.
         let mut unrevoked = bed.sessions.stored(&b.refresh.session_id).unwrap();
         assert_eq!(unrevoked.expires_at, bed.clock.now() + crate::store::REVOKED_RETENTION_SECS, "brought forward");
         unrevoked.revoked_at = None;
         unrevoked.expires_at = bed.clock.now() + 1000;
         bed.sessions.put(unrevoked);
-        bed.clock.advance(1);
         assert!(matches!(refresh(&bed, &b.refresh).await, Err(AuthError::InvalidToken)));
-        bed.clock.advance(1);
         let after = login(&bed).await;
         assert!(refresh(&bed, &after.refresh).await.is_ok(), "a later login is not affected");
     }
 
     #[tokio::test]
-    async fn a_retried_logout_everywhere_finishes_the_job_from_the_first_attempts_point() {
+    async fn a_retried_logout_everywhere_finishes_the_job_and_one_whose_answer_was_lost_ends_nothing_new() {
         let bed = TestBed::new(config());
         let (a, b) = (login(&bed).await, login(&bed).await);
-        bed.clock.advance(5);
-        // The first attempt revoked its own session, then failed before anything else.
-        let first_attempt = bed.clock.now();
+        // The first attempt revoked its own session, then failed before the bump.
         let hash = a.refresh.hash();
         let revoked = bed
             .sessions
-            .revoke(&a.refresh.session_id, RevokeIf::Holds(&hash), LOGOUT_EVERYWHERE, first_attempt);
+            .revoke(&a.refresh.session_id, RevokeIf::Holds(&hash), LOGOUT_EVERYWHERE, bed.clock.now());
         assert!(revoked.await.unwrap().revoked().is_some());
-        bed.clock.advance(1);
-        let c = login(&bed).await;
-        bed.clock.advance(5);
         bed.service.logout(Some(&a.refresh.encode()), true, &meta()).await.unwrap();
-        assert_eq!(bed.users.get(ALICE.0).await.unwrap().unwrap().sessions_valid_after, first_attempt);
+        assert_eq!(bed.users.get(ALICE.0).await.unwrap().unwrap().session_epoch, 1, "the retry bumped");
         assert!(
             bed.sessions.stored(&b.refresh.session_id).unwrap().revoked_at.is_some(),
             "the retry revoked the rest"
         );
         assert!(matches!(refresh(&bed, &b.refresh).await, Err(AuthError::InvalidToken)));
-        assert!(
-            bed.sessions.stored(&c.refresh.session_id).unwrap().revoked_at.is_none(),
-            "a session created after the first attempt is not ended by its retry"
-        );
+        // The job is done; its answer was lost and the client retries again: sessions
+        // started since carry the new epoch and are not ended.
+        let c = login(&bed).await;
+        bed.service.logout(Some(&a.refresh.encode()), true, &meta()).await.unwrap();
+        assert_eq!(bed.users.get(ALICE.0).await.unwrap().unwrap().session_epoch, 1, "no second bump");
+        assert!(bed.sessions.stored(&c.refresh.session_id).unwrap().revoked_at.is_none());
         let c_now = refresh(&bed, &c.refresh).await.unwrap();
-        // A token of a session the fan-out ended cannot pass for a retry either: that would
-        // end the sessions started since, from its own later revocation.
-        bed.clock.advance(5);
+        // A token of a session the fan-out ended cannot pass for a retry either.
         bed.service.logout(Some(&b.refresh.encode()), true, &meta()).await.unwrap();
         assert!(refresh(&bed, &c_now.refresh).await.is_ok(), "c survives a fan-out token's replay");
         // A plain logout's revoked session does not let its token end the others later.

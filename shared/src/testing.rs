@@ -160,9 +160,24 @@ impl<T: KeyDocument> KeyProvider<T> for StaticKeys<T> {
 pub struct MemorySessions {
     items: Mutex<HashMap<SessionId, SessionRecord>>,
     writes: AtomicUsize,
+    gets: AtomicUsize,
+    listed: AtomicUsize,
+    revoke_delay_ms: AtomicU64,
 }
 
 impl MemorySessions {
+    /// How many single-session reads (`get`) happened.
+    pub fn gets(&self) -> usize {
+        self.gets.load(Ordering::SeqCst)
+    }
+    /// Makes every revocation take `ms` milliseconds (of tokio's clock: pause it in tests).
+    pub fn set_revoke_delay_ms(&self, ms: u64) {
+        self.revoke_delay_ms.store(ms, Ordering::SeqCst);
+    }
+    /// How many listings (`list_for_user`) happened.
+    pub fn listings(&self) -> usize {
+        self.listed.load(Ordering::SeqCst)
+    }
     /// How many successful writes happened.
     pub fn writes(&self) -> usize {
         self.writes.load(Ordering::SeqCst)
@@ -214,6 +229,10 @@ impl SessionStore for MemorySessions {
     }
 
     async fn revoke(&self, id: &SessionId, condition: RevokeIf<'_>, reason: &str, now: u64) -> Result<Revocation, AuthError> {
+        let delay = self.revoke_delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+        }
         let mut items = self.lock();
         let Some(session) = items.get_mut(id) else {
             return Ok(Revocation::Refused(None));
@@ -221,7 +240,7 @@ impl SessionStore for MemorySessions {
         let allowed = match condition {
             RevokeIf::Holds(hash) => session.holds(hash) && session.is_live(now),
             RevokeIf::NotRevoked => session.revoked_at.is_none(),
-            RevokeIf::CreatedUpTo(point) => session.revoked_at.is_none() && session.created_at <= point,
+            RevokeIf::EpochBelow(epoch) => session.revoked_at.is_none() && session.session_epoch < epoch,
             RevokeIf::LiveOwnedBy(user_id) => session.user_id == user_id && session.is_live(now),
         };
         if !allowed {
@@ -236,17 +255,28 @@ impl SessionStore for MemorySessions {
     }
 
     async fn get(&self, id: &SessionId) -> Result<Option<SessionRecord>, AuthError> {
+        self.gets.fetch_add(1, Ordering::SeqCst);
         Ok(self.lock().get(id).cloned())
     }
 
-    async fn list_for_user(&self, user_id: &str) -> Result<Vec<SessionId>, AuthError> {
-        Ok(self.lock().values().filter(|s| s.user_id == user_id).map(|s| s.session_id.clone()).collect())
+    async fn list_for_user(&self, user_id: &str, limit: usize) -> Result<Vec<SessionId>, AuthError> {
+        self.listed.fetch_add(1, Ordering::SeqCst);
+        let mut mine: Vec<(u64, SessionId)> = self
+            .lock()
+            .values()
+            .filter(|s| s.user_id == user_id)
+            .map(|s| (s.created_at, s.session_id.clone()))
+            .collect();
+        mine.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.as_str().cmp(b.1.as_str())));
+        Ok(mine.into_iter().take(limit).map(|(_, id)| id).collect())
     }
 }
 
-/// Users and throttle state in memory.
+/// Users and throttle state in memory; the sessions too, for the password change's
+/// transaction over a user and a session.
 #[derive(Default)]
 pub struct MemoryUsers {
+    sessions: Arc<MemorySessions>,
     users: Mutex<HashMap<String, UserRecord>>,
     throttles: Mutex<HashMap<String, LoginThrottle>>,
     on_reserve: Mutex<Option<ReserveHook>>,
@@ -256,6 +286,10 @@ pub struct MemoryUsers {
 type ReserveHook = Box<dyn Fn(&MemoryUsers) + Send + Sync>;
 
 impl MemoryUsers {
+    /// Users whose password change transactions also write `sessions`.
+    pub fn with_sessions(sessions: Arc<MemorySessions>) -> Self {
+        Self { sessions, ..Self::default() }
+    }
     /// Runs `hook` at every attempt reservation, after the user was read (a password check
     /// reads the user, then reserves): what happens meanwhile, e.g. time passing or another
     /// write landing.
@@ -306,12 +340,12 @@ impl UserStore for MemoryUsers {
         users.insert(user.username.clone(), user.clone());
         Ok(true)
     }
-    async fn set_disabled(&self, username: &str, disabled: bool, now: u64) -> Result<bool, AuthError> {
+    async fn set_disabled(&self, username: &str, disabled: bool) -> Result<bool, AuthError> {
         let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
         let Some(user) = users.get_mut(username) else { return Ok(false) };
         user.disabled = disabled;
         if disabled {
-            user.sessions_valid_after = user.sessions_valid_after.max(now);
+            user.session_epoch += 1;
         }
         Ok(true)
     }
@@ -320,17 +354,27 @@ impl UserStore for MemoryUsers {
         let Some(user) = users.get_mut(username) else { return Ok(false) };
         user.password_hash = password_hash.to_owned();
         user.password_changed_at = now;
-        user.password_changed_by = None;
+        user.session_epoch += 1;
         Ok(true)
     }
-    async fn change_password(&self, username: &str, verified_hash: &str, new_hash: &str, by: &SessionId, now: u64) -> Result<bool, AuthError> {
+    async fn change_password(&self, username: &str, verified_hash: &str, new_hash: &str, keep: &SessionRecord, now: u64) -> Result<bool, AuthError> {
+        // Both locks held: the two writes land together or not at all, as a transaction.
         let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(user) = users.get_mut(username).filter(|u| u.password_hash == verified_hash) else {
+        let mut sessions = self.sessions.lock();
+        let epoch = keep.session_epoch;
+        let Some(user) = users.get_mut(username).filter(|u| u.password_hash == verified_hash && u.session_epoch == epoch) else {
+            return Ok(false);
+        };
+        let Some(session) = sessions
+            .get_mut(&keep.session_id)
+            .filter(|s| s.user_id == keep.user_id && s.is_live(now) && s.session_epoch == epoch)
+        else {
             return Ok(false);
         };
         user.password_hash = new_hash.to_owned();
         user.password_changed_at = now;
-        user.password_changed_by = Some(by.clone());
+        user.session_epoch = epoch + 1;
+        session.session_epoch = epoch + 1;
         Ok(true)
     }
     async fn set_roles(&self, username: &str, roles: &[String]) -> Result<bool, AuthError> {
@@ -339,12 +383,15 @@ impl UserStore for MemoryUsers {
         user.roles = roles.to_vec();
         Ok(true)
     }
-    async fn revoke_sessions_until(&self, username: &str, point: u64) -> Result<(), AuthError> {
+    async fn bump_session_epoch(&self, username: &str, epoch: u64) -> Result<bool, AuthError> {
         let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(user) = users.get_mut(username) {
-            user.sessions_valid_after = user.sessions_valid_after.max(point);
+        match users.get_mut(username) {
+            Some(user) if user.session_epoch == epoch => {
+                user.session_epoch = epoch + 1;
+                Ok(true)
+            }
+            _ => Ok(false),
         }
-        Ok(())
     }
 }
 
@@ -430,6 +477,7 @@ pub struct MemoryStanding {
     failing: AtomicBool,
     hanging: AtomicBool,
     lagging: AtomicBool,
+    stale_users: Mutex<Option<HashMap<String, UserStanding>>>,
 }
 
 impl MemoryStanding {
@@ -469,12 +517,33 @@ impl MemoryStanding {
         Ok(())
     }
 
+    /// Makes eventually consistent reads of users show them as they are now, whatever
+    /// happens to them next, until called with `false`.
+    pub async fn set_users_lagging(&self, lagging: bool) {
+        let snapshot = match lagging {
+            true => Some(
+                self.users
+                    .users
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .map(|(name, user)| (name.clone(), user.standing()))
+                    .collect(),
+            ),
+            false => None,
+        };
+        *self.stale_users.lock().unwrap_or_else(|e| e.into_inner()) = snapshot;
+    }
+
     fn session_now(&self, session_id: &SessionId, consistent: bool) -> Option<SessionStanding> {
         let lagging = !consistent && self.lagging.load(Ordering::SeqCst);
         self.sessions.stored(session_id).filter(|_| !lagging).map(|s| s.standing())
     }
 
-    async fn user_now(&self, username: &str) -> Result<Option<UserStanding>, AuthError> {
+    async fn user_now(&self, username: &str, consistent: bool) -> Result<Option<UserStanding>, AuthError> {
+        if !consistent && let Some(stale) = &*self.stale_users.lock().unwrap_or_else(|e| e.into_inner()) {
+            return Ok(stale.get(username).cloned());
+        }
         Ok(UserStore::get(&*self.users, username).await?.map(|u| u.standing()))
     }
 }
@@ -485,13 +554,13 @@ impl StandingStore for MemoryStanding {
         self.request().await?;
         Ok(self.session_now(session_id, consistent))
     }
-    async fn user(&self, username: &str) -> Result<Option<UserStanding>, AuthError> {
+    async fn user(&self, username: &str, consistent: bool) -> Result<Option<UserStanding>, AuthError> {
         self.request().await?;
-        self.user_now(username).await
+        self.user_now(username, consistent).await
     }
     async fn both(&self, session_id: &SessionId, username: &str) -> Result<(Option<SessionStanding>, Option<UserStanding>), AuthError> {
         self.request().await?;
-        Ok((self.session_now(session_id, false), self.user_now(username).await?))
+        Ok((self.session_now(session_id, false), self.user_now(username, false).await?))
     }
 }
 
@@ -501,7 +570,8 @@ pub const ALICE: (&str, &str) = ("alice@example.com", "correct horse battery sta
 impl TestBed {
     /// A service with user [`ALICE`] (role `user`), starting at a fixed instant.
     pub fn new(config: Config) -> Self {
-        let users = Arc::new(MemoryUsers::default());
+        let sessions = Arc::new(MemorySessions::default());
+        let users = Arc::new(MemoryUsers::with_sessions(sessions.clone()));
         #[allow(clippy::expect_used)]
         let password_hash = crate::password::hash_password(&ALICE.1.to_owned().into()).expect("hashing works");
         users.put(UserRecord {
@@ -511,10 +581,8 @@ impl TestBed {
             roles: vec!["user".into()],
             disabled: false,
             password_changed_at: 0,
-            sessions_valid_after: 0,
-            password_changed_by: None,
+            session_epoch: 0,
         });
-        let sessions = Arc::new(MemorySessions::default());
         let keys = Arc::new(StaticKeys::signing());
         let clock = Arc::new(FixedClock::new(1_700_000_000));
         let cache = Arc::new(KeyCache::new(keys.clone(), clock.clone(), config.key_cache_ttl));

@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType,
-    ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification,
+    ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
 };
 
 use super::{
@@ -21,8 +21,10 @@ use super::{
 use crate::error::{AuthError, sdk_error};
 use crate::tokens::{SessionId, TokenHash};
 
-/// Name of the sessions-by-user index.
-pub const BY_USER_INDEX: &str = "by_user";
+/// Name of the sessions-by-user index: key `user_id`, sort key `created_at`, keys only, so
+/// a listing reads a user's newest sessions first and stops at its limit. (It replaced
+/// `by_user`, which had no sort key: a listing had to read every session of the user.)
+pub const BY_USER_INDEX: &str = "by_user_created";
 /// Longest stored user agent, so a session item stays under 1 KB (one write unit).
 pub const MAX_USER_AGENT_BYTES: usize = 256;
 /// Prefix of the throttle bookkeeping items in the users table.
@@ -61,6 +63,7 @@ fn session_to_item(session: &SessionRecord) -> Item {
         ("generation".into(), n(session.generation)),
         ("rotated_at".into(), n(session.rotated_at)),
         ("created_at".into(), n(session.created_at)),
+        ("session_epoch".into(), n(session.session_epoch)),
         ("expires_at".into(), n(session.expires_at)),
         ("absolute_expires_at".into(), n(session.absolute_expires_at)),
     ]);
@@ -97,6 +100,8 @@ fn session_from_item(item: &Item) -> Option<SessionRecord> {
         generation: get_n(item, "generation")?,
         rotated_at: get_n(item, "rotated_at")?,
         created_at: get_n(item, "created_at")?,
+        // Items written before epochs existed read as epoch 0, as their users do.
+        session_epoch: get_n(item, "session_epoch").unwrap_or(0),
         expires_at: get_n(item, "expires_at")?,
         absolute_expires_at: get_n(item, "absolute_expires_at")?,
         revoked_at: get_n(item, "revoked_at"),
@@ -107,19 +112,15 @@ fn session_from_item(item: &Item) -> Option<SessionRecord> {
 }
 
 fn user_to_item(user: &UserRecord) -> Item {
-    let mut item = Item::from([
+    Item::from([
         ("username".into(), s(&user.username)),
         ("user_id".into(), s(&user.user_id)),
         ("password_hash".into(), s(&user.password_hash)),
         ("roles".into(), AttributeValue::L(user.roles.iter().map(s).collect())),
         ("disabled".into(), AttributeValue::Bool(user.disabled)),
         ("password_changed_at".into(), n(user.password_changed_at)),
-        ("sessions_valid_after".into(), n(user.sessions_valid_after)),
-    ]);
-    if let Some(by) = &user.password_changed_by {
-        item.insert("password_changed_by".into(), s(by.as_str()));
-    }
-    item
+        ("session_epoch".into(), n(user.session_epoch)),
+    ])
 }
 
 fn user_from_item(item: &Item) -> Option<UserRecord> {
@@ -136,8 +137,7 @@ fn user_from_item(item: &Item) -> Option<UserRecord> {
         // A missing flag is read as disabled: fail closed.
         disabled: item.get("disabled").and_then(|v| v.as_bool().ok()).copied().unwrap_or(true),
         password_changed_at: get_n(item, "password_changed_at").unwrap_or(0),
-        sessions_valid_after: get_n(item, "sessions_valid_after").unwrap_or(0),
-        password_changed_by: get_s(item, "password_changed_by").and_then(|id| SessionId::parse(&id)),
+        session_epoch: get_n(item, "session_epoch").unwrap_or(0),
     })
 }
 
@@ -258,9 +258,12 @@ impl SessionStore for DynamoSessions {
                 )
                 .expression_attribute_values(":expected_hash", AttributeValue::B(Blob::new(hash.0.to_vec()))),
             RevokeIf::NotRevoked => request.condition_expression("attribute_exists(session_id) AND attribute_not_exists(revoked_at)"),
-            RevokeIf::CreatedUpTo(point) => request
-                .condition_expression("attribute_exists(session_id) AND attribute_not_exists(revoked_at) AND created_at <= :point")
-                .expression_attribute_values(":point", n(point)),
+            RevokeIf::EpochBelow(epoch) => request
+                .condition_expression(
+                    "attribute_exists(session_id) AND attribute_not_exists(revoked_at) \
+                     AND (attribute_not_exists(session_epoch) OR session_epoch < :epoch)",
+                )
+                .expression_attribute_values(":epoch", n(epoch)),
             // SECURITY: the owner is checked in the write itself: a session id of another
             // user (or none) fails the condition and nothing is written.
             RevokeIf::LiveOwnedBy(user_id) => request
@@ -292,7 +295,7 @@ impl SessionStore for DynamoSessions {
         Ok(out.item().and_then(session_from_item))
     }
 
-    async fn list_for_user(&self, user_id: &str) -> Result<Vec<SessionId>, AuthError> {
+    async fn list_for_user(&self, user_id: &str, limit: usize) -> Result<Vec<SessionId>, AuthError> {
         let mut ids = Vec::new();
         let mut start_key = None;
         loop {
@@ -303,45 +306,45 @@ impl SessionStore for DynamoSessions {
                 .index_name(BY_USER_INDEX)
                 .key_condition_expression("user_id = :user_id")
                 .expression_attribute_values(":user_id", s(user_id))
+                // Newest first, and no more items read than asked for.
+                .scan_index_forward(false)
+                .set_limit(i32::try_from(limit - ids.len()).ok())
                 .set_exclusive_start_key(start_key)
                 .send()
                 .await
-                .map_err(|e| sdk_error("Query by_user", e))?;
+                .map_err(|e| sdk_error("Query by_user_created", e))?;
             ids.extend(out.items().iter().filter_map(|item| SessionId::parse(&get_s(item, "session_id")?)));
             start_key = out.last_evaluated_key().cloned();
-            if start_key.is_none() {
+            if start_key.is_none() || ids.len() >= limit {
+                ids.truncate(limit);
                 return Ok(ids);
             }
         }
     }
 }
 
-/// Users (and throttle bookkeeping items `throttle#<username>`) in DynamoDB.
+/// Users (and throttle bookkeeping items `throttle#<username>`) in DynamoDB. Knows the
+/// sessions table too: the self-service password change moves the caller's session to the
+/// new epoch in the same transaction as the change.
 #[derive(Clone)]
 pub struct DynamoUsers {
     client: Client,
     table: String,
+    sessions_table: String,
 }
 
 impl DynamoUsers {
-    /// Users in `table`.
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+    /// Users in `table`, their sessions in `sessions_table`.
+    pub fn new(client: Client, table: impl Into<String>, sessions_table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            sessions_table: sessions_table.into(),
+        }
     }
 
     fn key(username: &str) -> AttributeValue {
         s(username)
-    }
-
-    /// The write of a new password hash and its time, for the caller to finish with its
-    /// expressions.
-    fn password_update(&self, username: &str, password_hash: &str, now: u64) -> UpdateItemFluentBuilder {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("username", Self::key(username))
-            .expression_attribute_values(":hash", s(password_hash))
-            .expression_attribute_values(":now", n(now))
     }
 
     fn throttle_key(username: &str) -> AttributeValue {
@@ -489,54 +492,95 @@ impl UserStore for DynamoUsers {
         written(result, "PutItem user")
     }
 
-    async fn set_disabled(&self, username: &str, disabled: bool, now: u64) -> Result<bool, AuthError> {
-        let update = |expression: &str, condition: &str| {
-            self.client
-                .update_item()
-                .table_name(&self.table)
-                .key("username", Self::key(username))
-                .update_expression(expression)
-                .condition_expression(condition)
-                .expression_attribute_values(":disabled", AttributeValue::Bool(disabled))
+    async fn set_disabled(&self, username: &str, disabled: bool) -> Result<bool, AuthError> {
+        // SECURITY: disabling bumps the epoch in the same write: enabling again later does
+        // not bring the old sessions back.
+        let expression = if disabled {
+            "SET disabled = :disabled ADD session_epoch :one"
+        } else {
+            "SET disabled = :disabled"
         };
-        const EXISTS: &str = "attribute_exists(username) AND attribute_exists(user_id)";
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("username", Self::key(username))
+            .update_expression(expression)
+            .condition_expression("attribute_exists(username) AND attribute_exists(user_id)")
+            .expression_attribute_values(":disabled", AttributeValue::Bool(disabled));
         if disabled {
-            // The revocation point only moves forward (a later logout everywhere, or a clock
-            // behind, must not bring sessions back); when it is already later, only the flag changes.
-            let forward = format!("{EXISTS} AND (attribute_not_exists(sessions_valid_after) OR sessions_valid_after < :now)");
-            let moved = update("SET disabled = :disabled, sessions_valid_after = :now", &forward)
-                .expression_attribute_values(":now", n(now))
-                .send()
-                .await;
-            if written(moved, "UpdateItem user")? {
-                return Ok(true);
-            }
+            request = request.expression_attribute_values(":one", n(1));
         }
-        written(update("SET disabled = :disabled", EXISTS).send().await, "UpdateItem user")
+        written(request.send().await, "UpdateItem user")
     }
 
     async fn set_password(&self, username: &str, password_hash: &str, now: u64) -> Result<bool, AuthError> {
         let result = self
-            .password_update(username, password_hash, now)
-            .update_expression("SET password_hash = :hash, password_changed_at = :now REMOVE password_changed_by")
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("username", Self::key(username))
+            .update_expression("SET password_hash = :hash, password_changed_at = :now ADD session_epoch :one")
             .condition_expression("attribute_exists(username) AND attribute_exists(user_id)")
+            .expression_attribute_values(":hash", s(password_hash))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":one", n(1))
             .send()
             .await;
         written(result, "UpdateItem user")
     }
 
-    async fn change_password(&self, username: &str, verified_hash: &str, new_hash: &str, by: &SessionId, now: u64) -> Result<bool, AuthError> {
-        let result = self
-            .password_update(username, new_hash, now)
-            .update_expression("SET password_hash = :hash, password_changed_at = :now, password_changed_by = :by")
-            // SECURITY: compare-and-set on the hash the current password was checked against:
-            // a change that raced another one (or an operator's) is refused, not applied.
-            .condition_expression("password_hash = :verified")
+    async fn change_password(&self, username: &str, verified_hash: &str, new_hash: &str, keep: &SessionRecord, now: u64) -> Result<bool, AuthError> {
+        let epoch = keep.session_epoch;
+        let build = |e: aws_sdk_dynamodb::error::BuildError| AuthError::unavailable("TransactWriteItems request", e);
+        let user = Update::builder()
+            .table_name(&self.table)
+            .key("username", Self::key(username))
+            .update_expression("SET password_hash = :hash, password_changed_at = :now, session_epoch = :next")
+            // SECURITY: compare-and-set on the hash the current password was checked against
+            // (a change that raced another one, or an operator's, is refused, not applied),
+            // and on the epoch the caller's session carries.
+            .condition_expression(format!("password_hash = :verified AND {}", epoch_is(epoch)))
+            .expression_attribute_values(":hash", s(new_hash))
             .expression_attribute_values(":verified", s(verified_hash))
-            .expression_attribute_values(":by", s(by.as_str()))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":epoch", n(epoch))
+            .expression_attribute_values(":next", n(epoch + 1))
+            .build()
+            .map_err(build)?;
+        let session = Update::builder()
+            .table_name(&self.sessions_table)
+            .key("session_id", s(keep.session_id.as_str()))
+            .update_expression("SET session_epoch = :next")
+            // SECURITY: only the caller's own live session, still under the old epoch, moves.
+            .condition_expression(format!(
+                "user_id = :user_id AND attribute_not_exists(revoked_at) AND expires_at > :now AND absolute_expires_at > :now AND {}",
+                epoch_is(epoch)
+            ))
+            .expression_attribute_values(":user_id", s(&keep.user_id))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":epoch", n(epoch))
+            .expression_attribute_values(":next", n(epoch + 1))
+            .build()
+            .map_err(build)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(user).build())
+            .transact_items(TransactWriteItem::builder().update(session).build())
             .send()
             .await;
-        written(result, "UpdateItem user password")
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) => match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(cancelled))
+                    if cancelled.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed")) =>
+                {
+                    Ok(false)
+                }
+                _ => Err(sdk_error("TransactWriteItems password change", e)),
+            },
+        }
     }
 
     async fn set_roles(&self, username: &str, roles: &[String]) -> Result<bool, AuthError> {
@@ -554,31 +598,39 @@ impl UserStore for DynamoUsers {
         written(result, "UpdateItem user")
     }
 
-    async fn revoke_sessions_until(&self, username: &str, point: u64) -> Result<(), AuthError> {
-        // Names no attribute but the key and the point (logout's IAM grant allows no other):
-        // no `user_id` condition, which the same grant would also let it write.
+    async fn bump_session_epoch(&self, username: &str, epoch: u64) -> Result<bool, AuthError> {
+        // Names no attribute but the key and the epoch (logout's IAM grant allows no other).
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("username", Self::key(username))
-            .update_expression("SET sessions_valid_after = :point")
-            .condition_expression("attribute_exists(username) AND (attribute_not_exists(sessions_valid_after) OR sessions_valid_after < :point)")
-            .expression_attribute_values(":point", n(point))
+            .update_expression("SET session_epoch = :next")
+            .condition_expression(format!("attribute_exists(username) AND {}", epoch_is(epoch)))
+            .expression_attribute_values(":epoch", n(epoch))
+            .expression_attribute_values(":next", n(epoch + 1))
             .send()
             .await;
-        // A failed condition: already at or past the point (a retry, or a later logout), or
-        // no such user any more. Nothing is read back: logout has no business with the rest
-        // of the user item.
-        written(result, "UpdateItem user").map(drop)
+        // A failed condition: already bumped (a retry, or another bump since), or no such
+        // user any more. Nothing is read back: logout has no business with the user item.
+        written(result, "UpdateItem user epoch")
+    }
+}
+
+/// The condition that an item's `session_epoch` is `epoch` (bound as `:epoch`); an item
+/// without one is at epoch 0.
+fn epoch_is(epoch: u64) -> &'static str {
+    match epoch {
+        0 => "(attribute_not_exists(session_epoch) OR session_epoch = :epoch)",
+        _ => "session_epoch = :epoch",
     }
 }
 
 /// The attributes the strict authorizer reads of a session item: what decides whether it
 /// is live, never a token hash.
-pub const SESSION_STANDING_ATTRIBUTES: &str = "session_id, user_id, username, created_at, expires_at, absolute_expires_at, revoked_at";
+pub const SESSION_STANDING_ATTRIBUTES: &str = "session_id, user_id, username, created_at, expires_at, absolute_expires_at, revoked_at, session_epoch";
 /// The attributes it reads of a user item: never the password hash or the roles.
-pub const USER_STANDING_ATTRIBUTES: &str = "username, user_id, disabled, password_changed_at, password_changed_by, sessions_valid_after";
+pub const USER_STANDING_ATTRIBUTES: &str = "username, user_id, disabled, session_epoch";
 
 fn session_standing_from_item(item: &Item) -> Option<SessionStanding> {
     Some(SessionStanding {
@@ -589,6 +641,7 @@ fn session_standing_from_item(item: &Item) -> Option<SessionStanding> {
         expires_at: get_n(item, "expires_at")?,
         absolute_expires_at: get_n(item, "absolute_expires_at")?,
         revoked_at: get_n(item, "revoked_at"),
+        session_epoch: get_n(item, "session_epoch").unwrap_or(0),
     })
 }
 
@@ -597,9 +650,7 @@ fn user_standing_from_item(item: &Item) -> Option<UserStanding> {
         user_id: get_s(item, "user_id")?,
         // A missing flag is read as disabled: fail closed, as `user_from_item`.
         disabled: item.get("disabled").and_then(|v| v.as_bool().ok()).copied().unwrap_or(true),
-        password_changed_at: get_n(item, "password_changed_at").unwrap_or(0),
-        password_changed_by: get_s(item, "password_changed_by").and_then(|id| SessionId::parse(&id)),
-        sessions_valid_after: get_n(item, "sessions_valid_after").unwrap_or(0),
+        session_epoch: get_n(item, "session_epoch").unwrap_or(0),
     })
 }
 
@@ -638,13 +689,14 @@ impl StandingStore for DynamoStanding {
         Ok(out.item().and_then(session_standing_from_item))
     }
 
-    async fn user(&self, username: &str) -> Result<Option<UserStanding>, AuthError> {
+    async fn user(&self, username: &str, consistent: bool) -> Result<Option<UserStanding>, AuthError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.users_table)
             .key("username", s(username))
             .projection_expression(USER_STANDING_ATTRIBUTES)
+            .consistent_read(consistent)
             .send()
             .await
             .map_err(|e| sdk_error("GetItem user standing", e))?;
@@ -676,7 +728,7 @@ impl StandingStore for DynamoStanding {
             false => first(&self.sessions_table).and_then(session_standing_from_item),
         };
         let user = match unprocessed(&self.users_table) {
-            true => self.user(username).await?,
+            true => self.user(username, false).await?,
             false => first(&self.users_table).and_then(user_standing_from_item),
         };
         Ok((session, user))
@@ -684,7 +736,7 @@ impl StandingStore for DynamoStanding {
 
     async fn warm(&self) {
         // Projected like every read of this store, so it needs no wider grant.
-        if let Err(e) = self.user("warmup#").await {
+        if let Err(e) = self.user("warmup#", false).await {
             tracing::warn!(cause = %e, "warming the DynamoDB connection failed");
         }
     }
@@ -705,11 +757,11 @@ async fn table_exists(client: &Client, table: &str) -> Result<bool, AuthError> {
 /// everything was already in place.
 pub async fn create_tables(client: &Client, users_table: &str, sessions_table: &str) -> Result<Vec<String>, AuthError> {
     let mut changes = Vec::new();
-    let key = |name: &str, kind| -> Result<(AttributeDefinition, KeySchemaElement), AuthError> {
+    let key = |name: &str, kind, scalar| -> Result<(AttributeDefinition, KeySchemaElement), AuthError> {
         Ok((
             AttributeDefinition::builder()
                 .attribute_name(name)
-                .attribute_type(ScalarAttributeType::S)
+                .attribute_type(scalar)
                 .build()
                 .map_err(|e| AuthError::unavailable("table definition", e))?,
             KeySchemaElement::builder()
@@ -720,7 +772,7 @@ pub async fn create_tables(client: &Client, users_table: &str, sessions_table: &
         ))
     };
     if !table_exists(client, users_table).await? {
-        let (attr, schema) = key("username", KeyType::Hash)?;
+        let (attr, schema) = key("username", KeyType::Hash, ScalarAttributeType::S)?;
         client
             .create_table()
             .table_name(users_table)
@@ -733,11 +785,13 @@ pub async fn create_tables(client: &Client, users_table: &str, sessions_table: &
         changes.push(format!("created table {users_table}"));
     }
     if !table_exists(client, sessions_table).await? {
-        let (session_attr, session_schema) = key("session_id", KeyType::Hash)?;
-        let (user_attr, user_schema) = key("user_id", KeyType::Hash)?;
+        let (session_attr, session_schema) = key("session_id", KeyType::Hash, ScalarAttributeType::S)?;
+        let (user_attr, user_schema) = key("user_id", KeyType::Hash, ScalarAttributeType::S)?;
+        let (created_attr, created_schema) = key("created_at", KeyType::Range, ScalarAttributeType::N)?;
         let index = GlobalSecondaryIndex::builder()
             .index_name(BY_USER_INDEX)
             .key_schema(user_schema)
+            .key_schema(created_schema)
             .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
             .build()
             .map_err(|e| AuthError::unavailable("table definition", e))?;
@@ -746,6 +800,7 @@ pub async fn create_tables(client: &Client, users_table: &str, sessions_table: &
             .table_name(sessions_table)
             .attribute_definitions(session_attr)
             .attribute_definitions(user_attr)
+            .attribute_definitions(created_attr)
             .key_schema(session_schema)
             .global_secondary_indexes(index)
             .billing_mode(BillingMode::PayPerRequest)
@@ -798,6 +853,7 @@ mod tests {
             created_at: 5,
             expires_at: 100,
             absolute_expires_at: 200,
+            session_epoch: 4,
             revoked_at: None,
             revoke_reason: None,
             user_agent: Some("é".repeat(300)),
@@ -808,6 +864,10 @@ mod tests {
         assert!(back.user_agent.as_ref().unwrap().len() <= MAX_USER_AGENT_BYTES);
         assert_eq!(back.token_hash, session.token_hash);
         assert_eq!(back.generation, 3);
+        assert_eq!(back.session_epoch, 4);
+        let mut legacy = item.clone();
+        legacy.remove("session_epoch");
+        assert_eq!(session_from_item(&legacy).unwrap().session_epoch, 0, "written before epochs: epoch 0");
         let mut incomplete = item.clone();
         incomplete.remove("token_hash");
         assert!(session_from_item(&incomplete).is_none());
@@ -822,8 +882,7 @@ mod tests {
             roles: vec!["admin".into()],
             disabled: false,
             password_changed_at: 0,
-            sessions_valid_after: 0,
-            password_changed_by: None,
+            session_epoch: 0,
         });
         assert!(!user_from_item(&item).unwrap().disabled);
         item.remove("disabled");

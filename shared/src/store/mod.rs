@@ -4,6 +4,8 @@
 pub mod dynamodb;
 
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::{StreamExt, stream};
@@ -24,24 +26,18 @@ pub struct UserRecord {
     pub roles: Vec<String>,
     /// A disabled user cannot log in or refresh.
     pub disabled: bool,
-    /// When the password last changed (epoch seconds); sessions created up to this second
-    /// are refused on refresh.
+    /// When the password last changed (epoch seconds). A record for operators: no rule
+    /// compares it with anything.
     pub password_changed_at: u64,
-    /// The per-user revocation point (epoch seconds): sessions created up to this second are
-    /// refused on refresh. Logout everywhere and disabling move it, in one write.
-    pub sessions_valid_after: u64,
-    /// The session that made the last password change through the account endpoint: the one
-    /// session that change keeps alive. Written in the same write as the new hash, so no
-    /// state exists in which the caller's session is dead or another one spared; cleared
-    /// by an operator's change.
-    pub password_changed_by: Option<SessionId>,
+    /// The version of what the user's sessions depend on: each session stores the epoch it
+    /// was created under and is accepted only while it is still the user's. Logout
+    /// everywhere, a password change or reset and disabling bump it in one conditional
+    /// write, so they end every older session whatever the clocks say. Absent reads as 0.
+    pub session_epoch: u64,
 }
 
 impl UserRecord {
-    /// Whether `session` may go on for this user: the user is enabled, owns it, and it was
-    /// created strictly after the last password change and the revocation point. Strict,
-    /// because times are whole seconds: a session from the same second as a password change
-    /// may be older than the change. The session that changed the password itself goes on.
+    /// Whether `session` may go on for this user: see [`UserStanding::accepts`].
     pub fn accepts(&self, session: &SessionRecord) -> bool {
         self.standing().accepts(&session.standing())
     }
@@ -51,9 +47,7 @@ impl UserRecord {
         UserStanding {
             user_id: self.user_id.clone(),
             disabled: self.disabled,
-            password_changed_at: self.password_changed_at,
-            password_changed_by: self.password_changed_by.clone(),
-            sessions_valid_after: self.sessions_valid_after,
+            session_epoch: self.session_epoch,
         }
     }
 }
@@ -66,19 +60,26 @@ pub struct UserStanding {
     pub user_id: String,
     /// A disabled user's sessions are all dead.
     pub disabled: bool,
-    /// Sessions created up to this second are dead ...
-    pub password_changed_at: u64,
-    /// ... but this one, which made the change.
-    pub password_changed_by: Option<SessionId>,
-    /// The revocation point: sessions created up to this second are dead.
-    pub sessions_valid_after: u64,
+    /// The user's current session epoch: only sessions created under it are accepted.
+    pub session_epoch: u64,
 }
 
 impl UserStanding {
-    /// Whether `session` may go on for this user: see [`UserRecord::accepts`].
+    /// The one rule refresh, logout everywhere, the account endpoints and the strict
+    /// authorizer apply: the user is enabled, owns the session, and the session was created
+    /// under the user's current epoch. A version, not a time: a login after a bump carries
+    /// the new epoch and lives, even in the same second; a login that read the user before
+    /// the bump carries the old one and is dead, even if it finishes after.
     pub fn accepts(&self, session: &SessionStanding) -> bool {
-        let survives_password_change = session.created_at > self.password_changed_at || self.password_changed_by.as_ref() == Some(&session.session_id);
-        !self.disabled && self.user_id == session.user_id && survives_password_change && session.created_at > self.sessions_valid_after
+        // SECURITY: equality, not "at least": an epoch the user never had is not trusted.
+        !self.disabled && self.user_id == session.user_id && session.session_epoch == self.session_epoch
+    }
+
+    /// Whether no later state of this user can accept `session`: epochs only grow, so one
+    /// behind the user's is dead for good. A disabled flag is not final on its own (an
+    /// enable clears it) and neither is an epoch ahead of this read (the read is stale).
+    pub fn refuses_for_good(&self, session: &SessionStanding) -> bool {
+        self.user_id != session.user_id || session.session_epoch < self.session_epoch
     }
 }
 
@@ -100,6 +101,8 @@ pub struct SessionStanding {
     pub absolute_expires_at: u64,
     /// When it was revoked, if it was.
     pub revoked_at: Option<u64>,
+    /// The user's session epoch when the session was created.
+    pub session_epoch: u64,
 }
 
 impl SessionStanding {
@@ -124,12 +127,20 @@ impl Standing {
         self.session.is_live(now) && self.user.as_ref().is_some_and(|user| user.accepts(&self.session))
     }
 
-    /// Whether the session is dead whatever happens next: revoked, or no longer accepted
-    /// by its user (gone, disabled, behind the revocation point or a password change),
-    /// none of which is ever undone (enabling a user again leaves its revocation point).
-    /// An expiry is not final: a refresh since the read may have moved it.
+    /// Whether the session is dead whatever happens next: revoked, its user gone, or
+    /// refused by its user for good (see [`UserStanding::refuses_for_good`]). An expiry is
+    /// not final (a refresh since the read may have moved it), nor a refusal a later read of
+    /// the user could undo.
     pub fn is_dead_for_good(&self) -> bool {
-        self.session.revoked_at.is_some() || !self.user.as_ref().is_some_and(|user| user.accepts(&self.session))
+        self.session.revoked_at.is_some() || self.user.as_ref().is_none_or(|user| user.refuses_for_good(&self.session))
+    }
+
+    /// Whether the verdict rests on the user item: the session itself is not revoked, but
+    /// its user is gone or refuses it. Such a verdict is read again, consistently, before
+    /// anyone caches it (an eventually consistent read may show the user before an enable
+    /// or an epoch bump that the session already carries).
+    pub fn refused_by_user(&self) -> bool {
+        self.session.revoked_at.is_none() && !self.user.as_ref().is_some_and(|user| user.accepts(&self.session))
     }
 }
 
@@ -147,8 +158,7 @@ impl fmt::Debug for UserRecord {
             .field("roles", &self.roles)
             .field("disabled", &self.disabled)
             .field("password_changed_at", &self.password_changed_at)
-            .field("sessions_valid_after", &self.sessions_valid_after)
-            .field("password_changed_by", &self.password_changed_by)
+            .field("session_epoch", &self.session_epoch)
             .finish()
     }
 }
@@ -277,6 +287,8 @@ pub struct SessionRecord {
     pub rotated_at: u64,
     /// When the session started.
     pub created_at: u64,
+    /// The user's session epoch at login: the session lives while it is the user's.
+    pub session_epoch: u64,
     /// Sliding idle expiry; the table's TTL attribute.
     pub expires_at: u64,
     /// Hard end of the session, whatever its activity.
@@ -308,6 +320,7 @@ impl SessionRecord {
             expires_at: self.expires_at,
             absolute_expires_at: self.absolute_expires_at,
             revoked_at: self.revoked_at,
+            session_epoch: self.session_epoch,
         }
     }
 
@@ -358,6 +371,11 @@ pub enum RotationOutcome {
 pub const REVOKED_RETENTION_SECS: u64 = 3600;
 /// How many of a user's sessions [`SessionStore::revoke_all_but`] revokes at once.
 const FAN_OUT_CONCURRENCY: usize = 8;
+/// How long the fan-out after an epoch bump may run: the bump already ended the sessions,
+/// revoking their items is a courtesy (listings show them ended at once), and it must leave
+/// the function's timeout room to answer (logout and account: 5 s). A user with thousands of
+/// sessions gets the newest of them revoked, and the rest refused at their next use.
+pub const FAN_OUT_DEADLINE: Duration = Duration::from_millis(2500);
 
 /// The condition of a revocation.
 #[derive(Debug, Clone, Copy)]
@@ -368,9 +386,9 @@ pub enum RevokeIf<'a> {
     Holds(&'a TokenHash),
     /// The session exists and is not revoked yet (operator, reuse, user invalidated).
     NotRevoked,
-    /// The session is not revoked yet and was created up to this instant: the fan-out of
-    /// logout everywhere, which ends exactly the sessions its revocation point ends.
-    CreatedUpTo(u64),
+    /// The session is not revoked yet and was created under an epoch below this one: the
+    /// fan-out after an epoch bump, which ends exactly the sessions the bump ended.
+    EpochBelow(u64),
     /// The session is live (not revoked, neither expiry passed) and belongs to this user:
     /// a user ending one of their own sessions by id. The owner is part of the condition,
     /// not read first, so no interleaving lets one user end another's session.
@@ -408,38 +426,53 @@ pub trait SessionStore: Send + Sync {
     async fn revoke(&self, session_id: &SessionId, condition: RevokeIf<'_>, reason: &str, now: u64) -> Result<Revocation, AuthError>;
     /// Reads one session (operator tools; the hot paths never read before writing).
     async fn get(&self, session_id: &SessionId) -> Result<Option<SessionRecord>, AuthError>;
-    /// The ids of every session of a user, through the `by_user` index.
-    async fn list_for_user(&self, user_id: &str) -> Result<Vec<SessionId>, AuthError>;
+    /// The ids of a user's sessions, newest first (through the `by_user_created` index),
+    /// at most `limit` of them: the read is bounded by the request, not by the user's luck.
+    async fn list_for_user(&self, user_id: &str, limit: usize) -> Result<Vec<SessionId>, AuthError>;
 }
 
 impl dyn SessionStore {
-    /// Revokes the sessions of `user_id` created up to `point`, all but `keep`, concurrently
-    /// and best-effort: the caller has already moved the user's revocation point (or
-    /// password time), which is what kills them at their next refresh; this makes listings
-    /// and the account endpoints show them ended at once. A failure here loses nothing and
-    /// is logged. Returns how many this call revoked.
-    pub async fn revoke_all_but(&self, user_id: &str, keep: &SessionId, point: u64, reason: &str, now: u64) -> usize {
-        let others = match self.list_for_user(user_id).await {
-            Ok(ids) => ids.into_iter().filter(|id| id != keep).collect(),
-            Err(e) => {
-                tracing::warn!(cause = %e, "listing a user's sessions to revoke them failed; the revocation point holds");
-                Vec::new()
-            }
-        };
-        stream::iter(others)
-            .map(|id| async move { self.revoke(&id, RevokeIf::CreatedUpTo(point), reason, now).await })
-            .buffer_unordered(FAN_OUT_CONCURRENCY)
-            .fold(0usize, |count, result| async move {
-                match result {
-                    Ok(Revocation::Revoked(_)) => count + 1,
-                    Ok(Revocation::Refused(_)) => count,
-                    Err(e) => {
-                        tracing::warn!(cause = %e, "revoking one session failed; the revocation point holds");
-                        count
-                    }
+    /// Revokes the sessions of `user_id` created under an epoch below `epoch`, all but
+    /// `keep`, newest first, concurrently and best-effort, for at most `deadline`: the caller
+    /// has already bumped the user's epoch, which is what kills them at their next use; this
+    /// makes listings and the account endpoints show them ended at once. A failure, or the
+    /// deadline, loses nothing and is logged with how far it got. Returns how many this call
+    /// revoked.
+    pub async fn revoke_all_but(&self, user_id: &str, keep: &SessionId, epoch: u64, reason: &str, now: u64, deadline: Duration) -> usize {
+        let revoked = AtomicUsize::new(0);
+        let seen = AtomicUsize::new(0);
+        let fan_out = async {
+            let others: Vec<SessionId> = match self.list_for_user(user_id, usize::MAX).await {
+                Ok(ids) => ids.into_iter().filter(|id| id != keep).collect(),
+                Err(e) => {
+                    tracing::warn!(cause = %e, "listing a user's sessions to revoke them failed; the epoch bump holds");
+                    return;
                 }
-            })
-            .await
+            };
+            seen.store(others.len(), Ordering::Relaxed);
+            stream::iter(others)
+                .map(|id| async move { self.revoke(&id, RevokeIf::EpochBelow(epoch), reason, now).await })
+                .buffer_unordered(FAN_OUT_CONCURRENCY)
+                .for_each(|result| {
+                    match result {
+                        Ok(Revocation::Revoked(_)) => {
+                            revoked.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(Revocation::Refused(_)) => {}
+                        Err(e) => tracing::warn!(cause = %e, "revoking one session failed; the epoch bump holds"),
+                    }
+                    std::future::ready(())
+                })
+                .await;
+        };
+        if tokio::time::timeout(deadline, fan_out).await.is_err() {
+            tracing::warn!(
+                revoked = revoked.load(Ordering::Relaxed),
+                listed = seen.load(Ordering::Relaxed),
+                "revoking a user's sessions stopped at its deadline; the epoch bump holds for the rest"
+            );
+        }
+        revoked.load(Ordering::Relaxed)
     }
 }
 
@@ -450,8 +483,8 @@ impl dyn SessionStore {
 pub trait StandingStore: Send + Sync {
     /// One session, eventually consistent or, with `consistent`, not.
     async fn session(&self, session_id: &SessionId, consistent: bool) -> Result<Option<SessionStanding>, AuthError>;
-    /// One user, eventually consistent.
-    async fn user(&self, username: &str) -> Result<Option<UserStanding>, AuthError>;
+    /// One user, eventually consistent or, with `consistent`, not.
+    async fn user(&self, username: &str, consistent: bool) -> Result<Option<UserStanding>, AuthError>;
     /// Both in one request, eventually consistent.
     async fn both(&self, session_id: &SessionId, username: &str) -> Result<(Option<SessionStanding>, Option<UserStanding>), AuthError>;
     /// Opens the connection during cold start; failures only cost the first request time.
@@ -464,7 +497,10 @@ impl dyn StandingStore {
     /// both; without, the session first (it names the user item: the token does not), then
     /// the user. A session an eventually consistent read misses may have been created a
     /// moment ago (a token used right after its login): it is asked for once more,
-    /// consistently, before it is called unknown.
+    /// consistently, before it is called unknown. Likewise a user that refuses the session:
+    /// a lagging read may show it before the enable or the epoch bump the session was
+    /// created after, and the verdict may be cached for good, so it is read again
+    /// consistently first.
     pub async fn standing(&self, session_id: &SessionId, username: Option<&str>) -> Result<Option<Standing>, AuthError> {
         let (session, user) = match username {
             Some(username) => self.both(session_id, username).await?,
@@ -479,9 +515,14 @@ impl dyn StandingStore {
         };
         let user = match username {
             Some(_) => user,
-            None => self.user(&session.username).await?,
+            None => self.user(&session.username, false).await?,
         };
-        Ok(Some(Standing { session, user }))
+        let standing = Standing { session, user };
+        if !standing.refused_by_user() {
+            return Ok(Some(standing));
+        }
+        let user = self.user(&standing.session.username, true).await?;
+        Ok(Some(Standing { user, ..standing }))
     }
 }
 
@@ -500,26 +541,31 @@ pub trait UserStore: Send + Sync {
     async fn clear_attempts(&self, username: &str) -> Result<(), AuthError>;
     /// Adds a user; `false` if the username is taken.
     async fn create(&self, user: &UserRecord) -> Result<bool, AuthError>;
-    /// Enables or disables a user; disabling also moves the revocation point to `now`, so
-    /// enabling the account again does not bring its old sessions back. `false` if there
-    /// is no such user.
-    async fn set_disabled(&self, username: &str, disabled: bool, now: u64) -> Result<bool, AuthError>;
-    /// Replaces the user's password hash and sets `password_changed_at` to `now` in one
-    /// write: every session started up to `now` is dead from its next refresh on (see
-    /// [`UserRecord::accepts`]). `false` if there is no such user.
+    /// Enables or disables a user; disabling also bumps the session epoch in the same
+    /// write, so every existing session is dead and enabling the account again does not
+    /// bring them back. `false` if there is no such user.
+    async fn set_disabled(&self, username: &str, disabled: bool) -> Result<bool, AuthError>;
+    /// Replaces the user's password hash, sets `password_changed_at` to `now` and bumps the
+    /// session epoch, in one write: every session is dead from its next use on (an
+    /// operator's change or a reset). `false` if there is no such user.
     async fn set_password(&self, username: &str, password_hash: &str, now: u64) -> Result<bool, AuthError>;
-    /// The user's own password change, in one conditional write: as [`Self::set_password`],
-    /// but only while the stored hash is still `verified_hash` (the one the current password
-    /// was just checked against, so of two racing changes one fails), and `by` (the caller's
-    /// session) survives it. `false` when the condition failed.
-    async fn change_password(&self, username: &str, verified_hash: &str, new_hash: &str, by: &SessionId, now: u64) -> Result<bool, AuthError>;
+    /// The user's own password change, in one transaction over the user and the caller's
+    /// session: the new hash, `password_changed_at = now` and the epoch bumped from
+    /// `keep.session_epoch`, and `keep` moved to the new epoch, so it is the one session that
+    /// survives. Only while the stored hash is still `verified_hash` (the one the current
+    /// password was just checked against: of two racing changes one fails), the epoch is
+    /// still the caller's, and `keep` is live and the user's. `false` when a condition
+    /// failed; nothing is written then.
+    async fn change_password(&self, username: &str, verified_hash: &str, new_hash: &str, keep: &SessionRecord, now: u64) -> Result<bool, AuthError>;
     /// Replaces the user's roles; tokens carry them from the session's next refresh on.
     /// `false` if there is no such user.
     async fn set_roles(&self, username: &str, roles: &[String]) -> Result<bool, AuthError>;
-    /// Moves the user's revocation point forward to `point` in one conditional write (never
-    /// back, so a retry is harmless): every session created up to `point` is dead from its
-    /// next refresh on. Nothing to do when the user is gone or its point is already later.
-    async fn revoke_sessions_until(&self, username: &str, point: u64) -> Result<(), AuthError>;
+    /// Bumps the user's session epoch from `epoch` to `epoch + 1` in one conditional write:
+    /// every session created under `epoch` or earlier is dead from its next use on. Only
+    /// from `epoch`, so a retry (which sees it bumped) does nothing and cannot end sessions
+    /// created since, and a session already behind ends nothing. `false` when the epoch was
+    /// not `epoch` (or the user is gone).
+    async fn bump_session_epoch(&self, username: &str, epoch: u64) -> Result<bool, AuthError>;
     /// Opens the connection during cold start; failures only cost the first request time.
     async fn warm(&self) {}
 }

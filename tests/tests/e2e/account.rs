@@ -261,7 +261,8 @@ async fn changing_the_password_from_one_of_three_sessions_ends_the_other_two_and
     assert_eq!((answer.status, answer.body.as_str()), (204, ""));
 
     let user = app.user_item(ALICE).await;
-    assert_eq!(user["password_changed_by"].as_s().unwrap(), &ids[0]);
+    assert_eq!(user["session_epoch"].as_n().unwrap(), "1");
+    assert_eq!(app.session_number(&ids[0], "session_epoch").await, Some(1));
     assert!(user["password_hash"].as_s().unwrap().starts_with("$argon2id$"));
     for (login, id) in logins[1..].iter().zip(&ids[1..]) {
         // Revoked in the table at once, so their access tokens stop here at once too ...
@@ -277,9 +278,12 @@ async fn changing_the_password_from_one_of_three_sessions_ends_the_other_two_and
     assert_eq!(listed_ids(&app.account_call(list(&refreshed.access_token())).await), [ids[0].clone()]);
     // Another user's session is untouched.
     assert_eq!(revoked_at(&app, &bobs).await, None);
-    // The old password fails, the new one logs in.
+    // The old password fails, the new one logs in, and that session works at once (no
+    // waiting for the clock to pass the second of the change).
     assert_eq!(app.login(ALICE, PASSWORD).await.error_code(), "invalid_credentials");
-    assert_eq!(app.login(ALICE, NEW_PASSWORD).await.status, 200);
+    let fresh = app.login(ALICE, NEW_PASSWORD).await;
+    assert_eq!(fresh.status, 200);
+    assert_eq!(app.refresh(&fresh.refresh_cookie()).await.status, 200);
 }
 
 #[tokio::test]
@@ -293,10 +297,12 @@ async fn a_wrong_current_password_is_401_and_counts_toward_the_login_throttle() 
     // One counter for login and password change: the right password is now refused at both.
     let login = app.login(ALICE, PASSWORD).await;
     assert_eq!(login.status, 429, "{}", login.body);
+    let hash = app.user_item(ALICE).await["password_hash"].clone();
     let change = app.account_call(change_password(&token, PASSWORD, NEW_PASSWORD)).await;
     assert_eq!(change.error_code(), "too_many_attempts");
     assert!(change.header("retry-after").is_some());
-    assert!(!app.user_item(ALICE).await.contains_key("password_changed_by"), "nothing changed");
+    assert_eq!(app.user_item(ALICE).await["password_hash"], hash, "nothing changed");
+    assert_eq!(app.user_item(ALICE).await["session_epoch"].as_n().unwrap(), "0", "no bump");
 }
 
 #[tokio::test]
@@ -320,24 +326,46 @@ async fn a_weak_or_oversized_new_password_is_400_with_the_rule_and_changes_nothi
 }
 
 #[tokio::test]
-async fn a_password_change_that_lost_a_race_is_refused_by_the_write_itself() {
-    use auth_core::store::UserStore;
-    use auth_core::store::dynamodb::DynamoUsers;
+async fn a_password_change_is_one_transaction_that_a_lost_race_leaves_unwritten() {
+    use auth_core::store::dynamodb::{DynamoSessions, DynamoUsers};
+    use auth_core::store::{SessionStore, UserStore};
     use auth_core::tokens::SessionId;
 
     let app = spawn_app().await;
-    let users = DynamoUsers::new(app.dynamodb.clone(), &app.config.users_table);
-    let before = app.user_item(ALICE).await;
-    let by = SessionId::generate();
+    let users = DynamoUsers::new(app.dynamodb.clone(), &app.config.users_table, &app.config.sessions_table);
+    let sessions = DynamoSessions::new(app.dynamodb.clone(), &app.config.sessions_table);
+    let ids: Vec<String> = app.sessions(ALICE, 2).await.iter().map(|cookie| session_of_cookie(cookie)).collect();
+    let read = |id: &String| {
+        let sessions = &sessions;
+        let id = SessionId::parse(id).unwrap();
+        async move { sessions.get(&id).await.unwrap().unwrap() }
+    };
+    let (keep, other) = (read(&ids[0]).await, read(&ids[1]).await);
+    let before = (app.user_item(ALICE).await, app.session_item(&ids[0]).await);
     // The hash the current password was checked against has been replaced meanwhile.
     let stale = "$argon2id$v=19$m=19456,t=2,p=1$c3RhbGU$c3RhbGU";
-    assert!(!users.change_password(ALICE, stale, "$argon2id$new", &by, now()).await.unwrap());
-    assert_eq!(app.user_item(ALICE).await, before, "nothing written");
-    let current = before["password_hash"].as_s().unwrap();
-    assert!(users.change_password(ALICE, current, "$argon2id$new", &by, now()).await.unwrap());
-    assert_eq!(app.user_item(ALICE).await["password_changed_by"].as_s().unwrap(), by.as_str());
+    assert!(!users.change_password(ALICE, stale, "$argon2id$new", &keep, now()).await.unwrap());
+    assert_eq!((app.user_item(ALICE).await, app.session_item(&ids[0]).await), before, "nothing written");
+    let current = before.0["password_hash"].as_s().unwrap();
+    assert!(users.change_password(ALICE, current, "$argon2id$new", &keep, now()).await.unwrap());
+    assert_eq!(app.user_item(ALICE).await["session_epoch"].as_n().unwrap(), "1");
+    assert_eq!(
+        app.session_number(&ids[0], "session_epoch").await,
+        Some(1),
+        "the caller's session moved in the same write"
+    );
+    assert_eq!(app.session_number(&ids[1], "session_epoch").await, Some(0), "no other did");
+    // The caller's session, read before, is behind now: a second change from it is refused
+    // whole, and so is one naming another user's session.
+    let after = (app.user_item(ALICE).await, app.session_item(&ids[0]).await);
+    assert!(!users.change_password(ALICE, "$argon2id$new", "$argon2id$newer", &keep, now()).await.unwrap());
+    assert!(!users.change_password(ALICE, "$argon2id$new", "$argon2id$newer", &other, now()).await.unwrap());
+    assert_eq!((app.user_item(ALICE).await, app.session_item(&ids[0]).await), after, "nothing written");
     assert!(
-        !users.change_password("nobody@example.com", current, "$argon2id$new", &by, now()).await.unwrap(),
+        !users
+            .change_password("nobody@example.com", current, "$argon2id$new", &keep, now())
+            .await
+            .unwrap(),
         "no user, no item created"
     );
 }

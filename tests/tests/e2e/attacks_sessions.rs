@@ -112,7 +112,8 @@ async fn refresh_fails_after_the_user_is_disabled_or_changes_password() {
     let alice = app.login(ALICE, PASSWORD).await.refresh_cookie();
     let bob = app.login(BOB, PASSWORD).await.refresh_cookie();
     set_user(&app, ALICE, "disabled", AttributeValue::Bool(true)).await;
-    set_user(&app, BOB, "password_changed_at", AttributeValue::N((now() + 1).to_string())).await;
+    // As `authctl user passwd` leaves it: the epoch bumped with the hash.
+    set_user(&app, BOB, "session_epoch", AttributeValue::N("1".into())).await;
     for cookie in [&alice, &bob] {
         let answer = app.refresh(cookie).await;
         assert_eq!((answer.status, answer.error_code().as_str()), (401, "invalid_token"));
@@ -130,7 +131,7 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_user_wrong_password_and_disabled_user_take_similar_time() {
     let app = spawn_app().await;
-    let users = DynamoUsers::new(app.dynamodb.clone(), &app.config.users_table);
+    let users = DynamoUsers::new(app.dynamodb.clone(), &app.config.users_table, &app.config.sessions_table);
     let hash = hash_password(&PASSWORD.to_owned().into()).unwrap();
     for i in 0..20 {
         for (prefix, disabled) in [("active", false), ("off", true)] {
@@ -141,8 +142,7 @@ async fn unknown_user_wrong_password_and_disabled_user_take_similar_time() {
                 roles: vec![],
                 disabled,
                 password_changed_at: 0,
-                sessions_valid_after: 0,
-                password_changed_by: None,
+                session_epoch: 0,
             };
             users.create(&user).await.unwrap();
         }
@@ -286,19 +286,18 @@ async fn a_second_refresh_cookie_is_refused_so_a_planted_one_cannot_fix_the_sess
 }
 
 #[tokio::test]
-async fn disabling_never_moves_the_revocation_point_back() {
+async fn disabling_bumps_the_epoch_so_enabling_again_brings_no_session_back() {
     let app = spawn_app().await;
-    let later = now() + 100;
-    set_user(&app, ALICE, "sessions_valid_after", AttributeValue::N(later.to_string())).await;
-    let users = auth_core::store::dynamodb::DynamoUsers::new(app.dynamodb.clone(), &app.config.users_table);
-    // An operator's clock behind the point of an earlier logout everywhere.
-    assert!(auth_core::store::UserStore::set_disabled(&users, ALICE, true, now()).await.unwrap());
+    let before = app.login(ALICE, PASSWORD).await.refresh_cookie();
+    let users = auth_core::store::dynamodb::DynamoUsers::new(app.dynamodb.clone(), &app.config.users_table, &app.config.sessions_table);
+    assert!(auth_core::store::UserStore::set_disabled(&users, ALICE, true).await.unwrap());
     let item = app.user_item(ALICE).await;
     assert_eq!(item["disabled"].as_bool().ok(), Some(&true));
-    assert_eq!(item["sessions_valid_after"].as_n().unwrap(), &later.to_string());
-    assert!(
-        !auth_core::store::UserStore::set_disabled(&users, "nobody@example.com", true, now())
-            .await
-            .unwrap()
-    );
+    assert_eq!(item["session_epoch"].as_n().unwrap(), "1");
+    assert!(auth_core::store::UserStore::set_disabled(&users, ALICE, false).await.unwrap());
+    assert_eq!(app.user_item(ALICE).await["session_epoch"].as_n().unwrap(), "1", "enabling bumps nothing");
+    assert_eq!(app.refresh(&before).await.error_code(), "invalid_token", "the old session stays dead");
+    let after = app.login(ALICE, PASSWORD).await.refresh_cookie();
+    assert_eq!(app.refresh(&after).await.status, 200, "a login right after enabling works");
+    assert!(!auth_core::store::UserStore::set_disabled(&users, "nobody@example.com", true).await.unwrap());
 }

@@ -191,8 +191,8 @@ async fn a_user_read_failing_after_a_committed_rotation_still_hands_the_successo
 async fn a_logout_everywhere_cut_short_is_finished_by_its_retry() {
     let app = spawn_app().await;
     let cookies = app.sessions(ALICE, 3).await;
-    // The write of the revocation point fails on every attempt, after the session's own revoke.
-    let server = start(Fault::internal_error("sessions_valid_after", 0, 3)).await;
+    // The epoch bump fails on every attempt, after the session's own revoke.
+    let server = start(Fault::internal_error("set session_epoch = :next", 0, 3)).await;
     let flaky = api_with(&app, Some(&server.endpoint), None).await;
     let everywhere = || Call::post("/auth/logout").cookie(&cookies[0]).json(json!({"everywhere": true})).request();
     assert_unavailable(&Answer::from(logout::handle(&flaky, everywhere()).await.unwrap()));
@@ -211,7 +211,7 @@ async fn a_logout_everywhere_cut_short_is_finished_by_its_retry() {
 async fn logout_everywhere_holds_when_revoking_the_other_sessions_fails() {
     let app = spawn_app().await;
     let cookies = app.sessions(ALICE, 3).await;
-    // Listing the user's sessions fails: only the revocation point can end the others.
+    // Listing the user's sessions fails: only the epoch bump can end the others.
     let server = start(Fault::internal_error("x-amz-target: dynamodb_20120810.query", 0, usize::MAX)).await;
     let flaky = api_with(&app, Some(&server.endpoint), None).await;
     let call = Call::post("/auth/logout").cookie(&cookies[0]).json(json!({"everywhere": true}));

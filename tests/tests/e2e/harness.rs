@@ -114,7 +114,7 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> App {
     create_tables(&dynamodb, &users_table, &sessions_table).await.unwrap();
     write_secret(&secrets, &public_id, &public_jwks_json()).await.unwrap();
     write_secret(&secrets, &secret_id, SIGNING_KEYS_JSON).await.unwrap();
-    let users = DynamoUsers::new(dynamodb.clone(), &users_table);
+    let users = DynamoUsers::new(dynamodb.clone(), &users_table, &sessions_table);
     for (i, (name, disabled)) in [(ALICE, false), (BOB, false), (DISABLED, true)].into_iter().enumerate() {
         let user = UserRecord {
             username: name.into(),
@@ -123,8 +123,7 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> App {
             roles: vec!["user".into()],
             disabled,
             password_changed_at: 0,
-            sessions_valid_after: 0,
-            password_changed_by: None,
+            session_epoch: 0,
         };
         assert!(users.create(&user).await.unwrap());
     }

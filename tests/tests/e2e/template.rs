@@ -472,39 +472,64 @@ fn user_items_are_writable_only_by_key_prefix_or_named_attributes() {
     let disguised = item_call("UpdateItem", "alice@example.com#throttle#", &["username"], None);
     assert!(outside_grant(&disguised, &login).is_some());
 
-    // account: attempt counters, and on a user item the password and nothing else (not
-    // roles, the disabled flag, the revocation point, nor a TTL attribute that would delete
-    // the user).
+    // account: attempt counters, and on a user item the password and the epoch it bumps,
+    // nothing else (not roles, the disabled flag, nor a TTL attribute that would delete the
+    // user).
     let account = conditions("account");
     assert_eq!(outside_grant(&counter, &account), None);
     let change = item_call(
         "UpdateItem",
         "alice@example.com",
-        &["username", "password_hash", "password_changed_at", "password_changed_by"],
+        &["username", "password_hash", "password_changed_at", "session_epoch"],
         None,
     );
     assert_eq!(outside_grant(&change, &account), None);
-    for attribute in ["roles", "disabled", "sessions_valid_after", "user_id", "expires_at", "attempts"] {
+    for attribute in ["roles", "disabled", "user_id", "expires_at", "attempts"] {
         let call = item_call("UpdateItem", "alice@example.com", &["username", "password_hash", attribute], None);
         assert!(outside_grant(&call, &account).is_some(), "account must not write {attribute} on a user item");
     }
 
-    // logout moves the revocation point and nothing else, and cannot read the item back.
+    // logout bumps the session epoch and nothing else, and cannot read the item back.
     let logout = conditions("logout");
     let attributes = &logout[0].as_ref().unwrap()["ForAllValues:StringEquals"]["dynamodb:Attributes"];
     assert!(attributes.as_sequence().unwrap().contains(&Value::from("username")), "IAM needs the key listed");
-    let revoke = item_call("UpdateItem", "alice@example.com", &["username", "sessions_valid_after"], Some("NONE"));
+    let revoke = item_call("UpdateItem", "alice@example.com", &["username", "session_epoch"], Some("NONE"));
     assert_eq!(outside_grant(&revoke, &logout), None);
     for (attributes, return_values) in [
-        (&["username", "sessions_valid_after", "password_hash"][..], None),
+        (&["username", "session_epoch", "password_hash"][..], None),
         (&["username", "roles"][..], None),
         (&["username", "disabled"][..], None),
-        (&["username", "user_id", "sessions_valid_after"][..], None),
-        (&["username", "sessions_valid_after"][..], Some("ALL_NEW")),
-        (&["username", "sessions_valid_after"][..], Some("ALL_OLD")),
+        (&["username", "user_id", "session_epoch"][..], None),
+        (&["username", "session_epoch"][..], Some("ALL_NEW")),
+        (&["username", "session_epoch"][..], Some("ALL_OLD")),
     ] {
         let call = item_call("UpdateItem", "alice@example.com", attributes, return_values);
         assert!(outside_grant(&call, &logout).is_some(), "{call:?} must be outside logout's grant");
+    }
+}
+
+#[test]
+fn the_account_function_writes_sessions_only_to_end_them_or_move_them_to_the_new_epoch() {
+    let granted = granted_by_function(&template());
+    let conditions = &granted["account"][&("dynamodb:UpdateItem".to_owned(), "SessionsTable".to_owned())];
+    let session = "AAAAAAAAAAAAAAAAAAAAAA";
+    let end = item_call(
+        "UpdateItem",
+        session,
+        &["session_id", "user_id", "revoked_at", "revoke_reason", "expires_at", "absolute_expires_at"],
+        Some("ALL_OLD"),
+    );
+    assert_eq!(outside_grant(&end, conditions), None);
+    let moved = item_call(
+        "UpdateItem",
+        session,
+        &["session_id", "user_id", "session_epoch", "revoked_at", "expires_at"],
+        None,
+    );
+    assert_eq!(outside_grant(&moved, conditions), None);
+    for attribute in ["created_at", "token_hash", "previous_token_hash", "generation", "rotated_at", "username"] {
+        let call = item_call("UpdateItem", session, &["session_id", "revoked_at", attribute], None);
+        assert!(outside_grant(&call, conditions).is_some(), "account must not write {attribute} on a session");
     }
 }
 
@@ -605,10 +630,9 @@ async fn each_function_is_granted_exactly_the_calls_it_makes() {
     // refresh after the user was disabled: the session is revoked.
     let last = Answer::from(login::handle(&f.login, login(ALICE, PASSWORD)).await.unwrap());
     auth_core::store::UserStore::set_disabled(
-        &auth_core::store::dynamodb::DynamoUsers::new(app.dynamodb.clone(), &app.config.users_table),
+        &auth_core::store::dynamodb::DynamoUsers::new(app.dynamodb.clone(), &app.config.users_table, &app.config.sessions_table),
         ALICE,
         true,
-        now(),
     )
     .await
     .unwrap();
@@ -635,10 +659,9 @@ async fn each_function_is_granted_exactly_the_calls_it_makes() {
     // account: a listing, ending one's own session and an unknown one (the condition fails,
     // as for another user's), and a token whose kid is not deployed (reads the public store).
     auth_core::store::UserStore::set_disabled(
-        &auth_core::store::dynamodb::DynamoUsers::new(app.dynamodb.clone(), &app.config.users_table),
+        &auth_core::store::dynamodb::DynamoUsers::new(app.dynamodb.clone(), &app.config.users_table, &app.config.sessions_table),
         ALICE,
         false,
-        now(),
     )
     .await
     .unwrap();
@@ -682,7 +705,10 @@ async fn each_function_is_granted_exactly_the_calls_it_makes() {
     let names = BTreeMap::from([
         (app.config.users_table.clone(), "UsersTable".to_owned()),
         (app.config.sessions_table.clone(), "SessionsTable".to_owned()),
-        (format!("{}/index/by_user", app.config.sessions_table), "SessionsTable/index/by_user".to_owned()),
+        (
+            format!("{}/index/by_user_created", app.config.sessions_table),
+            "SessionsTable/index/by_user_created".to_owned(),
+        ),
         (app.config.signing_secret_id.clone(), "SigningKeys".to_owned()),
         (app.config.public_keys_secret_id.clone(), "PublicKeys".to_owned()),
     ]);
