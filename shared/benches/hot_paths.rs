@@ -15,7 +15,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_core::authorizer::{Authorizer, AuthorizerEvent};
+use auth_core::api::authorizer::{Authorizer, AuthorizerEvent};
 use auth_core::clock::{Clock, SystemClock};
 use auth_core::keys::verifying::TrustedKeys;
 use auth_core::keys::{KeyCache, KeyDocument, SigningKeys};

@@ -11,16 +11,16 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 
-use crate::account::Account;
-use crate::authorizer::Authorizer;
+use crate::api::account::Account;
+use crate::api::authorizer::Authorizer;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, RevocationCheck};
 use crate::error::ConfigError;
 use crate::keys::secrets_manager::{Connect, SecretsManagerKeys};
 use crate::keys::verifying::TrustedKeys;
 use crate::keys::{KeyCache, KeyDocument, PublicKeys, SigningKeys};
-use crate::revocation::SessionCheck;
 use crate::service::AuthService;
+use crate::service::revocation::SessionCheck;
 use crate::store::dynamodb::{DynamoSessions, DynamoStanding, DynamoUsers};
 
 /// Loads the SDK configuration from the standard environment (`AWS_REGION`,

@@ -1,29 +1,35 @@
 //! The core of the authentication service: every rule lives here, the Lambdas only wire it.
 //!
-//! Dependencies point one way, with no cycle: `service` uses `tokens`, `keys`, `store`
-//! and `credentials` (the throttled password check it shares with `account`, over
-//! `password` and `store`); `http`, `authorizer`, `discovery` and `account` (the only modules that know about
-//! Lambda event shapes) call `service`, `tokens` or `keys`; `aws` wires the adapters
-//! (`store::dynamodb`, `keys::secrets_manager`), which know nothing of it. `config`,
-//! `error`, `clock` and `random` depend on no other module but `error`; `tokens` uses
-//! `keys`, never the other way. AWS SDK types stay inside the adapters and `aws`.
+//! Three layers, with imports pointing down only:
+//!
+//! - `api`: the Lambda-facing surfaces, one room per function (`api::session` for login,
+//!   refresh and logout, `api::account`, `api::discovery`, `api::authorizer`, and
+//!   `api::http` for what the HTTP rooms share). The only modules that know `lambda_http`
+//!   or an event shape.
+//! - `service`: the use cases, one room each (`login`, `refresh`, `logout` over
+//!   `AuthService`; `account`; `revocation`, the strict authorizer's check; `credentials`,
+//!   the throttled password check login and the password change share). They see stores
+//!   and keys through traits only.
+//! - Below them: `store` (the session and user stores, `store::dynamodb`), `keys` (key
+//!   sets and their stores, `keys::secrets_manager`), `tokens`, `claims`, `password`,
+//!   `password_policy`, `audit`; and `config`, `error`, `clock`, `random`, which import
+//!   nothing but `error`. `tokens` uses `keys`, never the other way.
+//!
+//! `aws` wires the adapters for the Lambdas' `main.rs` (the one module that knows every
+//! layer); `telemetry` sets up logging; `testing` (feature `test-util`) holds in-memory
+//! stores and fixtures. AWS SDK types stay inside the adapters and `aws`.
 
-pub mod account;
+pub mod api;
 pub mod audit;
-pub mod authorizer;
 pub mod aws;
 pub mod claims;
 pub mod clock;
 pub mod config;
-pub mod credentials;
-pub mod discovery;
 pub mod error;
-pub mod http;
 pub mod keys;
 pub mod password;
 pub mod password_policy;
 pub mod random;
-pub mod revocation;
 pub mod service;
 pub mod store;
 pub mod telemetry;

@@ -1,7 +1,7 @@
 //! The `authorizer` Lambda: API Gateway Lambda authorizer for HTTP and REST APIs.
 //! All logic is in `auth_core::authorizer`; this crate only adapts the runtime event.
 
-use auth_core::authorizer::{Authorizer, AuthorizerResponse, Unauthorized};
+use auth_core::api::authorizer::{Authorizer, AuthorizerResponse, Unauthorized};
 use lambda_http::LambdaEvent;
 use serde_json::value::RawValue;
 

@@ -4,7 +4,7 @@
 
 use std::convert::Infallible;
 
-use auth_core::discovery::Discovery;
+use auth_core::api::discovery::Discovery;
 use lambda_http::{Body, Request, Response};
 
 /// Answers one request. Never fails: every error is an answer from the error table.

@@ -1,4 +1,4 @@
-use auth_core::discovery::Discovery;
+use auth_core::api::discovery::Discovery;
 use auth_core::{Config, aws, telemetry};
 use lambda_http::{Error, run, service_fn};
 

@@ -3,7 +3,7 @@
 
 use std::convert::Infallible;
 
-use auth_core::http::AuthApi;
+use auth_core::api::session::AuthApi;
 use lambda_http::{Body, Request, Response};
 
 /// Answers one request. Never fails: every error is an answer from the error table.

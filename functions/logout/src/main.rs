@@ -1,4 +1,4 @@
-use auth_core::{Config, aws, http::AuthApi, telemetry};
+use auth_core::{Config, api::session::AuthApi, aws, telemetry};
 use lambda_http::{Error, run, service_fn};
 
 #[tokio::main]

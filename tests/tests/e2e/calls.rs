@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
+use auth_core::api::session::AuthApi;
 use auth_core::aws::{CallRecorder, account_with, auth_service_with, authorizer_with, load_sdk_config, session_check};
-use auth_core::http::AuthApi;
 use serde_json::json;
 
 use crate::harness::*;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use auth_core::api::discovery::{Discovery, JWKS_PATH, OPENID_CONFIGURATION_PATH};
 use auth_core::aws::public_key_cache_with;
-use auth_core::discovery::{Discovery, JWKS_PATH, OPENID_CONFIGURATION_PATH};
 use auth_core::keys::KeyAlgorithm;
 use auth_core::keys::signing::PrivateKey;
 use auth_core::testing::public_jwks_json;

@@ -2,8 +2,8 @@
 
 use std::time::{Duration, Instant};
 
+use auth_core::api::session::AuthApi;
 use auth_core::aws::{auth_service_with, authorizer_with, load_sdk_config};
-use auth_core::http::AuthApi;
 use auth_core::keys::secrets_manager::write_secret;
 use serde_json::json;
 

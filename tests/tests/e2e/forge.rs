@@ -94,7 +94,7 @@ pub fn our_header() -> Value {
     json!({"alg": "ES256", "typ": "at+jwt", "kid": "k1"})
 }
 
-pub fn is_allowed(answer: &Result<Value, auth_core::authorizer::Unauthorized>) -> bool {
+pub fn is_allowed(answer: &Result<Value, auth_core::api::authorizer::Unauthorized>) -> bool {
     matches!(answer, Ok(v) if v["isAuthorized"] == true)
 }
 
@@ -105,7 +105,7 @@ pub async fn allowed_in_shapes(app: &App, authorization: &str) -> usize {
 }
 
 /// [`allowed_in_shapes`] for any authorizer (one built with its own configuration or client).
-pub async fn allowed_in_shapes_by(authorizer: &auth_core::authorizer::Authorizer, authorization: &str) -> usize {
+pub async fn allowed_in_shapes_by(authorizer: &auth_core::api::authorizer::Authorizer, authorization: &str) -> usize {
     let http = ask(authorizer, &http_api_authorizer_event(Some(authorization), "GET /pets")).await;
     let http_allowed = match &http {
         Ok(v) if v == &json!({"isAuthorized": false}) => false,

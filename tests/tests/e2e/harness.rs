@@ -2,10 +2,10 @@
 //! real handlers wired over them, and helpers to send API Gateway events.
 
 use auth_core::Config;
-use auth_core::account::Account;
-use auth_core::authorizer::{Authorizer, Unauthorized};
+use auth_core::api::account::Account;
+use auth_core::api::authorizer::{Authorizer, Unauthorized};
+use auth_core::api::session::AuthApi;
 use auth_core::aws::{account_with, auth_service_with, authorizer_with, load_sdk_config};
-use auth_core::http::AuthApi;
 use auth_core::keys::secrets_manager::write_secret;
 use auth_core::password::hash_password;
 use auth_core::random::random_id;

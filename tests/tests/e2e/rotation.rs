@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use auth_core::authorizer::Authorizer;
+use auth_core::api::authorizer::Authorizer;
 use auth_core::aws::{CallRecorder, authorizer_connecting, authorizer_with, load_sdk_config};
 use auth_core::keys::KeyAlgorithm;
 use auth_core::keys::rotation::{KeyState, SigningKeySet};

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use auth_core::authorizer::Authorizer;
+use auth_core::api::authorizer::Authorizer;
 use auth_core::aws::{authorizer_with, session_check};
 use auth_core::store::UserStore;
 use auth_core::store::dynamodb::DynamoUsers;
@@ -270,7 +270,7 @@ impl auth_core::store::StandingStore for CountingStanding {
 /// read requests, read units).
 async fn simulate_reads(users: usize, routes: usize, seconds: u64, ttl: u64, staleness: u64, containers: usize) -> (u64, u64, u64, f64) {
     use auth_core::clock::Clock;
-    use auth_core::revocation::SessionCheck;
+    use auth_core::service::revocation::SessionCheck;
     use auth_core::testing::FixedClock;
 
     let clock = Arc::new(FixedClock::new(1_000));

@@ -6,12 +6,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use auth_core::Config;
+use auth_core::api::discovery::{Discovery, JWKS_PATH, OPENID_CONFIGURATION_PATH};
+use auth_core::api::session::AuthApi;
 use auth_core::aws::{
     CallRecorder, ItemAccess, SdkCall, account_with, auth_service_with, authorizer_with, load_sdk_config, public_key_cache_with, session_check,
 };
 use auth_core::config::{DEFAULT_KEY_PUBLISH_DELAY, RevocationCheck};
-use auth_core::discovery::{Discovery, JWKS_PATH, OPENID_CONFIGURATION_PATH};
-use auth_core::http::AuthApi;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
@@ -539,11 +539,11 @@ struct Recorded {
     refresh: AuthApi,
     logout: AuthApi,
     discovery: Discovery,
-    account: auth_core::account::Account,
+    account: auth_core::api::account::Account,
     recorders: BTreeMap<&'static str, CallRecorder>,
 }
 
-async fn recorded_functions(config: &Config) -> (Recorded, auth_core::authorizer::Authorizer) {
+async fn recorded_functions(config: &Config) -> (Recorded, auth_core::api::authorizer::Authorizer) {
     let sdk = load_sdk_config().await;
     let recorders: BTreeMap<&'static str, CallRecorder> = ["login", "refresh", "logout", "authorizer", "discovery", "account"]
         .into_iter()

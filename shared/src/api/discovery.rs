@@ -13,9 +13,9 @@ use lambda_http::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
+use crate::api::http::error_response;
 use crate::config::Config;
 use crate::error::{AuthError, ConfigError};
-use crate::http::error_response;
 use crate::keys::verifying::Jwks;
 use crate::keys::{KeyAlgorithm, KeyCache, PublicKeys};
 

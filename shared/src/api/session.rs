@@ -1,88 +1,18 @@
-//! The HTTP surface of login, refresh and logout: method, Origin, size and content-type
-//! checks, cookies, CORS and JSON answers. Knows `lambda_http`; the rules live in `service`.
+//! Login, refresh and logout over HTTP: method, Origin, size and content-type checks,
+//! the refresh cookie (or body) and the token answers. The rules live in `service`.
 
-use lambda_http::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use lambda_http::request::RequestContext;
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::http::{HeaderValue, Method, StatusCode, header};
+use lambda_http::{Body, Request, Response};
 use secrecy::SecretString;
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 
-use crate::audit::RequestMeta;
-use crate::config::{Config, SameSite, TokenDelivery};
+use super::http::{
+    HttpPolicy, MAX_BODY_BYTES, MAX_USERNAME_BYTES, append_header, empty_response, error_response, json_body, json_response, log_unavailable, request_meta,
+};
+use crate::config::Config;
 use crate::error::AuthError;
 use crate::password::MAX_PASSWORD_BYTES;
 use crate::service::{AuthService, IssuedTokens, RefreshFailure};
-
-/// Largest accepted request body.
-pub const MAX_BODY_BYTES: usize = 8 * 1024;
-/// Longest accepted username (an e-mail address).
-pub const MAX_USERNAME_BYTES: usize = 256;
-
-/// The HTTP rules that come from configuration.
-#[derive(Debug, Clone)]
-pub struct HttpPolicy {
-    allowed_origins: Vec<String>,
-    cookie_name: String,
-    cookie_path: String,
-    same_site: SameSite,
-    delivery: TokenDelivery,
-}
-
-impl HttpPolicy {
-    /// From the configuration.
-    pub fn new(config: &Config) -> Self {
-        Self {
-            allowed_origins: config.allowed_origins.clone(),
-            cookie_name: config.refresh_cookie_name.clone(),
-            cookie_path: config.refresh_cookie_path.clone(),
-            same_site: config.refresh_cookie_same_site,
-            delivery: config.refresh_token_delivery,
-        }
-    }
-
-    /// The request's `Origin`, when it is on the allow-list (exact match).
-    pub(crate) fn allowed_origin<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
-        let origin = headers.get(header::ORIGIN)?.to_str().ok()?;
-        self.allowed_origins.iter().any(|o| o == origin).then_some(origin)
-    }
-
-    // SECURITY: the cookie attributes. HttpOnly keeps it from scripts, Secure from plain
-    // HTTP, SameSite from cross-site requests, a narrow Path from every other endpoint,
-    // and no Domain keeps it off sibling subdomains.
-    fn cookie(&self, value: &str, max_age: u64) -> String {
-        format!(
-            "{}={}; HttpOnly; Secure; SameSite={}; Path={}; Max-Age={}",
-            self.cookie_name,
-            value,
-            self.same_site.as_str(),
-            self.cookie_path,
-            max_age
-        )
-    }
-
-    /// Clears the refresh cookie (`Max-Age=0`, same name and path), when cookies carry it.
-    pub(crate) fn clear_cookie(&self, response: &mut Response<Body>) {
-        if self.delivery.uses_cookie() {
-            append_header(response, header::SET_COOKIE, &self.cookie("", 0));
-        }
-    }
-
-    /// Every refresh cookie the request carries, empty ones included: browsers send each
-    /// cookie whose domain and path match, so a second one was planted (by a sibling
-    /// subdomain with `Domain=` the parent, or with another path).
-    fn cookie_values<'a>(&self, headers: &'a HeaderMap) -> Vec<&'a str> {
-        headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .filter(|(name, _)| *name == self.cookie_name)
-            .map(|(_, value)| value.trim())
-            .collect()
-    }
-}
 
 /// The login, refresh and logout endpoints over one [`AuthService`].
 pub struct AuthApi {
@@ -312,76 +242,5 @@ impl AuthApi {
 
     fn clear_cookie(&self, response: &mut Response<Body>) {
         self.policy.clear_cookie(response);
-    }
-}
-
-/// Logs the cause of a dependency failure (never a secret: see [`AuthError::Unavailable`]).
-pub(crate) fn log_unavailable(error: &AuthError) {
-    if let AuthError::Unavailable(cause) = error {
-        tracing::error!(cause = %cause, "dependency failure");
-    }
-}
-
-fn append_header(response: &mut Response<Body>, name: header::HeaderName, value: &str) {
-    if let Ok(value) = HeaderValue::from_str(value) {
-        response.headers_mut().append(name, value);
-    }
-}
-
-fn base_response(status: StatusCode, body: Body) -> Response<Body> {
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
-pub(crate) fn empty_response(status: StatusCode) -> Response<Body> {
-    base_response(status, Body::Empty)
-}
-
-pub(crate) fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response<Body> {
-    let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".into());
-    let mut response = base_response(status, Body::Text(text));
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
-}
-
-/// The body of a JSON request: sent as `application/json` (else 415) and parsing as `T`
-/// (else 400 with `invalid`, which names the fields expected).
-pub(crate) fn json_body<T: DeserializeOwned>(request: &Request, invalid: &'static str) -> Result<T, AuthError> {
-    let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let media_type = content_type.split(';').next().unwrap_or("").trim();
-    if !media_type.eq_ignore_ascii_case("application/json") {
-        return Err(AuthError::UnsupportedMediaType);
-    }
-    serde_json::from_slice(request.body().as_ref()).map_err(|_| AuthError::InvalidRequest(invalid))
-}
-
-/// The JSON error answer of the error table, with `Retry-After` where it applies.
-pub fn error_response(error: &AuthError) -> Response<Body> {
-    let outward = error.outward();
-    let status = StatusCode::from_u16(outward.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-    let mut response = json_response(status, &serde_json::json!({ "error": outward.code, "message": outward.message }));
-    if let Some(secs) = outward.retry_after_secs {
-        append_header(&mut response, header::RETRY_AFTER, &secs.to_string());
-    }
-    response
-}
-
-/// Request id, client IP and user agent, from whichever gateway shape carried the request.
-pub fn request_meta(request: &Request) -> RequestMeta {
-    let (request_id, source_ip) = match request.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(ctx)) => (ctx.request_id.clone(), ctx.http.source_ip.clone()),
-        Some(RequestContext::ApiGatewayV1(ctx)) => (ctx.request_id.clone(), ctx.identity.source_ip.clone()),
-        _ => (None, None),
-    };
-    let request_id = request_id.or_else(|| request.lambda_context_ref().map(|c| c.request_id.clone()));
-    let user_agent = request.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    RequestMeta {
-        request_id,
-        source_ip,
-        user_agent,
     }
 }

@@ -18,7 +18,7 @@ use crate::claims::AccessClaims;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::keys::verifying::TrustedKeys;
-use crate::revocation::{Refusal, SessionCheck};
+use crate::service::revocation::{Refusal, SessionCheck};
 use crate::tokens::{AccessTokenHeader, AccessTokens, Rejection};
 
 /// The REST API deny: API Gateway answers 401 when the authorizer fails with exactly
