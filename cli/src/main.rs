@@ -248,10 +248,18 @@ async fn run(cli: Cli) -> Result<(), String> {
             let ids = match (session_id, user) {
                 (Some(id), _) => vec![SessionId::parse(&id).ok_or_else(|| format!("{id:?} is not a session id"))?],
                 (None, Some(username)) => {
-                    let user = find_user(&users, &username).await?;
                     // The epoch first: every session of the user is dead, including any
-                    // created while the items below are revoked one by one.
-                    users.bump_session_epoch(&user.username, user.session_epoch).await.map_err(describe)?;
+                    // created while the items below are revoked one by one. Another bump
+                    // landing in between refuses this one: read the user again and retry.
+                    let mut user = find_user(&users, &username).await?;
+                    let mut tries = 0;
+                    while !users.bump_session_epoch(&user.username, user.session_epoch).await.map_err(describe)? {
+                        tries += 1;
+                        if tries == 5 {
+                            return Err(format!("the session epoch of {} keeps changing; try again", user.username));
+                        }
+                        user = find_user(&users, &username).await?;
+                    }
                     sessions.list_for_user(&user.user_id, usize::MAX).await.map_err(describe)?
                 }
                 (None, None) => return Err("name a session id or --user".into()),
@@ -304,6 +312,7 @@ async fn add_user(users: &DynamoUsers, username: &str, password: &SecretString, 
         // Never changed.
         password_changed_at: 0,
         session_epoch: 0,
+        legacy_sessions_valid_after: 0,
     };
     users.create(&user).await.map_err(describe)
 }

@@ -240,7 +240,7 @@ impl SessionStore for MemorySessions {
         let allowed = match condition {
             RevokeIf::Holds(hash) => session.holds(hash) && session.is_live(now),
             RevokeIf::NotRevoked => session.revoked_at.is_none(),
-            RevokeIf::EpochBelow(epoch) => session.revoked_at.is_none() && session.session_epoch < epoch,
+            RevokeIf::EpochBelow(epoch) => session.revoked_at.is_none() && session.epoch() < epoch,
             RevokeIf::LiveOwnedBy(user_id) => session.user_id == user_id && session.is_live(now),
         };
         if !allowed {
@@ -280,6 +280,7 @@ pub struct MemoryUsers {
     users: Mutex<HashMap<String, UserRecord>>,
     throttles: Mutex<HashMap<String, LoginThrottle>>,
     on_reserve: Mutex<Option<ReserveHook>>,
+    on_get: Mutex<Option<ReserveHook>>,
 }
 
 /// What [`MemoryUsers::on_reserve`] runs.
@@ -295,6 +296,14 @@ impl MemoryUsers {
     /// write landing.
     pub fn on_reserve(&self, hook: impl Fn(&MemoryUsers) + Send + Sync + 'static) {
         *self.on_reserve.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(hook));
+    }
+    /// Runs `hook` at every read of a user, before it is read: a write landing just before.
+    pub fn on_get(&self, hook: impl Fn(&MemoryUsers) + Send + Sync + 'static) {
+        *self.on_get.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(hook));
+    }
+    /// A copy of a user, read without running any hook.
+    pub fn peek(&self, username: &str) -> Option<UserRecord> {
+        self.users.lock().unwrap_or_else(|e| e.into_inner()).get(username).cloned()
     }
     /// Replaces a user.
     pub fn put(&self, user: UserRecord) {
@@ -314,6 +323,9 @@ impl MemoryUsers {
 #[async_trait]
 impl UserStore for MemoryUsers {
     async fn get(&self, username: &str) -> Result<Option<UserRecord>, AuthError> {
+        if let Some(hook) = &*self.on_get.lock().unwrap_or_else(|e| e.into_inner()) {
+            hook(self);
+        }
         Ok(self.users.lock().unwrap_or_else(|e| e.into_inner()).get(username).cloned())
     }
     async fn reserve_attempt(&self, username: &str, now: u64) -> Result<AttemptReservation, AuthError> {
@@ -361,20 +373,20 @@ impl UserStore for MemoryUsers {
         // Both locks held: the two writes land together or not at all, as a transaction.
         let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
         let mut sessions = self.sessions.lock();
-        let epoch = keep.session_epoch;
+        let epoch = keep.epoch();
         let Some(user) = users.get_mut(username).filter(|u| u.password_hash == verified_hash && u.session_epoch == epoch) else {
             return Ok(false);
         };
         let Some(session) = sessions
             .get_mut(&keep.session_id)
-            .filter(|s| s.user_id == keep.user_id && s.is_live(now) && s.session_epoch == epoch)
+            .filter(|s| s.user_id == keep.user_id && s.is_live(now) && s.epoch() == epoch)
         else {
             return Ok(false);
         };
         user.password_hash = new_hash.to_owned();
         user.password_changed_at = now;
         user.session_epoch = epoch + 1;
-        session.session_epoch = epoch + 1;
+        session.session_epoch = Some(epoch + 1);
         Ok(true)
     }
     async fn set_roles(&self, username: &str, roles: &[String]) -> Result<bool, AuthError> {
@@ -478,6 +490,7 @@ pub struct MemoryStanding {
     hanging: AtomicBool,
     lagging: AtomicBool,
     stale_users: Mutex<Option<HashMap<String, UserStanding>>>,
+    stale_sessions: Mutex<Option<HashMap<SessionId, SessionStanding>>>,
 }
 
 impl MemoryStanding {
@@ -535,7 +548,17 @@ impl MemoryStanding {
         *self.stale_users.lock().unwrap_or_else(|e| e.into_inner()) = snapshot;
     }
 
+    /// Makes eventually consistent reads of sessions show them as they are now, whatever
+    /// happens to them next, until called with `false`.
+    pub fn set_sessions_stale(&self, stale: bool) {
+        let snapshot = stale.then(|| self.sessions.lock().iter().map(|(id, s)| (id.clone(), s.standing())).collect());
+        *self.stale_sessions.lock().unwrap_or_else(|e| e.into_inner()) = snapshot;
+    }
+
     fn session_now(&self, session_id: &SessionId, consistent: bool) -> Option<SessionStanding> {
+        if !consistent && let Some(stale) = &*self.stale_sessions.lock().unwrap_or_else(|e| e.into_inner()) {
+            return stale.get(session_id).cloned();
+        }
         let lagging = !consistent && self.lagging.load(Ordering::SeqCst);
         self.sessions.stored(session_id).filter(|_| !lagging).map(|s| s.standing())
     }
@@ -582,6 +605,7 @@ impl TestBed {
             disabled: false,
             password_changed_at: 0,
             session_epoch: 0,
+            legacy_sessions_valid_after: 0,
         });
         let keys = Arc::new(StaticKeys::signing());
         let clock = Arc::new(FixedClock::new(1_700_000_000));

@@ -251,7 +251,7 @@ async fn stored_session(sessions: &DynamoSessions, user_id: &str) -> String {
         created_at: now,
         expires_at: now + 3600,
         absolute_expires_at: now + 7200,
-        session_epoch: 0,
+        session_epoch: Some(0),
         revoked_at: None,
         revoke_reason: None,
         user_agent: None,

@@ -377,6 +377,13 @@ mod tests {
             assert_eq!(answer.status(), StatusCode::UNAUTHORIZED, "disable: {disable}");
             let user = UserStore::get(&*bed.bed.users, ALICE.0).await.unwrap().unwrap();
             assert_eq!(user.password_hash, before, "nothing written (disable: {disable})");
+            let expected_epoch = if disable { 1 } else { 0 };
+            assert_eq!(user.session_epoch, expected_epoch, "no bump of its own (disable: {disable})");
+            assert_eq!(
+                bed.bed.sessions.stored(&sid(&caller)).unwrap().session_epoch,
+                Some(0),
+                "the session did not move"
+            );
         }
     }
 
@@ -431,7 +438,7 @@ mod tests {
         assert_eq!(user.session_epoch, 1, "bumped");
         assert_eq!(
             bed.bed.sessions.stored(&sid(&caller)).unwrap().session_epoch,
-            1,
+            Some(1),
             "the caller's session moved with it"
         );
         for other in &others {
@@ -494,20 +501,23 @@ mod tests {
     async fn a_login_that_read_the_old_hash_during_the_change_is_ended_whenever_it_finishes() {
         let bed = bed();
         let caller = login(&bed).await;
-        // A login that read the user (old hash, old epoch) while this change checked the
-        // current one, and whose session is written after the change, seconds later.
-        let mut during = bed.bed.sessions.stored(&sid(&caller)).unwrap();
-        during.session_id = SessionId::generate();
+        let keep = bed.bed.sessions.stored(&sid(&caller)).unwrap();
+        // The change took its time a second before a second login started; that login reads
+        // the user (old hash, epoch 0), the change's transaction commits while it checks the
+        // password, and it then writes its session.
         let clock = bed.bed.clock.clone();
-        bed.bed.users.on_reserve(move |_| clock.advance(3));
-        assert_eq!(change(&bed, &caller.access.token, ALICE.1, NEW_PASSWORD).await.status(), StatusCode::NO_CONTENT);
-        bed.bed.clock.advance(2);
-        during.created_at = bed.bed.clock.now();
-        bed.bed.sessions.put(during.clone());
+        bed.bed.users.on_reserve(move |users| {
+            let hash = users.peek(ALICE.0).unwrap().password_hash;
+            let change = users.change_password(ALICE.0, &hash, "$argon2id$new", &keep, clock.now() - 1);
+            assert!(futures_util::FutureExt::now_or_never(change).unwrap().unwrap());
+        });
+        let raced = login(&bed).await;
         let user = UserStore::get(&*bed.bed.users, ALICE.0).await.unwrap().unwrap();
-        assert!(during.created_at > user.password_changed_at, "a clock rule would let it live");
-        assert!(!user.accepts(&during), "the login during the check is ended");
-        assert!(user.accepts(&bed.bed.sessions.stored(&sid(&caller)).unwrap()));
+        let raced_session = bed.bed.sessions.stored(&sid(&raced)).unwrap();
+        assert!(raced_session.created_at > user.password_changed_at, "a clock rule would let it live");
+        assert!(!user.accepts(&raced_session), "the login during the change is ended");
+        assert!(!refreshes(&bed, &raced).await);
+        assert!(user.accepts(&bed.bed.sessions.stored(&sid(&caller)).unwrap()), "the caller's session lives");
     }
 
     #[tokio::test]
@@ -529,7 +539,7 @@ mod tests {
         assert_eq!(user.session_epoch, 0, "no bump");
         assert_eq!(
             bed.bed.sessions.stored(&sid(&caller)).unwrap().session_epoch,
-            0,
+            Some(0),
             "the caller's session did not move"
         );
         assert!(bed.bed.sessions.stored(&sid(&other)).unwrap().revoked_at.is_none(), "nothing revoked");

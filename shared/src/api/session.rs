@@ -112,9 +112,7 @@ impl AuthApi {
             // Several refresh cookies (one planted): end the session of each, so the planted
             // one is dead too once the cookie is cleared (each token is authenticated alone).
             let meta = request_meta(&request);
-            for presented in self.presented_tokens(&request, &body) {
-                self.service.logout(Some(presented), body.everywhere, &meta).await?;
-            }
+            self.service.logout_each(self.presented_tokens(&request, &body), body.everywhere, &meta).await?;
             let mut response = empty_response(StatusCode::NO_CONTENT);
             self.clear_cookie(&mut response);
             Ok(response)

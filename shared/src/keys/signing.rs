@@ -65,7 +65,7 @@ impl PrivateKey {
                 .as_ref()
                 .to_vec(),
         };
-        Self::from_pkcs8(crate::random::random_id(), alg, &document)
+        Self::from_pkcs8(new_kid(), alg, &document)
     }
 
     /// A key from its PKCS#8 document, refused unless it is a valid key of `alg` (RSA: of
@@ -217,12 +217,29 @@ impl SigningKeys {
     }
 }
 
+/// A fresh key id: 128 random bits, base64url, never starting with `-`, so an operator can
+/// pass it to `authctl keys activate KID` without it being read as a flag.
+fn new_kid() -> String {
+    loop {
+        let kid = crate::random::random_id();
+        if !kid.starts_with('-') {
+            return kid;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use jsonwebtoken::{Header, Validation};
     use serde_json::{Value, json};
 
     use super::*;
+
+    #[test]
+    fn new_key_ids_never_start_with_a_dash() {
+        // One random id in 64 starts with `-`: a thousand without one means the rule holds.
+        assert!((0..1_000).map(|_| new_kid()).all(|kid| !kid.starts_with('-') && kid.len() == 22));
+    }
     use crate::keys::KeyDocument;
     use crate::keys::verifying::{Jwks, PublicKeys};
 

@@ -185,7 +185,7 @@ impl AccountService {
             .revoke_all_but(
                 &user.user_id,
                 &caller.session.session_id,
-                caller.session.session_epoch + 1,
+                caller.session.epoch() + 1,
                 ENDED_BY_PASSWORD_CHANGE,
                 changed_at,
                 FAN_OUT_DEADLINE,

@@ -45,7 +45,7 @@ impl AuthService {
             // SECURITY: the epoch of the user item the password was checked against, not a
             // fresh read: a bump since (a password change, logout everywhere, disable)
             // leaves this session dead, however soon after it lands.
-            session_epoch: user.session_epoch,
+            session_epoch: Some(user.session_epoch),
             expires_at: now + self.refresh_idle_ttl,
             absolute_expires_at: now + self.session_max_age,
             revoked_at: None,

@@ -5,7 +5,7 @@ use super::{AuthService, IssuedTokens, RefreshFailure, Successor, audit_session}
 use crate::audit::{AuditEvent, RequestMeta};
 use crate::error::AuthError;
 use crate::keys::SigningKeys;
-use crate::store::{RevokeIf, Rotation, RotationOutcome, SessionRecord};
+use crate::store::{Revocation, RevokeIf, Rotation, RotationOutcome, SessionRecord};
 use crate::tokens::RefreshToken;
 
 /// The revocation reason of a session whose refresh token was replayed.
@@ -37,24 +37,39 @@ impl AuthService {
         };
 
         // The rotation is committed: from here on, a failure still hands back `current`.
+        let max_age = self.refresh_max_age(&session, now);
         let committed = |error| RefreshFailure {
             error,
             successor: Some(Successor {
                 refresh: current.clone(),
-                max_age: self.refresh_max_age(&session, now),
+                max_age,
             }),
         };
         // Re-read the user: a disabled account, or an epoch bumped since the session began
         // (logout everywhere, a password change or reset), ends the session.
         let user = self.users.get(&session.username).await.map_err(committed)?;
-        let Some(user) = user.filter(|user| user.accepts(&session)) else {
-            let revoked = self.sessions.revoke(&session.session_id, RevokeIf::NotRevoked, "user_invalidated", now).await;
-            if revoked.map_err(committed)?.revoked().is_some() {
-                audit_session(AuditEvent::SessionRevoked, meta, &session, Some("user_invalidated"));
-            }
-            return Err(AuthError::InvalidToken.into());
+        if let Some(user) = user.as_ref().filter(|user| user.accepts(&session)) {
+            return self.issue(&keys, user, &session, current.clone(), now).map_err(committed);
+        }
+        // Ended only while still behind the user's epoch. The refused write returns the item
+        // as it is: a session the caller's own password change moved to the new epoch after
+        // the rotation returned it is that change's survivor, and is answered.
+        let condition = match &user {
+            Some(user) if user.user_id == session.user_id && user.session_epoch > 0 => RevokeIf::EpochBelow(user.session_epoch),
+            _ => RevokeIf::NotRevoked,
         };
-        self.issue(&keys, &user, &session, current.clone(), now).map_err(committed)
+        match self.sessions.revoke(&session.session_id, condition, "user_invalidated", now).await {
+            Ok(Revocation::Revoked(_)) => {
+                audit_session(AuditEvent::SessionRevoked, meta, &session, Some("user_invalidated"));
+                Err(AuthError::InvalidToken.into())
+            }
+            Ok(Revocation::Refused(Some(moved))) => match &user {
+                Some(user) if moved.is_live(now) && user.accepts(&moved) => self.issue(&keys, user, &moved, current.clone(), now).map_err(committed),
+                _ => Err(AuthError::InvalidToken.into()),
+            },
+            Ok(Revocation::Refused(None)) => Err(AuthError::InvalidToken.into()),
+            Err(e) => Err(committed(e)),
+        }
     }
 
     /// Decides what a failed rotation means, from the item the failed write returned.

@@ -333,7 +333,7 @@ mod tests {
         assert!(bed.users.set_disabled(ALICE.0, false).await.unwrap());
         let issued = login(&bed).await;
         assert_eq!(confirm(&check, &issued).await, Ok(()), "not denied on a stale user");
-        assert_eq!(store.reads(), 3, "session, user (stale), user again (consistent)");
+        assert_eq!(store.reads(), 4, "session, user (stale), then both again, consistently");
         bed.clock.advance(STALENESS);
         assert_eq!(confirm(&check, &issued).await, Ok(()), "and nothing was cached against it");
     }
@@ -347,6 +347,25 @@ mod tests {
         let fresh = login(&bed).await;
         assert_eq!(confirm(&check, &fresh).await, Ok(()));
         assert_eq!(confirm(&check, &old).await, Err(Refusal::NotLive));
+    }
+
+    #[tokio::test]
+    async fn the_session_its_own_password_change_moved_is_confirmed_though_a_lagging_read_shows_its_old_epoch() {
+        let (bed, store, check) = bed(&[]);
+        let issued = login(&bed).await;
+        let caller = bed.sessions.stored(&issued.refresh.session_id).unwrap();
+        store.set_sessions_stale(true);
+        // The transaction of `POST /auth/password`: the user and this session to epoch 1.
+        let hash = UserStore::get(&*bed.users, ALICE.0).await.unwrap().unwrap().password_hash;
+        assert!(
+            bed.users
+                .change_password(ALICE.0, &hash, "$argon2id$new", &caller, bed.clock.now())
+                .await
+                .unwrap()
+        );
+        assert_eq!(confirm(&check, &issued).await, Ok(()), "not denied on a stale session");
+        bed.clock.advance(STALENESS);
+        assert_eq!(confirm(&check, &issued).await, Ok(()), "and nothing was cached against it");
     }
 
     #[tokio::test]

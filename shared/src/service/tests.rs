@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use super::logout::LOGOUT_EVERYWHERE;
 use super::*;
+use crate::store::FAN_OUT_DEADLINE;
 use crate::store::RevokeIf;
 use crate::testing::{ALICE, TestBed, config};
 
@@ -350,6 +351,61 @@ async fn a_login_whose_password_check_read_the_user_before_a_password_change_is_
         bed.sessions.stored(&raced.refresh.session_id).unwrap().revoke_reason.as_deref(),
         Some("user_invalidated")
     );
+}
+
+#[tokio::test]
+async fn a_refresh_racing_its_own_sessions_password_change_is_answered_and_the_session_survives() {
+    let bed = TestBed::new(config());
+    let caller = login(&bed).await;
+    let keep = bed.sessions.stored(&caller.refresh.session_id).unwrap();
+    // The password change's transaction commits after the rotation returned the session at
+    // epoch 0 and before the refresh reads the user (at epoch 1).
+    let done = std::sync::atomic::AtomicBool::new(false);
+    bed.users.on_get(move |users| {
+        if !done.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            let hash = users.peek(ALICE.0).unwrap().password_hash;
+            let change = users.change_password(ALICE.0, &hash, "$argon2id$new", &keep, 1_700_000_000);
+            assert!(futures_util::FutureExt::now_or_never(change).unwrap().unwrap());
+        }
+    });
+    let next = refresh(&bed, &caller.refresh).await.expect("the survivor of its own change is answered");
+    let stored = bed.sessions.stored(&caller.refresh.session_id).unwrap();
+    assert_eq!((stored.revoked_at, stored.session_epoch), (None, Some(1)));
+    assert!(refresh(&bed, &next.refresh).await.is_ok());
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_fan_outs_of_several_refresh_cookies_share_one_deadline() {
+    let bed = TestBed::new(config());
+    // Two users, each with 1,000 other sessions: 16 ms a revocation, 8 at a time, is 2 s a
+    // fan-out; the two would take 4 s if each had a deadline of its own.
+    let mut carol = bed.users.get(ALICE.0).await.unwrap().unwrap();
+    carol.username = "carol@example.com".into();
+    carol.user_id = "user-carol".into();
+    bed.users.put(carol);
+    let mut cookies = Vec::new();
+    for username in [ALICE.0, "carol@example.com"] {
+        let issued = bed.service.login(username, ALICE.1.to_owned().into(), &meta()).await.unwrap();
+        let template = bed.sessions.stored(&issued.refresh.session_id).unwrap();
+        for _ in 0..1_000 {
+            bed.sessions.put(SessionRecord {
+                session_id: crate::tokens::SessionId::generate(),
+                ..template.clone()
+            });
+        }
+        cookies.push(issued.refresh.encode());
+    }
+    bed.sessions.set_revoke_delay_ms(16);
+    let started = tokio::time::Instant::now();
+    bed.service.logout_each(cookies.iter().map(String::as_str), true, &meta()).await.unwrap();
+    let took = started.elapsed();
+    assert!(
+        took <= FAN_OUT_DEADLINE + std::time::Duration::from_millis(100),
+        "{took:?} (tokio's paused clock)"
+    );
+    for user in [ALICE.0, "carol@example.com"] {
+        assert_eq!(bed.users.get(user).await.unwrap().unwrap().session_epoch, 1, "{user}: both bumps landed");
+    }
 }
 
 #[tokio::test]

@@ -52,8 +52,9 @@ pub const REVOKED_RETENTION_SECS: u64 = 3600;
 const FAN_OUT_CONCURRENCY: usize = 8;
 /// How long the fan-out after an epoch bump may run: the bump already ended the sessions,
 /// revoking their items is a courtesy (listings show them ended at once), and it must leave
-/// the function's timeout room to answer (logout and account: 5 s). A user with thousands of
-/// sessions gets the newest of them revoked, and the rest refused at their next use.
+/// the function's timeout room to answer (account: 5 s, logout: 10 s, with several tokens'
+/// fan-outs sharing it). A user with thousands of sessions gets the newest of them revoked,
+/// and the rest refused at their next use.
 pub const FAN_OUT_DEADLINE: Duration = Duration::from_millis(2500);
 
 /// The condition of a revocation.
@@ -177,9 +178,10 @@ impl dyn StandingStore {
     /// the user. A session an eventually consistent read misses may have been created a
     /// moment ago (a token used right after its login): it is asked for once more,
     /// consistently, before it is called unknown. Likewise a user that refuses the session:
-    /// a lagging read may show it before the enable or the epoch bump the session was
-    /// created after, and the verdict may be cached for good, so it is read again
-    /// consistently first.
+    /// a lagging read may show the user before an enable or an epoch bump a fresh login
+    /// already carries, or the session before its own password change moved it to the new
+    /// epoch, and the verdict may be cached for good; so both are read again, consistently,
+    /// before it is given.
     pub async fn standing(&self, session_id: &SessionId, username: Option<&str>) -> Result<Option<Standing>, AuthError> {
         let (session, user) = match username {
             Some(username) => self.both(session_id, username).await?,
@@ -200,8 +202,11 @@ impl dyn StandingStore {
         if !standing.refused_by_user() {
             return Ok(Some(standing));
         }
-        let user = self.user(&standing.session.username, true).await?;
-        Ok(Some(Standing { user, ..standing }))
+        let Some(session) = self.session(session_id, true).await? else {
+            return Ok(None);
+        };
+        let user = self.user(&session.username, true).await?;
+        Ok(Some(Standing { session, user }))
     }
 }
 

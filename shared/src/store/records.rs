@@ -26,6 +26,10 @@ pub struct UserRecord {
     /// everywhere, a password change or reset and disabling bump it in one conditional
     /// write, so they end every older session whatever the clocks say. Absent reads as 0.
     pub session_epoch: u64,
+    /// The clock rule's revocation point from items written before epochs existed (the
+    /// later of `sessions_valid_after` and `password_changed_at`; 0 when neither): what
+    /// still decides for sessions written before epochs, until the user's first bump.
+    pub legacy_sessions_valid_after: u64,
 }
 
 impl UserRecord {
@@ -40,6 +44,7 @@ impl UserRecord {
             user_id: self.user_id.clone(),
             disabled: self.disabled,
             session_epoch: self.session_epoch,
+            legacy_sessions_valid_after: self.legacy_sessions_valid_after,
         }
     }
 }
@@ -54,6 +59,8 @@ pub struct UserStanding {
     pub disabled: bool,
     /// The user's current session epoch: only sessions created under it are accepted.
     pub session_epoch: u64,
+    /// See [`UserRecord::legacy_sessions_valid_after`].
+    pub legacy_sessions_valid_after: u64,
 }
 
 impl UserStanding {
@@ -62,16 +69,31 @@ impl UserStanding {
     /// under the user's current epoch. A version, not a time: a login after a bump carries
     /// the new epoch and lives, even in the same second; a login that read the user before
     /// the bump carries the old one and is dead, even if it finishes after.
+    ///
+    /// A session written before epochs existed (none stored) keeps the rule it was created
+    /// under: it lives only while the user was never bumped and it is younger than the
+    /// user's old revocation point, so an upgrade brings back no session an earlier logout
+    /// everywhere, password change or disable had ended.
     pub fn accepts(&self, session: &SessionStanding) -> bool {
-        // SECURITY: equality, not "at least": an epoch the user never had is not trusted.
-        !self.disabled && self.user_id == session.user_id && session.session_epoch == self.session_epoch
+        let current = match session.session_epoch {
+            // SECURITY: equality, not "at least": an epoch the user never had is not trusted.
+            Some(epoch) => epoch == self.session_epoch,
+            None => self.session_epoch == 0 && session.created_at > self.legacy_sessions_valid_after,
+        };
+        !self.disabled && self.user_id == session.user_id && current
     }
 
     /// Whether no later state of this user can accept `session`: epochs only grow, so one
-    /// behind the user's is dead for good. A disabled flag is not final on its own (an
-    /// enable clears it) and neither is an epoch ahead of this read (the read is stale).
+    /// behind the user's is dead for good, and so is a session from before epochs once the
+    /// user was bumped or its old point passed it (nothing moves that point any more). A
+    /// disabled flag is not final on its own (an enable clears it) and neither is an epoch
+    /// ahead of this read (the read is stale).
     pub fn refuses_for_good(&self, session: &SessionStanding) -> bool {
-        self.user_id != session.user_id || session.session_epoch < self.session_epoch
+        let behind = match session.session_epoch {
+            Some(epoch) => epoch < self.session_epoch,
+            None => self.session_epoch > 0 || session.created_at <= self.legacy_sessions_valid_after,
+        };
+        self.user_id != session.user_id || behind
     }
 }
 
@@ -93,8 +115,9 @@ pub struct SessionStanding {
     pub absolute_expires_at: u64,
     /// When it was revoked, if it was.
     pub revoked_at: Option<u64>,
-    /// The user's session epoch when the session was created.
-    pub session_epoch: u64,
+    /// The user's session epoch when the session was created; `None` for an item written
+    /// before epochs existed.
+    pub session_epoch: Option<u64>,
 }
 
 impl SessionStanding {
@@ -175,8 +198,9 @@ pub struct SessionRecord {
     pub rotated_at: u64,
     /// When the session started.
     pub created_at: u64,
-    /// The user's session epoch at login: the session lives while it is the user's.
-    pub session_epoch: u64,
+    /// The user's session epoch at login: the session lives while it is the user's. `None`
+    /// for an item written before epochs existed (see [`UserStanding::accepts`]).
+    pub session_epoch: Option<u64>,
     /// Sliding idle expiry; the table's TTL attribute.
     pub expires_at: u64,
     /// Hard end of the session, whatever its activity.
@@ -192,6 +216,12 @@ pub struct SessionRecord {
 }
 
 impl SessionRecord {
+    /// The epoch the session counts under for writes conditioned on it: an item from before
+    /// epochs is at 0, as its user item is until its first bump.
+    pub fn epoch(&self) -> u64 {
+        self.session_epoch.unwrap_or(0)
+    }
+
     /// Not revoked and neither expiry passed. Checked in code on every read: DynamoDB's
     /// TTL deletes expired items up to days late, and the emulator never does.
     pub fn is_live(&self, now: u64) -> bool {
@@ -223,5 +253,50 @@ impl SessionRecord {
     /// [`REVOKED_RETENTION_SECS`] after its revocation).
     pub fn is_retained(&self, now: u64) -> bool {
         now < self.expires_at && now < self.absolute_expires_at
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(epoch: u64, legacy_point: u64) -> UserStanding {
+        UserStanding {
+            user_id: "u".into(),
+            disabled: false,
+            session_epoch: epoch,
+            legacy_sessions_valid_after: legacy_point,
+        }
+    }
+
+    fn session(epoch: Option<u64>, created_at: u64) -> SessionStanding {
+        SessionStanding {
+            session_id: SessionId::generate(),
+            user_id: "u".into(),
+            username: "u@example.com".into(),
+            created_at,
+            expires_at: u64::MAX,
+            absolute_expires_at: u64::MAX,
+            revoked_at: None,
+            session_epoch: epoch,
+        }
+    }
+
+    #[test]
+    fn a_session_written_before_epochs_keeps_its_clock_rule_until_the_users_first_bump() {
+        // An earlier logout everywhere or password change at 100 ended the older sessions.
+        let before_upgrade = user(0, 100);
+        assert!(!before_upgrade.accepts(&session(None, 100)), "ended by the old point: stays ended");
+        assert!(before_upgrade.refuses_for_good(&session(None, 100)));
+        assert!(before_upgrade.accepts(&session(None, 101)), "a later one lives on through the upgrade");
+        assert!(!before_upgrade.refuses_for_good(&session(None, 101)));
+        // The first bump ends every session from before epochs, however young.
+        let bumped = user(1, 100);
+        assert!(!bumped.accepts(&session(None, 500)));
+        assert!(bumped.refuses_for_good(&session(None, 500)));
+        // Sessions with an epoch never look at the old point.
+        assert!(before_upgrade.accepts(&session(Some(0), 50)));
+        assert!(!bumped.accepts(&session(Some(0), 500)) && bumped.accepts(&session(Some(1), 50)));
+        assert!(!bumped.refuses_for_good(&session(Some(2), 50)), "ahead of a stale user read: not final");
     }
 }

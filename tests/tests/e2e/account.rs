@@ -385,3 +385,40 @@ async fn a_password_change_from_a_foreign_origin_is_403_and_checks_nothing() {
     let answer = app.account_call(change_password(&token, PASSWORD, NEW_PASSWORD).header("origin", ORIGIN)).await;
     assert_eq!(answer.status, 204);
 }
+
+#[tokio::test]
+async fn a_listing_of_250_sessions_reads_the_newest_101_keys_and_100_items_from_dynamodb() {
+    use auth_core::aws::{CallRecorder, account_with, load_sdk_config};
+    use auth_core::store::SessionStore;
+    use auth_core::store::dynamodb::DynamoSessions;
+    use auth_core::tokens::SessionId;
+
+    let app = spawn_app().await;
+    let (token, sid) = signed_in(&app, ALICE).await;
+    // 249 older sessions of the same user, written as login writes them.
+    let sessions = DynamoSessions::new(app.dynamodb.clone(), &app.config.sessions_table);
+    let caller = sessions.get(&SessionId::parse(&sid).unwrap()).await.unwrap().unwrap();
+    for i in 1..250 {
+        let older = auth_core::store::SessionRecord {
+            session_id: SessionId::generate(),
+            created_at: caller.created_at - i,
+            ..caller.clone()
+        };
+        sessions.create(&older).await.unwrap();
+    }
+    let recorder = CallRecorder::default();
+    let (dynamodb, secrets) = recorder.clients(&load_sdk_config().await);
+    let account = account_with(&app.config, dynamodb, secrets).unwrap();
+    account.keys().store().current().await.unwrap();
+    recorder.clear();
+    let listed = Answer::from(account::handle(&account, list(&token).request()).await.unwrap());
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    let ids = listed_ids(&listed);
+    assert_eq!((ids.len(), ids[0].as_str()), (100, sid.as_str()), "the newest hundred, the caller's first");
+    assert_eq!(listed.json()["more"], true);
+    let calls = recorder.calls();
+    let queries = calls.iter().filter(|c| c.operation == "Query").count();
+    let gets = calls.iter().filter(|c| c.operation == "GetItem").count();
+    // The caller's session and user, one page of 101 keys, and the 100 listed items.
+    assert_eq!((queries, gets), (1, 102), "{calls:?}");
+}

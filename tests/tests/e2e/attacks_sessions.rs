@@ -143,6 +143,7 @@ async fn unknown_user_wrong_password_and_disabled_user_take_similar_time() {
                 disabled,
                 password_changed_at: 0,
                 session_epoch: 0,
+                legacy_sessions_valid_after: 0,
             };
             users.create(&user).await.unwrap();
         }
@@ -300,4 +301,58 @@ async fn disabling_bumps_the_epoch_so_enabling_again_brings_no_session_back() {
     let after = app.login(ALICE, PASSWORD).await.refresh_cookie();
     assert_eq!(app.refresh(&after).await.status, 200, "a login right after enabling works");
     assert!(!auth_core::store::UserStore::set_disabled(&users, "nobody@example.com", true).await.unwrap());
+}
+
+/// Makes a session item look as the version before epochs wrote it: no `session_epoch`.
+async fn as_before_epochs(app: &App, cookie: &str, created_at: u64) {
+    let sid = session_of_cookie(cookie);
+    app.dynamodb
+        .update_item()
+        .table_name(&app.config.sessions_table)
+        .key("session_id", AttributeValue::S(sid.clone()))
+        .update_expression("REMOVE session_epoch")
+        .send()
+        .await
+        .unwrap();
+    app.set_session_number(&sid, "created_at", created_at).await;
+}
+
+#[tokio::test]
+async fn an_upgrade_brings_back_no_session_the_old_clock_rule_had_ended_and_keeps_the_others() {
+    let app = spawn_app().await;
+    let (ended, kept, bobs) = (
+        app.login(ALICE, PASSWORD).await.refresh_cookie(),
+        app.login(ALICE, PASSWORD).await.refresh_cookie(),
+        app.login(BOB, PASSWORD).await.refresh_cookie(),
+    );
+    // As the old version left them: `authctl user passwd` (or a disable) at `point` moved
+    // only the user's point, and revoked no session item.
+    let point = now() - 100;
+    for (cookie, created_at) in [(&ended, point - 10), (&kept, point + 10), (&bobs, point - 10)] {
+        as_before_epochs(&app, cookie, created_at).await;
+    }
+    app.dynamodb
+        .update_item()
+        .table_name(&app.config.users_table)
+        .key("username", AttributeValue::S(ALICE.into()))
+        .update_expression("SET sessions_valid_after = :point REMOVE session_epoch")
+        .expression_attribute_values(":point", AttributeValue::N(point.to_string()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        app.refresh(&ended).await.error_code(),
+        "invalid_token",
+        "ended before the upgrade, ended after it"
+    );
+    let kept = app.refresh(&kept).await;
+    assert_eq!(kept.status, 200, "a session the old point spared lives on: {}", kept.body);
+    assert_eq!(app.refresh(&bobs).await.status, 200, "a user with no point: nothing ends");
+    // The first bump (here a logout everywhere from a new session) ends every session from
+    // before epochs, and the new rule takes over.
+    let fresh = app.login(ALICE, PASSWORD).await.refresh_cookie();
+    let everywhere = Call::post("/auth/logout").cookie(&fresh).json(json!({"everywhere": true}));
+    assert_eq!(app.logout_call(everywhere).await.status, 204);
+    assert_eq!(app.refresh(&kept.refresh_cookie()).await.error_code(), "invalid_token");
+    assert_eq!(app.refresh(&app.login(ALICE, PASSWORD).await.refresh_cookie()).await.status, 200);
 }

@@ -124,6 +124,7 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> App {
             disabled,
             password_changed_at: 0,
             session_epoch: 0,
+            legacy_sessions_valid_after: 0,
         };
         assert!(users.create(&user).await.unwrap());
     }

@@ -227,7 +227,7 @@ fn live_session(session_id: &auth_core::tokens::SessionId) -> auth_core::store::
         expires_at: u64::MAX,
         absolute_expires_at: u64::MAX,
         revoked_at: None,
-        session_epoch: 0,
+        session_epoch: Some(0),
     }
 }
 
@@ -236,6 +236,7 @@ fn accepting_user() -> auth_core::store::UserStanding {
         user_id: "u".into(),
         disabled: false,
         session_epoch: 0,
+        legacy_sessions_valid_after: 0,
     }
 }
 

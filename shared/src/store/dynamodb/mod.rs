@@ -73,10 +73,12 @@ fn session_to_item(session: &SessionRecord) -> Item {
         ("generation".into(), n(session.generation)),
         ("rotated_at".into(), n(session.rotated_at)),
         ("created_at".into(), n(session.created_at)),
-        ("session_epoch".into(), n(session.session_epoch)),
         ("expires_at".into(), n(session.expires_at)),
         ("absolute_expires_at".into(), n(session.absolute_expires_at)),
     ]);
+    if let Some(epoch) = session.session_epoch {
+        item.insert("session_epoch".into(), n(epoch));
+    }
     if let Some(ua) = &session.user_agent {
         item.insert("user_agent".into(), s(truncate_bytes(ua, MAX_USER_AGENT_BYTES)));
     }
@@ -110,8 +112,8 @@ fn session_from_item(item: &Item) -> Option<SessionRecord> {
         generation: get_n(item, "generation")?,
         rotated_at: get_n(item, "rotated_at")?,
         created_at: get_n(item, "created_at")?,
-        // Items written before epochs existed read as epoch 0, as their users do.
-        session_epoch: get_n(item, "session_epoch").unwrap_or(0),
+        // Items written before epochs existed have none (see `UserStanding::accepts`).
+        session_epoch: get_n(item, "session_epoch"),
         expires_at: get_n(item, "expires_at")?,
         absolute_expires_at: get_n(item, "absolute_expires_at")?,
         revoked_at: get_n(item, "revoked_at"),
@@ -148,7 +150,15 @@ fn user_from_item(item: &Item) -> Option<UserRecord> {
         disabled: item.get("disabled").and_then(|v| v.as_bool().ok()).copied().unwrap_or(true),
         password_changed_at: get_n(item, "password_changed_at").unwrap_or(0),
         session_epoch: get_n(item, "session_epoch").unwrap_or(0),
+        legacy_sessions_valid_after: legacy_point(item),
     })
+}
+
+/// The clock rule's revocation point on a user item written before epochs (see
+/// `UserRecord::legacy_sessions_valid_after`); nothing writes `sessions_valid_after` now.
+pub(super) fn legacy_point(item: &Item) -> u64 {
+    let valid_after = get_n(item, "sessions_valid_after").unwrap_or(0);
+    valid_after.max(get_n(item, "password_changed_at").unwrap_or(0))
 }
 
 fn throttle_from_item(item: &Item) -> LoginThrottle {
@@ -201,7 +211,7 @@ mod tests {
             created_at: 5,
             expires_at: 100,
             absolute_expires_at: 200,
-            session_epoch: 4,
+            session_epoch: Some(4),
             revoked_at: None,
             revoke_reason: None,
             user_agent: Some("é".repeat(300)),
@@ -212,10 +222,10 @@ mod tests {
         assert!(back.user_agent.as_ref().unwrap().len() <= MAX_USER_AGENT_BYTES);
         assert_eq!(back.token_hash, session.token_hash);
         assert_eq!(back.generation, 3);
-        assert_eq!(back.session_epoch, 4);
+        assert_eq!(back.session_epoch, Some(4));
         let mut legacy = item.clone();
         legacy.remove("session_epoch");
-        assert_eq!(session_from_item(&legacy).unwrap().session_epoch, 0, "written before epochs: epoch 0");
+        assert_eq!(session_from_item(&legacy).unwrap().session_epoch, None, "written before epochs");
         let mut incomplete = item.clone();
         incomplete.remove("token_hash");
         assert!(session_from_item(&incomplete).is_none());
@@ -231,6 +241,7 @@ mod tests {
             disabled: false,
             password_changed_at: 0,
             session_epoch: 0,
+            legacy_sessions_valid_after: 0,
         });
         assert!(!user_from_item(&item).unwrap().disabled);
         item.remove("disabled");

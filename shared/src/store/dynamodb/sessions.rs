@@ -95,11 +95,15 @@ impl SessionStore for DynamoSessions {
                 )
                 .expression_attribute_values(":expected_hash", AttributeValue::B(Blob::new(hash.0.to_vec()))),
             RevokeIf::NotRevoked => request.condition_expression("attribute_exists(session_id) AND attribute_not_exists(revoked_at)"),
+            // An item without an epoch is at 0, below every epoch but 0.
             RevokeIf::EpochBelow(epoch) => request
-                .condition_expression(
-                    "attribute_exists(session_id) AND attribute_not_exists(revoked_at) \
-                     AND (attribute_not_exists(session_epoch) OR session_epoch < :epoch)",
-                )
+                .condition_expression(match epoch {
+                    0 => "attribute_exists(session_id) AND attribute_not_exists(revoked_at) AND session_epoch < :epoch",
+                    _ => {
+                        "attribute_exists(session_id) AND attribute_not_exists(revoked_at) \
+                          AND (attribute_not_exists(session_epoch) OR session_epoch < :epoch)"
+                    }
+                })
                 .expression_attribute_values(":epoch", n(epoch)),
             // SECURITY: the owner is checked in the write itself: a session id of another
             // user (or none) fails the condition and nothing is written.

@@ -6,7 +6,7 @@ use super::*;
 /// is live, never a token hash.
 pub const SESSION_STANDING_ATTRIBUTES: &str = "session_id, user_id, username, created_at, expires_at, absolute_expires_at, revoked_at, session_epoch";
 /// The attributes it reads of a user item: never the password hash or the roles.
-pub const USER_STANDING_ATTRIBUTES: &str = "username, user_id, disabled, session_epoch";
+pub const USER_STANDING_ATTRIBUTES: &str = "username, user_id, disabled, session_epoch, sessions_valid_after, password_changed_at";
 
 fn session_standing_from_item(item: &Item) -> Option<SessionStanding> {
     Some(SessionStanding {
@@ -17,7 +17,7 @@ fn session_standing_from_item(item: &Item) -> Option<SessionStanding> {
         expires_at: get_n(item, "expires_at")?,
         absolute_expires_at: get_n(item, "absolute_expires_at")?,
         revoked_at: get_n(item, "revoked_at"),
-        session_epoch: get_n(item, "session_epoch").unwrap_or(0),
+        session_epoch: get_n(item, "session_epoch"),
     })
 }
 
@@ -27,6 +27,7 @@ fn user_standing_from_item(item: &Item) -> Option<UserStanding> {
         // A missing flag is read as disabled: fail closed, as `user_from_item`.
         disabled: item.get("disabled").and_then(|v| v.as_bool().ok()).copied().unwrap_or(true),
         session_epoch: get_n(item, "session_epoch").unwrap_or(0),
+        legacy_sessions_valid_after: legacy_point(item),
     })
 }
 

@@ -210,7 +210,7 @@ impl UserStore for DynamoUsers {
     }
 
     async fn change_password(&self, username: &str, verified_hash: &str, new_hash: &str, keep: &SessionRecord, now: u64) -> Result<bool, AuthError> {
-        let epoch = keep.session_epoch;
+        let epoch = keep.epoch();
         let build = |e: aws_sdk_dynamodb::error::BuildError| AuthError::unavailable("TransactWriteItems request", e);
         let user = Update::builder()
             .table_name(&self.table)
