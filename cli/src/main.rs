@@ -313,6 +313,8 @@ async fn add_user(users: &DynamoUsers, username: &str, password: &SecretString, 
         password_changed_at: 0,
         session_epoch: 0,
         legacy_sessions_valid_after: 0,
+        email_verified: true,
+        expires_at: None,
     };
     users.create(&user).await.map_err(describe)
 }

@@ -26,6 +26,14 @@ pub enum AuditEvent {
     PasswordChanged,
     /// A password change was refused: wrong current password, throttled, or a lost race.
     PasswordChangeFailed,
+    /// A sign-up created an unverified account (`reason`: what was sent).
+    SignedUp,
+    /// A verification link was used: the address is the user's.
+    EmailVerified,
+    /// A reset link was used: new password, every session ended.
+    PasswordReset,
+    /// A link e-mail was asked for and not sent (`reason`: `limited` or `send_failed`).
+    EmailNotSent,
 }
 
 impl AuditEvent {
@@ -43,6 +51,10 @@ impl AuditEvent {
             Self::AuthorizerDenied => "authorizer_denied",
             Self::PasswordChanged => "password_changed",
             Self::PasswordChangeFailed => "password_change_failed",
+            Self::SignedUp => "signed_up",
+            Self::EmailVerified => "email_verified",
+            Self::PasswordReset => "password_reset",
+            Self::EmailNotSent => "email_not_sent",
         }
     }
 }

@@ -73,6 +73,15 @@ pub enum RevocationFail {
     Open,
 }
 
+/// Whether anyone may create an account (`SIGNUP`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signup {
+    /// Only operators create users (`authctl user add`); `POST /auth/signup` answers 403.
+    Closed,
+    /// Anyone may sign up with an e-mail address they then verify.
+    Open,
+}
+
 /// The longest `REVOCATION_MAX_STALENESS` accepted, seconds.
 pub const MAX_REVOCATION_STALENESS: u64 = 60;
 
@@ -128,6 +137,22 @@ pub struct Config {
     pub revocation_max_staleness: u64,
     /// What the strict authorizer does when the tables cannot be read.
     pub revocation_fail: RevocationFail,
+    /// Whether `POST /auth/signup` creates accounts (`SIGNUP`, default closed).
+    pub signup: Signup,
+    /// The app's origin that e-mailed links lead to (`APP_URL`); the function that sends
+    /// mail refuses to start without it.
+    pub app_url: Option<String>,
+    /// The verified SES sender of every e-mail (`EMAIL_FROM`); required likewise.
+    pub email_from: Option<String>,
+    /// Lifetime of an e-mail verification link, seconds (`EMAIL_VERIFY_TTL`, 24 h).
+    pub email_verify_ttl: u64,
+    /// Lifetime of a password reset link, seconds (`PASSWORD_RESET_TTL`, 30 min).
+    pub password_reset_ttl: u64,
+    /// E-mails sent to one address per hour at most (`EMAIL_LIMIT_PER_HOUR`, 3).
+    pub email_limit_per_hour: u64,
+    /// Sign-up, resend and forgot requests from one source IP per hour at most
+    /// (`EMAIL_IP_LIMIT_PER_HOUR`, 30).
+    pub email_ip_limit_per_hour: u64,
 }
 
 /// The option `value` names (case-insensitively) among `options`, or an error for `name`
@@ -257,6 +282,24 @@ impl Config {
             &[("closed", RevocationFail::Closed), ("open", RevocationFail::Open)],
         )?;
 
+        let signup = choose(one_of("SIGNUP", "closed"), &[("closed", Signup::Closed), ("open", Signup::Open)])?;
+        let app_url = get("APP_URL").map(|url| url.trim_end_matches('/').to_owned());
+        if let Some(url) = &app_url
+            && !(url.starts_with("https://") || url.starts_with("http://localhost") || url.starts_with("http://127.0.0.1"))
+        {
+            return Err(ConfigError {
+                name: "APP_URL",
+                problem: "must be an https:// origin (http:// only for localhost)".into(),
+            });
+        }
+        let email_from = get("EMAIL_FROM");
+        if email_from.as_deref().is_some_and(|from| !from.contains('@') || from.contains(['\r', '\n'])) {
+            return Err(ConfigError {
+                name: "EMAIL_FROM",
+                problem: "must be an e-mail address".into(),
+            });
+        }
+
         let config = Self {
             issuer: required("AUTH_ISSUER")?,
             audience: required("AUTH_AUDIENCE")?,
@@ -289,6 +332,13 @@ impl Config {
             revocation_check,
             revocation_max_staleness,
             revocation_fail,
+            signup,
+            app_url,
+            email_from,
+            email_verify_ttl: seconds("EMAIL_VERIFY_TTL", 86_400)?,
+            password_reset_ttl: seconds("PASSWORD_RESET_TTL", 1_800)?,
+            email_limit_per_hour: seconds("EMAIL_LIMIT_PER_HOUR", 3)?,
+            email_ip_limit_per_hour: seconds("EMAIL_IP_LIMIT_PER_HOUR", 30)?,
         };
         if config.refresh_reuse_grace > 60 {
             return Err(ConfigError {
@@ -356,6 +406,10 @@ mod tests {
             ("REVOCATION_CHECK", "always"),
             ("REVOCATION_MAX_STALENESS", "61"),
             ("REVOCATION_FAIL", "maybe"),
+            ("SIGNUP", "sometimes"),
+            ("APP_URL", "http://example.com"),
+            ("EMAIL_FROM", "nobody"),
+            ("EMAIL_LIMIT_PER_HOUR", "0"),
         ] {
             let mut pairs = base.to_vec();
             pairs.push((name, value));

@@ -38,6 +38,17 @@ pub enum AuthError {
     /// A new password the policy refuses; the text names the rule (never the password).
     #[error("weak password: {0}")]
     WeakPassword(String),
+    /// An e-mailed link's token (verification, reset) that is unknown, used, superseded,
+    /// expired or of another purpose: one answer for all of them.
+    #[error("invalid link token")]
+    InvalidLink,
+    /// `POST /auth/signup` while `SIGNUP=closed`.
+    #[error("sign-up closed")]
+    SignupClosed,
+    /// A correct password for an account whose address is not verified yet (told only to
+    /// someone who knows the password).
+    #[error("e-mail not verified")]
+    EmailNotVerified,
     /// The account is throttled after repeated failures.
     #[error("too many attempts, retry after {retry_after_secs} s")]
     TooManyAttempts {
@@ -80,6 +91,9 @@ impl AuthError {
             Self::PayloadTooLarge => (413, "payload_too_large", "The request body is larger than 8 KiB.", None),
             Self::UnsupportedMediaType => (415, "unsupported_media_type", "Send the body as application/json.", None),
             Self::WeakPassword(rule) => (400, "weak_password", rule.as_str(), None),
+            Self::InvalidLink => (400, "invalid_token", "The link is invalid, already used or expired; ask for a new one.", None),
+            Self::SignupClosed => (403, "signup_closed", "Sign-up is closed; ask the operator for an account.", None),
+            Self::EmailNotVerified => (403, "email_not_verified", "Verify your e-mail address first; the link is in your inbox.", None),
             Self::TooManyAttempts { retry_after_secs } => (429, "too_many_attempts", "Too many failed attempts; try again later.", Some(*retry_after_secs)),
             Self::Unavailable(_) => (
                 503,

@@ -27,6 +27,8 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod keys;
+pub mod links;
+pub mod mail;
 pub mod password;
 pub mod password_policy;
 pub mod random;

@@ -13,12 +13,14 @@ use crate::config::Config;
 use crate::error::AuthError;
 use crate::keys::rotation::SigningKeySet;
 use crate::keys::{FetchError, KeyCache, KeyDocument, KeyProvider, PublicKeys, SigningKeys};
+use crate::links::{IssuedLink, LinkPurpose};
+use crate::mail::{Mail, Mailer};
 use crate::service::AuthService;
 use crate::store::{
-    AttemptReservation, LoginThrottle, REVOKED_RETENTION_SECS, Revocation, RevokeIf, Rotation, RotationOutcome, SessionRecord, SessionStanding, SessionStore,
-    StandingStore, UserRecord, UserStanding, UserStore,
+    AttemptReservation, LinkStore, LoginThrottle, REVOKED_RETENTION_SECS, Revocation, RevokeIf, Rotation, RotationOutcome, SessionRecord, SessionStanding,
+    SessionStore, StandingStore, UserRecord, UserStanding, UserStore,
 };
-use crate::tokens::SessionId;
+use crate::tokens::{SessionId, TokenHash};
 
 /// A clock that only moves when told to.
 #[derive(Debug)]
@@ -281,6 +283,16 @@ pub struct MemoryUsers {
     throttles: Mutex<HashMap<String, LoginThrottle>>,
     on_reserve: Mutex<Option<ReserveHook>>,
     on_get: Mutex<Option<ReserveHook>>,
+    links: Mutex<Links>,
+}
+
+/// The self-service items of [`MemoryUsers`]: link tokens by hash (purpose, owner,
+/// expiry), each user's current link per purpose, and e-mail counters.
+#[derive(Default)]
+struct Links {
+    issued: HashMap<[u8; 32], (LinkPurpose, String, u64)>,
+    current: HashMap<(String, LinkPurpose), [u8; 32]>,
+    counters: HashMap<String, u64>,
 }
 
 /// What [`MemoryUsers::on_reserve`] runs.
@@ -404,6 +416,120 @@ impl UserStore for MemoryUsers {
             }
             _ => Ok(false),
         }
+    }
+}
+
+impl MemoryUsers {
+    fn links(&self) -> std::sync::MutexGuard<'_, Links> {
+        self.links.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The stored link hashes (to check that no token is stored in the clear).
+    pub fn link_hashes(&self) -> Vec<[u8; 32]> {
+        self.links().issued.keys().copied().collect()
+    }
+
+    /// Deletes the link and applies `change` to its user, only while the link is unexpired,
+    /// of `purpose` and the user's current one: the transaction of the DynamoDB store.
+    fn use_link(&self, hash: &TokenHash, purpose: LinkPurpose, now: u64, change: impl FnOnce(&mut UserRecord)) -> Option<String> {
+        let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        let mut links = self.links();
+        let (stored_purpose, owner, expires_at) = links.issued.get(&hash.0).cloned()?;
+        let current = links.current.get(&(owner.clone(), purpose)) == Some(&hash.0);
+        if stored_purpose != purpose || now >= expires_at || !current {
+            return None;
+        }
+        let user = users.get_mut(&owner)?;
+        change(user);
+        links.issued.remove(&hash.0);
+        links.current.remove(&(owner.clone(), purpose));
+        Some(owner)
+    }
+}
+
+#[async_trait]
+impl LinkStore for MemoryUsers {
+    async fn create_unverified(&self, user: &UserRecord, now: u64) -> Result<bool, AuthError> {
+        let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        if users.get(&user.username).is_some_and(|u| u.email_verified || u.is_present(now)) {
+            return Ok(false);
+        }
+        users.insert(user.username.clone(), user.clone());
+        Ok(true)
+    }
+    async fn issue_link(&self, username: &str, link: &IssuedLink) -> Result<bool, AuthError> {
+        if self.peek(username).is_none() {
+            return Ok(false);
+        }
+        let mut links = self.links();
+        links.issued.insert(link.hash.0, (link.purpose, username.to_owned(), link.expires_at));
+        links.current.insert((username.to_owned(), link.purpose), link.hash.0);
+        Ok(true)
+    }
+    async fn link_owner(&self, hash: &TokenHash, purpose: LinkPurpose, now: u64) -> Result<Option<String>, AuthError> {
+        Ok(self
+            .links()
+            .issued
+            .get(&hash.0)
+            .filter(|(p, _, expires_at)| *p == purpose && now < *expires_at)
+            .map(|(_, owner, _)| owner.clone()))
+    }
+    async fn verify_email(&self, hash: &TokenHash, now: u64) -> Result<Option<String>, AuthError> {
+        Ok(self.use_link(hash, LinkPurpose::VerifyEmail, now, |user| {
+            user.email_verified = true;
+            user.expires_at = None;
+        }))
+    }
+    async fn reset_password(&self, hash: &TokenHash, new_hash: &str, now: u64) -> Result<Option<String>, AuthError> {
+        Ok(self.use_link(hash, LinkPurpose::ResetPassword, now, |user| {
+            user.password_hash = new_hash.to_owned();
+            user.password_changed_at = now;
+            user.session_epoch += 1;
+        }))
+    }
+    async fn count_mail(&self, key: &str, limit: u64, now: u64) -> Result<bool, AuthError> {
+        let mut links = self.links();
+        let sent = links.counters.entry(format!("{key}#{}", now / 3600)).or_default();
+        if *sent >= limit {
+            return Ok(false);
+        }
+        *sent += 1;
+        Ok(true)
+    }
+}
+
+/// A mailer that keeps what it was asked to send, or fails on purpose.
+#[derive(Default)]
+pub struct MemoryMailer {
+    sent: Mutex<Vec<Mail>>,
+    failing: AtomicBool,
+}
+
+impl MemoryMailer {
+    /// Everything sent so far.
+    pub fn sent(&self) -> Vec<Mail> {
+        self.sent.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+    /// The link token in the last message to `to`, if any.
+    pub fn last_token(&self, to: &str) -> Option<String> {
+        let sent = self.sent();
+        let mail = sent.iter().rev().find(|m| m.to == to)?;
+        Some(mail.text.split("#token=").nth(1)?.split_whitespace().next()?.to_owned())
+    }
+    /// Makes every send fail (or work again).
+    pub fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl Mailer for MemoryMailer {
+    async fn send(&self, mail: &Mail) -> Result<(), AuthError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(AuthError::unavailable("SendEmail", "failing on purpose"));
+        }
+        self.sent.lock().unwrap_or_else(|e| e.into_inner()).push(mail.clone());
+        Ok(())
     }
 }
 
@@ -606,6 +732,8 @@ impl TestBed {
             password_changed_at: 0,
             session_epoch: 0,
             legacy_sessions_valid_after: 0,
+            email_verified: true,
+            expires_at: None,
         });
         let keys = Arc::new(StaticKeys::signing());
         let clock = Arc::new(FixedClock::new(1_700_000_000));

@@ -1,7 +1,7 @@
 //! What the HTTP rooms share: the Origin and CORS rules, the refresh cookie, request
 //! metadata and the JSON answers of the one error table. Knows `lambda_http`.
 
-use lambda_http::http::{HeaderMap, HeaderValue, StatusCode, header};
+use lambda_http::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::de::DeserializeOwned;
@@ -78,6 +78,67 @@ impl HttpPolicy {
             .filter(|(name, _)| *name == self.cookie_name)
             .map(|(_, value)| value.trim())
             .collect()
+    }
+}
+
+impl HttpPolicy {
+    /// Runs the checks every POST endpoint shares (Origin, preflight, method, size), then
+    /// `handler`, and adds the CORS headers.
+    pub(crate) async fn respond(&self, request: &Request, handler: impl Future<Output = Result<Response<Body>, AuthError>>) -> Response<Body> {
+        let allowed_origin = self.allowed_origin(request.headers());
+        let mut response = match self.check(request, allowed_origin) {
+            Err(e) => error_response(&e),
+            Ok(Some(preflight)) => preflight,
+            Ok(None) => match handler.await {
+                Ok(response) => response,
+                Err(e) => {
+                    log_unavailable(&e);
+                    error_response(&e)
+                }
+            },
+        };
+        let status_is_405 = response.status() == StatusCode::METHOD_NOT_ALLOWED;
+        let headers = response.headers_mut();
+        headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+        if status_is_405 {
+            headers.insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
+        }
+        if let Some(origin) = allowed_origin.and_then(|o| HeaderValue::from_str(o).ok()) {
+            // SECURITY: echo only an allow-listed origin, never `*` with credentials.
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+            headers.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+        }
+        response
+    }
+
+    /// Method, CSRF and size checks. `Ok(Some(_))` is a finished preflight answer.
+    fn check(&self, request: &Request, allowed_origin: Option<&str>) -> Result<Option<Response<Body>>, AuthError> {
+        let headers = request.headers();
+        // SECURITY: CSRF defence in depth beside SameSite: a browser request from a foreign
+        // origin is refused before anything is read.
+        if headers.contains_key(header::ORIGIN) && allowed_origin.is_none() {
+            return Err(AuthError::ForbiddenOrigin);
+        }
+        if headers.get("sec-fetch-site").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site")) && allowed_origin.is_none() {
+            return Err(AuthError::ForbiddenOrigin);
+        }
+        if request.method() == Method::OPTIONS {
+            let mut response = empty_response(StatusCode::NO_CONTENT);
+            if allowed_origin.is_some() {
+                let h = response.headers_mut();
+                h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, OPTIONS"));
+                h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("content-type"));
+                h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+            }
+            return Ok(Some(response));
+        }
+        if request.method() != Method::POST {
+            return Err(AuthError::MethodNotAllowed);
+        }
+        if request.body().len() > MAX_BODY_BYTES {
+            return Err(AuthError::PayloadTooLarge);
+        }
+        Ok(None)
     }
 }
 

@@ -9,4 +9,5 @@ pub mod account;
 pub mod authorizer;
 pub mod discovery;
 pub mod http;
+pub mod register;
 pub mod session;

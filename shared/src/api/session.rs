@@ -1,14 +1,12 @@
 //! Login, refresh and logout over HTTP: method, Origin, size and content-type checks,
 //! the refresh cookie (or body) and the token answers. The rules live in `service`.
 
-use lambda_http::http::{HeaderValue, Method, StatusCode, header};
+use lambda_http::http::{StatusCode, header};
 use lambda_http::{Body, Request, Response};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::http::{
-    HttpPolicy, MAX_BODY_BYTES, MAX_USERNAME_BYTES, append_header, empty_response, error_response, json_body, json_response, log_unavailable, request_meta,
-};
+use super::http::{HttpPolicy, MAX_USERNAME_BYTES, append_header, empty_response, error_response, json_body, json_response, log_unavailable, request_meta};
 use crate::config::Config;
 use crate::error::AuthError;
 use crate::password::MAX_PASSWORD_BYTES;
@@ -54,70 +52,73 @@ impl AuthApi {
 
     /// `POST /auth/login`.
     pub async fn login(&self, request: Request) -> Response<Body> {
-        self.respond(&request, async {
-            let body: LoginBody = json_body(&request, "The body must be JSON with string fields username and password.")?;
-            if body.username.trim().is_empty() || body.username.len() > MAX_USERNAME_BYTES {
-                return Err(AuthError::InvalidRequest("username must be 1 to 256 bytes."));
-            }
-            let password_len = secrecy::ExposeSecret::expose_secret(&body.password).len();
-            if password_len == 0 || password_len > MAX_PASSWORD_BYTES {
-                return Err(AuthError::InvalidRequest("password must be 1 to 1024 bytes."));
-            }
-            let issued = self.service.login(&body.username, body.password, &request_meta(&request)).await?;
-            Ok(self.token_response(issued))
-        })
-        .await
+        self.policy
+            .respond(&request, async {
+                let body: LoginBody = json_body(&request, "The body must be JSON with string fields username and password.")?;
+                if body.username.trim().is_empty() || body.username.len() > MAX_USERNAME_BYTES {
+                    return Err(AuthError::InvalidRequest("username must be 1 to 256 bytes."));
+                }
+                let password_len = secrecy::ExposeSecret::expose_secret(&body.password).len();
+                if password_len == 0 || password_len > MAX_PASSWORD_BYTES {
+                    return Err(AuthError::InvalidRequest("password must be 1 to 1024 bytes."));
+                }
+                let issued = self.service.login(&body.username, body.password, &request_meta(&request)).await?;
+                Ok(self.token_response(issued))
+            })
+            .await
     }
 
     /// `POST /auth/refresh`.
     pub async fn refresh(&self, request: Request) -> Response<Body> {
-        self.respond(&request, async {
-            let body = self.token_body(&request)?;
-            let presented = match self.presented_tokens(&request, &body)[..] {
-                [] => None,
-                [one] => Some(one),
-                // SECURITY: never pick one of several refresh cookies: the planted one would
-                // refresh the victim into the planter's session (session fixation). Nor clear
-                // the cookie: a `Set-Cookie` without `Domain` would delete only the victim's
-                // own, and leave the planted one to be sent alone next time.
-                [_, _, ..] => return Ok(error_response(&AuthError::InvalidToken)),
-            };
-            match self.service.refresh(presented, &request_meta(&request)).await {
-                Ok(issued) => Ok(self.token_response(issued)),
-                Err(RefreshFailure {
-                    error: e @ (AuthError::InvalidToken | AuthError::TokenReused),
-                    ..
-                }) => Ok(self.refused_token(&e)),
-                Err(RefreshFailure { error, successor: None }) => Err(error),
-                // The rotation is committed: the error goes out with the successor, so the
-                // client's next try presents it instead of the superseded token.
-                Err(RefreshFailure {
-                    error,
-                    successor: Some(successor),
-                }) => {
-                    log_unavailable(&error);
-                    let mut response = error_response(&error);
-                    self.deliver_refresh_token(&mut response, &successor.refresh.encode(), successor.max_age);
-                    Ok(response)
+        self.policy
+            .respond(&request, async {
+                let body = self.token_body(&request)?;
+                let presented = match self.presented_tokens(&request, &body)[..] {
+                    [] => None,
+                    [one] => Some(one),
+                    // SECURITY: never pick one of several refresh cookies: the planted one would
+                    // refresh the victim into the planter's session (session fixation). Nor clear
+                    // the cookie: a `Set-Cookie` without `Domain` would delete only the victim's
+                    // own, and leave the planted one to be sent alone next time.
+                    [_, _, ..] => return Ok(error_response(&AuthError::InvalidToken)),
+                };
+                match self.service.refresh(presented, &request_meta(&request)).await {
+                    Ok(issued) => Ok(self.token_response(issued)),
+                    Err(RefreshFailure {
+                        error: e @ (AuthError::InvalidToken | AuthError::TokenReused),
+                        ..
+                    }) => Ok(self.refused_token(&e)),
+                    Err(RefreshFailure { error, successor: None }) => Err(error),
+                    // The rotation is committed: the error goes out with the successor, so the
+                    // client's next try presents it instead of the superseded token.
+                    Err(RefreshFailure {
+                        error,
+                        successor: Some(successor),
+                    }) => {
+                        log_unavailable(&error);
+                        let mut response = error_response(&error);
+                        self.deliver_refresh_token(&mut response, &successor.refresh.encode(), successor.max_age);
+                        Ok(response)
+                    }
                 }
-            }
-        })
-        .await
+            })
+            .await
     }
 
     /// `POST /auth/logout`: 204 whether or not there was a live session.
     pub async fn logout(&self, request: Request) -> Response<Body> {
-        self.respond(&request, async {
-            let body = self.token_body(&request)?;
-            // Several refresh cookies (one planted): end the session of each, so the planted
-            // one is dead too once the cookie is cleared (each token is authenticated alone).
-            let meta = request_meta(&request);
-            self.service.logout_each(self.presented_tokens(&request, &body), body.everywhere, &meta).await?;
-            let mut response = empty_response(StatusCode::NO_CONTENT);
-            self.clear_cookie(&mut response);
-            Ok(response)
-        })
-        .await
+        self.policy
+            .respond(&request, async {
+                let body = self.token_body(&request)?;
+                // Several refresh cookies (one planted): end the session of each, so the planted
+                // one is dead too once the cookie is cleared (each token is authenticated alone).
+                let meta = request_meta(&request);
+                self.service.logout_each(self.presented_tokens(&request, &body), body.everywhere, &meta).await?;
+                let mut response = empty_response(StatusCode::NO_CONTENT);
+                self.clear_cookie(&mut response);
+                Ok(response)
+            })
+            .await
     }
 
     /// The 401 for a refresh token that is refused: the error, and the cookie cleared.
@@ -125,64 +126,6 @@ impl AuthApi {
         let mut response = error_response(error);
         self.clear_cookie(&mut response);
         response
-    }
-
-    /// Runs the checks every endpoint shares, then `handler`, and adds CORS headers.
-    async fn respond(&self, request: &Request, handler: impl Future<Output = Result<Response<Body>, AuthError>>) -> Response<Body> {
-        let allowed_origin = self.policy.allowed_origin(request.headers());
-        let mut response = match self.check(request, allowed_origin) {
-            Err(e) => error_response(&e),
-            Ok(Some(preflight)) => preflight,
-            Ok(None) => match handler.await {
-                Ok(response) => response,
-                Err(e) => {
-                    log_unavailable(&e);
-                    error_response(&e)
-                }
-            },
-        };
-        let status_is_405 = response.status() == StatusCode::METHOD_NOT_ALLOWED;
-        let headers = response.headers_mut();
-        headers.insert(header::VARY, HeaderValue::from_static("Origin"));
-        if status_is_405 {
-            headers.insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
-        }
-        if let Some(origin) = allowed_origin.and_then(|o| HeaderValue::from_str(o).ok()) {
-            // SECURITY: echo only an allow-listed origin, never `*` with credentials.
-            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-            headers.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
-        }
-        response
-    }
-
-    /// Method, CSRF and size checks. `Ok(Some(_))` is a finished preflight answer.
-    fn check(&self, request: &Request, allowed_origin: Option<&str>) -> Result<Option<Response<Body>>, AuthError> {
-        let headers = request.headers();
-        // SECURITY: CSRF defence in depth beside SameSite: a browser request from a foreign
-        // origin is refused before anything is read.
-        if headers.contains_key(header::ORIGIN) && allowed_origin.is_none() {
-            return Err(AuthError::ForbiddenOrigin);
-        }
-        if headers.get("sec-fetch-site").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site")) && allowed_origin.is_none() {
-            return Err(AuthError::ForbiddenOrigin);
-        }
-        if request.method() == Method::OPTIONS {
-            let mut response = empty_response(StatusCode::NO_CONTENT);
-            if allowed_origin.is_some() {
-                let h = response.headers_mut();
-                h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, OPTIONS"));
-                h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("content-type"));
-                h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
-            }
-            return Ok(Some(response));
-        }
-        if request.method() != Method::POST {
-            return Err(AuthError::MethodNotAllowed);
-        }
-        if request.body().len() > MAX_BODY_BYTES {
-            return Err(AuthError::PayloadTooLarge);
-        }
-        Ok(None)
     }
 
     /// Refresh and logout accept any content type and read JSON only when a body is sent.

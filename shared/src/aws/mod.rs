@@ -17,13 +17,16 @@ use aws_config::{BehaviorVersion, SdkConfig};
 
 use crate::api::account::Account;
 use crate::api::authorizer::Authorizer;
+use crate::api::register::RegisterApi;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, RevocationCheck};
 use crate::error::ConfigError;
 use crate::keys::secrets_manager::{Connect, SecretsManagerKeys};
 use crate::keys::verifying::TrustedKeys;
 use crate::keys::{KeyCache, KeyDocument, PublicKeys, SigningKeys};
+use crate::mail::ses::SesMailer;
 use crate::service::AuthService;
+use crate::service::register::Registration;
 use crate::service::revocation::SessionCheck;
 use crate::store::dynamodb::{DynamoSessions, DynamoStanding, DynamoUsers};
 
@@ -41,6 +44,30 @@ pub async fn load_sdk_config() -> SdkConfig {
         )
         .load()
         .await
+}
+
+/// The `register` endpoints, configured from the environment: the users table and SES v2.
+/// `APP_URL` (where links lead) and `EMAIL_FROM` (the verified sender) are required here:
+/// without them the cold start fails, naming the variable.
+pub async fn register(config: &Config) -> Result<RegisterApi, ConfigError> {
+    let sdk = load_sdk_config().await;
+    register_with(config, aws_sdk_dynamodb::Client::new(&sdk), aws_sdk_sesv2::Client::new(&sdk))
+}
+
+/// The `register` endpoints over the given clients.
+pub fn register_with(config: &Config, dynamodb: aws_sdk_dynamodb::Client, ses: aws_sdk_sesv2::Client) -> Result<RegisterApi, ConfigError> {
+    let needed = |name: &'static str, value: &Option<String>| {
+        value.clone().ok_or(ConfigError {
+            name,
+            problem: "is required by the register function".into(),
+        })
+    };
+    let app_url = needed("APP_URL", &config.app_url)?;
+    let from = needed("EMAIL_FROM", &config.email_from)?;
+    let users = Arc::new(DynamoUsers::new(dynamodb, &config.users_table, &config.sessions_table));
+    let mailer = Arc::new(SesMailer::new(ses, from));
+    let service = Registration::new(config, &app_url, users.clone(), users, mailer, Arc::new(SystemClock));
+    Ok(RegisterApi::new(service, config))
 }
 
 /// The service over DynamoDB and Secrets Manager, configured from the environment.

@@ -65,6 +65,11 @@ impl CallRecorder {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
+    /// An SES v2 client over `sdk` that reports to this recorder.
+    pub fn ses_client(&self, sdk: &SdkConfig) -> aws_sdk_sesv2::Client {
+        aws_sdk_sesv2::Client::from_conf(aws_sdk_sesv2::config::Builder::from(sdk).interceptor(self.clone()).build())
+    }
+
     /// A DynamoDB and a Secrets Manager client over `sdk` that report to this recorder.
     pub fn clients(&self, sdk: &SdkConfig) -> (aws_sdk_dynamodb::Client, aws_sdk_secretsmanager::Client) {
         let dynamodb = aws_sdk_dynamodb::config::Builder::from(sdk).interceptor(self.clone()).build();
@@ -91,16 +96,17 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for CallRecorder {
     ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
         if let Some(metadata) = cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>() {
             let input = context.input();
-            let (operation, targets) = match (batch_get_targets(input), transact_update_targets(input)) {
-                (Some(targets), _) => (metadata.name(), targets),
-                (None, Some(targets)) => ("UpdateItem", targets),
-                (None, None) => (metadata.name(), vec![(resource_of(input), item_access(input))]),
+            let targets = match (batch_get_targets(input), transact_targets(input)) {
+                (Some(targets), _) => targets.into_iter().map(|(resource, item)| (metadata.name(), resource, item)).collect(),
+                (None, Some(targets)) => targets,
+                (None, None) => vec![(metadata.name(), resource_of(input), item_access(input))],
             };
             let mut calls = self.0.lock().unwrap_or_else(|e| e.into_inner());
-            for (resource, item) in targets {
+            for (operation, resource, item) in targets {
                 calls.push(SdkCall {
-                    // "DynamoDB" → "dynamodb", "Secrets Manager" → "secretsmanager": the IAM prefixes.
-                    service: metadata.service().to_ascii_lowercase().replace(" ", ""),
+                    // "DynamoDB" → "dynamodb", "Secrets Manager" → "secretsmanager", "SESv2"
+                    // → "ses": the IAM prefixes.
+                    service: metadata.service().to_ascii_lowercase().replace(" ", "").replace("sesv2", "ses"),
                     operation: operation.to_owned(),
                     resource,
                     item,
@@ -133,6 +139,10 @@ fn resource_of(input: &aws_smithy_runtime_api::client::interceptors::context::In
             None => table.to_owned(),
         };
     }
+    if input.downcast_ref::<aws_sdk_sesv2::operation::send_email::SendEmailInput>().is_some() {
+        // IAM authorizes a send against the sender's identity, which the template names.
+        return String::from("ses:identity");
+    }
     if let Some(i) = input.downcast_ref::<aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueInput>() {
         return i.secret_id().unwrap_or_default().to_owned();
     }
@@ -162,16 +172,36 @@ fn batch_get_targets(input: &aws_smithy_runtime_api::client::interceptors::conte
 
 /// A TransactWriteItems as IAM authorizes it: each of its updates as an `UpdateItem` on its
 /// table, with what that item's condition keys see. `None` for any other operation.
-fn transact_update_targets(input: &aws_smithy_runtime_api::client::interceptors::context::Input) -> Option<Vec<(String, Option<ItemAccess>)>> {
+fn transact_targets(input: &aws_smithy_runtime_api::client::interceptors::context::Input) -> Option<Vec<(&'static str, String, Option<ItemAccess>)>> {
     let transaction = input.downcast_ref::<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput>()?;
     let targets = transaction
         .transact_items()
         .iter()
-        .filter_map(|item| item.update())
-        .map(|update| {
-            let expressions = [Some(update.update_expression()), update.condition_expression()];
-            let access = ItemAccess::of(Some(update.key()), std::iter::empty(), &expressions, update.expression_attribute_names(), None);
-            (update.table_name().to_owned(), Some(access))
+        .filter_map(|item| {
+            if let Some(update) = item.update() {
+                let expressions = [Some(update.update_expression()), update.condition_expression()];
+                let access = ItemAccess::of(Some(update.key()), std::iter::empty(), &expressions, update.expression_attribute_names(), None);
+                return Some(("UpdateItem", update.table_name().to_owned(), Some(access)));
+            }
+            if let Some(put) = item.put() {
+                let access = ItemAccess::of(
+                    Some(put.item()),
+                    std::iter::empty(),
+                    &[put.condition_expression()],
+                    put.expression_attribute_names(),
+                    None,
+                );
+                return Some(("PutItem", put.table_name().to_owned(), Some(access)));
+            }
+            let delete = item.delete()?;
+            let access = ItemAccess::of(
+                Some(delete.key()),
+                std::iter::empty(),
+                &[delete.condition_expression()],
+                delete.expression_attribute_names(),
+                None,
+            );
+            Some(("DeleteItem", delete.table_name().to_owned(), Some(access)))
         })
         .collect();
     Some(targets)

@@ -37,6 +37,8 @@ pub enum PasswordCheck {
 /// left reserved on success: the caller clears it once what the password was for is done.
 pub async fn check_password(users: &dyn UserStore, username: &str, password: &SecretString, now: u64) -> Result<PasswordCheck, AuthError> {
     let (user, reservation) = tokio::try_join!(users.get(username), users.reserve_attempt(username, now))?;
+    // An unverified sign-up past its time is no user: its address is free again.
+    let user = user.filter(|user| user.is_present(now));
     let attempts = match reservation {
         AttemptReservation::Granted { attempts } => attempts,
         AttemptReservation::Refused { retry_after_secs } => {

@@ -20,6 +20,11 @@ impl AuthService {
         // Keys first: without them nothing can be issued, and no attempt should be spent.
         let keys = self.keys.current().await?;
         let user = match check_password(&*self.users, &username, &password, now).await? {
+            // The password is right: only now may the answer say the address is unverified.
+            PasswordCheck::Passed(user) if !user.email_verified => {
+                audit::emit(AuditEvent::LoginFailed, meta, Some(&user.user_id), None, Some("email_not_verified"));
+                return Err(AuthError::EmailNotVerified);
+            }
             PasswordCheck::Passed(user) => user,
             PasswordCheck::Throttled { user_id, retry_after_secs } => {
                 audit::emit(AuditEvent::LoginThrottled, meta, user_id.as_deref(), None, None);

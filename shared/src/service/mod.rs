@@ -10,6 +10,7 @@ pub mod credentials;
 mod login;
 mod logout;
 mod refresh;
+pub mod register;
 pub mod revocation;
 #[cfg(test)]
 mod tests;

@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use futures_util::{StreamExt, stream};
 
 use crate::error::AuthError;
+use crate::links::{IssuedLink, LinkPurpose};
 use crate::tokens::{SessionId, TokenHash};
 
 /// One rotation: the single conditional write of a refresh.
@@ -252,6 +253,34 @@ pub trait UserStore: Send + Sync {
     async fn bump_session_epoch(&self, username: &str, epoch: u64) -> Result<bool, AuthError>;
     /// Opens the connection during cold start; failures only cost the first request time.
     async fn warm(&self) {}
+}
+
+/// What the self-service flows (sign-up, e-mail verification, password reset) keep in the
+/// users table: unverified users, one-time link tokens, and e-mail counters. One room of
+/// its own beside [`UserStore`], implemented by the same stores.
+#[async_trait]
+pub trait LinkStore: Send + Sync {
+    /// Creates `user` (unverified, with its expiry) where no user is, or where only an
+    /// unverified one whose time ran out is. `false` when the address is taken.
+    async fn create_unverified(&self, user: &UserRecord, now: u64) -> Result<bool, AuthError>;
+    /// Stores `link` for `username` and makes it the user's only usable link of its
+    /// purpose (any older one is superseded), in one transaction. `false` when there is no
+    /// such user.
+    async fn issue_link(&self, username: &str, link: &IssuedLink) -> Result<bool, AuthError>;
+    /// The username a stored, unexpired link of `purpose` belongs to; `None` for anything
+    /// else (unknown, used, expired, another purpose). Reads only: using it is another call.
+    async fn link_owner(&self, hash: &TokenHash, purpose: LinkPurpose, now: u64) -> Result<Option<String>, AuthError>;
+    /// Uses a verification link, in one transaction: the link is deleted, and the user it
+    /// names is verified (its expiry removed), only while the link is unexpired, of this
+    /// purpose, and the user's current one. The username, or `None` when any of it failed.
+    async fn verify_email(&self, hash: &TokenHash, now: u64) -> Result<Option<String>, AuthError>;
+    /// Uses a reset link, in one transaction under the same conditions: the new password
+    /// hash, `password_changed_at = now`, the session epoch bumped (every session ends) and
+    /// every reset link of the user superseded. The username, or `None`.
+    async fn reset_password(&self, hash: &TokenHash, new_hash: &str, now: u64) -> Result<Option<String>, AuthError>;
+    /// Counts one e-mail (or request) against `key` in the current hour, in one conditional
+    /// write: `false`, and nothing counted, once `limit` were counted this hour.
+    async fn count_mail(&self, key: &str, limit: u64, now: u64) -> Result<bool, AuthError>;
 }
 
 /// The table key of a username: trimmed and lowercased.

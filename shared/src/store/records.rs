@@ -30,9 +30,22 @@ pub struct UserRecord {
     /// later of `sessions_valid_after` and `password_changed_at`; 0 when neither): what
     /// still decides for sessions written before epochs, until the user's first bump.
     pub legacy_sessions_valid_after: u64,
+    /// Whether the address is proven to be the user's. A self-service sign-up starts
+    /// unverified and cannot log in until it is; users an operator created, and items
+    /// without the flag, are verified.
+    pub email_verified: bool,
+    /// When an account that was never verified disappears (the users table's TTL
+    /// attribute), freeing the address; `None` for every other account.
+    pub expires_at: Option<u64>,
 }
 
 impl UserRecord {
+    /// Whether the item still stands for a user at `now`: an unverified sign-up past its
+    /// time is treated as absent, though DynamoDB deletes it late.
+    pub fn is_present(&self, now: u64) -> bool {
+        self.expires_at.is_none_or(|at| now < at)
+    }
+
     /// Whether `session` may go on for this user: see [`UserStanding::accepts`].
     pub fn accepts(&self, session: &SessionRecord) -> bool {
         self.standing().accepts(&session.standing())

@@ -144,6 +144,8 @@ async fn unknown_user_wrong_password_and_disabled_user_take_similar_time() {
                 password_changed_at: 0,
                 session_epoch: 0,
                 legacy_sessions_valid_after: 0,
+                email_verified: true,
+                expires_at: None,
             };
             users.create(&user).await.unwrap();
         }

@@ -25,6 +25,7 @@ pub const ORIGIN: &str = "https://app.test";
 /// One isolated deployment inside the shared emulator.
 pub struct App {
     pub api: AuthApi,
+    pub register: auth_core::api::register::RegisterApi,
     pub authorizer: Authorizer,
     pub account: Account,
     pub config: Config,
@@ -39,6 +40,55 @@ fn emulator_endpoint() -> String {
         "end-to-end tests need the emulator: run scripts/test.sh (or scripts/e2e.sh), which starts it on loopback"
     );
     endpoint
+}
+
+/// The sender of the suite's e-mail, verified in the emulator (which refuses others).
+pub const SENDER: &str = "no-reply@example.com";
+
+/// Verifies [`SENDER`] in the emulator's SES, once per process (again is harmless).
+pub async fn verify_sender(ses: &aws_sdk_sesv2::Client) {
+    static DONE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    DONE.get_or_init(|| async {
+        let _ = ses.create_email_identity().email_identity(SENDER).send().await;
+    })
+    .await;
+}
+
+/// The messages the emulator's SES kept for `to`, oldest first: (subject, HTML body).
+pub async fn mails_to(to: &str) -> Vec<(String, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = emulator_endpoint().trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let request = format!("GET /moto-api/data.json HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    let body = text.split_once("\r\n\r\n").unwrap().1;
+    let data: Value = serde_json::from_str(body).unwrap();
+    let messages = data["ses"]["Message"].as_array().cloned().unwrap_or_default();
+    messages
+        .iter()
+        .filter(|m| {
+            m["destinations"]["ToAddresses"]
+                .as_array()
+                .is_some_and(|to_list| to_list.iter().any(|a| a == to))
+        })
+        .map(|m| {
+            (
+                m["subject"].as_str().unwrap_or_default().to_owned(),
+                m["body"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The link token of the newest message to `to`, and notes it for the log scan.
+pub async fn last_link_token(to: &str) -> Option<String> {
+    let (_, body) = mails_to(to).await.pop()?;
+    let token = body.split("#token=").nth(1)?.split('"').next()?.to_owned();
+    record_secret(&token);
+    Some(token)
 }
 
 pub async fn spawn_app() -> App {
@@ -105,6 +155,8 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> App {
         ("SIGNING_SECRET_ID", secret_id.as_str()),
         ("PUBLIC_KEYS_SECRET_ID", public_id.as_str()),
     ];
+    // Sign-up open, links into the local demo page, from the sender verified below.
+    vars.extend_from_slice(&[("SIGNUP", "open"), ("APP_URL", "http://localhost:5173"), ("EMAIL_FROM", SENDER)]);
     vars.extend_from_slice(extra);
     let config = config_with(&vars);
 
@@ -125,14 +177,20 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> App {
             password_changed_at: 0,
             session_epoch: 0,
             legacy_sessions_valid_after: 0,
+            email_verified: true,
+            expires_at: None,
         };
         assert!(users.create(&user).await.unwrap());
     }
     let service = auth_service_with(&config, dynamodb.clone(), secrets.clone());
     let authorizer = authorizer_with(&config, secrets.clone()).unwrap();
     let account = account_with(&config, dynamodb.clone(), secrets.clone()).unwrap();
+    let ses = aws_sdk_sesv2::Client::new(&sdk);
+    verify_sender(&ses).await;
+    let register = auth_core::aws::register_with(&config, dynamodb.clone(), ses).unwrap();
     App {
         api: AuthApi::new(service, &config),
+        register,
         authorizer,
         account,
         config,
@@ -263,6 +321,9 @@ impl App {
     }
     pub async fn logout_call(&self, call: Call) -> Answer {
         Answer::from(logout::handle(&self.api, call.request()).await.unwrap())
+    }
+    pub async fn register_call(&self, call: Call) -> Answer {
+        Answer::from(register::handle(&self.register, call.request()).await.unwrap())
     }
     pub async fn account_call(&self, call: Call) -> Answer {
         Answer::from(account::handle(&self.account, call.request()).await.unwrap())

@@ -17,6 +17,7 @@ mod harness;
 mod login;
 mod logout;
 mod refresh;
+mod register;
 mod rotation;
 mod strict;
 mod template;

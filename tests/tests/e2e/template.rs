@@ -82,7 +82,7 @@ fn granted_by_function(template: &Value) -> BTreeMap<String, Grants> {
 }
 
 fn bin_names_in_workspace() -> BTreeSet<String> {
-    ["login", "refresh", "logout", "authorizer", "discovery", "account"]
+    ["login", "refresh", "logout", "authorizer", "discovery", "account", "register"]
         .iter()
         .map(|crate_dir| {
             let manifest = std::fs::read_to_string(format!("{ROOT}/functions/{crate_dir}/Cargo.toml")).unwrap();
@@ -540,12 +540,13 @@ struct Recorded {
     logout: AuthApi,
     discovery: Discovery,
     account: auth_core::api::account::Account,
+    register: auth_core::api::register::RegisterApi,
     recorders: BTreeMap<&'static str, CallRecorder>,
 }
 
 async fn recorded_functions(config: &Config) -> (Recorded, auth_core::api::authorizer::Authorizer) {
     let sdk = load_sdk_config().await;
-    let recorders: BTreeMap<&'static str, CallRecorder> = ["login", "refresh", "logout", "authorizer", "discovery", "account"]
+    let recorders: BTreeMap<&'static str, CallRecorder> = ["login", "refresh", "logout", "authorizer", "discovery", "account", "register"]
         .into_iter()
         .map(|n| (n, CallRecorder::default()))
         .collect();
@@ -576,6 +577,7 @@ async fn recorded_functions(config: &Config) -> (Recorded, auth_core::api::autho
         logout: AuthApi::new(logout, config),
         discovery,
         account,
+        register: auth_core::aws::register_with(config, recorders["register"].clients(&sdk).0, recorders["register"].ses_client(&sdk)).unwrap(),
         recorders,
     };
     (recorded, authorizer)
@@ -698,7 +700,37 @@ async fn each_function_is_granted_exactly_the_calls_it_makes() {
     let changed = account(change(PASSWORD)).await;
     assert_eq!(changed.status, 204, "{}", changed.body);
 
+    // register: a sign-up, its verification and resend, a taken address, forgot (also
+    // over the limit), a reset that clears the throttle.
+    let api = &f.register;
+    let register = |path: &'static str, body: serde_json::Value| {
+        let call = Call::post(path).json(body);
+        async move { Answer::from(register::handle(api, call.request()).await.unwrap()) }
+    };
+    let address = format!("t{}@example.com", auth_core::random::random_id().to_lowercase().replace(['-', '_'], "x"));
+    let signed_up = register("/auth/signup", json!({"username": address, "password": "quartz lantern orbit meadow"})).await;
+    assert_eq!(signed_up.status, 202);
+    assert_eq!(register("/auth/verify-email/resend", json!({"username": address})).await.status, 202);
+    let token = last_link_token(&address).await.unwrap();
+    assert_eq!(register("/auth/verify-email", json!({"token": token})).await.status, 204);
+    assert_eq!(
+        register("/auth/signup", json!({"username": address, "password": "quartz lantern orbit meadow"}))
+            .await
+            .status,
+        202
+    );
+    for _ in 0..2 {
+        assert_eq!(register("/auth/password/forgot", json!({"username": address})).await.status, 202);
+    }
+    let token = last_link_token(&address).await.unwrap();
+    let reset = register("/auth/password/reset", json!({"token": token, "new_password": "a brand new passphrase here"})).await;
+    assert_eq!(reset.status, 204, "{}", reset.body);
+
     let names = BTreeMap::from([
+        (
+            "ses:identity".to_owned(),
+            "arn:aws:ses:AWS::Region}:AWS::AccountId}:identity/SesIdentity}".to_owned(),
+        ),
         (app.config.users_table.clone(), "UsersTable".to_owned()),
         (app.config.sessions_table.clone(), "SessionsTable".to_owned()),
         (

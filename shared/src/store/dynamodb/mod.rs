@@ -1,6 +1,7 @@
 //! The DynamoDB implementation of the stores, and the table definitions that
 //! `authctl local-setup` and the tests create. No scans, ever.
 
+mod links;
 mod sessions;
 mod standing;
 mod tables;
@@ -124,7 +125,7 @@ fn session_from_item(item: &Item) -> Option<SessionRecord> {
 }
 
 fn user_to_item(user: &UserRecord) -> Item {
-    Item::from([
+    let mut item = Item::from([
         ("username".into(), s(&user.username)),
         ("user_id".into(), s(&user.user_id)),
         ("password_hash".into(), s(&user.password_hash)),
@@ -132,7 +133,12 @@ fn user_to_item(user: &UserRecord) -> Item {
         ("disabled".into(), AttributeValue::Bool(user.disabled)),
         ("password_changed_at".into(), n(user.password_changed_at)),
         ("session_epoch".into(), n(user.session_epoch)),
-    ])
+        ("email_verified".into(), AttributeValue::Bool(user.email_verified)),
+    ]);
+    if let Some(at) = user.expires_at {
+        item.insert("expires_at".into(), n(at));
+    }
+    item
 }
 
 fn user_from_item(item: &Item) -> Option<UserRecord> {
@@ -151,6 +157,9 @@ fn user_from_item(item: &Item) -> Option<UserRecord> {
         password_changed_at: get_n(item, "password_changed_at").unwrap_or(0),
         session_epoch: get_n(item, "session_epoch").unwrap_or(0),
         legacy_sessions_valid_after: legacy_point(item),
+        // Users from before sign-up, and operators' users, are verified.
+        email_verified: item.get("email_verified").and_then(|v| v.as_bool().ok()).copied().unwrap_or(true),
+        expires_at: get_n(item, "expires_at"),
     })
 }
 
@@ -242,6 +251,8 @@ mod tests {
             password_changed_at: 0,
             session_epoch: 0,
             legacy_sessions_valid_after: 0,
+            email_verified: true,
+            expires_at: None,
         });
         assert!(!user_from_item(&item).unwrap().disabled);
         item.remove("disabled");

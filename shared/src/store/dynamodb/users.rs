@@ -7,8 +7,8 @@ use super::*;
 /// new epoch in the same transaction as the change.
 #[derive(Clone)]
 pub struct DynamoUsers {
-    client: Client,
-    table: String,
+    pub(super) client: Client,
+    pub(super) table: String,
     sessions_table: String,
 }
 
@@ -22,7 +22,7 @@ impl DynamoUsers {
         }
     }
 
-    fn key(username: &str) -> AttributeValue {
+    pub(super) fn key(username: &str) -> AttributeValue {
         s(username)
     }
 

@@ -1,0 +1,194 @@
+//! The self-service flows' items in the users table: unverified users, link tokens
+//! (`link#<hex of the hash>`: purpose, username, expiry; the user item names its current
+//! one per purpose), and hourly e-mail counters (`mail#<key>#<hour>`).
+
+use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
+use aws_sdk_dynamodb::types::{Delete, Put};
+
+use super::*;
+use crate::links::{IssuedLink, LinkPurpose};
+use crate::store::LinkStore;
+
+/// The user attribute naming the current link of `purpose`.
+fn pointer(purpose: LinkPurpose) -> &'static str {
+    match purpose {
+        LinkPurpose::VerifyEmail => "verify_link",
+        LinkPurpose::ResetPassword => "reset_link",
+    }
+}
+
+fn link_key(hash: &TokenHash) -> AttributeValue {
+    let hex: String = hash.0.iter().map(|b| format!("{b:02x}")).collect();
+    s(format!("link#{hex}"))
+}
+
+fn blob(hash: &TokenHash) -> AttributeValue {
+    AttributeValue::B(Blob::new(hash.0.to_vec()))
+}
+
+fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> AuthError {
+    AuthError::unavailable("TransactWriteItems request", e)
+}
+
+impl DynamoUsers {
+    /// Deletes the link (only while it is unexpired and of `purpose`) and applies `update`
+    /// to its user (only while the link is the user's current one), in one transaction.
+    /// `Ok(false)` when a condition failed: nothing was written.
+    async fn use_link(&self, hash: &TokenHash, purpose: LinkPurpose, now: u64, update: Update) -> Result<bool, AuthError> {
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().delete(self.link_delete(hash, purpose, now)?).build())
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) => match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(cancelled))
+                    if cancelled.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed")) =>
+                {
+                    Ok(false)
+                }
+                _ => Err(sdk_error("TransactWriteItems link", e)),
+            },
+        }
+    }
+
+    fn link_delete(&self, hash: &TokenHash, purpose: LinkPurpose, now: u64) -> Result<Delete, AuthError> {
+        Delete::builder()
+            .table_name(&self.table)
+            .key("username", link_key(hash))
+            // SECURITY: one purpose is never accepted as another; an expired link is dead
+            // though its item may outlive its TTL.
+            .condition_expression("purpose = :purpose AND expires_at > :now")
+            .expression_attribute_values(":purpose", s(purpose.as_str()))
+            .expression_attribute_values(":now", n(now))
+            .build()
+            .map_err(build_error)
+    }
+}
+
+#[async_trait]
+impl LinkStore for DynamoUsers {
+    async fn create_unverified(&self, user: &UserRecord, now: u64) -> Result<bool, AuthError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(user_to_item(user)))
+            // Only over nothing, or over an unverified sign-up whose time ran out.
+            .condition_expression("attribute_not_exists(username) OR (email_verified = :false AND expires_at <= :now)")
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        written(result, "PutItem unverified user")
+    }
+
+    async fn issue_link(&self, username: &str, link: &IssuedLink) -> Result<bool, AuthError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .item("username", link_key(&link.hash))
+            .item("purpose", s(link.purpose.as_str()))
+            .item("owner", s(username))
+            .item("expires_at", n(link.expires_at))
+            .condition_expression("attribute_not_exists(username)")
+            .build()
+            .map_err(build_error)?;
+        let point = Update::builder()
+            .table_name(&self.table)
+            .key("username", Self::key(username))
+            .update_expression("SET #pointer = :hash")
+            .condition_expression("attribute_exists(user_id)")
+            .expression_attribute_names("#pointer", pointer(link.purpose))
+            .expression_attribute_values(":hash", blob(&link.hash))
+            .build()
+            .map_err(build_error)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(TransactWriteItem::builder().update(point).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) => match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(_)) => Ok(false),
+                _ => Err(sdk_error("TransactWriteItems issue link", e)),
+            },
+        }
+    }
+
+    async fn link_owner(&self, hash: &TokenHash, purpose: LinkPurpose, now: u64) -> Result<Option<String>, AuthError> {
+        let out: GetItemOutput = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("username", link_key(hash))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetItem link", e))?;
+        let Some(item) = out.item() else { return Ok(None) };
+        let usable = get_s(item, "purpose").as_deref() == Some(purpose.as_str()) && get_n(item, "expires_at").is_some_and(|at| now < at);
+        Ok(get_s(item, "owner").filter(|_| usable))
+    }
+
+    async fn verify_email(&self, hash: &TokenHash, now: u64) -> Result<Option<String>, AuthError> {
+        let Some(username) = self.link_owner(hash, LinkPurpose::VerifyEmail, now).await? else {
+            return Ok(None);
+        };
+        let verify = Update::builder()
+            .table_name(&self.table)
+            .key("username", Self::key(&username))
+            .update_expression("SET email_verified = :true REMOVE expires_at, verify_link")
+            // SECURITY: only the newest link the user was sent; an older one is superseded.
+            .condition_expression("verify_link = :hash")
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":hash", blob(hash))
+            .build()
+            .map_err(build_error)?;
+        Ok(self.use_link(hash, LinkPurpose::VerifyEmail, now, verify).await?.then_some(username))
+    }
+
+    async fn reset_password(&self, hash: &TokenHash, new_hash: &str, now: u64) -> Result<Option<String>, AuthError> {
+        let Some(username) = self.link_owner(hash, LinkPurpose::ResetPassword, now).await? else {
+            return Ok(None);
+        };
+        let reset = Update::builder()
+            .table_name(&self.table)
+            .key("username", Self::key(&username))
+            .update_expression("SET password_hash = :password, password_changed_at = :now ADD session_epoch :one REMOVE reset_link")
+            // SECURITY: only the newest link; using it removes the pointer, so every
+            // outstanding reset link of the user dies with this one.
+            .condition_expression("reset_link = :hash AND attribute_exists(user_id)")
+            .expression_attribute_values(":password", s(new_hash))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":hash", blob(hash))
+            .build()
+            .map_err(build_error)?;
+        Ok(self.use_link(hash, LinkPurpose::ResetPassword, now, reset).await?.then_some(username))
+    }
+
+    async fn count_mail(&self, key: &str, limit: u64, now: u64) -> Result<bool, AuthError> {
+        let hour = now / 3600;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("username", s(format!("mail#{key}#{hour}")))
+            .update_expression("ADD sent :one SET expires_at = :expires")
+            // SECURITY: counted before anything is sent, in one conditional write: parallel
+            // requests cannot all pass a count read earlier.
+            .condition_expression("attribute_not_exists(sent) OR sent < :limit")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":limit", n(limit))
+            .expression_attribute_values(":expires", n((hour + 2) * 3600))
+            .send()
+            .await;
+        written(result, "UpdateItem mail counter")
+    }
+}
