@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs the whole service locally: the DynamoDB / Secrets Manager emulator (moto) on
 # 127.0.0.1:$EMULATOR_PORT, tables + key set + demo user through `authctl local-setup`,
-# then `cargo lambda watch` serving the six functions (login, refresh, logout, authorizer,
-# discovery, account) on 127.0.0.1:$LAMBDA_PORT, and the browser client's demo page on
-# http://localhost:$DEMO_PORT (when Node.js is installed).
+# then `cargo lambda watch` serving the seven functions (login, refresh, logout, authorizer,
+# discovery, account, register) on 127.0.0.1:$LAMBDA_PORT, and the browser client's demo
+# page on http://localhost:$DEMO_PORT (when Node.js is installed). Sign-up is open, and the
+# e-mail it sends stays in the emulator: `authctl mail list|show` reads it.
 # Ctrl-C stops everything it started. Any configuration variable set in this script's
 # environment (ALLOWED_ORIGINS, REFRESH_REUSE_GRACE, ...) reaches the functions.
 set -euo pipefail
@@ -23,6 +24,11 @@ export ALLOWED_ORIGINS="${ALLOWED_ORIGINS:-http://localhost:$DEMO_PORT,http://12
 export REFRESH_COOKIE_PATH="${REFRESH_COOKIE_PATH:-/lambda-url}"
 export DEMO_USERNAME="${DEMO_USERNAME:-demo@example.com}"
 export DEMO_PASSWORD="${DEMO_PASSWORD:-demo-password-change-me}"
+# Sign-up and reset by e-mail: links lead to the demo page; the sender is verified in the
+# emulator's SES by local-setup, and what is "sent" is kept there for `authctl mail`.
+export SIGNUP="${SIGNUP:-open}"
+export APP_URL="${APP_URL:-http://localhost:$DEMO_PORT}"
+export EMAIL_FROM="${EMAIL_FROM:-no-reply@example.com}"
 export RUST_LOG="${RUST_LOG:-info}"
 
 ensure_venv
@@ -75,6 +81,17 @@ Ready when cargo lambda prints that it is serving. Try (a cookie jar keeps the r
   # your live sessions, and ending one by id (the access token as Bearer)
   curl -s -H "authorization: Bearer \$TOKEN" $base/lambda-url/account/auth/sessions
   curl -si -X DELETE -H "authorization: Bearer \$TOKEN" $base/lambda-url/account/auth/sessions/<session_id>
+  # sign up, read the verification e-mail the emulator kept, and use its link's token
+  curl -si -H 'content-type: application/json' \
+    -d '{"username":"me@example.com","password":"correct horse battery staple"}' $base/lambda-url/register/auth/signup
+  AWS_ENDPOINT_URL=http://127.0.0.1:$EMULATOR_PORT target/debug/authctl mail show   # the newest message, its link written out
+  curl -si -H 'content-type: application/json' -d '{"token":"<token from the link>"}' \
+    $base/lambda-url/register/auth/verify-email
+  # forgot password: a reset link by e-mail, then a new password with its token
+  curl -si -H 'content-type: application/json' -d '{"username":"me@example.com"}' \
+    $base/lambda-url/register/auth/password/forgot
+  curl -si -H 'content-type: application/json' \
+    -d '{"token":"<token>","new_password":"a new long passphrase"}' $base/lambda-url/register/auth/password/reset
   # log out (cookie cleared, session revoked)
   curl -si -b .local/jar -c .local/jar -X POST $base/lambda-url/logout/
   # the discovery document and the public JWKS third parties verify tokens with

@@ -3,6 +3,7 @@
 //! environment (`AWS_ENDPOINT_URL`, `AWS_REGION`, credentials).
 
 mod keys;
+mod mail;
 
 use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
@@ -61,6 +62,15 @@ enum Command {
         /// Password of the demo user (local development only).
         #[arg(long, env = "DEMO_PASSWORD", default_value = "demo-password-change-me", hide_env_values = true)]
         demo_password: String,
+        /// The sender the register function mails from, verified in the emulator's SES
+        /// (which refuses unverified senders).
+        #[arg(long, env = "EMAIL_FROM")]
+        email_from: Option<String>,
+    },
+    /// Read the local mailbox: the messages the emulator kept instead of sending.
+    Mail {
+        #[command(subcommand)]
+        command: mail::MailCommand,
     },
     /// Manage the signing keys: init, staged rotation, the public JWKS.
     Keys(keys::KeysArgs),
@@ -146,8 +156,25 @@ async fn run(cli: Cli) -> Result<(), String> {
     let policy = PasswordPolicy::new(cli.password_min_length, cli.password_min_score, service_words);
     let key_stores = KeyStores::new(aws_sdk_secretsmanager::Client::new(&sdk), &cli.signing_secret_id, &cli.public_keys_secret_id);
     match cli.command {
-        Command::LocalSetup { demo_username, demo_password } => {
+        Command::Mail { command } => mail::run(command).await?,
+        Command::LocalSetup {
+            demo_username,
+            demo_password,
+            email_from,
+        } => {
             let mut changes = create_tables(&dynamodb, &cli.users_table, &cli.sessions_table).await.map_err(describe)?;
+            if let Some(from) = email_from {
+                let ses = aws_sdk_sesv2::Client::new(&sdk);
+                let known = ses.get_email_identity().email_identity(&from).send().await.is_ok();
+                if !known {
+                    ses.create_email_identity()
+                        .email_identity(&from)
+                        .send()
+                        .await
+                        .map_err(|e| format!("verifying {from} in SES: {e}"))?;
+                    changes.push(format!("verified the sender {from} (in the emulator's SES)"));
+                }
+            }
             if let Some(change) = keys::init(&key_stores, KeyAlgorithm::Es256, now).await? {
                 changes.push(change);
             }
