@@ -51,11 +51,12 @@ export DEMO_USERNAME="${DEMO_USERNAME:-demo@example.com}" DEMO_PASSWORD="${DEMO_
 # site as the API on http://localhost:<lambda_port> (a site ignores the port), so the
 # SameSite=Strict cookie flows; Chromium counts http://localhost as secure, so a Secure
 # cookie is kept. Only that origin is allowed: localhost:<foreign_port> serves the same page
-# to show that CORS stops it.
+# to show that CORS stops it. APP_URL, the origin the register function's e-mail links
+# point at (/verify-email#token=..., /reset-password#token=...), is the demo page's too.
 api="http://localhost:$lambda_port"
 AUTH_PUBLIC_JWKS="$("$ROOT/target/debug/authctl" keys jwks)"
 export AUTH_PUBLIC_JWKS AUTH_ISSUER="$api/lambda-url/discovery" AUTH_AUDIENCE=local-api \
-  ALLOWED_ORIGINS="http://localhost:$demo_port" REFRESH_COOKIE_PATH=/lambda-url \
+  ALLOWED_ORIGINS="http://localhost:$demo_port" APP_URL="http://localhost:$demo_port" REFRESH_COOKIE_PATH=/lambda-url \
   ACCESS_TOKEN_TTL="${ACCESS_TOKEN_TTL:-5}" REFRESH_REUSE_GRACE="${REFRESH_REUSE_GRACE:-5}" RUST_LOG=info
 cargo lambda watch --disable-cors --invoke-address 127.0.0.1 --invoke-port "$lambda_port" \
   >"$artifacts/functions.log" 2>&1 &
@@ -71,7 +72,7 @@ for _ in $(seq 1 300); do
   kill -0 "$WATCH_PID" 2>/dev/null || { cat "$artifacts/functions.log" >&2; exit 1; }
   sleep 0.5
 done
-for probe in "POST login/" "POST refresh/" "POST logout/" "GET account/auth/sessions"; do
+for probe in "POST login/" "POST refresh/" "POST logout/" "GET account/auth/sessions" "POST register/auth/signup"; do
   # shellcheck disable=SC2086
   code="$(warm $probe)"
   [[ "$code" =~ ^(400|401|204|415)$ ]] || { echo "warm-up $probe answered $code" >&2; tail -50 "$artifacts/functions.log" >&2; exit 1; }

@@ -1,5 +1,6 @@
-// The demo page: sign in, watch the token refresh itself, list and end sessions. Everything
-// it knows about the session comes through the library, as an app's would.
+// The demo page: sign up, verify the address, reset a forgotten password, sign in, watch the
+// token refresh itself, list and end sessions. Everything it knows about the session comes
+// through the library, as an app's would.
 import { AuthError, createAuthClient, type AuthEvent, type AuthPaths } from "../src/index.js";
 
 interface DemoConfig {
@@ -25,8 +26,22 @@ const $ = (id: string) => document.getElementById(id)!;
 const count = (id: string) => ($(id).textContent = String(Number($(id).textContent) + 1));
 const time = (epochSeconds: number) => new Date(epochSeconds * 1000).toLocaleTimeString();
 
+const input = (id: string) => $(id) as HTMLInputElement;
+/** An error as the page shows it: `code: message`. */
+const describe = (error: unknown) => (error instanceof AuthError ? `${error.code}: ${error.message}` : String(error));
+
 let polling: ReturnType<typeof setInterval> | undefined;
 let loading = false;
+/** Who this tab signed in as (the status line); a session found at start shows its `sub`. */
+let signedInAs: string | undefined;
+/** The address the "send the verification e-mail again" button is for. */
+let unverified = "";
+
+/** A message under a form: `data-state` is `done` or `failed`, for styles and tests. */
+function say(id: string, state: "done" | "failed", text: string) {
+  $(id).dataset.state = state;
+  $(id).textContent = text;
+}
 
 function setStatus(state: "signed-in" | "signed-out" | "retrying", text: string) {
   $("status").dataset.state = state;
@@ -52,16 +67,19 @@ auth.onAuthStateChange((event) => {
   logEvent(event);
   if (event.type === "SIGNED_IN" || event.type === "TOKEN_REFRESHED") {
     if (event.type === "TOKEN_REFRESHED") count("refreshes");
-    setStatus("signed-in", `Signed in as ${config.username}`);
+    setStatus("signed-in", `Signed in as ${signedInAs ?? event.claims?.sub}`);
     $("user").textContent = event.claims?.sub ?? "";
     $("session").textContent = event.claims?.sid ?? "";
     $("signed-in").hidden = false;
     $("login-form").hidden = true;
+    $("account-forms").hidden = true;
     polling ??= setInterval(loadSessions, 1000);
   } else if (event.type === "SIGNED_OUT") {
     setStatus("signed-out", `Signed out (${event.reason})`);
     $("signed-in").hidden = true;
     $("login-form").hidden = false;
+    $("account-forms").hidden = false;
+    signedInAs = undefined;
     clearInterval(polling);
     polling = undefined;
   } else if (event.type === "LOGOUT_PENDING") {
@@ -127,19 +145,121 @@ setInterval(() => {
 $("login-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   $("login-error").textContent = "";
+  $("resend-verification").hidden = true;
+  $("resend-message").textContent = "";
+  const username = input("username").value;
   try {
-    await auth.login(($("username") as HTMLInputElement).value, ($("password") as HTMLInputElement).value);
-    ($("password") as HTMLInputElement).value = "";
+    signedInAs = username;
+    await auth.login(username, input("password").value);
+    input("password").value = "";
   } catch (error) {
-    $("login-error").textContent = error instanceof AuthError ? `${error.code}: ${error.message}` : String(error);
+    signedInAs = undefined;
+    $("login-error").textContent = describe(error);
+    // The right password, the address not verified yet: offer a new link.
+    if (error instanceof AuthError && error.code === "email_not_verified") {
+      unverified = username;
+      $("resend-verification").hidden = false;
+    }
   }
 });
+
+// Sign-up: the server answers the same for a new and a taken address, so the page does too.
+$("signup-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const username = input("signup-username").value;
+  $("signup-message").textContent = "";
+  try {
+    await auth.signUp(username, input("signup-password").value);
+    input("signup-password").value = "";
+    input("username").value = username;
+    unverified = username;
+    $("resend-verification").hidden = false;
+    say("signup-message", "done", `Check your e-mail: a link to verify ${username} is on its way. Open it, then log in.`);
+  } catch (error) {
+    say("signup-message", "failed", describe(error));
+  }
+});
+
+$("resend-verification").addEventListener("click", async () => {
+  try {
+    await auth.resendVerification(unverified);
+    say("resend-message", "done", `If ${unverified} is waiting for verification, a new link is on its way (the older ones no longer work).`);
+  } catch (error) {
+    say("resend-message", "failed", describe(error));
+  }
+});
+
+$("forgot-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const username = input("forgot-username").value;
+  $("forgot-message").textContent = "";
+  try {
+    await auth.requestPasswordReset(username);
+    say("forgot-message", "done", `Check your e-mail: if ${username} has an account, a link to reset its password is on its way.`);
+  } catch (error) {
+    say("forgot-message", "failed", describe(error));
+  }
+});
+
+// The e-mail links' landing pages. Their token is in the fragment: the browser sends it to
+// no server and puts it in no Referer. It is read once and taken out of the address bar and
+// the history at once; the page then POSTs it.
+const landing = location.pathname;
+const linkToken = new URLSearchParams(location.hash.slice(1)).get("token");
+if (landing === "/verify-email" || landing === "/reset-password") history.replaceState(null, "", landing);
+
+if (landing === "/verify-email") {
+  $("verify-section").hidden = false;
+  if (!linkToken) {
+    say("verify-message", "failed", "This link has no token: open the link from the e-mail again, or ask for a new one.");
+  } else {
+    // Not awaited: the session check below goes on meanwhile. Verifying signs nobody in.
+    auth.verifyEmail(linkToken).then(
+      () => say("verify-message", "done", "E-mail address verified, now log in."),
+      (error: unknown) =>
+        say(
+          "verify-message",
+          "failed",
+          error instanceof AuthError && error.code === "invalid_token"
+            ? `${describe(error)} (the link was used, has expired or a newer one replaced it: sign in to get a new one)`
+            : describe(error),
+        ),
+    );
+  }
+}
+
+if (landing === "/reset-password") {
+  $("reset-section").hidden = false;
+  if (!linkToken) {
+    $("reset-form").hidden = true;
+    say("reset-message", "failed", "This link has no token: open the link from the e-mail again, or ask for a new one.");
+  }
+  $("reset-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    $("reset-message").textContent = "";
+    try {
+      await auth.resetPassword(linkToken!, input("new-password").value);
+      input("new-password").value = "";
+      $("reset-form").hidden = true;
+      say("reset-message", "done", "Password changed, and every session of the account ended: now log in with the new password.");
+    } catch (error) {
+      // weak_password: the form stays for another try; invalid_token: a new link is needed.
+      say(
+        "reset-message",
+        "failed",
+        error instanceof AuthError && error.code === "invalid_token"
+          ? `${describe(error)} (the link was used, has expired or a newer one replaced it: ask for a new one below)`
+          : describe(error),
+      );
+    }
+  });
+}
 $("logout").addEventListener("click", () => auth.logout().catch((error: unknown) => ($("login-error").textContent = String(error))));
 $("logout-everywhere").addEventListener("click", () =>
   auth.logout({ everywhere: true }).catch((error: unknown) => ($("login-error").textContent = String(error))),
 );
 
-($("username") as HTMLInputElement).value = config.username;
+input("username").value = config.username;
 // A session from before this page (a reload, another tab) is picked up through the refresh cookie.
 if ((await auth.getAccessToken().catch(() => null)) === null && $("status").dataset.state === "unknown") {
   setStatus("signed-out", "Signed out");

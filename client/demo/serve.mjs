@@ -1,5 +1,6 @@
-// The demo's static server: index.html, the compiled scripts under /dist/, and
-// /config.json (where the API is). Loopback only, GET only, nothing outside client/.
+// The demo's static server: index.html (also at /verify-email and /reset-password, the
+// e-mail links' landing pages), the compiled scripts under /dist/, and /config.json (where
+// the API is). Loopback only, GET only, nothing outside client/.
 // Usage: node demo/serve.mjs [port ...]   (default 5173; one process can serve several ports)
 // DEMO_API_URL (default http://localhost:9000) is the API's root; DEMO_API_LAYOUT=gateway
 // switches from `cargo lambda watch`'s /lambda-url/<function>/ paths to API Gateway's /auth/*.
@@ -13,18 +14,39 @@ const gateway = process.env.DEMO_API_LAYOUT === "gateway";
 const config = JSON.stringify({
   baseUrl: process.env.DEMO_API_URL ?? "http://localhost:9000",
   paths: gateway
-    ? { login: "/auth/login", refresh: "/auth/refresh", logout: "/auth/logout" }
-    : { login: "/lambda-url/login/", refresh: "/lambda-url/refresh/", logout: "/lambda-url/logout/" },
+    ? {
+        login: "/auth/login",
+        refresh: "/auth/refresh",
+        logout: "/auth/logout",
+        signUp: "/auth/signup",
+        verifyEmail: "/auth/verify-email",
+        resendVerification: "/auth/verify-email/resend",
+        requestPasswordReset: "/auth/password/forgot",
+        resetPassword: "/auth/password/reset",
+      }
+    : {
+        login: "/lambda-url/login/",
+        refresh: "/lambda-url/refresh/",
+        logout: "/lambda-url/logout/",
+        // One function, suffix-matched paths: under its own base here.
+        signUp: "/lambda-url/register/auth/signup",
+        verifyEmail: "/lambda-url/register/auth/verify-email",
+        resendVerification: "/lambda-url/register/auth/verify-email/resend",
+        requestPasswordReset: "/lambda-url/register/auth/password/forgot",
+        resetPassword: "/lambda-url/register/auth/password/reset",
+      },
   sessionsPath: gateway ? "/auth/sessions" : "/lambda-url/account/auth/sessions",
   username: process.env.DEMO_USERNAME ?? "demo@example.com",
 });
+/** The page's own routes: the e-mail links land on the last two (their token is in the fragment, never sent here). */
+const pages = new Set(["/", "/verify-email", "/reset-password"]);
 const types = { ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8" };
 
 async function answer(request, response) {
   const path = new URL(request.url, "http://localhost").pathname;
   if (request.method !== "GET") return send(response, 405, "text/plain", "GET only");
   if (path === "/config.json") return send(response, 200, "application/json", config);
-  const file = path === "/" ? "demo/index.html" : normalize(path.slice(1));
+  const file = pages.has(path) ? "demo/index.html" : normalize(path.slice(1));
   if (!(file === "demo/index.html" || file.startsWith("dist/")) || !types[extname(file)]) return send(response, 404, "text/plain", "not found");
   try {
     send(response, 200, types[extname(file)], await readFile(join(root, file)));

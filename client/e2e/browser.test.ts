@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { appendFileSync } from "node:fs";
+import { randomBytes, randomUUID } from "node:crypto";
 import { chromium, type Browser, type BrowserContext, type Page, type Response as PlaywrightResponse, type Route } from "playwright-core";
 
 function env(name: string): string {
@@ -23,6 +24,13 @@ const PASSWORD = env("DEMO_PASSWORD");
 const LOGIN_URL = `${API_URL}/lambda-url/login/`;
 const REFRESH_URL = `${API_URL}/lambda-url/refresh/`;
 const SESSIONS_URL = `${API_URL}/lambda-url/account/auth/sessions`;
+// The register function (issue 20), as the demo's config.json names its paths under `cargo lambda watch`.
+const SIGNUP_URL = `${API_URL}/lambda-url/register/auth/signup`;
+const VERIFY_URL = `${API_URL}/lambda-url/register/auth/verify-email`;
+const FORGOT_URL = `${API_URL}/lambda-url/register/auth/password/forgot`;
+const RESET_URL = `${API_URL}/lambda-url/register/auth/password/reset`;
+/** The e-mails' links point here: browser.sh sets the functions' APP_URL to the demo's origin. */
+const DEMO_ORIGIN = new URL(DEMO_URL).origin;
 
 let browser: Browser;
 const contexts: BrowserContext[] = [];
@@ -100,6 +108,95 @@ const cookieNames = async (context: BrowserContext) => (await context.cookies())
 
 /** The refresh token's value in a `Set-Cookie` header (never printed). */
 const cookieValue = (setCookie: string | null) => /refresh_token=([^;]*)/.exec(setCookie ?? "")?.[1] ?? "";
+
+/** Fills the login form with another user than the demo's and submits it (the outcome is the caller's to wait for). */
+async function logIn(page: Page, username: string, password: string): Promise<void> {
+  await page.fill("#username", username);
+  await page.fill("#password", password);
+  await page.click("#login");
+}
+
+/** A POST's answer to `url` from this page, to be awaited after the action that sends it. */
+const answerTo = (page: Page, url: string) => page.waitForResponse((response) => response.url() === url && response.request().method() === "POST");
+
+/**
+ * A new user for one run: a random address (nothing left from an earlier run can match it)
+ * and a random password (well over PASSWORD_MIN_LENGTH, zxcvbn cannot guess it). The
+ * password goes to browser.sh's log scan.
+ */
+function freshUser(): { username: string; password: string } {
+  const password = `Lantern-${randomBytes(12).toString("base64url")}-orbit`;
+  recordSecret(password);
+  return { username: `e2e-${randomUUID()}@example.com`, password };
+}
+
+const recordSecret = (secret: string) => appendFileSync(`${ARTIFACTS}/secrets.txt`, `${secret}\n`);
+
+/** One e-mail as the emulator (moto's SES) keeps it: `body` is the HTML part. */
+interface SentMail {
+  id: string;
+  subject: string;
+  body: string;
+  destinations: { ToAddresses?: string[] };
+}
+
+/** The e-mails the emulator kept for `address`, oldest first (moto lists them in the order they were sent). */
+async function mailbox(address: string): Promise<SentMail[]> {
+  const response = await fetch(`${EMULATOR_URL}/moto-api/data.json`);
+  assert.equal(response.status, 200, "the emulator's /moto-api/data.json");
+  const data = (await response.json()) as { ses?: { Message?: SentMail[] } };
+  return (data.ses?.Message ?? []).filter((mail) => (mail.destinations?.ToAddresses ?? []).some((to) => to.toLowerCase() === address.toLowerCase()));
+}
+
+/**
+ * Waits (15 s at most) for an e-mail to `address` beyond the `seen` it had, and returns the
+ * `route` link in the newest one's body: on the demo's origin, no query, the token in the
+ * fragment. The token goes to the log scan; nothing here prints it.
+ */
+async function linkFromMail(address: string, seen: number, route: "/verify-email" | "/reset-password"): Promise<{ url: string; token: string }> {
+  const deadline = Date.now() + 15_000;
+  let mails = await mailbox(address);
+  while (mails.length <= seen) {
+    assert.ok(Date.now() < deadline, `no new e-mail to ${address} within 15 s (it had ${seen})`);
+    await sleep(250);
+    mails = await mailbox(address);
+  }
+  const newest = mails.at(-1)!;
+  // The same link may be both an href and the visible text; HTML may escape `&`.
+  const links = new Set(
+    [...newest.body.replaceAll("&amp;", "&").matchAll(/https?:\/\/[^\s"'<>]+/g)]
+      .map((match) => match[0].replace(/[.,;:)]+$/, ""))
+      .filter((href) => URL.canParse(href) && new URL(href).pathname === route),
+  );
+  assert.equal(links.size, 1, `one ${route} link in the e-mail "${newest.subject}" to ${address}, found ${links.size}`);
+  const link = new URL([...links][0]!);
+  const token = new URLSearchParams(link.hash.slice(1)).get("token") ?? "";
+  recordSecret(token);
+  assert.deepEqual(
+    { origin: link.origin, query: link.search, tokenLength: token.length >= 16 },
+    { origin: DEMO_ORIGIN, query: "", tokenLength: true },
+    "the link is the demo's page (APP_URL), the token only in its fragment",
+  );
+  return { url: link.href, token };
+}
+
+/** A link's token POSTed again from Node, as the page did: the server's error code. */
+async function replay(url: string, body: Record<string, string>): Promise<{ status: number; error: string }> {
+  const response = await fetch(url, { method: "POST", headers: { origin: DEMO_ORIGIN, "content-type": "application/json" }, body: JSON.stringify(body) });
+  return { status: response.status, error: ((await response.json().catch(() => ({}))) as { error?: string }).error ?? "" };
+}
+
+/** Signs a new user up on the page and opens the verification link from the e-mail. */
+async function signUpAndVerify(page: Page, username: string, password: string): Promise<void> {
+  await page.fill("#signup-username", username);
+  await page.fill("#signup-password", password);
+  await page.click("#signup");
+  await page.locator('#signup-message[data-state="done"]').waitFor();
+  const { url } = await linkFromMail(username, 0, "/verify-email");
+  await page.goto(url);
+  await page.locator('#verify-message[data-state="done"]').waitFor();
+  await page.locator('#status:not([data-state="unknown"])').waitFor();
+}
 
 test.afterEach(async () => {
   await Promise.all(contexts.splice(0).map((context) => context.close()));
@@ -348,4 +445,108 @@ test("ending another device's session from the list signs that device out, and s
   assert.equal(await textOf(tablet, "#status"), "Signed out (session_ended)");
   assert.equal((await storedSession(phoneSession)).revoke_reason, "logout_everywhere");
   assert.equal((await storedSession(tabletSession)).revoke_reason, "logout_everywhere_other");
+});
+
+test("sign up, the login refused with email_not_verified, the e-mail's link verifies the address and leaves the address bar, then the login works", async () => {
+  const { username, password } = freshUser();
+  const context = await newContext();
+  const page = await openDemo(context);
+  assert.equal((await mailbox(username)).length, 0, "a fresh address has no mail");
+
+  const signup = answerTo(page, SIGNUP_URL);
+  await page.fill("#signup-username", username);
+  await page.fill("#signup-password", password);
+  await page.click("#signup");
+  assert.equal((await signup).status(), 202);
+  await page.locator('#signup-message[data-state="done"]').waitFor();
+  assert.match(await textOf(page, "#signup-message"), /^Check your e-mail: /);
+  assert.equal(await stateOf(page), "signed-out", "signing up signs nobody in");
+  assert.deepEqual(await cookieNames(context), [], "and sets no cookie");
+
+  // The right password before the address is verified.
+  const refused = answerTo(page, LOGIN_URL);
+  await logIn(page, username, password);
+  assert.equal((await refused).status(), 403);
+  await page.locator("#login-error:not(:empty)").waitFor();
+  assert.match(await textOf(page, "#login-error"), /^email_not_verified: /);
+  assert.equal(await stateOf(page), "signed-out");
+  assert.ok(await page.locator("#resend-verification").isVisible(), "the page offers a new e-mail");
+  assert.deepEqual(await cookieNames(context), []);
+
+  const { url, token } = await linkFromMail(username, 0, "/verify-email");
+  const verify = answerTo(page, VERIFY_URL);
+  await page.goto(url);
+  assert.equal((await verify).status(), 204);
+  await page.locator('#verify-message[data-state="done"]').waitFor();
+  assert.equal(await textOf(page, "#verify-message"), "E-mail address verified, now log in.");
+  const address = new URL(page.url());
+  assert.deepEqual([address.pathname, address.hash], ["/verify-email", ""], "history.replaceState took the token out of the URL");
+  await page.locator('#status:not([data-state="unknown"])').waitFor();
+  assert.equal(await stateOf(page), "signed-out", "verifying signs nobody in");
+  assert.deepEqual(await replay(VERIFY_URL, { token }), { status: 400, error: "invalid_token" }, "a used verification link works once");
+
+  await logIn(page, username, password);
+  await waitForState(page, "signed-in");
+  assert.equal(await textOf(page, "#status"), `Signed in as ${username}`);
+  assert.ok(await page.locator("#account-forms").isHidden(), "no sign-up or reset forms while signed in");
+});
+
+test("forgot password: the e-mail's link sets a new password and ends every session; the old password is refused, the new one works", async () => {
+  const { username, password } = freshUser();
+  const { password: newPassword } = freshUser();
+  const page = await openDemo(await newContext());
+  await signUpAndVerify(page, username, password);
+  // Another device signed in before the reset: its session must end with it.
+  const other = await openDemo(await newContext());
+  await logIn(other, username, password);
+  await waitForState(other, "signed-in");
+
+  const seen = (await mailbox(username)).length;
+  const forgot = answerTo(page, FORGOT_URL);
+  await page.fill("#forgot-username", username);
+  await page.click("#forgot");
+  assert.equal((await forgot).status(), 202);
+  await page.locator('#forgot-message[data-state="done"]').waitFor();
+  assert.match(await textOf(page, "#forgot-message"), /^Check your e-mail: /);
+
+  const { url, token } = await linkFromMail(username, seen, "/reset-password");
+  await page.goto(url);
+  await page.locator("#reset-form").waitFor();
+  await page.locator('#status:not([data-state="unknown"])').waitFor();
+  const address = new URL(page.url());
+  assert.deepEqual([address.pathname, address.hash], ["/reset-password", ""], "history.replaceState took the token out of the URL");
+
+  // A password the policy refuses (under 12 characters) leaves the link usable: the server
+  // checks the policy before it spends the token (an assumption about the contract).
+  const weak = answerTo(page, RESET_URL);
+  await page.fill("#new-password", "short1");
+  await page.click("#reset");
+  assert.equal((await weak).status(), 400);
+  await page.locator('#reset-message[data-state="failed"]').waitFor();
+  assert.match(await textOf(page, "#reset-message"), /^weak_password: /);
+  assert.ok(await page.locator("#reset-form").isVisible(), "the form stays for another try");
+
+  const reset = answerTo(page, RESET_URL);
+  await page.fill("#new-password", newPassword);
+  await page.click("#reset");
+  assert.equal((await reset).status(), 204);
+  await page.locator('#reset-message[data-state="done"]').waitFor();
+  assert.match(await textOf(page, "#reset-message"), /^Password changed/);
+  assert.equal(await stateOf(page), "signed-out", "resetting signs nobody in");
+  assert.deepEqual(await replay(RESET_URL, { token, new_password: `${newPassword}-again` }), { status: 400, error: "invalid_token" }, "a used reset link works once");
+
+  // The other device's session ended: its next refresh (within a token lifetime) signs it out.
+  await waitForState(other, "signed-out", TTL_MS + 5000);
+  assert.equal(await textOf(other, "#status"), "Signed out (session_ended)");
+
+  const old = answerTo(page, LOGIN_URL);
+  await logIn(page, username, password);
+  assert.equal((await old).status(), 401);
+  await page.locator("#login-error:not(:empty)").waitFor();
+  assert.match(await textOf(page, "#login-error"), /^invalid_credentials: /);
+  assert.equal(await stateOf(page), "signed-out");
+
+  await logIn(page, username, newPassword);
+  await waitForState(page, "signed-in");
+  assert.equal(await textOf(page, "#status"), `Signed in as ${username}`);
 });

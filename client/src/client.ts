@@ -27,17 +27,27 @@ export type AuthEvent =
    */
   | { type: "LOGOUT_PENDING"; error: AuthError };
 
-/** Where the three endpoints are under `baseUrl`. */
+/** Where the endpoints are under `baseUrl`, one path each (under `cargo lambda watch` each function has its own base). */
 export interface AuthPaths {
   login: string;
   refresh: string;
   logout: string;
+  /** The register function's five: `/auth/signup`, `/auth/verify-email`, ... */
+  signUp: string;
+  verifyEmail: string;
+  resendVerification: string;
+  requestPasswordReset: string;
+  resetPassword: string;
 }
 
 export interface AuthClientOptions {
   /** The API's root, e.g. `https://api.example.com` or `http://localhost:9000`; the paths are appended to it. */
   baseUrl: string;
-  /** Defaults `/auth/login`, `/auth/refresh`, `/auth/logout` (API Gateway); `cargo lambda watch` serves `/lambda-url/login/` etc. */
+  /**
+   * Defaults `/auth/login`, `/auth/refresh`, `/auth/logout`, `/auth/signup`, `/auth/verify-email`,
+   * `/auth/verify-email/resend`, `/auth/password/forgot`, `/auth/password/reset` (API Gateway);
+   * `cargo lambda watch` serves `/lambda-url/login/`, `/lambda-url/register/auth/signup` etc.
+   */
   paths?: Partial<AuthPaths>;
   /** How refreshes that meet a network error or a 503 are retried. */
   retry?: RetryOptions;
@@ -48,8 +58,30 @@ export interface AuthClientOptions {
 }
 
 export interface AuthClient {
-  /** Signs in: the access token stays in this object, the refresh token in its HttpOnly cookie. Throws `AuthError` (`invalid_credentials`, `too_many_attempts`, ...). */
+  /**
+   * Signs in: the access token stays in this object, the refresh token in its HttpOnly cookie.
+   * Throws `AuthError` (`invalid_credentials`, `too_many_attempts`, `email_not_verified`: a
+   * correct password for an account whose address is not verified yet, ...).
+   */
   login(username: string, password: string): Promise<Claims | null>;
+  /**
+   * Asks for an account; the server answers the same for a new and a taken address, and
+   * e-mails a verification link (`/verify-email#token=...`). Signs nobody in. Throws
+   * `AuthError` (`weak_password`, `invalid_request`, `signup_closed`, `forbidden_origin`, `network_error`, ...).
+   */
+  signUp(username: string, password: string): Promise<void>;
+  /** Sends the token of a verification link. Signs nobody in: log in afterwards. Throws `invalid_token` (used, expired, superseded, unknown), ... */
+  verifyEmail(token: string): Promise<void>;
+  /** Asks for a new verification e-mail (the server answers the same whether or not one is sent). */
+  resendVerification(username: string): Promise<void>;
+  /** Asks for a password reset e-mail (`/reset-password#token=...`); the same answer for any address. */
+  requestPasswordReset(username: string): Promise<void>;
+  /**
+   * Sets a new password with a reset link's token. The server ends every session of the
+   * user and signs nobody in; a tab signed in as that user learns it at its next refresh
+   * (`SIGNED_OUT`, `session_ended`). Throws `weak_password`, `invalid_token`, ...
+   */
+  resetPassword(token: string, newPassword: string): Promise<void>;
   /**
    * Signs out this tab and every other tab at once, then ends the session on the server
    * (`everywhere`: every session of the user). When the server cannot be reached (after
@@ -100,7 +132,17 @@ const maybeStale = async (response: Response) =>
 /** Creates one client per app and tab; it holds the only copy of the access token. */
 export function createAuthClient(options: AuthClientOptions): AuthClient {
   const send = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
-  const paths: AuthPaths = { login: "/auth/login", refresh: "/auth/refresh", logout: "/auth/logout", ...options.paths };
+  const paths: AuthPaths = {
+    login: "/auth/login",
+    refresh: "/auth/refresh",
+    logout: "/auth/logout",
+    signUp: "/auth/signup",
+    verifyEmail: "/auth/verify-email",
+    resendVerification: "/auth/verify-email/resend",
+    requestPasswordReset: "/auth/password/forgot",
+    resetPassword: "/auth/password/reset",
+    ...options.paths,
+  };
   const retry = { maxAttempts: 6, baseDelayMs: 500, maxDelayMs: 10_000, ...options.retry };
   const url = (path: string) => options.baseUrl.replace(/\/$/, "") + path;
   const listeners = new Set<(event: AuthEvent) => void>();
@@ -281,6 +323,26 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     throw error;
   }
 
+  /** POSTs `body` as JSON with the cookies; no readable answer (offline, CORS) is `network_error`. */
+  async function post(path: keyof AuthPaths, body: object): Promise<Response> {
+    try {
+      return await send(url(paths[path]), {
+        method: "POST",
+        credentials: "include",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    } catch (cause) {
+      throw new AuthError("network_error", `The ${path} request got no readable answer (offline, or this origin is not allowed)`, { cause });
+    }
+  }
+
+  /** The register function's requests: 202 or 204 is done (nothing else changes here), any other answer its `AuthError`. */
+  async function request(path: keyof AuthPaths, body: object): Promise<void> {
+    const response = await post(path, body);
+    if (response.status !== 202 && response.status !== 204) throw await AuthError.fromResponse(response);
+  }
+
   async function validToken(): Promise<string> {
     if (status === "signed_out") throw new AuthError("signed_out", "Not signed in");
     if (token !== null && Date.now() < expiresAt - EXPIRY_MARGIN_MS) return token;
@@ -320,17 +382,8 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     async login(username, password) {
       // A logout left pending goes first; if it still cannot, the login goes on.
       await flushLogout().catch(() => {});
-      let response: Response;
-      try {
-        response = await send(url(paths.login), {
-          method: "POST",
-          credentials: "include",
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify({ username, password }),
-        });
-      } catch (cause) {
-        throw new AuthError("network_error", "The login request got no readable answer (offline, or this origin is not allowed)", { cause });
-      }
+      const response = await post("login", { username, password });
+      // A refusal (`invalid_credentials`, 403 `email_not_verified`, ...) changes nothing here.
       if (!response.ok) throw await AuthError.fromResponse(response);
       const body = (await response.json()) as TokenAnswer;
       // The new cookie replaced the one a pending logout was for: that logout can end nothing now.
@@ -349,6 +402,12 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
       signOut("logout", true);
       await endSession(everywhere);
     },
+
+    signUp: (username, password) => request("signUp", { username, password }),
+    verifyEmail: (token) => request("verifyEmail", { token }),
+    resendVerification: (username) => request("resendVerification", { username }),
+    requestPasswordReset: (username) => request("requestPasswordReset", { username }),
+    resetPassword: (token, newPassword) => request("resetPassword", { token, new_password: newPassword }),
 
     fetch: authFetch,
 

@@ -6,7 +6,11 @@ export type AuthErrorCode =
   | "unavailable"
   /** The request never got an answer the page may read (offline, or refused by CORS). */
   | "network_error"
-  /** Any error code of the server's error table (`invalid_credentials`, `too_many_attempts`, ...). */
+  /**
+   * Any error code of the server's error table (`invalid_credentials`, `too_many_attempts`,
+   * `email_not_verified`, `weak_password`, `invalid_token`, `signup_closed`, `forbidden_origin`, ...),
+   * or `http_<status>` for an answer without one.
+   */
   | (string & {});
 
 /** The one error class the client throws, named by `code` like the server's error table. */
