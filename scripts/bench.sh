@@ -31,13 +31,13 @@ install_tools_and_peers() {
 install_tools_and_peers &
 installing=$!
 
-log "building: criterion benches and the four functions (release), the tools, arm64 zips"
+log "building: criterion benches and the five measured functions (release), the tools, arm64 zips"
 # The measured binaries use the release profile, and so does the bare runtime they are
 # compared with (an example of the authorizer crate: same dependencies, nothing rebuilt,
 # one more link). The setup tool, the call counter and the local Runtime API are debug
 # builds: they are not what is measured.
 cargo bench --locked -p auth-core --bench hot_paths --no-run
-cargo build --locked --release -p login -p refresh -p logout -p authorizer
+cargo build --locked --release -p login -p refresh -p logout -p authorizer -p register
 cargo build --locked --release -p authorizer --example bare_runtime
 bare="$ROOT/target/release/examples/bare_runtime"
 cargo build --locked -p authctl
@@ -63,7 +63,7 @@ cargo test --locked -p e2e calls_per_operation -- --ignored --nocapture >/dev/nu
 log "strict revocation: time to denial, added latency, reads and their price (emulator on 127.0.0.1:$port)"
 cargo test --locked -p e2e strict_revocation_figures -- --ignored --nocapture >/dev/null
 log "cold start and peak RSS of the release binaries"
-"$ROOT/target/debug/authctl" local-setup >/dev/null
+EMAIL_FROM=no-reply@example.com "$ROOT/target/debug/authctl" local-setup >/dev/null
 "$ROOT/target/debug/examples/lambda_init" "$ROOT/target/release" 20 1000 "$bare" >"$out/lambda_init.md"
 stop_emulator
 
@@ -74,7 +74,7 @@ make_local_tls "$out/tls"
 port="$(free_port)"
 start_emulator "$port" "$out/tls"
 export_emulator_env "$port" "$out/tls"
-"$ROOT/target/debug/authctl" local-setup >/dev/null
+EMAIL_FROM=no-reply@example.com "$ROOT/target/debug/authctl" local-setup >/dev/null
 "$ROOT/target/debug/examples/lambda_init" "$ROOT/target/release" 20 0 "$bare" >"$out/lambda_init_tls.md"
 stop_emulator
 

@@ -3,15 +3,17 @@
 //! Three layers, with imports pointing down only:
 //!
 //! - `api`: the Lambda-facing surfaces, one room per function (`api::session` for login,
-//!   refresh and logout, `api::account`, `api::discovery`, `api::authorizer`, and
-//!   `api::http` for what the HTTP rooms share). The only modules that know `lambda_http`
+//!   refresh and logout, `api::account`, `api::register`, `api::discovery`,
+//!   `api::authorizer`, and `api::http` for what the HTTP rooms share). The only modules that know `lambda_http`
 //!   or an event shape.
 //! - `service`: the use cases, one room each (`login`, `refresh`, `logout` over
-//!   `AuthService`; `account`; `revocation`, the strict authorizer's check; `credentials`,
+//!   `AuthService`; `account`; `register`, sign-up and reset by e-mail; `revocation`, the
+//!   strict authorizer's check; `credentials`,
 //!   the throttled password check login and the password change share). They see stores
 //!   and keys through traits only.
-//! - Below them: `store` (the session and user stores, `store::dynamodb`), `keys` (key
-//!   sets and their stores, `keys::secrets_manager`), `tokens`, `claims`, `password`,
+//! - Below them: `store` (the session, user and link stores, `store::dynamodb`), `keys`
+//!   (key sets and their stores, `keys::secrets_manager`), `tokens`, `links`, `mail` (with
+//!   `mail::ses`), `claims`, `password`,
 //!   `password_policy`, `audit`; and `config`, `error`, `clock`, `random`, which import
 //!   nothing but `error`. `tokens` uses `keys`, never the other way.
 //!

@@ -1,7 +1,7 @@
 //! AWS wiring: the SDK configuration shared by every function and `authctl` (explicit
 //! timeouts and the standard retry mode, so a slow dependency becomes a 503 in seconds, not
 //! a Lambda timeout), building the service, the authorizer and `account` over DynamoDB and
-//! Secrets Manager; [`recorder`] holds the call recorder the tests and benchmarks count AWS
+//! Secrets Manager; `recorder` holds the call recorder the tests and benchmarks count AWS
 //! calls with.
 
 mod recorder;

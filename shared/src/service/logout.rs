@@ -22,7 +22,7 @@ impl AuthService {
     /// live), in one conditional write and without the refresh pepper. Idempotent: a
     /// missing, unknown, forged, older or already revoked token is not an error and ends
     /// nothing. With `everywhere`, ends every session of its user: see
-    /// [`Self::end_every_session`].
+    /// `end_every_session`.
     pub async fn logout(&self, presented: Option<&str>, everywhere: bool, meta: &RequestMeta) -> Result<(), AuthError> {
         self.logout_each(presented, everywhere, meta).await
     }

@@ -263,7 +263,7 @@ impl SessionRecord {
     }
 
     /// Neither expiry passed, revoked or not (a revoked item's expiry is brought forward to
-    /// [`REVOKED_RETENTION_SECS`] after its revocation).
+    /// [`super::REVOKED_RETENTION_SECS`] after its revocation).
     pub fn is_retained(&self, now: u64) -> bool {
         now < self.expires_at && now < self.absolute_expires_at
     }

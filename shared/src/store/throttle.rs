@@ -32,7 +32,7 @@ pub const ATTEMPT_LEASE_SECS: u64 = 30;
 pub enum AttemptReservation {
     /// The password may be checked; this is the `attempts`-th attempt of the window.
     Granted {
-        /// The attempt's number, for [`UserStore::record_failure`].
+        /// The attempt's number, for [`super::UserStore::record_failure`].
         attempts: u32,
     },
     /// Throttled, or every allowed attempt is already taken: 429.

@@ -42,17 +42,7 @@ impl DynamoUsers {
             .transact_items(TransactWriteItem::builder().update(update).build())
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) => match e.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(cancelled))
-                    if cancelled.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed")) =>
-                {
-                    Ok(false)
-                }
-                _ => Err(sdk_error("TransactWriteItems link", e)),
-            },
-        }
+        transacted(result, "TransactWriteItems link")
     }
 
     fn link_delete(&self, hash: &TokenHash, purpose: LinkPurpose, now: u64) -> Result<Delete, AuthError> {
@@ -112,13 +102,7 @@ impl LinkStore for DynamoUsers {
             .transact_items(TransactWriteItem::builder().update(point).build())
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) => match e.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(_)) => Ok(false),
-                _ => Err(sdk_error("TransactWriteItems issue link", e)),
-            },
-        }
+        transacted(result, "TransactWriteItems issue link")
     }
 
     async fn link_owner(&self, hash: &TokenHash, purpose: LinkPurpose, now: u64) -> Result<Option<String>, AuthError> {

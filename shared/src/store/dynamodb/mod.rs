@@ -194,6 +194,25 @@ where
     }
 }
 
+/// The outcome of a `TransactWriteItems`, as [`written`] for one item: `true` when every
+/// write landed, `false` when a condition failed (then none did); anything else is a 503.
+fn transacted<R: std::fmt::Debug>(
+    result: Result<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput, SdkError<TransactWriteItemsError, R>>,
+    operation: &str,
+) -> Result<bool, AuthError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) => match e.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(cancelled))
+                if cancelled.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed")) =>
+            {
+                Ok(false)
+            }
+            _ => Err(sdk_error(operation, e)),
+        },
+    }
+}
+
 /// The condition that an item's `session_epoch` is `epoch` (bound as `:epoch`); an item
 /// without one is at epoch 0.
 fn epoch_is(epoch: u64) -> &'static str {

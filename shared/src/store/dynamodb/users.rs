@@ -249,17 +249,7 @@ impl UserStore for DynamoUsers {
             .transact_items(TransactWriteItem::builder().update(session).build())
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) => match e.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(cancelled))
-                    if cancelled.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed")) =>
-                {
-                    Ok(false)
-                }
-                _ => Err(sdk_error("TransactWriteItems password change", e)),
-            },
-        }
+        transacted(result, "TransactWriteItems password change")
     }
 
     async fn set_roles(&self, username: &str, roles: &[String]) -> Result<bool, AuthError> {
