@@ -85,8 +85,8 @@ Ready when cargo lambda prints that it is serving. Try (a cookie jar keeps the r
   curl -si -H 'content-type: application/json' \
     -d '{"username":"me@example.com","password":"correct horse battery staple"}' $base/lambda-url/register/auth/signup
   AWS_ENDPOINT_URL=http://127.0.0.1:$EMULATOR_PORT target/debug/authctl mail show   # the newest message, its link written out
-  curl -si -H 'content-type: application/json' -d '{"token":"<token from the link>"}' \
-    $base/lambda-url/register/auth/verify-email
+  curl -si -H 'content-type: application/json' \
+    -d '{"token":"<token from the link>","password":"correct horse battery staple"}' $base/lambda-url/register/auth/verify-email
   # forgot password: a reset link by e-mail, then a new password with its token
   curl -si -H 'content-type: application/json' -d '{"username":"me@example.com"}' \
     $base/lambda-url/register/auth/password/forgot

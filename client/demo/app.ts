@@ -211,21 +211,26 @@ if (landing === "/verify-email" || landing === "/reset-password") history.replac
 if (landing === "/verify-email") {
   $("verify-section").hidden = false;
   if (!linkToken) {
+    $("verify-form").hidden = true;
     say("verify-message", "failed", "This link has no token: open the link from the e-mail again, or ask for a new one.");
-  } else {
-    // Not awaited: the session check below goes on meanwhile. Verifying signs nobody in.
-    auth.verifyEmail(linkToken).then(
-      () => say("verify-message", "done", "E-mail address verified, now log in."),
-      (error: unknown) =>
-        say(
-          "verify-message",
-          "failed",
-          error instanceof AuthError && error.code === "invalid_token"
-            ? `${describe(error)} (the link was used, has expired or a newer one replaced it: sign in to get a new one)`
-            : describe(error),
-        ),
-    );
   }
+  // The password proves the address's owner chose it; verifying signs nobody in.
+  $("verify-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      await auth.verifyEmail(linkToken ?? "", ($("verify-password") as HTMLInputElement).value);
+      $("verify-form").hidden = true;
+      say("verify-message", "done", "E-mail address verified, now log in.");
+    } catch (error: unknown) {
+      say(
+        "verify-message",
+        "failed",
+        error instanceof AuthError && error.code === "invalid_token"
+          ? `${describe(error)} (the link was used, has expired or a newer one replaced it: sign in to get a new one)`
+          : describe(error),
+      );
+    }
+  });
 }
 
 if (landing === "/reset-password") {

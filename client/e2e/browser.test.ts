@@ -194,6 +194,8 @@ async function signUpAndVerify(page: Page, username: string, password: string): 
   await page.locator('#signup-message[data-state="done"]').waitFor();
   const { url } = await linkFromMail(username, 0, "/verify-email");
   await page.goto(url);
+  await page.fill("#verify-password", password);
+  await page.click("#verify");
   await page.locator('#verify-message[data-state="done"]').waitFor();
   await page.locator('#status:not([data-state="unknown"])').waitFor();
 }
@@ -474,8 +476,10 @@ test("sign up, the login refused with email_not_verified, the e-mail's link veri
   assert.deepEqual(await cookieNames(context), []);
 
   const { url, token } = await linkFromMail(username, 0, "/verify-email");
-  const verify = answerTo(page, VERIFY_URL);
   await page.goto(url);
+  const verify = answerTo(page, VERIFY_URL);
+  await page.fill("#verify-password", password);
+  await page.click("#verify");
   assert.equal((await verify).status(), 204);
   await page.locator('#verify-message[data-state="done"]').waitFor();
   assert.equal(await textOf(page, "#verify-message"), "E-mail address verified, now log in.");
@@ -483,7 +487,7 @@ test("sign up, the login refused with email_not_verified, the e-mail's link veri
   assert.deepEqual([address.pathname, address.hash], ["/verify-email", ""], "history.replaceState took the token out of the URL");
   await page.locator('#status:not([data-state="unknown"])').waitFor();
   assert.equal(await stateOf(page), "signed-out", "verifying signs nobody in");
-  assert.deepEqual(await replay(VERIFY_URL, { token }), { status: 400, error: "invalid_token" }, "a used verification link works once");
+  assert.deepEqual(await replay(VERIFY_URL, { token, password }), { status: 400, error: "invalid_token" }, "a used verification link works once");
 
   await logIn(page, username, password);
   await waitForState(page, "signed-in");

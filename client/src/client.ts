@@ -70,8 +70,13 @@ export interface AuthClient {
    * `AuthError` (`weak_password`, `invalid_request`, `signup_closed`, `forbidden_origin`, `network_error`, ...).
    */
   signUp(username: string, password: string): Promise<void>;
-  /** Sends the token of a verification link. Signs nobody in: log in afterwards. Throws `invalid_token` (used, expired, superseded, unknown), ... */
-  verifyEmail(token: string): Promise<void>;
+  /**
+   * Sends the token of a verification link with the account's password (whoever signed up
+   * first with someone else's address must not keep a way in). Signs nobody in: log in
+   * afterwards. Throws `invalid_token` (used, expired, superseded, unknown), `invalid_credentials`
+   * (wrong password; the link still works), ...
+   */
+  verifyEmail(token: string, password: string): Promise<void>;
   /** Asks for a new verification e-mail (the server answers the same whether or not one is sent). */
   resendVerification(username: string): Promise<void>;
   /** Asks for a password reset e-mail (`/reset-password#token=...`); the same answer for any address. */
@@ -404,7 +409,7 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     },
 
     signUp: (username, password) => request("signUp", { username, password }),
-    verifyEmail: (token) => request("verifyEmail", { token }),
+    verifyEmail: (token, password) => request("verifyEmail", { token, password }),
     resendVerification: (username) => request("resendVerification", { username }),
     requestPasswordReset: (username) => request("requestPasswordReset", { username }),
     resetPassword: (token, newPassword) => request("resetPassword", { token, new_password: newPassword }),

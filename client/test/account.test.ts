@@ -74,10 +74,10 @@ const operations: {
   },
   {
     name: "verifyEmail",
-    call: (auth) => auth.verifyEmail("verify-token-1"),
+    call: (auth) => auth.verifyEmail("verify-token-1", "pw-1"),
     pathKey: "verifyEmail",
     path: "/auth/verify-email",
-    body: { token: "verify-token-1" },
+    body: { token: "verify-token-1", password: "pw-1" },
     success: noContent,
     errors: [
       [400, "invalid_token"],
@@ -209,7 +209,7 @@ test("login: 403 email_not_verified (a correct password, the address not verifie
   assert.equal(events.length, 0);
   assert.equal(auth.getClaims(), null);
 
-  await auth.verifyEmail("verify-token-1");
+  await auth.verifyEmail("verify-token-1", "pw");
   assert.equal(events.length, 0, "verifying signs nobody in");
   assert.equal((await auth.login("new@example.com", "pw"))?.sub, "user-1");
   assert.deepEqual(

@@ -474,11 +474,29 @@ impl LinkStore for MemoryUsers {
             .filter(|(p, _, expires_at)| *p == purpose && now < *expires_at)
             .map(|(_, owner, _)| owner.clone()))
     }
-    async fn verify_email(&self, hash: &TokenHash, now: u64) -> Result<Option<String>, AuthError> {
+    async fn verify_email(&self, hash: &TokenHash, password_hash: &str, now: u64) -> Result<Option<String>, AuthError> {
+        if self
+            .link_owner(hash, LinkPurpose::VerifyEmail, now)
+            .await?
+            .and_then(|owner| self.peek(&owner))
+            .is_none_or(|u| u.password_hash != password_hash)
+        {
+            return Ok(None);
+        }
         Ok(self.use_link(hash, LinkPurpose::VerifyEmail, now, |user| {
             user.email_verified = true;
             user.expires_at = None;
         }))
+    }
+    async fn replace_unverified_password(&self, username: &str, password_hash: &str, now: u64) -> Result<bool, AuthError> {
+        let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        match users.get_mut(username) {
+            Some(user) if !user.email_verified && user.is_present(now) => {
+                user.password_hash = password_hash.to_owned();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
     async fn reset_password(&self, hash: &TokenHash, new_hash: &str, now: u64) -> Result<Option<String>, AuthError> {
         Ok(self.use_link(hash, LinkPurpose::ResetPassword, now, |user| {

@@ -56,8 +56,9 @@ struct AddressBody {
 }
 
 #[derive(Deserialize)]
-struct TokenBody {
+struct VerifyBody {
     token: String,
+    password: SecretString,
 }
 
 #[derive(Deserialize)]
@@ -100,8 +101,9 @@ impl RegisterApi {
                         Ok(accepted())
                     }
                     Endpoint::VerifyEmail => {
-                        let body: TokenBody = json_body(&request, "The body must be JSON with a string field token.")?;
-                        self.service.verify_email(&body.token, &meta).await?;
+                        let body: VerifyBody = json_body(&request, "The body must be JSON with string fields token and password.")?;
+                        check_password_size(&body.password, "password")?;
+                        self.service.verify_email(&body.token, &body.password, &meta).await?;
                         Ok(empty_response(StatusCode::NO_CONTENT))
                     }
                     Endpoint::ResendVerification => {

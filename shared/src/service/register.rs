@@ -16,6 +16,7 @@ use crate::links::{IssuedLink, LinkPurpose, LinkToken};
 use crate::mail::{Mail, Mailer, Templates};
 use crate::password::hash_new_password;
 use crate::password_policy::PasswordPolicy;
+use crate::service::credentials::{PasswordCheck, check_password};
 use crate::store::{LinkStore, UserRecord, UserStore};
 
 /// How long a sign-up that is never verified keeps its address: then its item expires
@@ -117,19 +118,45 @@ impl Registration {
         // Taken: its owner hears of it, the caller does not.
         match self.users.get(&address).await?.filter(|u| u.is_present(now) && !u.disabled) {
             Some(owner) if owner.email_verified => self.send_link(&owner, LinkMail::AlreadyRegistered, meta).await,
-            Some(pending) => self.send_link(&pending, LinkMail::Verify, meta).await,
+            // SECURITY: still unverified, so nobody has proven the address yet: the latest
+            // sign-up's password is the pending one, and verifying needs it. Whoever signed
+            // up first with someone else's address keeps no password on their account.
+            Some(pending) => {
+                if self.links.replace_unverified_password(&address, &user.password_hash, now).await? {
+                    self.send_link(&pending, LinkMail::Verify, meta).await?;
+                }
+                Ok(())
+            }
             None => Ok(()),
         }
     }
 
-    /// `POST /auth/verify-email`: uses the link (once, the newest only, before it expires);
-    /// the address is verified and the user may log in. Not a login itself: a mail scanner
-    /// or another device may open the page. Anything else is one `InvalidLink`.
-    pub async fn verify_email(&self, token: &str, meta: &RequestMeta) -> Result<(), AuthError> {
+    /// `POST /auth/verify-email`: uses the link (once, the newest only, before it expires)
+    /// with the account's password, checked as login checks it (throttled, argon2id): the
+    /// inbox proves the address, the password that the account will have was chosen by
+    /// whoever holds it, so nobody who signed up first with someone else's address keeps a
+    /// way in. The address is verified; the user then logs in (this is no login: another
+    /// device may open the page). A bad link is `InvalidLink`, a wrong password
+    /// `InvalidCredentials` (the link survives it).
+    pub async fn verify_email(&self, token: &str, password: &SecretString, meta: &RequestMeta) -> Result<(), AuthError> {
         let token = LinkToken::parse(token).ok_or(AuthError::InvalidLink)?;
-        let username = self.links.verify_email(&token.hash(), self.clock.now()).await?.ok_or(AuthError::InvalidLink)?;
-        let user_id = self.users.get(&username).await?.map(|u| u.user_id);
-        audit::emit(AuditEvent::EmailVerified, meta, user_id.as_deref(), None, None);
+        let hash = token.hash();
+        let now = self.clock.now();
+        let owner = self
+            .links
+            .link_owner(&hash, LinkPurpose::VerifyEmail, now)
+            .await?
+            .ok_or(AuthError::InvalidLink)?;
+        let user = match check_password(&*self.users, &owner, password, now).await? {
+            PasswordCheck::Passed(user) => user,
+            PasswordCheck::Throttled { retry_after_secs, .. } => return Err(AuthError::TooManyAttempts { retry_after_secs }),
+            PasswordCheck::Failed { .. } => return Err(AuthError::InvalidCredentials),
+        };
+        self.links.verify_email(&hash, &user.password_hash, now).await?.ok_or(AuthError::InvalidLink)?;
+        if let Err(e) = self.users.clear_attempts(&owner).await {
+            tracing::warn!(cause = %e, "clearing the attempt counter after a verification failed");
+        }
+        audit::emit(AuditEvent::EmailVerified, meta, Some(&user.user_id), None, None);
         Ok(())
     }
 
@@ -346,12 +373,18 @@ mod tests {
         assert!(matches!(login(&bed, NEW, "not the password at all").await, Err(AuthError::InvalidCredentials)));
         assert!(matches!(login(&bed, NEW, PASSWORD).await, Err(AuthError::EmailNotVerified)));
         let token = bed.mailer.last_token(NEW).expect("a verification link was sent");
-        bed.registration.verify_email(&token, &meta("192.0.2.1")).await.unwrap();
+        bed.registration
+            .verify_email(&token, &PASSWORD.to_owned().into(), &meta("192.0.2.1"))
+            .await
+            .unwrap();
         let user = UserStore::get(&*bed.bed.users, NEW).await.unwrap().unwrap();
         assert!(user.email_verified && user.expires_at.is_none(), "verified and kept");
         assert!(login(&bed, NEW, PASSWORD).await.is_ok());
         assert!(
-            matches!(bed.registration.verify_email(&token, &meta("192.0.2.1")).await, Err(AuthError::InvalidLink)),
+            matches!(
+                bed.registration.verify_email(&token, &PASSWORD.to_owned().into(), &meta("192.0.2.1")).await,
+                Err(AuthError::InvalidLink)
+            ),
             "used once"
         );
     }
@@ -379,6 +412,52 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn whoever_signs_up_first_with_someone_elses_address_keeps_no_way_into_it() {
+        let bed = bed();
+        let attacker: SecretString = "the attacker's own passphrase".to_owned().into();
+        bed.registration.sign_up(NEW, &attacker, &meta("198.51.100.7")).await.unwrap();
+        let attackers_link = bed.mailer.last_token(NEW).unwrap();
+        // The owner of the address signs up too, with their password.
+        sign_up(&bed, NEW).await.unwrap();
+        let owners_link = bed.mailer.last_token(NEW).unwrap();
+        // The attacker's password no longer verifies anything, even with a link.
+        let taken_over = bed.registration.verify_email(&owners_link, &attacker, &meta("198.51.100.7")).await;
+        assert!(matches!(taken_over, Err(AuthError::InvalidCredentials)), "{taken_over:?}");
+        assert!(matches!(
+            bed.registration
+                .verify_email(&attackers_link, &PASSWORD.to_owned().into(), &meta("192.0.2.1"))
+                .await,
+            Err(AuthError::InvalidLink)
+        ));
+        bed.registration
+            .verify_email(&owners_link, &PASSWORD.to_owned().into(), &meta("192.0.2.1"))
+            .await
+            .unwrap();
+        assert!(matches!(
+            login(&bed, NEW, "the attacker's own passphrase").await,
+            Err(AuthError::InvalidCredentials)
+        ));
+        assert!(login(&bed, NEW, PASSWORD).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn verifying_needs_the_accounts_password_and_a_wrong_one_leaves_the_link_usable() {
+        let bed = bed();
+        sign_up(&bed, NEW).await.unwrap();
+        let token = bed.mailer.last_token(NEW).unwrap();
+        let wrong = bed
+            .registration
+            .verify_email(&token, &"not the password at all".to_owned().into(), &meta("192.0.2.1"))
+            .await;
+        assert!(matches!(wrong, Err(AuthError::InvalidCredentials)));
+        assert!(bed.bed.users.throttle(NEW).attempts > 0, "counted as a login attempt");
+        bed.registration
+            .verify_email(&token, &PASSWORD.to_owned().into(), &meta("192.0.2.1"))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
     async fn a_link_is_single_use_superseded_by_a_newer_one_and_dead_once_expired() {
         let bed = bed();
         sign_up(&bed, NEW).await.unwrap();
@@ -387,17 +466,23 @@ mod tests {
         let second = bed.mailer.last_token(NEW).unwrap();
         assert_ne!(first, second);
         assert!(
-            matches!(bed.registration.verify_email(&first, &meta("192.0.2.1")).await, Err(AuthError::InvalidLink)),
+            matches!(
+                bed.registration.verify_email(&first, &PASSWORD.to_owned().into(), &meta("192.0.2.1")).await,
+                Err(AuthError::InvalidLink)
+            ),
             "superseded"
         );
         bed.bed.clock.advance(bed.bed.config.email_verify_ttl);
         assert!(
-            matches!(bed.registration.verify_email(&second, &meta("192.0.2.1")).await, Err(AuthError::InvalidLink)),
+            matches!(
+                bed.registration.verify_email(&second, &PASSWORD.to_owned().into(), &meta("192.0.2.1")).await,
+                Err(AuthError::InvalidLink)
+            ),
             "expired"
         );
         for garbage in ["", "x", &"A".repeat(43), &format!("{second}x")] {
             assert!(matches!(
-                bed.registration.verify_email(garbage, &meta("192.0.2.1")).await,
+                bed.registration.verify_email(garbage, &PASSWORD.to_owned().into(), &meta("192.0.2.1")).await,
                 Err(AuthError::InvalidLink)
             ));
         }
@@ -419,7 +504,7 @@ mod tests {
         bed.registration.forgot_password(ALICE.0, &meta("192.0.2.1")).await.unwrap();
         let reset = bed.mailer.last_token(ALICE.0).unwrap();
         assert!(matches!(
-            bed.registration.verify_email(&reset, &meta("192.0.2.1")).await,
+            bed.registration.verify_email(&reset, &PASSWORD.to_owned().into(), &meta("192.0.2.1")).await,
             Err(AuthError::InvalidLink)
         ));
         let new_password = "a brand new passphrase here".to_owned().into();
@@ -428,7 +513,10 @@ mod tests {
             Err(AuthError::InvalidLink)
         ));
         // Both still work for what they are.
-        bed.registration.verify_email(&verify, &meta("192.0.2.1")).await.unwrap();
+        bed.registration
+            .verify_email(&verify, &PASSWORD.to_owned().into(), &meta("192.0.2.1"))
+            .await
+            .unwrap();
         bed.registration.reset_password(&reset, &new_password, &meta("192.0.2.1")).await.unwrap();
     }
 
@@ -523,7 +611,10 @@ mod tests {
         bed.mailer.set_failing(false);
         bed.registration.resend_verification(NEW, &meta("192.0.2.1")).await.unwrap();
         let token = bed.mailer.last_token(NEW).unwrap();
-        bed.registration.verify_email(&token, &meta("192.0.2.1")).await.unwrap();
+        bed.registration
+            .verify_email(&token, &PASSWORD.to_owned().into(), &meta("192.0.2.1"))
+            .await
+            .unwrap();
     }
 
     #[tokio::test]

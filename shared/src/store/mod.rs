@@ -272,8 +272,14 @@ pub trait LinkStore: Send + Sync {
     async fn link_owner(&self, hash: &TokenHash, purpose: LinkPurpose, now: u64) -> Result<Option<String>, AuthError>;
     /// Uses a verification link, in one transaction: the link is deleted, and the user it
     /// names is verified (its expiry removed), only while the link is unexpired, of this
-    /// purpose, and the user's current one. The username, or `None` when any of it failed.
-    async fn verify_email(&self, hash: &TokenHash, now: u64) -> Result<Option<String>, AuthError>;
+    /// purpose, the user's current one, and the user's password hash is still
+    /// `password_hash` (the one the verifier just proved to know). The username, or `None`
+    /// when any of it failed.
+    async fn verify_email(&self, hash: &TokenHash, password_hash: &str, now: u64) -> Result<Option<String>, AuthError>;
+    /// A repeated sign-up of an address whose account is still unverified: its pending
+    /// password becomes `password_hash` (the latest sign-up's), only while the account is
+    /// unverified and unexpired. `false` otherwise.
+    async fn replace_unverified_password(&self, username: &str, password_hash: &str, now: u64) -> Result<bool, AuthError>;
     /// Uses a reset link, in one transaction under the same conditions: the new password
     /// hash, `password_changed_at = now`, the session epoch bumped (every session ends) and
     /// every reset link of the user superseded. The username, or `None`.

@@ -23,7 +23,12 @@ async fn sign_up(app: &App, address: &str, password: &str) -> Answer {
 }
 
 async fn verify(app: &App, token: &str) -> Answer {
-    app.register_call(post("/auth/verify-email", json!({"token": token}))).await
+    verify_with(app, token, NEW_PASSWORD).await
+}
+
+async fn verify_with(app: &App, token: &str, password: &str) -> Answer {
+    app.register_call(post("/auth/verify-email", json!({"token": token, "password": password})))
+        .await
 }
 
 async fn forgot(app: &App, address: &str) -> Answer {
@@ -71,6 +76,21 @@ async fn a_sign_up_logs_in_only_after_its_address_is_verified_through_the_mailed
     assert_eq!(login.status, 200, "{}", login.body);
     let again = verify(&app, &token).await;
     assert_eq!((again.status, again.error_code().as_str()), (400, "invalid_token"), "single use");
+}
+
+#[tokio::test]
+async fn whoever_signs_up_first_with_someone_elses_address_keeps_no_way_into_it() {
+    let app = spawn_app().await;
+    let address = fresh_address();
+    let attacker = "the attacker's own passphrase";
+    sign_up(&app, &address, attacker).await;
+    sign_up(&app, &address, NEW_PASSWORD).await;
+    let token = last_link_token(&address).await.unwrap();
+    let refused = verify_with(&app, &token, attacker).await;
+    assert_eq!((refused.status, refused.error_code().as_str()), (401, "invalid_credentials"));
+    assert_eq!(verify(&app, &token).await.status, 204, "the link survived the wrong password");
+    assert_eq!(app.login(&address, attacker).await.error_code(), "invalid_credentials");
+    assert_eq!(app.login(&address, NEW_PASSWORD).await.status, 200);
 }
 
 #[tokio::test]

@@ -712,7 +712,12 @@ async fn each_function_is_granted_exactly_the_calls_it_makes() {
     assert_eq!(signed_up.status, 202);
     assert_eq!(register("/auth/verify-email/resend", json!({"username": address})).await.status, 202);
     let token = last_link_token(&address).await.unwrap();
-    assert_eq!(register("/auth/verify-email", json!({"token": token})).await.status, 204);
+    assert_eq!(
+        register("/auth/verify-email", json!({"token": token, "password": "quartz lantern orbit meadow"}))
+            .await
+            .status,
+        204
+    );
     assert_eq!(
         register("/auth/signup", json!({"username": address, "password": "quartz lantern orbit meadow"}))
             .await

@@ -120,7 +120,7 @@ impl LinkStore for DynamoUsers {
         Ok(get_s(item, "owner").filter(|_| usable))
     }
 
-    async fn verify_email(&self, hash: &TokenHash, now: u64) -> Result<Option<String>, AuthError> {
+    async fn verify_email(&self, hash: &TokenHash, password_hash: &str, now: u64) -> Result<Option<String>, AuthError> {
         let Some(username) = self.link_owner(hash, LinkPurpose::VerifyEmail, now).await? else {
             return Ok(None);
         };
@@ -128,10 +128,12 @@ impl LinkStore for DynamoUsers {
             .table_name(&self.table)
             .key("username", Self::key(&username))
             .update_expression("SET email_verified = :true REMOVE expires_at, verify_link")
-            // SECURITY: only the newest link the user was sent; an older one is superseded.
-            .condition_expression("verify_link = :hash")
+            // SECURITY: only the newest link the user was sent (an older one is superseded),
+            // and only with the password the verifier proved: a sign-up since replaced it.
+            .condition_expression("verify_link = :hash AND password_hash = :password")
             .expression_attribute_values(":true", AttributeValue::Bool(true))
             .expression_attribute_values(":hash", blob(hash))
+            .expression_attribute_values(":password", s(password_hash))
             .build()
             .map_err(build_error)?;
         Ok(self.use_link(hash, LinkPurpose::VerifyEmail, now, verify).await?.then_some(username))
@@ -155,6 +157,22 @@ impl LinkStore for DynamoUsers {
             .build()
             .map_err(build_error)?;
         Ok(self.use_link(hash, LinkPurpose::ResetPassword, now, reset).await?.then_some(username))
+    }
+
+    async fn replace_unverified_password(&self, username: &str, password_hash: &str, now: u64) -> Result<bool, AuthError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("username", Self::key(username))
+            .update_expression("SET password_hash = :password")
+            .condition_expression("email_verified = :false AND expires_at > :now")
+            .expression_attribute_values(":password", s(password_hash))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        written(result, "UpdateItem unverified password")
     }
 
     async fn count_mail(&self, key: &str, limit: u64, now: u64) -> Result<bool, AuthError> {
