@@ -455,6 +455,8 @@ impl LinkStore for MemoryUsers {
             return Ok(false);
         }
         users.insert(user.username.clone(), user.clone());
+        // A new item: the pointers of the expired one it replaces are gone, as in DynamoDB.
+        self.links().current.retain(|(owner, _), _| *owner != user.username);
         Ok(true)
     }
     async fn issue_link(&self, username: &str, link: &IssuedLink) -> Result<bool, AuthError> {
@@ -479,7 +481,7 @@ impl LinkStore for MemoryUsers {
             .link_owner(hash, LinkPurpose::VerifyEmail, now)
             .await?
             .and_then(|owner| self.peek(&owner))
-            .is_none_or(|u| u.password_hash != password_hash)
+            .is_none_or(|u| u.password_hash != password_hash || !u.is_present(now))
         {
             return Ok(None);
         }

@@ -22,6 +22,10 @@ impl AuthService {
         let user = match check_password(&*self.users, &username, &password, now).await? {
             // The password is right: only now may the answer say the address is unverified.
             PasswordCheck::Passed(user) if !user.email_verified => {
+                // The password was right: its reserved attempt must not count toward a throttle.
+                if let Err(e) = self.users.clear_attempts(&username).await {
+                    tracing::warn!(cause = %e, "clearing the attempt counter of an unverified login failed");
+                }
                 audit::emit(AuditEvent::LoginFailed, meta, Some(&user.user_id), None, Some("email_not_verified"));
                 return Err(AuthError::EmailNotVerified);
             }

@@ -26,7 +26,11 @@ pub const UNVERIFIED_ACCOUNT_SECS: u64 = 7 * 24 * 3600;
 pub const SIGNUP_ROLES: [&str; 1] = ["user"];
 /// The longest a request waits for SES: a slow mail service must not hold the answer (or
 /// the function's timeout); the user can ask again.
-pub const MAIL_DEADLINE: Duration = Duration::from_secs(3);
+pub const MAIL_DEADLINE: Duration = Duration::from_secs(1);
+/// Sign-up, resend and forgot answer no sooner than this after they began, whatever they
+/// did: a mail sent (tens of milliseconds to SES, at most [`MAIL_DEADLINE`]) or nothing
+/// (an unknown address, a limit reached) must not be told apart by time.
+pub const ANSWER_FLOOR: Duration = Duration::from_millis(1500);
 /// Longest e-mail address accepted (RFC 5321's path limit).
 pub const MAX_ADDRESS_BYTES: usize = 254;
 
@@ -63,6 +67,7 @@ pub struct Registration {
     reset_ttl: u64,
     address_limit: u64,
     ip_limit: u64,
+    answer_floor: Duration,
 }
 
 impl Registration {
@@ -80,7 +85,23 @@ impl Registration {
             reset_ttl: config.password_reset_ttl,
             address_limit: config.email_limit_per_hour,
             ip_limit: config.email_ip_limit_per_hour,
+            answer_floor: ANSWER_FLOOR,
         }
+    }
+
+    /// The same with another floor under the 202 answers (tests).
+    pub fn with_answer_floor(mut self, floor: Duration) -> Self {
+        self.answer_floor = floor;
+        self
+    }
+
+    /// Runs `work`, then waits until [`ANSWER_FLOOR`] after it began: the answers whose
+    /// time could tell an address with an account from one without all take the same.
+    async fn on_time(&self, work: impl Future<Output = Result<(), AuthError>>) -> Result<(), AuthError> {
+        let began = tokio::time::Instant::now();
+        let result = work.await;
+        tokio::time::sleep_until(began + self.answer_floor).await;
+        result
     }
 
     /// `POST /auth/signup`: the same `Ok` whether the address is new or taken. A new address
@@ -94,10 +115,15 @@ impl Registration {
         }
         let address = email_address(username)?;
         let password = self.passwords.check(password, &address).map_err(|weak| AuthError::WeakPassword(weak.0))?;
-        let password_hash = hash_new_password(password).await?;
+        self.on_time(self.sign_up_checked(address, password, meta)).await
+    }
+
+    async fn sign_up_checked(&self, address: String, password: SecretString, meta: &RequestMeta) -> Result<(), AuthError> {
+        // The source first: a flood from one address costs no argon2id.
         if !self.source_allowed(meta).await? {
             return Ok(());
         }
+        let password_hash = hash_new_password(password).await?;
         let now = self.clock.now();
         let user = UserRecord {
             username: address.clone(),
@@ -164,6 +190,10 @@ impl Registration {
     /// (the older one dies); the same `Ok` for every address.
     pub async fn resend_verification(&self, username: &str, meta: &RequestMeta) -> Result<(), AuthError> {
         let address = email_address(username)?;
+        self.on_time(self.resend_checked(address, meta)).await
+    }
+
+    async fn resend_checked(&self, address: String, meta: &RequestMeta) -> Result<(), AuthError> {
         if !self.source_allowed(meta).await? {
             return Ok(());
         }
@@ -183,6 +213,10 @@ impl Registration {
     /// the same `Ok` for unknown, unverified and disabled ones.
     pub async fn forgot_password(&self, username: &str, meta: &RequestMeta) -> Result<(), AuthError> {
         let address = email_address(username)?;
+        self.on_time(self.forgot_checked(address, meta)).await
+    }
+
+    async fn forgot_checked(&self, address: String, meta: &RequestMeta) -> Result<(), AuthError> {
         if !self.source_allowed(meta).await? {
             return Ok(());
         }
@@ -224,7 +258,10 @@ impl Registration {
     /// Whether the request's source address may ask for another e-mail this hour.
     async fn source_allowed(&self, meta: &RequestMeta) -> Result<bool, AuthError> {
         let Some(ip) = meta.source_ip.as_deref() else { return Ok(true) };
-        let allowed = self.links.count_mail(&format!("ip#{ip}"), self.ip_limit, self.clock.now()).await?;
+        let allowed = self
+            .links
+            .count_mail(&format!("ip#{}", source_key(ip)), self.ip_limit, self.clock.now())
+            .await?;
         if !allowed {
             audit::emit(AuditEvent::EmailNotSent, meta, None, None, Some("source_limited"));
         }
@@ -275,6 +312,18 @@ impl Registration {
         };
         tracing::warn!(cause = %failure, "sending an e-mail failed; the user can ask again");
         audit::emit(AuditEvent::EmailNotSent, meta, user_id, None, Some("send_failed"));
+    }
+}
+
+/// What one source counts as: an IPv4 address, or an IPv6 address's /64 (one host is
+/// usually given a whole /64, and could rotate through it).
+fn source_key(ip: &str) -> String {
+    match ip.parse::<std::net::Ipv6Addr>() {
+        Ok(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Err(_) => ip.to_owned(),
     }
 }
 
@@ -337,7 +386,8 @@ mod tests {
             bed.users.clone(),
             mailer.clone(),
             bed.clock.clone(),
-        );
+        )
+        .with_answer_floor(Duration::ZERO);
         Bed { bed, mailer, registration }
     }
 
@@ -455,6 +505,40 @@ mod tests {
             .verify_email(&token, &PASSWORD.to_owned().into(), &meta("192.0.2.1"))
             .await
             .unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sign_up_resend_and_forgot_take_the_same_time_whatever_the_address() {
+        let mut bed = bed();
+        bed.registration = bed.registration.with_answer_floor(ANSWER_FLOOR);
+        sign_up(&bed, NEW).await.unwrap();
+        let r = &bed.registration;
+        let m = meta("192.0.2.1");
+        let password: SecretString = PASSWORD.to_owned().into();
+        let times = [
+            timed(r.forgot_password(ALICE.0, &m)).await,
+            timed(r.forgot_password("nobody@example.com", &m)).await,
+            timed(r.resend_verification(NEW, &m)).await,
+            timed(r.resend_verification(ALICE.0, &m)).await,
+            timed(r.sign_up(ALICE.0, &password, &m)).await,
+            timed(r.sign_up("another.new@example.com", &password, &m)).await,
+        ];
+        assert!(bed.mailer.sent().len() >= 4, "some of these sent mail, some did not");
+        assert!(times.iter().all(|t| *t == ANSWER_FLOOR), "{times:?} (tokio's paused clock)");
+    }
+
+    /// How long `work` took (on tokio's clock), which must succeed.
+    async fn timed(work: impl Future<Output = Result<(), AuthError>>) -> Duration {
+        let began = tokio::time::Instant::now();
+        work.await.unwrap();
+        began.elapsed()
+    }
+
+    #[test]
+    fn an_ipv6_source_counts_by_its_64() {
+        assert_eq!(source_key("2001:db8:1:2:aaaa::1"), source_key("2001:db8:1:2:ffff::9"));
+        assert_ne!(source_key("2001:db8:1:2::1"), source_key("2001:db8:1:3::1"));
+        assert_eq!(source_key("192.0.2.1"), "192.0.2.1");
     }
 
     #[tokio::test]

@@ -189,7 +189,13 @@ async fn forgot_answers_alike_for_unknown_unverified_and_disabled_addresses_and_
     sign_up(&app, &unverified, NEW_PASSWORD).await;
     let before = mails_to(&unverified).await.len();
     let ghost = fresh_address();
-    let answers = [forgot(&app, &ghost).await, forgot(&app, &unverified).await, forgot(&app, DISABLED).await];
+    let owner = verified_account(&app).await;
+    let answers = [
+        forgot(&app, &owner).await,
+        forgot(&app, &ghost).await,
+        forgot(&app, &unverified).await,
+        forgot(&app, DISABLED).await,
+    ];
     for answer in &answers {
         assert_eq!((answer.status, &answer.body), (202, &answers[0].body));
     }
@@ -202,6 +208,7 @@ async fn twenty_parallel_requests_send_at_most_the_hourly_limit_to_one_address()
     let app = std::sync::Arc::new(spawn_app().await);
     let address = verified_account(&app).await;
     let before = mails_to(&address).await.len();
+    let hour = now() / 3600;
     let requests = (0..20).map(|_| {
         let (app, address) = (app.clone(), address.clone());
         tokio::spawn(async move { forgot(&app, &address).await.status })
@@ -209,8 +216,14 @@ async fn twenty_parallel_requests_send_at_most_the_hourly_limit_to_one_address()
     for request in requests {
         assert_eq!(request.await.unwrap(), 202, "over the limit the answer is the same");
     }
-    // The sign-up's e-mail counted too: 3 an hour in all.
-    assert_eq!(mails_to(&address).await.len() - before, 2, "3 per hour, the sign-up's included");
+    // The sign-up's e-mail counted too: 3 an hour in all (two hours' worth, should the
+    // requests straddle the top of an hour).
+    let sent = mails_to(&address).await.len() - before;
+    if now() / 3600 == hour {
+        assert_eq!(sent, 2, "3 per hour, the sign-up's included");
+    } else {
+        assert!(sent <= 5, "{sent}");
+    }
 }
 
 #[tokio::test]

@@ -130,7 +130,8 @@ impl LinkStore for DynamoUsers {
             .update_expression("SET email_verified = :true REMOVE expires_at, verify_link")
             // SECURITY: only the newest link the user was sent (an older one is superseded),
             // and only with the password the verifier proved: a sign-up since replaced it.
-            .condition_expression("verify_link = :hash AND password_hash = :password")
+            .condition_expression("verify_link = :hash AND password_hash = :password AND expires_at > :now")
+            .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":true", AttributeValue::Bool(true))
             .expression_attribute_values(":hash", blob(hash))
             .expression_attribute_values(":password", s(password_hash))
