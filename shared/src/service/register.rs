@@ -106,9 +106,9 @@ impl Registration {
 
     /// `POST /auth/signup`: the same `Ok` whether the address is new or taken. A new address
     /// gets an unverified account and a verification link; a verified one's owner gets a
-    /// "you already have an account" message with a reset link; an unverified one a fresh
-    /// verification link (its first password stays). The password is hashed on every path,
-    /// so the time taken tells no more than the answer.
+    /// "you already have an account" message with a reset link; an unverified one takes
+    /// this sign-up's password as its pending one and gets a fresh link. Every path ends at
+    /// [`ANSWER_FLOOR`], so the time taken tells no more than the answer.
     pub async fn sign_up(&self, username: &str, password: &SecretString, meta: &RequestMeta) -> Result<(), AuthError> {
         if self.signup == Signup::Closed {
             return Err(AuthError::SignupClosed);
