@@ -5,7 +5,7 @@ import { AuthError, createAuthClient, type AuthEvent, type AuthPaths } from "../
 
 interface DemoConfig {
   baseUrl: string;
-  paths: AuthPaths;
+  paths: Partial<AuthPaths>;
   sessionsPath: string;
   username: string;
 }

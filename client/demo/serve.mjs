@@ -13,17 +13,10 @@ const root = fileURLToPath(new URL("..", import.meta.url));
 const gateway = process.env.DEMO_API_LAYOUT === "gateway";
 const config = JSON.stringify({
   baseUrl: process.env.DEMO_API_URL ?? "http://localhost:9000",
+  // Behind API Gateway the client's own default paths are right; cargo lambda watch gives
+  // each function a base of its own.
   paths: gateway
-    ? {
-        login: "/auth/login",
-        refresh: "/auth/refresh",
-        logout: "/auth/logout",
-        signUp: "/auth/signup",
-        verifyEmail: "/auth/verify-email",
-        resendVerification: "/auth/verify-email/resend",
-        requestPasswordReset: "/auth/password/forgot",
-        resetPassword: "/auth/password/reset",
-      }
+    ? {}
     : {
         login: "/lambda-url/login/",
         refresh: "/lambda-url/refresh/",
