@@ -18,6 +18,16 @@ pub const PARALLELISM: u32 = 1;
 /// before this is reached.
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 
+/// A presented password of 1 to [`MAX_PASSWORD_BYTES`] bytes, checked before any work;
+/// `invalid` is the 400's text, naming the field.
+pub fn check_size(password: &SecretString, invalid: &'static str) -> Result<(), AuthError> {
+    let len = password.expose_secret().len();
+    if len == 0 || len > MAX_PASSWORD_BYTES {
+        return Err(AuthError::InvalidRequest(invalid));
+    }
+    Ok(())
+}
+
 /// A hash with the same parameters, checked when the user does not exist (or its record
 /// is unusable) so an unknown username costs the same time as a wrong password. Its
 /// password is no secret: the result of checking it is thrown away, so knowing it logs in

@@ -5,13 +5,13 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::http::{HttpPolicy, empty_response, json_body, json_response, request_meta};
 use crate::config::Config;
 use crate::error::AuthError;
-use crate::password::MAX_PASSWORD_BYTES;
+use crate::password::check_size;
 use crate::service::register::{MAX_ADDRESS_BYTES, Registration};
 
 /// What a path names, by its suffix (a stage or `cargo lambda watch`'s prefix may come first).
@@ -96,13 +96,13 @@ impl RegisterApi {
                 match Endpoint::from_path(request.uri().path()).ok_or(AuthError::NotFound)? {
                     Endpoint::Signup => {
                         let body: SignupBody = json_body(&request, "The body must be JSON with string fields username and password.")?;
-                        check_password_size(&body.password, "password")?;
+                        check_size(&body.password, "password must be 1 to 1024 bytes.")?;
                         self.service.sign_up(address(&body.username)?, &body.password, &meta).await?;
                         Ok(accepted())
                     }
                     Endpoint::VerifyEmail => {
                         let body: VerifyBody = json_body(&request, "The body must be JSON with string fields token and password.")?;
-                        check_password_size(&body.password, "password")?;
+                        check_size(&body.password, "password must be 1 to 1024 bytes.")?;
                         self.service.verify_email(&body.token, &body.password, &meta).await?;
                         Ok(empty_response(StatusCode::NO_CONTENT))
                     }
@@ -118,7 +118,7 @@ impl RegisterApi {
                     }
                     Endpoint::ResetPassword => {
                         let body: ResetBody = json_body(&request, "The body must be JSON with string fields token and new_password.")?;
-                        check_password_size(&body.new_password, "new_password")?;
+                        check_size(&body.new_password, "new_password must be 1 to 1024 bytes.")?;
                         self.service.reset_password(&body.token, &body.new_password, &meta).await?;
                         Ok(empty_response(StatusCode::NO_CONTENT))
                     }
@@ -138,15 +138,4 @@ fn address(raw: &str) -> Result<&str, AuthError> {
         1..=MAX_ADDRESS_BYTES => Ok(raw),
         _ => Err(AuthError::InvalidRequest("username must be an e-mail address.")),
     }
-}
-
-fn check_password_size(password: &SecretString, field: &'static str) -> Result<(), AuthError> {
-    let len = password.expose_secret().len();
-    if len == 0 || len > MAX_PASSWORD_BYTES {
-        return Err(match field {
-            "password" => AuthError::InvalidRequest("password must be 1 to 1024 bytes."),
-            _ => AuthError::InvalidRequest("new_password must be 1 to 1024 bytes."),
-        });
-    }
-    Ok(())
 }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::http::{HttpPolicy, MAX_USERNAME_BYTES, append_header, empty_response, error_response, json_body, json_response, log_unavailable, request_meta};
 use crate::config::Config;
 use crate::error::AuthError;
-use crate::password::MAX_PASSWORD_BYTES;
+use crate::password::check_size;
 use crate::service::{AuthService, IssuedTokens, RefreshFailure};
 
 /// The login, refresh and logout endpoints over one [`AuthService`].
@@ -58,10 +58,7 @@ impl AuthApi {
                 if body.username.trim().is_empty() || body.username.len() > MAX_USERNAME_BYTES {
                     return Err(AuthError::InvalidRequest("username must be 1 to 256 bytes."));
                 }
-                let password_len = secrecy::ExposeSecret::expose_secret(&body.password).len();
-                if password_len == 0 || password_len > MAX_PASSWORD_BYTES {
-                    return Err(AuthError::InvalidRequest("password must be 1 to 1024 bytes."));
-                }
+                check_size(&body.password, "password must be 1 to 1024 bytes.")?;
                 let issued = self.service.login(&body.username, body.password, &request_meta(&request)).await?;
                 Ok(self.token_response(issued))
             })

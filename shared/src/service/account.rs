@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use futures_util::{StreamExt, TryStreamExt, stream};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Serialize;
 
 use super::credentials::{PasswordCheck, check_password};
@@ -13,7 +13,7 @@ use crate::audit::{self, AuditEvent, RequestMeta};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::AuthError;
-use crate::password::{MAX_PASSWORD_BYTES, hash_new_password};
+use crate::password::{check_size, hash_new_password};
 use crate::password_policy::PasswordPolicy;
 use crate::store::{FAN_OUT_DEADLINE, RevokeIf, SessionRecord, SessionStore, UserRecord, UserStore};
 use crate::tokens::SessionId;
@@ -128,10 +128,7 @@ impl AccountService {
     /// on (at their next use) and are then revoked best-effort, within a deadline, so
     /// listings show them ended at once.
     pub async fn change_password(&self, caller: &Caller, current: &SecretString, new: &SecretString, meta: &RequestMeta) -> Result<(), AuthError> {
-        let current_len = current.expose_secret().len();
-        if current_len == 0 || current_len > MAX_PASSWORD_BYTES {
-            return Err(AuthError::InvalidRequest("current_password must be 1 to 1024 bytes."));
-        }
+        check_size(current, "current_password must be 1 to 1024 bytes.")?;
         let new = self
             .passwords
             .check(new, &caller.session.username)
