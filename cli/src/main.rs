@@ -330,19 +330,7 @@ async fn add_user(users: &DynamoUsers, username: &str, password: &SecretString, 
         return Ok(false);
     }
     let password_hash = hash_password(password).map_err(describe)?;
-    let user = UserRecord {
-        username,
-        user_id: uuid_v4(),
-        password_hash,
-        roles,
-        disabled: false,
-        // Never changed.
-        password_changed_at: 0,
-        session_epoch: 0,
-        legacy_sessions_valid_after: 0,
-        email_verified: true,
-        expires_at: None,
-    };
+    let user = UserRecord::new(username, uuid_v4(), password_hash, roles);
     users.create(&user).await.map_err(describe)
 }
 

@@ -429,21 +429,24 @@ impl MemoryUsers {
         self.links().issued.keys().copied().collect()
     }
 
-    /// Deletes the link and applies `change` to its user, only while the link is unexpired,
-    /// of `purpose` and the user's current one: the transaction of the DynamoDB store.
-    fn use_link(&self, hash: &TokenHash, purpose: LinkPurpose, now: u64, change: impl FnOnce(&mut UserRecord)) -> Option<String> {
+    /// Deletes the link and applies `change` to its user, only while the link is `owner`'s,
+    /// unexpired, of `purpose` and the user's current one, and `change` accepts the user
+    /// (it returns `false` to refuse, changing nothing): the transaction of the DynamoDB
+    /// store, under both locks.
+    fn use_link(&self, hash: &TokenHash, purpose: LinkPurpose, owner: &str, now: u64, change: impl FnOnce(&mut UserRecord) -> bool) -> bool {
         let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
         let mut links = self.links();
-        let (stored_purpose, owner, expires_at) = links.issued.get(&hash.0).cloned()?;
-        let current = links.current.get(&(owner.clone(), purpose)) == Some(&hash.0);
-        if stored_purpose != purpose || now >= expires_at || !current {
-            return None;
+        let usable = links
+            .issued
+            .get(&hash.0)
+            .is_some_and(|(p, o, expires_at)| *p == purpose && o == owner && now < *expires_at)
+            && links.current.get(&(owner.to_owned(), purpose)) == Some(&hash.0);
+        if !usable || !users.get_mut(owner).is_some_and(change) {
+            return false;
         }
-        let user = users.get_mut(&owner)?;
-        change(user);
         links.issued.remove(&hash.0);
-        links.current.remove(&(owner.clone(), purpose));
-        Some(owner)
+        links.current.remove(&(owner.to_owned(), purpose));
+        true
     }
 }
 
@@ -476,18 +479,14 @@ impl LinkStore for MemoryUsers {
             .filter(|(p, _, expires_at)| *p == purpose && now < *expires_at)
             .map(|(_, owner, _)| owner.clone()))
     }
-    async fn verify_email(&self, hash: &TokenHash, password_hash: &str, now: u64) -> Result<Option<String>, AuthError> {
-        if self
-            .link_owner(hash, LinkPurpose::VerifyEmail, now)
-            .await?
-            .and_then(|owner| self.peek(&owner))
-            .is_none_or(|u| u.password_hash != password_hash || !u.is_present(now))
-        {
-            return Ok(None);
-        }
-        Ok(self.use_link(hash, LinkPurpose::VerifyEmail, now, |user| {
-            user.email_verified = true;
-            user.expires_at = None;
+    async fn verify_email(&self, hash: &TokenHash, owner: &str, password_hash: &str, now: u64) -> Result<bool, AuthError> {
+        Ok(self.use_link(hash, LinkPurpose::VerifyEmail, owner, now, |user| {
+            let accepted = user.password_hash == password_hash && user.is_present(now);
+            if accepted {
+                user.email_verified = true;
+                user.expires_at = None;
+            }
+            accepted
         }))
     }
     async fn replace_unverified_password(&self, username: &str, password_hash: &str, now: u64) -> Result<bool, AuthError> {
@@ -500,11 +499,12 @@ impl LinkStore for MemoryUsers {
             _ => Ok(false),
         }
     }
-    async fn reset_password(&self, hash: &TokenHash, new_hash: &str, now: u64) -> Result<Option<String>, AuthError> {
-        Ok(self.use_link(hash, LinkPurpose::ResetPassword, now, |user| {
+    async fn reset_password(&self, hash: &TokenHash, owner: &str, new_hash: &str, now: u64) -> Result<bool, AuthError> {
+        Ok(self.use_link(hash, LinkPurpose::ResetPassword, owner, now, |user| {
             user.password_hash = new_hash.to_owned();
             user.password_changed_at = now;
             user.session_epoch += 1;
+            true
         }))
     }
     async fn count_mail(&self, key: &str, limit: u64, now: u64) -> Result<bool, AuthError> {
@@ -743,18 +743,7 @@ impl TestBed {
         let users = Arc::new(MemoryUsers::with_sessions(sessions.clone()));
         #[allow(clippy::expect_used)]
         let password_hash = crate::password::hash_password(&ALICE.1.to_owned().into()).expect("hashing works");
-        users.put(UserRecord {
-            username: ALICE.0.into(),
-            user_id: "user-alice".into(),
-            password_hash,
-            roles: vec!["user".into()],
-            disabled: false,
-            password_changed_at: 0,
-            session_epoch: 0,
-            legacy_sessions_valid_after: 0,
-            email_verified: true,
-            expires_at: None,
-        });
+        users.put(UserRecord::new(ALICE.0, "user-alice", password_hash, vec!["user".into()]));
         let keys = Arc::new(StaticKeys::signing());
         let clock = Arc::new(FixedClock::new(1_700_000_000));
         let cache = Arc::new(KeyCache::new(keys.clone(), clock.clone(), config.key_cache_ttl));

@@ -126,16 +126,14 @@ impl Registration {
         let password_hash = hash_new_password(password).await?;
         let now = self.clock.now();
         let user = UserRecord {
-            username: address.clone(),
-            user_id: uuid::Uuid::new_v4().to_string(),
-            password_hash,
-            roles: SIGNUP_ROLES.iter().map(|r| (*r).to_owned()).collect(),
-            disabled: false,
-            password_changed_at: 0,
-            session_epoch: 0,
-            legacy_sessions_valid_after: 0,
             email_verified: false,
             expires_at: Some(now + UNVERIFIED_ACCOUNT_SECS),
+            ..UserRecord::new(
+                address.clone(),
+                uuid::Uuid::new_v4().to_string(),
+                password_hash,
+                SIGNUP_ROLES.iter().map(|r| (*r).to_owned()).collect(),
+            )
         };
         if self.links.create_unverified(&user, now).await? {
             audit::emit(AuditEvent::SignedUp, meta, Some(&user.user_id), None, None);
@@ -178,7 +176,9 @@ impl Registration {
             PasswordCheck::Throttled { retry_after_secs, .. } => return Err(AuthError::TooManyAttempts { retry_after_secs }),
             PasswordCheck::Failed { .. } => return Err(AuthError::InvalidCredentials),
         };
-        self.links.verify_email(&hash, &user.password_hash, now).await?.ok_or(AuthError::InvalidLink)?;
+        if !self.links.verify_email(&hash, &owner, &user.password_hash, now).await? {
+            return Err(AuthError::InvalidLink);
+        }
         if let Err(e) = self.users.clear_attempts(&owner).await {
             tracing::warn!(cause = %e, "clearing the attempt counter after a verification failed");
         }
@@ -241,11 +241,10 @@ impl Registration {
             .ok_or(AuthError::InvalidLink)?;
         let password = self.passwords.check(new_password, &owner).map_err(|weak| AuthError::WeakPassword(weak.0))?;
         let password_hash = hash_new_password(password).await?;
-        let username = self
-            .links
-            .reset_password(&hash, &password_hash, self.clock.now())
-            .await?
-            .ok_or(AuthError::InvalidLink)?;
+        if !self.links.reset_password(&hash, &owner, &password_hash, self.clock.now()).await? {
+            return Err(AuthError::InvalidLink);
+        }
+        let username = owner;
         if let Err(e) = self.users.clear_attempts(&username).await {
             tracing::warn!(cause = %e, "clearing the attempt counter after a reset failed");
         }

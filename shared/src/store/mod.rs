@@ -270,20 +270,21 @@ pub trait LinkStore: Send + Sync {
     /// The username a stored, unexpired link of `purpose` belongs to; `None` for anything
     /// else (unknown, used, expired, another purpose). Reads only: using it is another call.
     async fn link_owner(&self, hash: &TokenHash, purpose: LinkPurpose, now: u64) -> Result<Option<String>, AuthError>;
-    /// Uses a verification link, in one transaction: the link is deleted, and the user it
-    /// names is verified (its expiry removed), only while the link is unexpired, of this
-    /// purpose, the user's current one, and the user's password hash is still
-    /// `password_hash` (the one the verifier just proved to know). The username, or `None`
-    /// when any of it failed.
-    async fn verify_email(&self, hash: &TokenHash, password_hash: &str, now: u64) -> Result<Option<String>, AuthError>;
+    /// Uses a verification link of `owner` (as [`Self::link_owner`] read it), in one
+    /// transaction: the link is deleted, and the user is verified (its expiry removed), only
+    /// while the link is still `owner`'s, unexpired, of this purpose, the user's current one,
+    /// and the user's password hash is still `password_hash` (the one the verifier just
+    /// proved to know). `false` when any of it failed: nothing was written.
+    async fn verify_email(&self, hash: &TokenHash, owner: &str, password_hash: &str, now: u64) -> Result<bool, AuthError>;
     /// A repeated sign-up of an address whose account is still unverified: its pending
     /// password becomes `password_hash` (the latest sign-up's), only while the account is
     /// unverified and unexpired. `false` otherwise.
     async fn replace_unverified_password(&self, username: &str, password_hash: &str, now: u64) -> Result<bool, AuthError>;
-    /// Uses a reset link, in one transaction under the same conditions: the new password
-    /// hash, `password_changed_at = now`, the session epoch bumped (every session ends) and
-    /// every reset link of the user superseded. The username, or `None`.
-    async fn reset_password(&self, hash: &TokenHash, new_hash: &str, now: u64) -> Result<Option<String>, AuthError>;
+    /// Uses a reset link of `owner`, in one transaction under the same link conditions: the
+    /// new password hash, `password_changed_at = now`, the session epoch bumped (every
+    /// session ends) and every reset link of the user superseded. `false` when a condition
+    /// failed: nothing was written.
+    async fn reset_password(&self, hash: &TokenHash, owner: &str, new_hash: &str, now: u64) -> Result<bool, AuthError>;
     /// Counts one e-mail (or request) against `key` in the current hour, in one conditional
     /// write: `false`, and nothing counted, once `limit` were counted this hour.
     async fn count_mail(&self, key: &str, limit: u64, now: u64) -> Result<bool, AuthError>;

@@ -40,6 +40,23 @@ pub struct UserRecord {
 }
 
 impl UserRecord {
+    /// A new user as an operator creates one: enabled, verified, at epoch 0, its password
+    /// never changed, never expiring. A self-service sign-up starts from it, unverified.
+    pub fn new(username: impl Into<String>, user_id: impl Into<String>, password_hash: impl Into<String>, roles: Vec<String>) -> Self {
+        Self {
+            username: username.into(),
+            user_id: user_id.into(),
+            password_hash: password_hash.into(),
+            roles,
+            disabled: false,
+            password_changed_at: 0,
+            session_epoch: 0,
+            legacy_sessions_valid_after: 0,
+            email_verified: true,
+            expires_at: None,
+        }
+    }
+
     /// Whether the item still stands for a user at `now`: an unverified sign-up past its
     /// time is treated as absent, though DynamoDB deletes it late.
     pub fn is_present(&self, now: u64) -> bool {

@@ -136,16 +136,8 @@ async fn unknown_user_wrong_password_and_disabled_user_take_similar_time() {
     for i in 0..20 {
         for (prefix, disabled) in [("active", false), ("off", true)] {
             let user = UserRecord {
-                username: format!("{prefix}{i}@example.com"),
-                user_id: format!("{prefix}-{i}"),
-                password_hash: hash.clone(),
-                roles: vec![],
                 disabled,
-                password_changed_at: 0,
-                session_epoch: 0,
-                legacy_sessions_valid_after: 0,
-                email_verified: true,
-                expires_at: None,
+                ..UserRecord::new(format!("{prefix}{i}@example.com"), format!("{prefix}-{i}"), hash.clone(), vec![])
             };
             users.create(&user).await.unwrap();
         }

@@ -169,16 +169,13 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> App {
     let users = DynamoUsers::new(dynamodb.clone(), &users_table, &sessions_table);
     for (i, (name, disabled)) in [(ALICE, false), (BOB, false), (DISABLED, true)].into_iter().enumerate() {
         let user = UserRecord {
-            username: name.into(),
-            user_id: format!("user-{i}-{prefix}"),
-            password_hash: hash_password(&PASSWORD.to_owned().into()).unwrap(),
-            roles: vec!["user".into()],
             disabled,
-            password_changed_at: 0,
-            session_epoch: 0,
-            legacy_sessions_valid_after: 0,
-            email_verified: true,
-            expires_at: None,
+            ..UserRecord::new(
+                name,
+                format!("user-{i}-{prefix}"),
+                hash_password(&PASSWORD.to_owned().into()).unwrap(),
+                vec!["user".into()],
+            )
         };
         assert!(users.create(&user).await.unwrap());
     }

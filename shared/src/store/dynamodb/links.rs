@@ -31,28 +31,30 @@ fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> AuthError {
 }
 
 impl DynamoUsers {
-    /// Deletes the link (only while it is unexpired and of `purpose`) and applies `update`
-    /// to its user (only while the link is the user's current one), in one transaction.
-    /// `Ok(false)` when a condition failed: nothing was written.
-    async fn use_link(&self, hash: &TokenHash, purpose: LinkPurpose, now: u64, update: Update) -> Result<bool, AuthError> {
+    /// Deletes the link (only while it is `owner`'s, unexpired and of `purpose`) and applies
+    /// `update` to its user (whose condition holds the link as the user's current one), in
+    /// one transaction. `Ok(false)` when a condition failed: nothing was written.
+    async fn use_link(&self, hash: &TokenHash, purpose: LinkPurpose, owner: &str, now: u64, update: Update) -> Result<bool, AuthError> {
         let result = self
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().delete(self.link_delete(hash, purpose, now)?).build())
+            .transact_items(TransactWriteItem::builder().delete(self.link_delete(hash, purpose, owner, now)?).build())
             .transact_items(TransactWriteItem::builder().update(update).build())
             .send()
             .await;
         transacted(result, "TransactWriteItems link")
     }
 
-    fn link_delete(&self, hash: &TokenHash, purpose: LinkPurpose, now: u64) -> Result<Delete, AuthError> {
+    fn link_delete(&self, hash: &TokenHash, purpose: LinkPurpose, owner: &str, now: u64) -> Result<Delete, AuthError> {
         Delete::builder()
             .table_name(&self.table)
             .key("username", link_key(hash))
             // SECURITY: one purpose is never accepted as another; an expired link is dead
             // though its item may outlive its TTL.
-            .condition_expression("purpose = :purpose AND expires_at > :now")
+            .condition_expression("purpose = :purpose AND #owner = :owner AND expires_at > :now")
+            .expression_attribute_names("#owner", "owner")
             .expression_attribute_values(":purpose", s(purpose.as_str()))
+            .expression_attribute_values(":owner", s(owner))
             .expression_attribute_values(":now", n(now))
             .build()
             .map_err(build_error)
@@ -120,13 +122,10 @@ impl LinkStore for DynamoUsers {
         Ok(get_s(item, "owner").filter(|_| usable))
     }
 
-    async fn verify_email(&self, hash: &TokenHash, password_hash: &str, now: u64) -> Result<Option<String>, AuthError> {
-        let Some(username) = self.link_owner(hash, LinkPurpose::VerifyEmail, now).await? else {
-            return Ok(None);
-        };
+    async fn verify_email(&self, hash: &TokenHash, owner: &str, password_hash: &str, now: u64) -> Result<bool, AuthError> {
         let verify = Update::builder()
             .table_name(&self.table)
-            .key("username", Self::key(&username))
+            .key("username", Self::key(owner))
             .update_expression("SET email_verified = :true REMOVE expires_at, verify_link")
             // SECURITY: only the newest link the user was sent (an older one is superseded),
             // and only with the password the verifier proved: a sign-up since replaced it.
@@ -137,16 +136,13 @@ impl LinkStore for DynamoUsers {
             .expression_attribute_values(":password", s(password_hash))
             .build()
             .map_err(build_error)?;
-        Ok(self.use_link(hash, LinkPurpose::VerifyEmail, now, verify).await?.then_some(username))
+        self.use_link(hash, LinkPurpose::VerifyEmail, owner, now, verify).await
     }
 
-    async fn reset_password(&self, hash: &TokenHash, new_hash: &str, now: u64) -> Result<Option<String>, AuthError> {
-        let Some(username) = self.link_owner(hash, LinkPurpose::ResetPassword, now).await? else {
-            return Ok(None);
-        };
+    async fn reset_password(&self, hash: &TokenHash, owner: &str, new_hash: &str, now: u64) -> Result<bool, AuthError> {
         let reset = Update::builder()
             .table_name(&self.table)
-            .key("username", Self::key(&username))
+            .key("username", Self::key(owner))
             .update_expression("SET password_hash = :password, password_changed_at = :now ADD session_epoch :one REMOVE reset_link")
             // SECURITY: only the newest link; using it removes the pointer, so every
             // outstanding reset link of the user dies with this one.
@@ -157,7 +153,7 @@ impl LinkStore for DynamoUsers {
             .expression_attribute_values(":hash", blob(hash))
             .build()
             .map_err(build_error)?;
-        Ok(self.use_link(hash, LinkPurpose::ResetPassword, now, reset).await?.then_some(username))
+        self.use_link(hash, LinkPurpose::ResetPassword, owner, now, reset).await
     }
 
     async fn replace_unverified_password(&self, username: &str, password_hash: &str, now: u64) -> Result<bool, AuthError> {

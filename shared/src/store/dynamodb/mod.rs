@@ -261,18 +261,7 @@ mod tests {
 
     #[test]
     fn user_without_disabled_flag_is_treated_as_disabled() {
-        let mut item = user_to_item(&UserRecord {
-            username: "a@example.com".into(),
-            user_id: "u1".into(),
-            password_hash: "$argon2id$...".into(),
-            roles: vec!["admin".into()],
-            disabled: false,
-            password_changed_at: 0,
-            session_epoch: 0,
-            legacy_sessions_valid_after: 0,
-            email_verified: true,
-            expires_at: None,
-        });
+        let mut item = user_to_item(&UserRecord::new("a@example.com", "u1", "$argon2id$...", vec!["admin".into()]));
         assert!(!user_from_item(&item).unwrap().disabled);
         item.remove("disabled");
         assert!(user_from_item(&item).unwrap().disabled);
