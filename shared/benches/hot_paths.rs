@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auth_core::api::authorizer::{Authorizer, AuthorizerEvent};
+use auth_core::claims::Authentication;
 use auth_core::clock::{Clock, SystemClock};
 use auth_core::keys::verifying::TrustedKeys;
 use auth_core::keys::{KeyCache, KeyDocument, SigningKeys};
@@ -136,7 +137,12 @@ fn verification_of(c: &mut Criterion, alg: &str, kid: &str) -> (Value, Value) {
     let (signing, keys) = (signing_keys_with_active(kid), public_keys());
     let now = SystemClock.now();
     let tokens: Vec<String> = (0..TOKENS)
-        .map(|i| access.issue(&signing, &format!("user-{i}"), "sid", &["user".into()], now).unwrap().token)
+        .map(|i| {
+            access
+                .issue(&signing, &format!("user-{i}"), "sid", &["user".into()], &Authentication::password(now), now)
+                .unwrap()
+                .token
+        })
         .collect();
     let token = tokens[0].clone();
     let header = AccessTokenHeader::read(&token).unwrap();
@@ -258,7 +264,10 @@ fn signing(c: &mut Criterion) {
         // signature, which is most of the difference to `issue_token_pair`.
         let entry = set["keys"].as_array().unwrap().iter().find(|k| k["kid"] == kid).unwrap();
         let pkcs8 = URL_SAFE_NO_PAD.decode(entry["private_key"].as_str().unwrap()).unwrap();
-        let token = access.issue(&keys, "user-1", "sid", &["user".into()], now).unwrap().token;
+        let token = access
+            .issue(&keys, "user-1", "sid", &["user".into()], &Authentication::password(now), now)
+            .unwrap()
+            .token;
         let message = token.rsplit_once('.').unwrap().0.as_bytes();
         match alg {
             "ES256" => {
@@ -282,7 +291,16 @@ fn signing(c: &mut Criterion) {
             b.iter(|| {
                 let refresh = RefreshToken::start(SessionId::generate());
                 let hash = refresh.hash();
-                let token = access.issue(&keys, "user-1", refresh.session_id.as_str(), &["user".into()], now).unwrap();
+                let token = access
+                    .issue(
+                        &keys,
+                        "user-1",
+                        refresh.session_id.as_str(),
+                        &["user".into()],
+                        &Authentication::password(now),
+                        now,
+                    )
+                    .unwrap();
                 (hash, token, refresh.encode())
             })
         });
@@ -298,7 +316,9 @@ fn signing(c: &mut Criterion) {
                     presented.hash(),
                     successor.hash(),
                     successor.encode(),
-                    access.issue(&keys, "user-1", "sid", &["user".into()], now).unwrap(),
+                    access
+                        .issue(&keys, "user-1", "sid", &["user".into()], &Authentication::password(now), now)
+                        .unwrap(),
                 )
             })
         });

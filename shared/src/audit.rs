@@ -34,12 +34,30 @@ pub enum AuditEvent {
     PasswordReset,
     /// A link e-mail was asked for and not sent (`reason`: `limited` or `send_failed`).
     EmailNotSent,
+    /// A right password for a user with a second factor: a challenge was issued.
+    MfaChallenged,
+    /// A second-factor answer was refused (`reason`: `wrong_code`, `replayed`, ...).
+    MfaFailed,
+    /// A signed-in user passed a second factor again (step-up).
+    MfaSteppedUp,
+    /// TOTP was turned on (enrolment confirmed).
+    MfaEnabled,
+    /// TOTP was turned off, by the user or (`reason: operator`) an operator.
+    MfaDisabled,
+    /// New recovery codes replaced the old ones.
+    RecoveryCodesRegenerated,
 }
 
 impl AuditEvent {
     /// The `event` field.
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::MfaChallenged => "mfa_challenged",
+            Self::MfaFailed => "mfa_failed",
+            Self::MfaSteppedUp => "mfa_stepped_up",
+            Self::MfaEnabled => "mfa_enabled",
+            Self::MfaDisabled => "mfa_disabled",
+            Self::RecoveryCodesRegenerated => "recovery_codes_regenerated",
             Self::LoginSucceeded => "login_succeeded",
             Self::LoginFailed => "login_failed",
             Self::LoginThrottled => "login_throttled",

@@ -1,6 +1,6 @@
 //! The one configuration of every function, read once from the environment at cold start.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::error::ConfigError;
 
@@ -153,6 +153,16 @@ pub struct Config {
     /// Sign-up, resend and forgot requests from one source IP per hour at most
     /// (`EMAIL_IP_LIMIT_PER_HOUR`, 30).
     pub email_ip_limit_per_hour: u64,
+    /// How recent a session's second factor must be for the sensitive account actions
+    /// (turning TOTP off, new recovery codes, a password change while MFA is on), seconds
+    /// (`STEP_UP_MAX_AGE`, 10 min).
+    pub step_up_max_age: u64,
+    /// The issuer authenticator apps show beside the account (`TOTP_ISSUER`; default the
+    /// host of `AUTH_ISSUER`).
+    pub totp_issuer: String,
+    /// Route keys (`"POST /payments"`) whose tokens must show a second factor in `amr`
+    /// (`ROUTE_REQUIRE_MFA`, comma-separated; the authorizer's).
+    pub route_require_mfa: HashSet<String>,
 }
 
 /// The option `value` names (case-insensitively) among `options`, or an error for `name`
@@ -300,8 +310,33 @@ impl Config {
             });
         }
 
+        let issuer = required("AUTH_ISSUER")?;
+        let issuer_host = issuer
+            .split("://")
+            .nth(1)
+            .unwrap_or(&issuer)
+            .split(['/', ':'])
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let totp_issuer = text("TOTP_ISSUER", &issuer_host);
+        if totp_issuer.contains(':') {
+            return Err(ConfigError {
+                name: "TOTP_ISSUER",
+                problem: "must not contain ':' (it separates issuer and account in authenticator apps)".into(),
+            });
+        }
+        let route_require_mfa = get("ROUTE_REQUIRE_MFA")
+            .map(|v| {
+                v.split(',')
+                    .map(|r| r.split_whitespace().collect::<Vec<_>>().join(" "))
+                    .filter(|r| !r.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+
         let config = Self {
-            issuer: required("AUTH_ISSUER")?,
+            issuer,
             audience: required("AUTH_AUDIENCE")?,
             users_table: text("USERS_TABLE", "auth-users"),
             sessions_table: text("SESSIONS_TABLE", "auth-sessions"),
@@ -339,6 +374,9 @@ impl Config {
             password_reset_ttl: seconds("PASSWORD_RESET_TTL", 1_800)?,
             email_limit_per_hour: seconds("EMAIL_LIMIT_PER_HOUR", 3)?,
             email_ip_limit_per_hour: seconds("EMAIL_IP_LIMIT_PER_HOUR", 30)?,
+            step_up_max_age: seconds("STEP_UP_MAX_AGE", 600)?,
+            totp_issuer,
+            route_require_mfa,
         };
         if config.refresh_reuse_grace > 60 {
             return Err(ConfigError {
@@ -385,6 +423,23 @@ mod tests {
         assert_eq!(c.refresh_cookie_path, "/auth");
         assert_eq!(c.refresh_token_delivery, TokenDelivery::Cookie);
         assert_eq!(c.refresh_cookie_same_site, SameSite::Strict);
+        assert_eq!(c.step_up_max_age, 600);
+        assert_eq!(c.totp_issuer, "auth.example.com");
+        assert!(c.route_require_mfa.is_empty());
+    }
+
+    #[test]
+    fn mfa_routes_are_route_keys_and_the_totp_issuer_has_no_colon() {
+        let c = config_with(&[
+            ("AUTH_ISSUER", "http://localhost:9000/lambda-url/discovery"),
+            ("AUTH_AUDIENCE", "api"),
+            ("ROUTE_REQUIRE_MFA", " POST  /payments, DELETE /account ,"),
+        ])
+        .unwrap();
+        assert_eq!(c.totp_issuer, "localhost");
+        assert_eq!(c.route_require_mfa, HashSet::from(["POST /payments".to_owned(), "DELETE /account".to_owned()]));
+        let bad = config_with(&[("AUTH_ISSUER", "https://a.example"), ("AUTH_AUDIENCE", "api"), ("TOTP_ISSUER", "a:b")]);
+        assert_eq!(bad.unwrap_err().name, "TOTP_ISSUER");
     }
 
     #[test]

@@ -49,6 +49,15 @@ pub enum AuthError {
     /// someone who knows the password).
     #[error("e-mail not verified")]
     EmailNotVerified,
+    /// A TOTP or recovery code that is wrong, already used, or not the user's.
+    #[error("invalid code")]
+    InvalidCode,
+    /// A sensitive account action without a recent second factor on this session.
+    #[error("step-up required")]
+    StepUpRequired,
+    /// TOTP enrolment while TOTP is already on.
+    #[error("mfa already enabled")]
+    MfaAlreadyEnabled,
     /// The account is throttled after repeated failures.
     #[error("too many attempts, retry after {retry_after_secs} s")]
     TooManyAttempts {
@@ -94,6 +103,9 @@ impl AuthError {
             Self::InvalidLink => (400, "invalid_token", "The link is invalid, already used or expired; ask for a new one.", None),
             Self::SignupClosed => (403, "signup_closed", "Sign-up is closed; ask the operator for an account.", None),
             Self::EmailNotVerified => (403, "email_not_verified", "Verify your e-mail address first; the link is in your inbox.", None),
+            Self::InvalidCode => (401, "invalid_code", "The code is wrong or was already used.", None),
+            Self::StepUpRequired => (403, "step_up_required", "Confirm with your second factor first (POST /auth/mfa/step-up).", None),
+            Self::MfaAlreadyEnabled => (409, "mfa_already_enabled", "TOTP is already on; turn it off first to enrol a new device.", None),
             Self::TooManyAttempts { retry_after_secs } => (429, "too_many_attempts", "Too many failed attempts; try again later.", Some(*retry_after_secs)),
             Self::Unavailable(_) => (
                 503,

@@ -28,6 +28,7 @@ pub mod claims;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod factors;
 pub mod keys;
 pub mod links;
 pub mod mail;

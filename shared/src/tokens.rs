@@ -10,7 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, Header, Validation};
 use serde::Deserialize;
 
-use crate::claims::AccessClaims;
+use crate::claims::{AccessClaims, Authentication, MFA_SCOPE, amr};
 use crate::config::{Config, MAX_ACCESS_TOKEN_TTL};
 use crate::error::AuthError;
 use crate::keys::{KeyAlgorithm, PublicKeys, SigningKeys};
@@ -176,9 +176,24 @@ impl AccessTokens {
         v
     }
 
-    /// Signs a new access token with the active key.
-    pub fn issue(&self, keys: &SigningKeys, user_id: &str, session_id: &str, roles: &[String], now: u64) -> Result<IssuedAccessToken, AuthError> {
+    /// Signs a new access token with the active key, carrying how the session was
+    /// authenticated (`amr`, `auth_time`).
+    pub fn issue(
+        &self,
+        keys: &SigningKeys,
+        user_id: &str,
+        session_id: &str,
+        roles: &[String],
+        auth: &Authentication,
+        now: u64,
+    ) -> Result<IssuedAccessToken, AuthError> {
         let key = keys.active();
+        // SECURITY: the MFA scope only from `amr`, never from a role that happens to carry its name.
+        let mut scope: Vec<&str> = roles.iter().map(String::as_str).filter(|r| *r != MFA_SCOPE).collect();
+        if amr::has_second_factor(&auth.amr) {
+            scope.push(MFA_SCOPE);
+        }
+        let scope = scope.join(" ");
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
@@ -189,7 +204,9 @@ impl AccessTokens {
             exp: now + self.ttl,
             nbf: None,
             roles: roles.to_vec(),
-            scope: roles.join(" "),
+            scope,
+            amr: auth.amr.clone(),
+            auth_time: auth.auth_time,
         };
         let mut header = Header::new(key.algorithm);
         header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
@@ -434,7 +451,16 @@ mod tests {
     fn issue_and_verify(now_issue: u64, now_verify: u64) -> Result<AccessClaims, Rejection> {
         let config = testing::config();
         let tokens = AccessTokens::new(&config);
-        let issued = tokens.issue(&testing::signing_keys(), "user-1", "sid-1", &["admin".into()], now_issue).unwrap();
+        let issued = tokens
+            .issue(
+                &testing::signing_keys(),
+                "user-1",
+                "sid-1",
+                &["admin".into()],
+                &Authentication::password(now_issue),
+                now_issue,
+            )
+            .unwrap();
         let header = AccessTokenHeader::read(&issued.token)?;
         tokens.verify(&testing::public_keys(), &issued.token, &header, now_verify)
     }
@@ -459,7 +485,17 @@ mod tests {
     #[test]
     fn a_header_naming_another_algorithm_than_the_keys_is_refused_before_the_signature_is_checked() {
         let tokens = AccessTokens::new(&testing::config());
-        let token = tokens.issue(&testing::signing_keys(), "user-1", "sid-1", &[], 1_000_000).unwrap().token;
+        let token = tokens
+            .issue(
+                &testing::signing_keys(),
+                "user-1",
+                "sid-1",
+                &[],
+                &Authentication::password(1_000_000),
+                1_000_000,
+            )
+            .unwrap()
+            .token;
         let (_, rest) = token.split_once('.').unwrap();
         let public = testing::public_keys();
         // k1 is ES256, k0 EdDSA, k2 RS256: every other name under each kid, HMAC ones included
@@ -509,7 +545,17 @@ mod tests {
 
         fn fixture() -> (AccessTokens, PublicKeys, String) {
             let tokens = AccessTokens::new(&testing::config());
-            let token = tokens.issue(&testing::signing_keys(), "user-1", "sid-1", &["admin".into()], NOW).unwrap().token;
+            let token = tokens
+                .issue(
+                    &testing::signing_keys(),
+                    "user-1",
+                    "sid-1",
+                    &["admin".into()],
+                    &Authentication::password(NOW),
+                    NOW,
+                )
+                .unwrap()
+                .token;
             (tokens, testing::public_keys(), token)
         }
 

@@ -257,6 +257,7 @@ async fn stored_session(sessions: &DynamoSessions, user_id: &str) -> String {
         user_agent: None,
         source_ip: None,
         previous_token_hash: None,
+        auth: auth_core::claims::Authentication::password(now),
     };
     sessions.create(&session).await.unwrap();
     format!("refresh_token={}", token.encode())
@@ -440,7 +441,10 @@ async fn serve(variant: &Variant, invocations: usize, keys: &SigningKeys, config
     let now = auth_core::clock::Clock::now(&auth_core::clock::SystemClock);
     // The token of a stored session, so that the strict authorizer finds it live.
     let sid = cookie.trim_start_matches("refresh_token=").split('.').next().unwrap().to_owned();
-    let token = AccessTokens::new(config).issue(keys, user_id, &sid, &["user".into()], now).unwrap().token;
+    let token = AccessTokens::new(config)
+        .issue(keys, user_id, &sid, &["user".into()], &auth_core::claims::Authentication::password(now), now)
+        .unwrap()
+        .token;
     let mut logout_cookies = logout_cookies.into_iter();
     for _ in 0..invocations {
         match variant.kind {

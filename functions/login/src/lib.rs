@@ -1,4 +1,5 @@
-//! The `login` Lambda — POST /auth/login: checks the password and starts a session.
+//! The `login` Lambda — POST /auth/login: checks the password and starts a session (or
+//! issues a second-factor challenge); POST /auth/login/mfa answers that challenge.
 //! All logic is in `auth_core`; this crate only names the endpoint.
 
 use std::convert::Infallible;
@@ -8,5 +9,5 @@ use lambda_http::{Body, Request, Response};
 
 /// Answers one request. Never fails: every error is an answer from the error table.
 pub async fn handle(api: &AuthApi, request: Request) -> Result<Response<Body>, Infallible> {
-    Ok(api.login(request).await)
+    Ok(api.login_or_mfa(request).await)
 }

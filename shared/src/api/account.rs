@@ -18,9 +18,10 @@ use super::http::{HttpPolicy, MAX_BODY_BYTES, empty_response, error_response, js
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::AuthError;
+use crate::factors::{FactorAnswer, factor_answer};
 use crate::keys::verifying::TrustedKeys;
 use crate::service::account::{AccountService, Caller};
-use crate::store::{SessionStore, UserStore};
+use crate::store::{FactorStore, SessionStore, UserStore};
 use crate::tokens::{AccessTokenHeader, AccessTokens};
 use std::sync::Arc;
 
@@ -31,11 +32,30 @@ pub const SESSIONS_PATH: &str = "/auth/sessions";
 /// The password path, matched by suffix likewise.
 pub const PASSWORD_PATH: &str = "/auth/password";
 
+/// The second-factor paths, matched by suffix likewise, longest first.
+const MFA_PATHS: [(&str, Resource); 5] = [
+    ("/auth/mfa/totp/confirm", Resource::TotpConfirm),
+    ("/auth/mfa/totp", Resource::Totp),
+    ("/auth/mfa/recovery-codes", Resource::RecoveryCodes),
+    ("/auth/mfa/step-up", Resource::StepUp),
+    ("/auth/mfa", Resource::Mfa),
+];
+
 /// What a request path names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resource {
     /// `/auth/password`.
     Password,
+    /// `/auth/mfa`: the caller's factors.
+    Mfa,
+    /// `/auth/mfa/totp`: start an enrolment (POST), turn TOTP off (DELETE).
+    Totp,
+    /// `/auth/mfa/totp/confirm`.
+    TotpConfirm,
+    /// `/auth/mfa/recovery-codes`.
+    RecoveryCodes,
+    /// `/auth/mfa/step-up`.
+    StepUp,
     /// `/auth/sessions`.
     Sessions,
     /// `/auth/sessions/{id}`, with the id as sent (checked later, so a malformed id gets
@@ -49,6 +69,9 @@ impl Resource {
         if path.ends_with(PASSWORD_PATH) {
             return Some(Self::Password);
         }
+        if let Some((_, resource)) = MFA_PATHS.iter().find(|(suffix, _)| path.ends_with(suffix)) {
+            return Some(resource.clone());
+        }
         if path.ends_with(SESSIONS_PATH) {
             return Some(Self::Sessions);
         }
@@ -59,7 +82,9 @@ impl Resource {
     /// The methods it answers, for `Allow` and the preflight's `Access-Control-Allow-Methods`.
     fn allowed_methods(&self) -> &'static str {
         match self {
-            Self::Password => "POST, OPTIONS",
+            Self::Password | Self::TotpConfirm | Self::RecoveryCodes | Self::StepUp => "POST, OPTIONS",
+            Self::Mfa => "GET, OPTIONS",
+            Self::Totp => "POST, DELETE, OPTIONS",
             Self::Sessions => "GET, OPTIONS",
             Self::Session(_) => "DELETE, OPTIONS",
         }
@@ -71,6 +96,21 @@ impl Resource {
 struct PasswordChange {
     current_password: SecretString,
     new_password: SecretString,
+}
+
+/// The body of the confirm and step-up endpoints.
+#[derive(Deserialize)]
+struct CodeBody {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    recovery_code: Option<String>,
+}
+
+/// Recovery codes, shown once.
+#[derive(serde::Serialize)]
+struct RecoveryCodes {
+    recovery_codes: Vec<String>,
 }
 
 /// The account endpoints over the public keys and the account use cases.
@@ -85,11 +125,18 @@ pub struct Account {
 impl Account {
     /// The endpoints for `config`, verifying with `keys` (the authorizer's: deployed
     /// `AUTH_PUBLIC_JWKS`, then the public store; never a private key).
-    pub fn new(config: &Config, keys: TrustedKeys, users: Arc<dyn UserStore>, sessions: Arc<dyn SessionStore>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        config: &Config,
+        keys: TrustedKeys,
+        users: Arc<dyn UserStore>,
+        sessions: Arc<dyn SessionStore>,
+        factors: Arc<dyn FactorStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             tokens: AccessTokens::new(config),
             keys,
-            service: AccountService::new(config, users, sessions, clock.clone()),
+            service: AccountService::new(config, users, sessions, factors, clock.clone()),
             clock,
             policy: HttpPolicy::new(config),
         }
@@ -148,7 +195,10 @@ impl Account {
                 }
                 return Ok(Some(response));
             }
-            (Resource::Password, &Method::POST) | (Resource::Sessions, &Method::GET) | (Resource::Session(_), &Method::DELETE) => true,
+            (Resource::Password | Resource::TotpConfirm | Resource::RecoveryCodes | Resource::StepUp, &Method::POST)
+            | (Resource::Sessions | Resource::Mfa, &Method::GET)
+            | (Resource::Totp, &Method::POST | &Method::DELETE)
+            | (Resource::Session(_), &Method::DELETE) => true,
             _ => false,
         };
         if !allowed {
@@ -176,7 +226,42 @@ impl Account {
             }
             Some(Resource::Sessions) => self.list(&caller).await,
             Some(Resource::Session(id)) => self.end(request, &caller, &id).await,
+            Some(resource @ (Resource::Mfa | Resource::Totp | Resource::TotpConfirm | Resource::RecoveryCodes | Resource::StepUp)) => {
+                self.mfa(request, &caller, resource).await
+            }
             None => Err(AuthError::NotFound),
+        }
+    }
+
+    /// The second-factor endpoints (`service::mfa`).
+    async fn mfa(&self, request: &Request, caller: &Caller, resource: Resource) -> Result<Response<Body>, AuthError> {
+        let meta = request_meta(request);
+        match (resource, request.method() == Method::DELETE) {
+            (Resource::Mfa, _) => Ok(json_response(StatusCode::OK, &self.service.mfa_status(caller).await?)),
+            (Resource::Totp, false) => Ok(json_response(StatusCode::OK, &self.service.start_totp(caller).await?)),
+            (Resource::Totp, true) => {
+                self.service.disable_totp(caller, &meta).await?;
+                Ok(empty_response(StatusCode::NO_CONTENT))
+            }
+            (Resource::TotpConfirm, _) => {
+                let body: CodeBody = json_body(request, "The body must be JSON with a string field code.")?;
+                let answer = factor_answer(body.code, None)?;
+                let FactorAnswer::Totp(code) = answer else {
+                    return Err(AuthError::InvalidRequest("Send the code."));
+                };
+                let codes = self.service.confirm_totp(caller, &code, &meta).await?;
+                Ok(json_response(StatusCode::OK, &RecoveryCodes { recovery_codes: codes }))
+            }
+            (Resource::RecoveryCodes, _) => {
+                let codes = self.service.regenerate_recovery_codes(caller, &meta).await?;
+                Ok(json_response(StatusCode::OK, &RecoveryCodes { recovery_codes: codes }))
+            }
+            (Resource::StepUp, _) => {
+                let body: CodeBody = json_body(request, "The body must be JSON with one of code and recovery_code.")?;
+                self.service.step_up(caller, &factor_answer(body.code, body.recovery_code)?, &meta).await?;
+                Ok(empty_response(StatusCode::NO_CONTENT))
+            }
+            (Resource::Password | Resource::Sessions | Resource::Session(_), _) => Err(AuthError::NotFound),
         }
     }
 
@@ -243,12 +328,25 @@ mod tests {
         let bed = TestBed::new(config());
         let public_store = Arc::new(StaticKeys::<PublicKeys>::public());
         let keys = TrustedKeys::new(Some(public_keys()), KeyCache::new(public_store.clone(), bed.clock.clone(), 300));
-        let account = Account::new(&bed.config, keys, bed.users.clone(), bed.sessions.clone(), bed.clock.clone());
+        let account = Account::new(
+            &bed.config,
+            keys,
+            bed.users.clone(),
+            bed.sessions.clone(),
+            bed.factors.clone(),
+            bed.clock.clone(),
+        );
         Bed { bed, account, public_store }
     }
 
     async fn login(bed: &Bed) -> IssuedTokens {
-        bed.bed.service.login(ALICE.0, ALICE.1.to_owned().into(), &Default::default()).await.unwrap()
+        bed.bed
+            .service
+            .login(ALICE.0, ALICE.1.to_owned().into(), &Default::default())
+            .await
+            .unwrap()
+            .signed()
+            .unwrap()
     }
 
     fn request(method: &str, path: &str, bearer: Option<&str>, origin: Option<&str>) -> Request {
@@ -324,6 +422,8 @@ mod tests {
             .service
             .login("bob@example.com", ALICE.1.to_owned().into(), &Default::default())
             .await
+            .unwrap()
+            .signed()
             .unwrap();
 
         let response = call(&bed, "GET", "/auth/sessions", Some(&first.access.token)).await;
@@ -811,7 +911,14 @@ mod tests {
         let bed = bed();
         let token = login(&bed).await.access.token;
         let keys = TrustedKeys::new(None, KeyCache::new(bed.public_store.clone(), bed.bed.clock.clone(), 300));
-        let account = Account::new(&bed.bed.config, keys, bed.bed.users.clone(), bed.bed.sessions.clone(), bed.bed.clock.clone());
+        let account = Account::new(
+            &bed.bed.config,
+            keys,
+            bed.bed.users.clone(),
+            bed.bed.sessions.clone(),
+            bed.bed.factors.clone(),
+            bed.bed.clock.clone(),
+        );
         bed.public_store.set_failing(true);
         let response = account.respond(&request("GET", "/auth/sessions", Some(&token), None)).await;
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);

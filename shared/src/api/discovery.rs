@@ -14,6 +14,7 @@ use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
 use crate::api::http::error_response;
+use crate::claims::amr;
 use crate::config::Config;
 use crate::error::{AuthError, ConfigError};
 use crate::keys::verifying::Jwks;
@@ -28,7 +29,7 @@ const ALLOWED_METHODS: &str = "GET, HEAD";
 
 /// The claims every access token carries, for `claims_supported` (a unit test holds it to
 /// what `tokens` issues).
-const ISSUED_CLAIMS: [&str; 9] = ["iss", "aud", "sub", "sid", "jti", "iat", "exp", "roles", "scope"];
+const ISSUED_CLAIMS: [&str; 11] = ["iss", "aud", "sub", "sid", "jti", "iat", "exp", "roles", "scope", "amr", "auth_time"];
 
 /// Which document a request asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +77,10 @@ pub struct OpenIdConfiguration {
     pub subject_types_supported: Vec<&'static str>,
     /// The claims of every access token.
     pub claims_supported: Vec<&'static str>,
+    /// The `amr` values tokens may carry (RFC 8176). Not a registered discovery member:
+    /// published so a verifier can tell which values to expect; a client that does not
+    /// know it ignores it, as Discovery 1.0 §3 requires of unknown members.
+    pub amr_values_supported: Vec<&'static str>,
 }
 
 impl OpenIdConfiguration {
@@ -89,6 +94,7 @@ impl OpenIdConfiguration {
             response_types_supported: vec!["token"],
             subject_types_supported: vec!["public"],
             claims_supported: ISSUED_CLAIMS.to_vec(),
+            amr_values_supported: amr::ALL.to_vec(),
         }
     }
 }
@@ -541,6 +547,8 @@ mod tests {
             nbf: None,
             roles: vec![],
             scope: String::new(),
+            amr: vec![],
+            auth_time: 1,
         };
         let issued: BTreeSet<String> = serde_json::to_value(claims).unwrap().as_object().unwrap().keys().cloned().collect();
         let listed: BTreeSet<String> = OpenIdConfiguration::new("https://auth.test")

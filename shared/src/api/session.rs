@@ -9,8 +9,9 @@ use serde::Deserialize;
 use super::http::{HttpPolicy, MAX_USERNAME_BYTES, append_header, empty_response, error_response, json_body, json_response, log_unavailable, request_meta};
 use crate::config::Config;
 use crate::error::AuthError;
+use crate::factors::factor_answer;
 use crate::password::check_size;
-use crate::service::{AuthService, IssuedTokens, RefreshFailure};
+use crate::service::{AuthService, IssuedTokens, LoginOutcome, RefreshFailure};
 
 /// The login, refresh and logout endpoints over one [`AuthService`].
 pub struct AuthApi {
@@ -23,6 +24,26 @@ struct LoginBody {
     username: String,
     password: SecretString,
 }
+
+#[derive(Deserialize)]
+struct MfaBody {
+    mfa_token: String,
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    recovery_code: Option<String>,
+}
+
+#[derive(serde::Serialize)]
+struct ChallengeResponse<'a> {
+    mfa_required: bool,
+    mfa_token: &'a str,
+    methods: &'a [&'static str],
+    expires_in: u64,
+}
+
+/// The path suffix of the challenge's answer.
+const MFA_LOGIN_SUFFIX: &str = "/login/mfa";
 
 #[derive(Deserialize, Default)]
 struct TokenBody {
@@ -50,7 +71,18 @@ impl AuthApi {
         }
     }
 
-    /// `POST /auth/login`.
+    /// The login function's two endpoints, by the path's suffix: `POST /auth/login/mfa`
+    /// answers a challenge; any other path is `POST /auth/login` (a function URL reaches
+    /// the function with any path).
+    pub async fn login_or_mfa(&self, request: Request) -> Response<Body> {
+        match request.uri().path().trim_end_matches('/').ends_with(MFA_LOGIN_SUFFIX) {
+            true => self.login_mfa(request).await,
+            false => self.login(request).await,
+        }
+    }
+
+    /// `POST /auth/login`: the tokens, or for a user with a second factor a challenge (200,
+    /// `mfa_required`, no token and no cookie).
     pub async fn login(&self, request: Request) -> Response<Body> {
         self.policy
             .respond(&request, async {
@@ -59,7 +91,30 @@ impl AuthApi {
                     return Err(AuthError::InvalidRequest("username must be 1 to 256 bytes."));
                 }
                 check_size(&body.password, "password must be 1 to 1024 bytes.")?;
-                let issued = self.service.login(&body.username, body.password, &request_meta(&request)).await?;
+                match self.service.login(&body.username, body.password, &request_meta(&request)).await? {
+                    LoginOutcome::Signed(issued) => Ok(self.token_response(*issued)),
+                    LoginOutcome::MfaRequired(challenge) => Ok(json_response(
+                        StatusCode::OK,
+                        &ChallengeResponse {
+                            mfa_required: true,
+                            mfa_token: &challenge.token.encode(),
+                            methods: &challenge.methods,
+                            expires_in: challenge.expires_in,
+                        },
+                    )),
+                }
+            })
+            .await
+    }
+
+    /// `POST /auth/login/mfa`: `mfa_token` and exactly one of `code` (TOTP) and
+    /// `recovery_code`; the usual token answer.
+    pub async fn login_mfa(&self, request: Request) -> Response<Body> {
+        self.policy
+            .respond(&request, async {
+                let body: MfaBody = json_body(&request, "The body must be JSON with mfa_token and one of code and recovery_code.")?;
+                let answer = factor_answer(body.code, body.recovery_code)?;
+                let issued = self.service.complete_mfa(&body.mfa_token, &answer, &request_meta(&request)).await?;
                 Ok(self.token_response(issued))
             })
             .await

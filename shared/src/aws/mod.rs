@@ -80,10 +80,10 @@ pub async fn auth_service(config: &Config) -> AuthService {
 /// [`AuthService::warm_up`] during init.
 pub fn auth_service_with(config: &Config, dynamodb: aws_sdk_dynamodb::Client, secrets: aws_sdk_secretsmanager::Client) -> AuthService {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let users = DynamoUsers::new(dynamodb.clone(), &config.users_table, &config.sessions_table);
+    let users = Arc::new(DynamoUsers::new(dynamodb.clone(), &config.users_table, &config.sessions_table));
     let sessions = DynamoSessions::new(dynamodb, &config.sessions_table);
     let keys = Arc::new(key_cache::<SigningKeys>(SecretsManagerKeys::new(secrets, &config.signing_secret_id), config));
-    AuthService::new(config, Arc::new(users), Arc::new(sessions), keys, clock)
+    AuthService::new(config, users.clone(), Arc::new(sessions), users, keys, clock)
 }
 
 /// The authorizer, configured from the environment. With keys deployed in
@@ -150,9 +150,9 @@ pub async fn account(config: &Config) -> Result<Account, ConfigError> {
 /// The `account` endpoints over the given clients (tests); nothing fetched yet.
 pub fn account_with(config: &Config, dynamodb: aws_sdk_dynamodb::Client, secrets: aws_sdk_secretsmanager::Client) -> Result<Account, ConfigError> {
     let keys = trusted_keys(config, SecretsManagerKeys::new(secrets, &config.public_keys_secret_id))?;
-    let users = DynamoUsers::new(dynamodb.clone(), &config.users_table, &config.sessions_table);
+    let users = Arc::new(DynamoUsers::new(dynamodb.clone(), &config.users_table, &config.sessions_table));
     let sessions = DynamoSessions::new(dynamodb, &config.sessions_table);
-    Ok(Account::new(config, keys, Arc::new(users), Arc::new(sessions), Arc::new(SystemClock)))
+    Ok(Account::new(config, keys, users.clone(), Arc::new(sessions), users, Arc::new(SystemClock)))
 }
 
 /// The keys of `AUTH_PUBLIC_JWKS`, refused with the variable's name when malformed.

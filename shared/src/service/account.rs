@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::error::AuthError;
 use crate::password::{check_size, hash_new_password};
 use crate::password_policy::PasswordPolicy;
-use crate::store::{FAN_OUT_DEADLINE, RevokeIf, SessionRecord, SessionStore, UserRecord, UserStore};
+use crate::store::{FAN_OUT_DEADLINE, FactorStore, RevokeIf, SessionRecord, SessionStore, UserRecord, UserStore};
 use crate::tokens::SessionId;
 
 /// The most sessions one listing returns (newest first).
@@ -82,20 +82,26 @@ pub struct SessionList {
 
 /// The account use cases over the two tables.
 pub struct AccountService {
-    users: Arc<dyn UserStore>,
-    sessions: Arc<dyn SessionStore>,
-    clock: Arc<dyn Clock>,
+    pub(super) users: Arc<dyn UserStore>,
+    pub(super) sessions: Arc<dyn SessionStore>,
+    pub(super) factors: Arc<dyn FactorStore>,
+    pub(super) clock: Arc<dyn Clock>,
     passwords: PasswordPolicy,
+    pub(super) step_up_max_age: u64,
+    pub(super) totp_issuer: String,
 }
 
 impl AccountService {
     /// The use cases for `config` (its password policy) over the stores.
-    pub fn new(config: &Config, users: Arc<dyn UserStore>, sessions: Arc<dyn SessionStore>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(config: &Config, users: Arc<dyn UserStore>, sessions: Arc<dyn SessionStore>, factors: Arc<dyn FactorStore>, clock: Arc<dyn Clock>) -> Self {
         Self {
             users,
             sessions,
+            factors,
             clock,
             passwords: PasswordPolicy::from_config(config),
+            step_up_max_age: config.step_up_max_age,
+            totp_issuer: config.totp_issuer.clone(),
         }
     }
 
@@ -133,6 +139,8 @@ impl AccountService {
             .passwords
             .check(new, &caller.session.username)
             .map_err(|weak| AuthError::WeakPassword(weak.0))?;
+        // With a second factor on, a stolen access token and password are not enough.
+        self.require_step_up_if_enrolled(caller).await?;
         let now = self.clock.now();
         let failed = |user_id: Option<&str>, reason: &str| {
             audit::emit(

@@ -2,14 +2,17 @@
 //! the per-account throttle reserved before any hashing (so parallel guesses cannot outrun
 //! it), one full argon2id verification whether or not the user exists, and one failure
 //! recorded whatever the reason. A password change is therefore no faster or unthrottled
-//! way to guess a password than login.
+//! way to guess a password than login. Second factors (the login challenge and the step-up)
+//! are checked under the same throttle by [`check_factor`].
 
 use secrecy::SecretString;
 
 use crate::error::AuthError;
+use crate::factors::FactorAnswer;
 use crate::password::verify_password;
 use crate::password_policy::normalize;
-use crate::store::{AttemptReservation, UserRecord, UserStore};
+use crate::store::{AttemptReservation, FactorStore, UserRecord, UserStore};
+use crate::tokens::TokenHash;
 
 /// What a password check found.
 #[derive(Debug)]
@@ -65,4 +68,52 @@ pub async fn check_password(users: &dyn UserStore, username: &str, password: &Se
             })
         }
     }
+}
+
+/// What a second-factor check found.
+#[derive(Debug)]
+pub enum FactorCheck {
+    /// The answer was right and is now used (and the challenge with it, when there was one).
+    Passed,
+    /// The account is throttled; nothing was checked.
+    Throttled {
+        /// Seconds until the next attempt is accepted.
+        retry_after_secs: u64,
+    },
+    /// Wrong, or right but already used (or its challenge just was); the failure is
+    /// recorded. `reason` is for the audit line only.
+    Failed {
+        /// `wrong_code` or `replayed`.
+        reason: &'static str,
+    },
+}
+
+/// Checks a second-factor answer of `username`, under the same per-account throttle as
+/// passwords (one attempt reserved before the check, a failure recorded), and uses it in one
+/// conditional write, with `challenge` when a login is being completed: a TOTP step or a
+/// recovery code passes once, however many requests race with it. A pass clears the
+/// throttle, including the attempt the password check of the same login left reserved.
+pub async fn check_factor(
+    users: &dyn UserStore,
+    factors: &dyn FactorStore,
+    username: &str,
+    answer: &FactorAnswer,
+    challenge: Option<&TokenHash>,
+    now: u64,
+) -> Result<FactorCheck, AuthError> {
+    let (stored, reservation) = tokio::try_join!(factors.factors(username), users.reserve_attempt(username, now))?;
+    let attempts = match reservation {
+        AttemptReservation::Granted { attempts } => attempts,
+        AttemptReservation::Refused { retry_after_secs } => return Ok(FactorCheck::Throttled { retry_after_secs }),
+    };
+    let reason = match stored.as_ref().and_then(|stored| answer.check(stored, now)) {
+        None => "wrong_code",
+        Some(used) if factors.use_factor(username, &used, challenge, now).await? => {
+            users.clear_attempts(username).await?;
+            return Ok(FactorCheck::Passed);
+        }
+        Some(_) => "replayed",
+    };
+    users.record_failure(username, attempts, now).await?;
+    Ok(FactorCheck::Failed { reason })
 }

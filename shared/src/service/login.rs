@@ -1,25 +1,68 @@
-//! Login: a throttled password check, then a new session under the user's epoch.
+//! Login: a throttled password check, then a new session under the user's epoch; for a
+//! user with a second factor, first a challenge that `POST /auth/login/mfa` answers.
 
 use secrecy::SecretString;
 
-use super::credentials::{PasswordCheck, check_password};
+use super::credentials::{FactorCheck, PasswordCheck, check_factor, check_password};
 use super::{AuthService, IssuedTokens, audit_session};
 use crate::audit::{self, AuditEvent, RequestMeta};
+use crate::claims::Authentication;
 use crate::error::AuthError;
-use crate::store::{SessionRecord, normalize_username};
+use crate::factors::FactorAnswer;
+use crate::keys::SigningKeys;
+use crate::links::LinkToken;
+use crate::store::{Challenge, SessionRecord, UserRecord, normalize_username};
 use crate::tokens::{RefreshToken, SessionId};
 
+/// How long a login challenge (`mfa_token`) waits for its answer.
+pub const MFA_CHALLENGE_TTL: u64 = 300;
+/// Wrong answers a challenge takes; the last one deletes it.
+pub const MAX_CHALLENGE_FAILURES: u32 = 5;
+
+/// What a right password leads to.
+#[derive(Debug)]
+pub enum LoginOutcome {
+    /// A session: the user has no second factor.
+    Signed(Box<IssuedTokens>),
+    /// The user has a second factor: no session yet, a challenge to answer.
+    MfaRequired(MfaChallenge),
+}
+
+impl LoginOutcome {
+    /// The tokens, when the login needed no second factor.
+    pub fn signed(self) -> Option<IssuedTokens> {
+        match self {
+            Self::Signed(issued) => Some(*issued),
+            Self::MfaRequired(_) => None,
+        }
+    }
+}
+
+/// A login challenge as the client gets it.
+#[derive(Debug)]
+pub struct MfaChallenge {
+    /// The `mfa_token`: single use, [`MFA_CHALLENGE_TTL`] seconds, only its hash stored.
+    pub token: LinkToken,
+    /// What may answer it (`totp`, `recovery_code`).
+    pub methods: Vec<&'static str>,
+    /// Seconds it stays usable.
+    pub expires_in: u64,
+}
+
 impl AuthService {
-    /// Checks a password and starts a session. The attempt is reserved before the password
-    /// is hashed, so parallel guesses cannot outrun the throttle. Unknown user, wrong
-    /// password and disabled account take the same path (a full argon2id verification and
-    /// a counted attempt) and give the same error.
-    pub async fn login(&self, username: &str, password: SecretString, meta: &RequestMeta) -> Result<IssuedTokens, AuthError> {
+    /// Checks a password and starts a session, or, for a user with a second factor, issues
+    /// a challenge. The attempt is reserved before the password is hashed, so parallel
+    /// guesses cannot outrun the throttle. Unknown user, wrong password and disabled account
+    /// take the same path (a full argon2id verification and a counted attempt) and give the
+    /// same error; the factors are read beside the password check for every username, so
+    /// the answer's timing tells nothing about them either.
+    pub async fn login(&self, username: &str, password: SecretString, meta: &RequestMeta) -> Result<LoginOutcome, AuthError> {
         let username = normalize_username(username);
         let now = self.clock.now();
         // Keys first: without them nothing can be issued, and no attempt should be spent.
         let keys = self.keys.current().await?;
-        let user = match check_password(&*self.users, &username, &password, now).await? {
+        let (checked, factors) = tokio::try_join!(check_password(&*self.users, &username, &password, now), self.factors.factors(&username))?;
+        let user = match checked {
             // The password is right: only now may the answer say the address is unverified.
             PasswordCheck::Passed(user) if !user.email_verified => {
                 // The password was right: its reserved attempt must not count toward a throttle.
@@ -39,7 +82,83 @@ impl AuthService {
                 return Err(AuthError::InvalidCredentials);
             }
         };
+        if let Some(factors) = factors.filter(|f| f.required()) {
+            // SECURITY: the password's attempt stays reserved until the second factor passes,
+            // so alternating right passwords with wrong codes does not reset the throttle.
+            let token = LinkToken::generate();
+            self.factors
+                .issue_challenge(&Challenge {
+                    hash: token.hash(),
+                    username: user.username.clone(),
+                    session_epoch: user.session_epoch,
+                    password_at: now,
+                    failures: 0,
+                    expires_at: now + MFA_CHALLENGE_TTL,
+                })
+                .await?;
+            audit::emit(AuditEvent::MfaChallenged, meta, Some(&user.user_id), None, None);
+            return Ok(LoginOutcome::MfaRequired(MfaChallenge {
+                token,
+                methods: factors.methods(),
+                expires_in: MFA_CHALLENGE_TTL,
+            }));
+        }
+        let issued = self
+            .start_session(&keys, &user, user.session_epoch, Authentication::password(now), meta, now)
+            .await?;
+        Ok(LoginOutcome::Signed(Box::new(issued)))
+    }
 
+    /// Answers a login challenge with a second factor: the session starts as login's would
+    /// have, under the epoch the password was checked at, with `amr` `pwd` + `otp` + `mfa`.
+    /// A wrong answer counts toward the account's throttle and the challenge's own limit; an
+    /// unknown, used, expired or outdated challenge (the password changed, every session was
+    /// ended, or the account disabled since) is `invalid_token`.
+    pub async fn complete_mfa(&self, mfa_token: &str, answer: &FactorAnswer, meta: &RequestMeta) -> Result<IssuedTokens, AuthError> {
+        let now = self.clock.now();
+        let hash = LinkToken::parse(mfa_token).ok_or(AuthError::InvalidToken)?.hash();
+        let keys = self.keys.current().await?;
+        let challenge = self.factors.challenge(&hash, now).await?.ok_or(AuthError::InvalidToken)?;
+        let (user, checked) = tokio::try_join!(
+            self.users.get(&challenge.username),
+            check_factor(&*self.users, &*self.factors, &challenge.username, answer, Some(&hash), now)
+        )?;
+        let user_id = user.as_ref().map(|u| u.user_id.as_str());
+        match checked {
+            FactorCheck::Passed => {}
+            FactorCheck::Throttled { retry_after_secs } => {
+                audit::emit(AuditEvent::LoginThrottled, meta, user_id, None, Some("mfa"));
+                return Err(AuthError::TooManyAttempts { retry_after_secs });
+            }
+            FactorCheck::Failed { reason } => {
+                self.factors.fail_challenge(&hash, MAX_CHALLENGE_FAILURES).await?;
+                audit::emit(AuditEvent::MfaFailed, meta, user_id, None, Some(reason));
+                return Err(AuthError::InvalidCode);
+            }
+        }
+        // SECURITY: the challenge is bound to the password check: a bump of the epoch since
+        // (password change or reset, logout everywhere, disable) ends it like a session.
+        let user = match user {
+            Some(user) if !user.disabled && user.session_epoch == challenge.session_epoch => user,
+            _ => {
+                audit::emit(AuditEvent::LoginFailed, meta, user_id, None, Some("challenge_outdated"));
+                return Err(AuthError::InvalidToken);
+            }
+        };
+        let auth = Authentication::password(challenge.password_at).with_otp(now);
+        self.start_session(&keys, &user, challenge.session_epoch, auth, meta, now).await
+    }
+
+    /// A new session of `user` under `epoch`, and its first tokens.
+    async fn start_session(
+        &self,
+        keys: &SigningKeys,
+        user: &UserRecord,
+        epoch: u64,
+        auth: Authentication,
+        meta: &RequestMeta,
+        now: u64,
+    ) -> Result<IssuedTokens, AuthError> {
         let session_id = SessionId::generate();
         let refresh = RefreshToken::start(session_id.clone());
         let session = SessionRecord {
@@ -54,16 +173,17 @@ impl AuthService {
             // SECURITY: the epoch of the user item the password was checked against, not a
             // fresh read: a bump since (a password change, logout everywhere, disable)
             // leaves this session dead, however soon after it lands.
-            session_epoch: Some(user.session_epoch),
+            session_epoch: Some(epoch),
             expires_at: now + self.refresh_idle_ttl,
             absolute_expires_at: now + self.session_max_age,
             revoked_at: None,
             revoke_reason: None,
             user_agent: meta.user_agent.clone(),
             source_ip: meta.source_ip.clone(),
+            auth,
         };
-        tokio::try_join!(self.sessions.create(&session), self.users.clear_attempts(&username))?;
-        let issued = self.issue(&keys, &user, &session, refresh, now)?;
+        tokio::try_join!(self.sessions.create(&session), self.users.clear_attempts(&user.username))?;
+        let issued = self.issue(keys, user, &session, refresh, now)?;
         audit_session(AuditEvent::LoginSucceeded, meta, &session, None);
         Ok(issued)
     }

@@ -9,6 +9,9 @@ pub mod account;
 pub mod credentials;
 mod login;
 mod logout;
+pub mod mfa;
+#[cfg(test)]
+mod mfa_tests;
 mod refresh;
 pub mod register;
 pub mod revocation;
@@ -22,8 +25,10 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::AuthError;
 use crate::keys::{KeyCache, SigningKeys};
-use crate::store::{SessionRecord, SessionStore, UserRecord, UserStore};
+use crate::store::{FactorStore, SessionRecord, SessionStore, UserRecord, UserStore};
+
 use crate::tokens::{AccessTokens, IssuedAccessToken, RefreshToken};
+pub use login::{LoginOutcome, MAX_CHALLENGE_FAILURES, MFA_CHALLENGE_TTL, MfaChallenge};
 
 /// What a successful login or refresh hands to the client. Its `Debug` shows no secret:
 /// both tokens redact themselves.
@@ -68,6 +73,7 @@ impl From<AuthError> for RefreshFailure {
 pub struct AuthService {
     users: Arc<dyn UserStore>,
     sessions: Arc<dyn SessionStore>,
+    factors: Arc<dyn FactorStore>,
     keys: Arc<KeyCache<SigningKeys>>,
     tokens: AccessTokens,
     clock: Arc<dyn Clock>,
@@ -78,10 +84,18 @@ pub struct AuthService {
 
 impl AuthService {
     /// Wires the use cases.
-    pub fn new(config: &Config, users: Arc<dyn UserStore>, sessions: Arc<dyn SessionStore>, keys: Arc<KeyCache<SigningKeys>>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        config: &Config,
+        users: Arc<dyn UserStore>,
+        sessions: Arc<dyn SessionStore>,
+        factors: Arc<dyn FactorStore>,
+        keys: Arc<KeyCache<SigningKeys>>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             users,
             sessions,
+            factors,
             keys,
             tokens: AccessTokens::new(config),
             clock,
@@ -108,7 +122,9 @@ impl AuthService {
     }
 
     fn issue(&self, keys: &SigningKeys, user: &UserRecord, session: &SessionRecord, refresh: RefreshToken, now: u64) -> Result<IssuedTokens, AuthError> {
-        let access = self.tokens.issue(keys, &user.user_id, session.session_id.as_str(), &user.roles, now)?;
+        let access = self
+            .tokens
+            .issue(keys, &user.user_id, session.session_id.as_str(), &user.roles, &session.auth, now)?;
         Ok(IssuedTokens {
             access,
             refresh,

@@ -173,7 +173,12 @@ mod tests {
     }
 
     async fn login(bed: &TestBed) -> IssuedTokens {
-        bed.service.login(ALICE.0, ALICE.1.to_owned().into(), &Default::default()).await.unwrap()
+        bed.service
+            .login(ALICE.0, ALICE.1.to_owned().into(), &Default::default())
+            .await
+            .unwrap()
+            .signed()
+            .unwrap()
     }
 
     async fn confirm(check: &SessionCheck, issued: &IssuedTokens) -> Result<(), Refusal> {

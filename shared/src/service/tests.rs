@@ -11,7 +11,7 @@ fn meta() -> RequestMeta {
 }
 
 async fn login(bed: &TestBed) -> IssuedTokens {
-    bed.service.login(ALICE.0, ALICE.1.to_owned().into(), &meta()).await.unwrap()
+    bed.service.login(ALICE.0, ALICE.1.to_owned().into(), &meta()).await.unwrap().signed().unwrap()
 }
 
 async fn refresh(bed: &TestBed, token: &RefreshToken) -> Result<IssuedTokens, AuthError> {
@@ -21,7 +21,13 @@ async fn refresh(bed: &TestBed, token: &RefreshToken) -> Result<IssuedTokens, Au
 #[tokio::test]
 async fn login_stores_only_the_hash_of_the_refresh_token() {
     let bed = TestBed::new(config());
-    let issued = bed.service.login("  Alice@Example.com ", ALICE.1.to_owned().into(), &meta()).await.unwrap();
+    let issued = bed
+        .service
+        .login("  Alice@Example.com ", ALICE.1.to_owned().into(), &meta())
+        .await
+        .unwrap()
+        .signed()
+        .unwrap();
     let stored = bed.sessions.stored(&issued.refresh.session_id).unwrap();
     assert!(stored.token_hash.ct_eq(&issued.refresh.hash()));
     assert_eq!(stored.generation, 0);
@@ -247,7 +253,13 @@ async fn logout_revokes_and_is_idempotent_and_everywhere_spares_other_users() {
     other.username = "carol@example.com".into();
     other.user_id = "user-carol".into();
     bed.users.put(other);
-    let carol = bed.service.login("carol@example.com", ALICE.1.to_owned().into(), &meta()).await.unwrap();
+    let carol = bed
+        .service
+        .login("carol@example.com", ALICE.1.to_owned().into(), &meta())
+        .await
+        .unwrap()
+        .signed()
+        .unwrap();
 
     bed.service.logout(Some(&a.refresh.encode()), false, &meta()).await.unwrap();
     assert!(matches!(refresh(&bed, &a.refresh).await, Err(AuthError::InvalidToken)));
@@ -385,7 +397,7 @@ async fn the_fan_outs_of_several_refresh_cookies_share_one_deadline() {
     bed.users.put(carol);
     let mut cookies = Vec::new();
     for username in [ALICE.0, "carol@example.com"] {
-        let issued = bed.service.login(username, ALICE.1.to_owned().into(), &meta()).await.unwrap();
+        let issued = bed.service.login(username, ALICE.1.to_owned().into(), &meta()).await.unwrap().signed().unwrap();
         let template = bed.sessions.stored(&issued.refresh.session_id).unwrap();
         for _ in 0..1_000 {
             bed.sessions.put(SessionRecord {

@@ -14,7 +14,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::{StreamExt, stream};
 
+use crate::claims::Authentication;
 use crate::error::AuthError;
+use crate::factors::{FactorUse, Factors, TotpSecret};
 use crate::links::{IssuedLink, LinkPurpose};
 use crate::tokens::{SessionId, TokenHash};
 
@@ -105,6 +107,9 @@ pub trait SessionStore: Send + Sync {
     /// Revokes a session under `condition`, in one conditional write that also brings its
     /// expiry forward to [`REVOKED_RETENTION_SECS`] from `now`.
     async fn revoke(&self, session_id: &SessionId, condition: RevokeIf<'_>, reason: &str, now: u64) -> Result<Revocation, AuthError>;
+    /// Records that the session's user authenticated again (a step-up with a second
+    /// factor), only while the session is live at `now` and `user_id`'s. `false` otherwise.
+    async fn set_auth(&self, session_id: &SessionId, user_id: &str, auth: &Authentication, now: u64) -> Result<bool, AuthError>;
     /// Reads one session (operator tools; the hot paths never read before writing).
     async fn get(&self, session_id: &SessionId) -> Result<Option<SessionRecord>, AuthError>;
     /// The ids of a user's sessions, newest first (through the `by_user_created` index),
@@ -293,4 +298,55 @@ pub trait LinkStore: Send + Sync {
 /// The table key of a username: trimmed and lowercased.
 pub fn normalize_username(raw: &str) -> String {
     raw.trim().to_lowercase()
+}
+
+/// A login half done: the password was right and the user has a second factor. Stored as a
+/// one-time token (`link#<hash>`, purpose `mfa_login`) until the factor is answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    /// SHA-256 of the `mfa_token` the client holds.
+    pub hash: TokenHash,
+    /// Whose password was checked.
+    pub username: String,
+    /// The user's session epoch at that check: a bump since (password change or reset,
+    /// logout everywhere, disable) kills the challenge, as it would the session.
+    pub session_epoch: u64,
+    /// When the password was checked (the session's `auth_time` for `pwd`).
+    pub password_at: u64,
+    /// Wrong answers so far.
+    pub failures: u32,
+    /// When it lapses.
+    pub expires_at: u64,
+}
+
+/// A user's second factors (`mfa#<username>` items) and login challenges, in the users
+/// table. Every use of a factor is one conditional write, so a TOTP step or a recovery code
+/// passes once however many requests race with it.
+#[async_trait]
+pub trait FactorStore: Send + Sync {
+    /// The user's factors, read consistently; `None` when there are none.
+    async fn factors(&self, username: &str) -> Result<Option<Factors>, AuthError>;
+    /// Stores an enrolment waiting for its first code, replacing any earlier one, only
+    /// while no TOTP is confirmed. `false` when one is.
+    async fn start_totp(&self, username: &str, secret: &TotpSecret, until: u64) -> Result<bool, AuthError>;
+    /// Confirms the pending enrolment `secret` with its first `step`, and stores the
+    /// recovery codes, in one write: only while that enrolment is still pending and
+    /// unlapsed at `now`, and no TOTP is confirmed. `false` otherwise.
+    async fn confirm_totp(&self, username: &str, secret: &TotpSecret, step: u64, recovery_codes: &[TokenHash], now: u64) -> Result<bool, AuthError>;
+    /// Removes every factor of the user (turning TOTP off; an operator's reset).
+    async fn remove_factors(&self, username: &str) -> Result<(), AuthError>;
+    /// Replaces the recovery codes, while TOTP is on. `false` when it is not.
+    async fn replace_recovery_codes(&self, username: &str, recovery_codes: &[TokenHash]) -> Result<bool, AuthError>;
+    /// Uses a factor in one conditional write (a TOTP step later than the last one, or a
+    /// recovery code still stored), and with `challenge`, in one transaction with consuming
+    /// that challenge (it must still be `username`'s and unexpired at `now`). `false` when
+    /// any condition failed: nothing was written.
+    async fn use_factor(&self, username: &str, used: &FactorUse, challenge: Option<&TokenHash>, now: u64) -> Result<bool, AuthError>;
+    /// Stores a new login challenge.
+    async fn issue_challenge(&self, challenge: &Challenge) -> Result<(), AuthError>;
+    /// The unexpired login challenge with this hash; `None` for anything else.
+    async fn challenge(&self, hash: &TokenHash, now: u64) -> Result<Option<Challenge>, AuthError>;
+    /// Counts one wrong answer to the challenge; the one that reaches `max_failures`
+    /// deletes it.
+    async fn fail_challenge(&self, hash: &TokenHash, max_failures: u32) -> Result<(), AuthError>;
 }

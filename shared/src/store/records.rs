@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use crate::claims::Authentication;
 use crate::tokens::{SessionId, TokenHash};
 
 /// A user as the login and refresh use cases need it.
@@ -243,6 +244,9 @@ pub struct SessionRecord {
     pub user_agent: Option<String>,
     /// Client's IP.
     pub source_ip: Option<String>,
+    /// How the user authenticated for it (`amr` and `auth_time` of its access tokens): set
+    /// at login, raised by a step-up, kept by every refresh.
+    pub auth: Authentication,
 }
 
 impl SessionRecord {

@@ -51,7 +51,7 @@ async fn bad_tokens_are_denied_in_both_shapes_and_never_error_for_http_apis() {
     let mut exp_string = valid_claims(&app.config);
     exp_string["exp"] = json!((now + 600).to_string());
     let other_issuer = AccessTokens::new(&config_with(&[("AUTH_ISSUER", "https://other.test")]))
-        .issue(&signing_keys(), "u", "s", &[], now)
+        .issue(&signing_keys(), "u", "s", &[], &auth_core::claims::Authentication::password(now), now)
         .unwrap()
         .token;
     let mut tampered = valid.split('.').map(str::to_owned).collect::<Vec<_>>();

@@ -17,7 +17,7 @@ fn pointer(purpose: LinkPurpose) -> &'static str {
     }
 }
 
-fn link_key(hash: &TokenHash) -> AttributeValue {
+pub(super) fn link_key(hash: &TokenHash) -> AttributeValue {
     let hex: String = hash.0.iter().map(|b| format!("{b:02x}")).collect();
     s(format!("link#{hex}"))
 }
@@ -26,7 +26,7 @@ fn blob(hash: &TokenHash) -> AttributeValue {
     AttributeValue::B(Blob::new(hash.0.to_vec()))
 }
 
-fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> AuthError {
+pub(super) fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> AuthError {
     AuthError::unavailable("TransactWriteItems request", e)
 }
 

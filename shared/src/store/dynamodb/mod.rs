@@ -1,6 +1,7 @@
 //! The DynamoDB implementation of the stores, and the table definitions that
 //! `authctl local-setup` and the tests create. No scans, ever.
 
+mod factors;
 mod links;
 mod sessions;
 mod standing;
@@ -29,6 +30,7 @@ use super::{
     ATTEMPT_LEASE_SECS, AttemptReservation, LoginThrottle, REVOKED_RETENTION_SECS, Revocation, RevokeIf, Rotation, RotationOutcome, SessionRecord,
     SessionStanding, SessionStore, StandingStore, THROTTLE_AFTER_FAILURES, THROTTLE_WINDOW_SECS, UserRecord, UserStanding, UserStore,
 };
+use crate::claims::Authentication;
 use crate::error::{AuthError, sdk_error};
 use crate::tokens::{SessionId, TokenHash};
 
@@ -76,6 +78,8 @@ fn session_to_item(session: &SessionRecord) -> Item {
         ("created_at".into(), n(session.created_at)),
         ("expires_at".into(), n(session.expires_at)),
         ("absolute_expires_at".into(), n(session.absolute_expires_at)),
+        ("amr".into(), s(session.auth.amr.join(" "))),
+        ("auth_time".into(), n(session.auth.auth_time)),
     ]);
     if let Some(epoch) = session.session_epoch {
         item.insert("session_epoch".into(), n(epoch));
@@ -121,7 +125,22 @@ fn session_from_item(item: &Item) -> Option<SessionRecord> {
         revoke_reason: get_s(item, "revoke_reason"),
         user_agent: get_s(item, "user_agent"),
         source_ip: get_s(item, "source_ip"),
+        auth: auth_from_item(item)?,
     })
+}
+
+/// A session's `amr` and `auth_time`. A session from before they were stored was opened
+/// with a password at its creation; a stored value that does not read is no session.
+fn auth_from_item(item: &Item) -> Option<Authentication> {
+    let created_at = get_n(item, "created_at")?;
+    match (item.get("amr"), item.get("auth_time")) {
+        (None, None) => Some(Authentication::password(created_at)),
+        (Some(amr), Some(_)) => Some(Authentication {
+            amr: amr.as_s().ok()?.split_whitespace().map(str::to_owned).collect(),
+            auth_time: get_n(item, "auth_time")?,
+        }),
+        _ => None,
+    }
 }
 
 fn user_to_item(user: &UserRecord) -> Item {
@@ -244,6 +263,7 @@ mod tests {
             revoke_reason: None,
             user_agent: Some("é".repeat(300)),
             source_ip: Some("127.0.0.1".into()),
+            auth: Authentication::password(5).with_otp(9),
         };
         let item = session_to_item(&session);
         let back = session_from_item(&item).unwrap();
@@ -251,6 +271,11 @@ mod tests {
         assert_eq!(back.token_hash, session.token_hash);
         assert_eq!(back.generation, 3);
         assert_eq!(back.session_epoch, Some(4));
+        assert_eq!(back.auth, session.auth);
+        let mut before_amr = item.clone();
+        before_amr.remove("amr");
+        before_amr.remove("auth_time");
+        assert_eq!(session_from_item(&before_amr).unwrap().auth, Authentication::password(5), "written before amr");
         let mut legacy = item.clone();
         legacy.remove("session_epoch");
         assert_eq!(session_from_item(&legacy).unwrap().session_epoch, None, "written before epochs");

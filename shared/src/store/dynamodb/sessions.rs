@@ -123,6 +123,24 @@ impl SessionStore for DynamoSessions {
         }
     }
 
+    async fn set_auth(&self, session_id: &SessionId, user_id: &str, auth: &Authentication, now: u64) -> Result<bool, AuthError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("session_id", s(session_id.as_str()))
+            .update_expression("SET amr = :amr, auth_time = :auth_time")
+            // SECURITY: only a live session of this user is stepped up.
+            .condition_expression("user_id = :user_id AND attribute_not_exists(revoked_at) AND expires_at > :now AND absolute_expires_at > :now")
+            .expression_attribute_values(":amr", s(auth.amr.join(" ")))
+            .expression_attribute_values(":auth_time", n(auth.auth_time))
+            .expression_attribute_values(":user_id", s(user_id))
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        written(result, "UpdateItem session auth")
+    }
+
     async fn get(&self, session_id: &SessionId) -> Result<Option<SessionRecord>, AuthError> {
         let out = self
             .client

@@ -8,6 +8,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 
+mod factors;
+
+pub use factors::MemoryFactors;
+
+use crate::claims::Authentication;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::AuthError;
@@ -254,6 +259,18 @@ impl SessionStore for MemorySessions {
         session.expires_at = now + REVOKED_RETENTION_SECS;
         self.writes.fetch_add(1, Ordering::SeqCst);
         Ok(Revocation::Revoked(before))
+    }
+
+    async fn set_auth(&self, id: &SessionId, user_id: &str, auth: &Authentication, now: u64) -> Result<bool, AuthError> {
+        let mut items = self.lock();
+        match items.get_mut(id) {
+            Some(session) if session.user_id == user_id && session.is_live(now) => {
+                session.auth = auth.clone();
+                self.writes.fetch_add(1, Ordering::SeqCst);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     async fn get(&self, id: &SessionId) -> Result<Option<SessionRecord>, AuthError> {
@@ -616,6 +633,8 @@ pub struct TestBed {
     pub users: Arc<MemoryUsers>,
     /// Its sessions.
     pub sessions: Arc<MemorySessions>,
+    /// Its users' second factors and login challenges.
+    pub factors: Arc<MemoryFactors>,
     /// Its key provider.
     pub keys: Arc<StaticKeys<SigningKeys>>,
     /// Its clock.
@@ -747,11 +766,13 @@ impl TestBed {
         let keys = Arc::new(StaticKeys::signing());
         let clock = Arc::new(FixedClock::new(1_700_000_000));
         let cache = Arc::new(KeyCache::new(keys.clone(), clock.clone(), config.key_cache_ttl));
-        let service = AuthService::new(&config, users.clone(), sessions.clone(), cache, clock.clone());
+        let factors = Arc::new(MemoryFactors::default());
+        let service = AuthService::new(&config, users.clone(), sessions.clone(), factors.clone(), cache, clock.clone());
         Self {
             service,
             users,
             sessions,
+            factors,
             keys,
             clock,
             config,
