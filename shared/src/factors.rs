@@ -35,6 +35,25 @@ impl TotpSecret {
         (bytes.len() >= 16).then(|| Self(bytes.to_vec()))
     }
 
+    /// A secret as `to_base32` wrote it (case and spaces ignored); `None` for anything else.
+    pub fn from_base32(text: &str) -> Option<Self> {
+        let (mut buffer, mut bits, mut bytes) = (0u32, 0u32, Vec::new());
+        for c in text.chars().filter(|c| !c.is_whitespace()) {
+            let value = match c.to_ascii_uppercase() {
+                c @ 'A'..='Z' => c as u32 - 'A' as u32,
+                c @ '2'..='7' => c as u32 - '2' as u32 + 26,
+                _ => return None,
+            };
+            buffer = (buffer << 5) | value;
+            bits += 5;
+            if bits >= 8 {
+                bits -= 8;
+                bytes.push((buffer >> bits) as u8);
+            }
+        }
+        Self::from_bytes(&bytes)
+    }
+
     /// The bytes to store.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
@@ -353,7 +372,10 @@ mod tests {
             uri,
             "otpauth://totp/auth.example.com:alice%40example.com?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=auth.example.com&algorithm=SHA1&digits=6&period=30"
         );
-        assert_eq!(TotpSecret::generate().to_base32().len(), 32);
+        let fresh = TotpSecret::generate();
+        assert_eq!(fresh.to_base32().len(), 32);
+        assert_eq!(TotpSecret::from_base32(&fresh.to_base32().to_lowercase()), Some(fresh));
+        assert_eq!(TotpSecret::from_base32("not base32!"), None);
         assert_eq!(format!("{:?}", rfc_secret()), "TotpSecret(<redacted>)");
     }
 }

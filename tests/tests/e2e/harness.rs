@@ -372,6 +372,17 @@ impl App {
         out.item().cloned().unwrap()
     }
 
+    /// Forgets `username`'s failed attempts (the throttle item), as a wait would.
+    pub async fn clear_throttle(&self, username: &str) {
+        self.dynamodb
+            .delete_item()
+            .table_name(&self.config.users_table)
+            .key("username", AttributeValue::S(format!("throttle#{username}")))
+            .send()
+            .await
+            .unwrap();
+    }
+
     pub async fn session_number(&self, session_id: &str, attribute: &str) -> Option<u64> {
         self.session_item(session_id).await?.get(attribute)?.as_n().ok()?.parse().ok()
     }

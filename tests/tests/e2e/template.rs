@@ -12,6 +12,7 @@ use auth_core::aws::{
     CallRecorder, ItemAccess, SdkCall, account_with, auth_service_with, authorizer_with, load_sdk_config, public_key_cache_with, session_check,
 };
 use auth_core::config::{DEFAULT_KEY_PUBLISH_DELAY, RevocationCheck};
+use auth_core::factors::TotpSecret;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
@@ -253,6 +254,17 @@ fn account_serves_its_password_and_session_routes_itself_and_cors_lets_browsers_
         "OPTIONS /auth/sessions",
         "DELETE /auth/sessions/{session_id}",
         "OPTIONS /auth/sessions/{session_id}",
+        "GET /auth/mfa",
+        "OPTIONS /auth/mfa",
+        "POST /auth/mfa/totp",
+        "DELETE /auth/mfa/totp",
+        "OPTIONS /auth/mfa/totp",
+        "POST /auth/mfa/totp/confirm",
+        "OPTIONS /auth/mfa/totp/confirm",
+        "POST /auth/mfa/recovery-codes",
+        "OPTIONS /auth/mfa/recovery-codes",
+        "POST /auth/mfa/step-up",
+        "OPTIONS /auth/mfa/step-up",
     ];
     assert_eq!(routes, expected.iter().map(|r| (*r).to_owned()).collect::<BTreeSet<_>>());
     let cors = &template["Resources"]["Api"]["Properties"]["CorsConfiguration"];
@@ -388,6 +400,14 @@ fn outside_condition(call: &SdkCall, condition: &Value) -> Option<String> {
                         return Some(format!("partition key {key:?} is none of {allowed:?}"));
                     }
                 }
+                ("ForAllValues:StringNotLike", "dynamodb:LeadingKeys") => {
+                    let Some(key) = &item.partition_key else {
+                        return Some("no partition key recorded".into());
+                    };
+                    if let Some(pattern) = allowed.iter().find(|pattern| string_like(pattern.as_bytes(), key.as_bytes())) {
+                        return Some(format!("partition key {key:?} is {pattern:?}, which the grant excludes"));
+                    }
+                }
                 ("ForAllValues:StringEquals", "dynamodb:Attributes") => {
                     if item.attributes.is_empty() {
                         return Some("no attributes recorded".into());
@@ -458,12 +478,13 @@ fn user_items_are_writable_only_by_key_prefix_or_named_attributes() {
         conditions.clone()
     };
 
-    // login updates attempt counters only: never a user item.
+    // login updates attempt counters, second factors' use and challenges only: never a
+    // user item.
     let login = conditions("login");
     assert_eq!(login.len(), 1);
     assert_eq!(
         login[0].as_ref().unwrap()["ForAllValues:StringLike"]["dynamodb:LeadingKeys"],
-        Value::from(vec!["throttle#*"])
+        Value::from(vec!["throttle#*", "mfa#*", "link#*"])
     );
     let counter = item_call("UpdateItem", "throttle#alice@example.com", &["username", "attempts"], None);
     assert_eq!(outside_grant(&counter, &login), None);
@@ -471,6 +492,15 @@ fn user_items_are_writable_only_by_key_prefix_or_named_attributes() {
     assert!(outside_grant(&user, &login).is_some(), "a user item must be outside login's grant");
     let disguised = item_call("UpdateItem", "alice@example.com#throttle#", &["username"], None);
     assert!(outside_grant(&disguised, &login).is_some());
+
+    // refresh and register read users and links, never a user's second factors.
+    let users_read = ("dynamodb:GetItem".to_owned(), "UsersTable".to_owned());
+    for function in ["refresh", "register"] {
+        let reads = &granted[function][&users_read];
+        let factors = item_call("GetItem", "mfa#alice@example.com", &[], None);
+        assert!(outside_grant(&factors, reads).is_some(), "{function} must not read mfa# items");
+        assert_eq!(outside_grant(&item_call("GetItem", "alice@example.com", &[], None), reads), None);
+    }
 
     // account: attempt counters, and on a user item the password and the epoch it bumps,
     // nothing else (not roles, the disabled flag, nor a TTL attribute that would delete the
@@ -699,6 +729,45 @@ async fn each_function_is_granted_exactly_the_calls_it_makes() {
     assert_eq!(account(change("wrong password!")).await.status, 401);
     let changed = account(change(PASSWORD)).await;
     assert_eq!(changed.status, 204, "{}", changed.body);
+
+    // ... and a second factor: status, enrolment (a wrong code, then the right one), a
+    // step-up with a recovery code, new codes; then a login challenge answered wrong, then
+    // right, one killed by wrong answers; and TOTP turned off.
+    let new_password = "quartz lantern orbit meadow";
+    assert_eq!(account(Call::get("/auth/mfa").header("authorization", &bearer)).await.status, 200);
+    let enrolment = account(Call::post("/auth/mfa/totp").header("authorization", &bearer)).await;
+    let secret = TotpSecret::from_base32(enrolment.json()["secret"].as_str().unwrap()).unwrap();
+    let code_at = |offset: u64| json!({"code": secret.code_at(now() + offset)});
+    let confirm = |body: serde_json::Value| Call::post("/auth/mfa/totp/confirm").header("authorization", &bearer).json(body);
+    assert_eq!(account(confirm(json!({"code": "000000"}))).await.status, 401);
+    let confirmed = account(confirm(code_at(0))).await;
+    assert_eq!(confirmed.status, 200, "{}", confirmed.body);
+    let recovery = confirmed.json()["recovery_codes"][0].as_str().unwrap().to_owned();
+    let step_up = Call::post("/auth/mfa/step-up")
+        .header("authorization", &bearer)
+        .json(json!({"recovery_code": recovery}));
+    assert_eq!(account(step_up).await.status, 204);
+    assert_eq!(
+        account(Call::post("/auth/mfa/recovery-codes").header("authorization", &bearer)).await.status,
+        200
+    );
+    let login_mfa = |body: serde_json::Value| Call::post("/auth/login/mfa").json(body).request();
+    let challenged = Answer::from(login::handle(&f.login, login(ALICE, new_password)).await.unwrap());
+    let mfa_token = challenged.json()["mfa_token"].as_str().unwrap().to_owned();
+    let wrong = login::handle(&f.login, login_mfa(json!({"mfa_token": mfa_token, "code": "000000"}))).await;
+    assert_eq!(Answer::from(wrong.unwrap()).error_code(), "invalid_code");
+    let mut right = code_at(30);
+    right["mfa_token"] = mfa_token.into();
+    assert_eq!(Answer::from(login::handle(&f.login, login_mfa(right)).await.unwrap()).status, 200);
+    app.clear_throttle(ALICE).await;
+    let doomed = Answer::from(login::handle(&f.login, login(ALICE, new_password)).await.unwrap());
+    for _ in 0..auth_core::service::MAX_CHALLENGE_FAILURES {
+        let body = json!({"mfa_token": doomed.json()["mfa_token"], "code": "000000"});
+        login::handle(&f.login, login_mfa(body)).await.unwrap();
+    }
+    app.clear_throttle(ALICE).await;
+    let off = account(Call::get("/auth/mfa/totp").method("DELETE").header("authorization", &bearer)).await;
+    assert_eq!(off.status, 204, "{}", off.body);
 
     // register: a sign-up, its verification and resend, a taken address, forgot (also
     // over the limit), a reset that clears the throttle.

@@ -2,7 +2,7 @@
 //! (TOKEN and REQUEST, IAM policy). Verifies access tokens without touching a database and
 //! fails closed: a malformed event, an unreadable key set or a panic is a deny.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, AuditEvent, RequestMeta};
-use crate::claims::AccessClaims;
+use crate::claims::{AccessClaims, amr};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::keys::verifying::TrustedKeys;
@@ -104,6 +104,7 @@ enum Denial {
     Token(Rejection),
     KeysUnavailable,
     MissingRole,
+    MissingSecondFactor,
     SessionNotLive,
     RevocationUnavailable,
     Panic,
@@ -117,6 +118,7 @@ impl Denial {
             Self::Token(r) => r.as_str(),
             Self::KeysUnavailable => "keys_unavailable",
             Self::MissingRole => "missing_role",
+            Self::MissingSecondFactor => "mfa_required",
             Self::SessionNotLive => "session_not_live",
             Self::RevocationUnavailable => "revocation_unavailable",
             Self::Panic => "internal_error",
@@ -130,6 +132,8 @@ pub struct Authorizer {
     keys: TrustedKeys,
     clock: Arc<dyn Clock>,
     route_roles: HashMap<String, Vec<String>>,
+    /// Route keys whose tokens must show a second factor (`ROUTE_REQUIRE_MFA`).
+    route_require_mfa: HashSet<String>,
     /// Strict mode's session check; `None` (the default) reads no database.
     sessions: Option<SessionCheck>,
 }
@@ -142,6 +146,7 @@ impl Authorizer {
             keys,
             clock,
             route_roles: config.route_roles.clone(),
+            route_require_mfa: config.route_require_mfa.clone(),
             sessions: None,
         }
     }
@@ -185,7 +190,7 @@ impl Authorizer {
         let gateway = event.gateway();
         let denial = match self.decide(event, gateway).await {
             // The response is built inside `guard` too: a bug there must deny, not crash.
-            Ok((target, claims)) => match guard(|| Ok(Self::allow(target, claims, &self.route_roles))) {
+            Ok((target, claims)) => match guard(|| Ok(self.allow(target, claims))) {
                 Ok(response) => return Ok(response),
                 Err(denial) => denial,
             },
@@ -225,8 +230,16 @@ impl Authorizer {
         })?;
         let now = self.clock.now();
         let claims = guard(|| self.tokens.verify(&keys, bearer, &header, now).map_err(Denial::Token))?;
-        if gateway == Gateway::HttpApi && !has_required_role(&self.route_roles, event.route_key.as_deref().unwrap_or_default(), &claims.roles) {
-            return Err(Denial::MissingRole);
+        if gateway == Gateway::HttpApi {
+            let route_key = event.route_key.as_deref().unwrap_or_default();
+            if !has_required_role(&self.route_roles, route_key, &claims.roles) {
+                return Err(Denial::MissingRole);
+            }
+            // SECURITY: a password-only token (or one from before `amr`) does not reach a
+            // route that requires a second factor.
+            if self.route_require_mfa.contains(route_key) && !amr::has_second_factor(&claims.amr) {
+                return Err(Denial::MissingSecondFactor);
+            }
         }
         // Strict mode, last: only a token that passed everything else costs a read.
         if let Some(sessions) = &self.sessions {
@@ -238,7 +251,7 @@ impl Authorizer {
         Ok((target, claims))
     }
 
-    fn allow(target: Target, claims: AccessClaims, route_roles: &HashMap<String, Vec<String>>) -> AuthorizerResponse {
+    fn allow(&self, target: Target, claims: AccessClaims) -> AuthorizerResponse {
         let api_prefix = match target {
             Target::HttpApi => {
                 let mut response = ApiGatewayV2CustomAuthorizerSimpleResponse::default();
@@ -249,12 +262,18 @@ impl Authorizer {
             Target::RestStage(api_prefix) => api_prefix,
         };
         // API Gateway caches this policy per token and reuses it for every route: allow the
-        // whole stage, then deny each role-guarded route the token may not reach.
+        // whole stage, then deny each role-guarded route the token may not reach, and each
+        // route requiring a second factor when the token shows none.
         let mut statements = vec![statement(IamPolicyEffect::Allow, vec![format!("{api_prefix}/*/*")])];
-        let denied: Vec<String> = route_roles
+        let missing_role = self
+            .route_roles
             .iter()
             .filter(|(_, roles)| !roles.iter().any(|r| claims.roles.contains(r)))
-            .filter_map(|(route_key, _)| rest_resource(route_key).map(|r| format!("{api_prefix}/{r}")))
+            .map(|(route_key, _)| route_key);
+        let missing_factor = self.route_require_mfa.iter().filter(|_| !amr::has_second_factor(&claims.amr));
+        let denied: Vec<String> = missing_role
+            .chain(missing_factor)
+            .filter_map(|route_key| rest_resource(route_key).map(|r| format!("{api_prefix}/{r}")))
             .collect();
         if !denied.is_empty() {
             statements.push(statement(IamPolicyEffect::Deny, denied));
@@ -451,5 +470,49 @@ mod tests {
             (denied[1]["source_ip"].as_str(), denied[1]["user_agent"].as_str()),
             (Some("198.51.100.4"), Some("okhttp/4"))
         );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_route_requiring_mfa_denies_a_password_only_token_and_allows_a_second_factor() {
+        use crate::claims::Authentication;
+        let config = crate::testing::config_with(&[("ROUTE_REQUIRE_MFA", "POST /payments")]);
+        let clock = Arc::new(crate::testing::FixedClock::new(1_700_000_000));
+        let store = crate::keys::KeyCache::new(Arc::new(crate::testing::StaticKeys::public()), clock.clone(), 300);
+        let authorizer = Authorizer::new(&config, TrustedKeys::new(None, store), clock.clone());
+        let now = clock.now();
+        let token = |auth: Authentication| {
+            AccessTokens::new(&config)
+                .issue(&crate::testing::signing_keys(), "u", "s", &[], &auth, now)
+                .unwrap()
+                .token
+        };
+        let (password, second) = (token(Authentication::password(now)), token(Authentication::password(now).with_otp(now)));
+        let http = |route: &str, token: &str| {
+            format!(
+                r#"{{"version":"2.0","type":"REQUEST","routeKey":"{route}","headers":{{"authorization":"Bearer {token}"}},"requestContext":{{"http":{{"method":"POST"}}}}}}"#
+            )
+        };
+        let allowed = |answer: Result<AuthorizerResponse, Unauthorized>| matches!(answer, Ok(AuthorizerResponse::Allow(_)));
+        let (_guard, logs) = crate::testing::capture_logs();
+        assert!(!allowed(authorizer.handle(&http("POST /payments", &password), None).await));
+        assert!(logs.text().contains(r#""reason":"mfa_required""#), "{}", logs.text());
+        assert!(allowed(authorizer.handle(&http("POST /payments", &second), None).await));
+        assert!(
+            allowed(authorizer.handle(&http("GET /pets", &password), None).await),
+            "other routes are not affected"
+        );
+
+        // REST: the cached policy denies the route to the password-only token only.
+        let rest = |token: &str| format!(r#"{{"type":"TOKEN","authorizationToken":"Bearer {token}","methodArn":"arn:aws:execute-api:r:1:a/s/GET/pets"}}"#);
+        let policy = |answer: Result<AuthorizerResponse, Unauthorized>| match answer {
+            Ok(AuthorizerResponse::Policy(p)) => serde_json::to_string(&p.policy_document).unwrap(),
+            _ => panic!("no policy"),
+        };
+        let denied = policy(authorizer.handle(&rest(&password), None).await);
+        assert!(
+            denied.contains("Deny") && denied.contains("arn:aws:execute-api:r:1:a/s/POST/payments"),
+            "{denied}"
+        );
+        assert!(!policy(authorizer.handle(&rest(&second), None).await).contains("Deny"));
     }
 }
