@@ -16,6 +16,7 @@ mod forge;
 mod harness;
 mod login;
 mod logout;
+mod mfa;
 mod refresh;
 mod register;
 mod rotation;
