@@ -16,7 +16,7 @@ use auth_core::keys::secrets_manager::KeyStores;
 use auth_core::password::{MAX_PASSWORD_BYTES, hash_password};
 use auth_core::password_policy::PasswordPolicy;
 use auth_core::store::dynamodb::{DynamoSessions, DynamoUsers, create_tables};
-use auth_core::store::{RevokeIf, SessionStore, UserRecord, UserStore, normalize_username};
+use auth_core::store::{FactorStore, RevokeIf, SessionStore, UserRecord, UserStore, normalize_username};
 use auth_core::tokens::SessionId;
 use clap::{Parser, Subcommand};
 use secrecy::SecretString;
@@ -113,6 +113,18 @@ enum UserCommand {
     Disable { username: String },
     /// Enable a disabled user.
     Enable { username: String },
+    /// A user's second factors.
+    Mfa {
+        #[command(subcommand)]
+        command: MfaCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum MfaCommand {
+    /// Remove a user's TOTP and recovery codes (a lost device with no code left), and end
+    /// every session of the user: the next login asks for the password only.
+    Reset { username: String },
 }
 
 #[derive(Subcommand)]
@@ -235,6 +247,26 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("disabled              {}", user.disabled);
             println!("password changed at   {}", timestamp(user.password_changed_at));
             println!("session epoch         {} (sessions created under an older one are ended)", user.session_epoch);
+            let factors = users.factors(&user.username).await.map_err(describe)?.unwrap_or_default();
+            match factors.required() {
+                true => println!("second factor         totp, {} recovery codes left", factors.recovery_codes.len()),
+                false => println!("second factor         none"),
+            }
+        }
+        Command::User {
+            command: UserCommand::Mfa {
+                command: MfaCommand::Reset { username },
+            },
+        } => {
+            let user = find_user(&users, &username).await?;
+            users.remove_factors(&user.username).await.map_err(describe)?;
+            // Whoever holds the lost device may hold a session too: end them all.
+            let ended = users.bump_session_epoch(&user.username, user.session_epoch).await.map_err(describe)?;
+            println!(
+                "second factors of {} removed{}; the next login asks for the password only",
+                user.username,
+                if ended { " and every session ended" } else { "" }
+            );
         }
         Command::User {
             command: UserCommand::Disable { username },

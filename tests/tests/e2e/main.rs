@@ -6,7 +6,7 @@
 mod account;
 mod attacks_access;
 mod attacks_sessions;
-mod authctl;
+pub mod authctl;
 mod authorizer;
 mod calls;
 mod discovery;

@@ -187,3 +187,32 @@ async fn turning_totp_off_needs_a_recent_second_factor_on_the_session() {
     );
     let _ = secret;
 }
+
+#[tokio::test]
+async fn an_operator_resets_a_lost_factor_with_authctl_which_ends_every_session() {
+    use crate::authctl::{authctl_with, text};
+    let app = spawn_app().await;
+    let (address, _, _, _) = with_totp(&app).await;
+    let shown = text(&authctl_with(&app, &["user", "show", &address], None, &[]));
+    assert!(shown.contains("totp, 10 recovery codes left"), "{shown}");
+    let before = fresh_session_cookie(&app, &address).await;
+
+    let reset = authctl_with(&app, &["user", "mfa", "reset", &address], None, &[]);
+    assert!(reset.status.success(), "{}", text(&reset));
+    assert!(text(&authctl_with(&app, &["user", "show", &address], None, &[])).contains("second factor         none"));
+    let after = app.login(&address, NEW_PASSWORD).await;
+    assert_eq!(after.status, 200);
+    assert!(after.json().get("mfa_required").is_none(), "{}", after.body);
+    assert_eq!(app.refresh(&before).await.status, 401, "the sessions from before the reset are ended");
+}
+
+/// The refresh cookie of a new session of `address`, signed in with the next step's code
+/// (the secret read from the table, as the user's app holds it).
+async fn fresh_session_cookie(app: &App, address: &str) -> String {
+    let stored = app.user_item(&format!("mfa#{address}")).await;
+    let secret = TotpSecret::from_bytes(stored["totp_secret"].as_b().unwrap().as_ref()).unwrap();
+    let mfa_token = app.login(address, NEW_PASSWORD).await.json()["mfa_token"].as_str().unwrap().to_owned();
+    let signed = answer(app, &mfa_token, json!({"code": secret.code_at(now() + 30)})).await;
+    assert_eq!(signed.status, 200, "{}", signed.body);
+    signed.refresh_cookie()
+}
