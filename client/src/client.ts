@@ -97,7 +97,9 @@ export interface AuthClient {
   /**
    * `fetch` with `Authorization: Bearer`. After a 401, or API Gateway's 403 `{"message":"Forbidden"}`
    * (an authorizer's deny), it refreshes, at most once per access token, and sends the
-   * request once more when its body can be sent again.
+   * request once more when its body can be sent again. A 401 `invalid_code` or
+   * `invalid_credentials` (a wrong code or password) is returned as it is: sending it again
+   * would only spend another attempt.
    */
   fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
   /** A valid access token, refreshed first if needed; `null` when signed out. */
@@ -127,12 +129,23 @@ const EXPIRY_MARGIN_MS = 500;
 const GATEWAY_DENY = '{"message":"Forbidden"}';
 
 /**
- * An answer that may mean the access token is stale (a removed key, a revoked session): a
- * 401, or a 403 whose body is API Gateway's, read from a clone so the caller's stays unread.
- * A 403 from the API itself (another body) is its answer, not the token's.
+ * The 401s of our error table about what was sent, not about the token (a wrong TOTP or
+ * recovery code, a wrong current password): sending it again with a fresh token would only
+ * spend one more of the few attempts the server allows.
  */
-const maybeStale = async (response: Response) =>
-  response.status === 401 || (response.status === 403 && (await response.clone().json().then(JSON.stringify, () => "")) === GATEWAY_DENY);
+const WRONG_ANSWERS = ["invalid_code", "invalid_credentials"];
+
+/**
+ * An answer that may mean the access token is stale (a removed key, a revoked session): a
+ * 401 (but for {@link WRONG_ANSWERS}), or a 403 whose body is API Gateway's, read from a
+ * clone so the caller's stays unread. A 403 from the API itself (another body) is its
+ * answer, not the token's.
+ */
+async function maybeStale(response: Response) {
+  const { status } = response;
+  const body = status === 401 || status === 403 ? await response.clone().json().catch(() => null) : null;
+  return status === 401 ? !WRONG_ANSWERS.includes(body?.error) : status === 403 && JSON.stringify(body) === GATEWAY_DENY;
+}
 
 /** Creates one client per app and tab; it holds the only copy of the access token. */
 export function createAuthClient(options: AuthClientOptions): AuthClient {
