@@ -1,7 +1,10 @@
-// The demo page: sign up, verify the address, reset a forgotten password, sign in, watch the
-// token refresh itself, list and end sessions. Everything it knows about the session comes
-// through the library, as an app's would.
-import { AuthError, createAuthClient, type AuthEvent, type AuthPaths } from "../src/index.js";
+// The demo page: sign up, verify the address, reset a forgotten password, sign in (with a
+// second factor when the account has one), watch the token refresh itself, list and end
+// sessions, turn TOTP on and off. Everything it knows about the session comes through the
+// library, as an app's would. The QR code generator is the demo's own (scripts/demo.mjs
+// bundles it); the library has no dependency.
+import qrcode from "qrcode-generator";
+import { AuthError, createAuthClient, type AuthEvent, type AuthPaths, type MfaChallenge, type MfaFactor } from "../src/index.js";
 
 interface DemoConfig {
   baseUrl: string;
@@ -19,7 +22,7 @@ interface Session {
 }
 
 const config = (await (await fetch("/config.json")).json()) as DemoConfig;
-const auth = createAuthClient({ baseUrl: config.baseUrl, paths: config.paths });
+const auth = createAuthClient({ baseUrl: config.baseUrl, paths: config.paths, onStepUpRequired: askForSecondFactor });
 const sessionsUrl = config.baseUrl + config.sessionsPath;
 
 const $ = (id: string) => document.getElementById(id)!;
@@ -36,11 +39,21 @@ let loading = false;
 let signedInAs: string | undefined;
 /** The address the "send the verification e-mail again" button is for. */
 let unverified = "";
+/** The login waiting for its second factor (the password was right). */
+let challenge: MfaChallenge | undefined;
+/** Answers the open step-up prompt (a factor, or `null` for cancel). */
+let answerStepUp: ((factor: MfaFactor | null) => void) | undefined;
 
 /** A message under a form: `data-state` is `done` or `failed`, for styles and tests. */
 function say(id: string, state: "done" | "failed", text: string) {
   $(id).dataset.state = state;
   $(id).textContent = text;
+}
+
+/** Clears a message, its state too, so a test waits for the next one. */
+function unsay(id: string) {
+  delete $(id).dataset.state;
+  $(id).textContent = "";
 }
 
 function setStatus(state: "signed-in" | "signed-out" | "retrying", text: string) {
@@ -74,6 +87,10 @@ auth.onAuthStateChange((event) => {
     $("login-form").hidden = true;
     $("account-forms").hidden = true;
     polling ??= setInterval(loadSessions, 1000);
+    if (event.type === "SIGNED_IN") {
+      endChallenge();
+      void loadMfaStatus();
+    }
   } else if (event.type === "SIGNED_OUT") {
     setStatus("signed-out", `Signed out (${event.reason})`);
     $("signed-in").hidden = true;
@@ -82,6 +99,11 @@ auth.onAuthStateChange((event) => {
     signedInAs = undefined;
     clearInterval(polling);
     polling = undefined;
+    // Nothing of the account's second factor stays on the page.
+    answerStepUp?.(null);
+    closeEnrollment();
+    showRecoveryCodes([]);
+    unsay("mfa-message");
   } else if (event.type === "LOGOUT_PENDING") {
     setStatus("signed-out", `Signed out here, but the logout did not reach the server (${event.error.code}): it is sent again when this page next loads`);
   } else {
@@ -150,8 +172,9 @@ $("login-form").addEventListener("submit", async (event) => {
   const username = input("username").value;
   try {
     signedInAs = username;
-    await auth.login(username, input("password").value);
+    const result = await auth.login(username, input("password").value);
     input("password").value = "";
+    if (result?.mfaRequired) showChallenge(result);
   } catch (error) {
     signedInAs = undefined;
     $("login-error").textContent = describe(error);
@@ -162,6 +185,176 @@ $("login-form").addEventListener("submit", async (event) => {
     }
   }
 });
+
+// The login's second step: the password was right, the account has a second factor.
+function showChallenge(next: MfaChallenge) {
+  challenge = next;
+  $("login-form").hidden = true;
+  $("account-forms").hidden = true;
+  $("login-mfa-form").hidden = false;
+  $("login-mfa-error").textContent = "";
+  useRecoveryCode(false);
+  input("login-mfa-code").focus();
+}
+
+function endChallenge() {
+  challenge = undefined;
+  $("login-mfa-form").hidden = true;
+  input("login-mfa-code").value = input("login-mfa-recovery-code").value = "";
+}
+
+/** Switches the challenge form between the app's code and a recovery code. */
+function useRecoveryCode(recovery: boolean) {
+  $("login-mfa-form").dataset.mode = recovery ? "recovery" : "code";
+  $("login-mfa-code-label").hidden = recovery;
+  $("login-mfa-recovery-label").hidden = !recovery;
+  $("login-mfa-use-recovery").textContent = recovery ? "Use a code from the app instead" : "Use a recovery code instead";
+}
+
+$("login-mfa-use-recovery").addEventListener("click", () => useRecoveryCode($("login-mfa-form").dataset.mode === "code"));
+
+$("login-mfa-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  if (!challenge) return;
+  $("login-mfa-error").textContent = "";
+  const factor: MfaFactor =
+    $("login-mfa-form").dataset.mode === "recovery" ? { recoveryCode: input("login-mfa-recovery-code").value.trim() } : { code: input("login-mfa-code").value.trim() };
+  try {
+    // Signs in as login does: SIGNED_IN above ends the challenge.
+    await auth.verifyMfa({ mfaToken: challenge.mfaToken, ...factor });
+  } catch (error) {
+    // invalid_code leaves the challenge usable (up to five wrong codes); invalid_token means
+    // it is spent or expired: back to the password.
+    if (error instanceof AuthError && error.code === "invalid_token") {
+      cancelChallenge();
+      $("login-error").textContent = `${describe(error)} (log in again)`;
+    } else {
+      $("login-mfa-error").textContent = describe(error);
+    }
+  }
+});
+
+function cancelChallenge() {
+  endChallenge();
+  signedInAs = undefined;
+  $("login-form").hidden = false;
+  $("account-forms").hidden = false;
+}
+$("login-mfa-cancel").addEventListener("click", cancelChallenge);
+
+// Two-factor settings, while signed in.
+async function loadMfaStatus() {
+  try {
+    const status = await auth.mfaStatus();
+    $("mfa-status").dataset.totp = status.totp ? "on" : "off";
+    $("mfa-status").textContent = status.totp ? `TOTP is on; ${status.recoveryCodesLeft} recovery codes left.` : "TOTP is off.";
+    $("mfa-enroll").hidden = status.totp;
+    $("mfa-disable").hidden = $("mfa-regenerate").hidden = !status.totp;
+  } catch (error) {
+    say("mfa-message", "failed", describe(error));
+  }
+}
+
+/** Runs a settings action, its error shown under the section (a cancelled step-up is one). */
+async function mfaAction(action: () => Promise<string>) {
+  unsay("mfa-message");
+  try {
+    say("mfa-message", "done", await action());
+  } catch (error) {
+    say("mfa-message", "failed", describe(error));
+  }
+  await loadMfaStatus();
+}
+
+/** The recovery codes, shown once (an empty list hides them). */
+function showRecoveryCodes(codes: string[]) {
+  $("recovery-codes").replaceChildren(
+    ...codes.map((code) => {
+      const item = document.createElement("li");
+      item.textContent = code;
+      return item;
+    }),
+  );
+  $("recovery-codes-panel").hidden = codes.length === 0;
+}
+
+/** Hides the enrolment and takes its secret off the page. */
+function closeEnrollment() {
+  $("mfa-enrollment").hidden = true;
+  $("mfa-secret").textContent = "";
+  ($("mfa-qr") as HTMLImageElement).removeAttribute("src");
+  input("mfa-code").value = "";
+}
+
+$("mfa-enroll").addEventListener("click", () =>
+  mfaAction(async () => {
+    showRecoveryCodes([]);
+    const enrollment = await auth.enrollTotp();
+    const qr = qrcode(0, "M");
+    qr.addData(enrollment.otpauthUri);
+    qr.make();
+    ($("mfa-qr") as HTMLImageElement).src = qr.createDataURL(4);
+    $("mfa-secret").textContent = enrollment.secret;
+    $("mfa-enrollment").hidden = false;
+    input("mfa-code").focus();
+    return `Confirm within ${Math.round(enrollment.expiresIn / 60)} minutes with a code from the app.`;
+  }),
+);
+
+$("mfa-confirm-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  void mfaAction(async () => {
+    const codes = await auth.confirmTotp(input("mfa-code").value.trim());
+    closeEnrollment();
+    showRecoveryCodes(codes);
+    return "TOTP is on: the next login asks for a code.";
+  });
+});
+$("mfa-enroll-cancel").addEventListener("click", closeEnrollment);
+
+$("mfa-disable").addEventListener("click", () =>
+  mfaAction(async () => {
+    await auth.disableTotp();
+    showRecoveryCodes([]);
+    return "TOTP is off.";
+  }),
+);
+
+$("mfa-regenerate").addEventListener("click", () =>
+  mfaAction(async () => {
+    showRecoveryCodes(await auth.regenerateRecoveryCodes());
+    return "New recovery codes: the old ones no longer work.";
+  }),
+);
+
+$("recovery-codes-done").addEventListener("click", () => showRecoveryCodes([]));
+
+/**
+ * The library's `onStepUpRequired`: a call the server wants a recent second factor for
+ * opens the in-page prompt; what the user types (six digits are the app's code, anything
+ * else a recovery code) goes back to the library, which steps up and sends the call again.
+ * Cancel answers `null`, and the call fails with `step_up_required`.
+ */
+function askForSecondFactor(): Promise<MfaFactor | null> {
+  answerStepUp?.(null);
+  $("step-up-form").hidden = false;
+  input("step-up-code").value = "";
+  input("step-up-code").focus();
+  return new Promise((resolve) => {
+    answerStepUp = (factor) => {
+      answerStepUp = undefined;
+      $("step-up-form").hidden = true;
+      resolve(factor);
+    };
+  });
+}
+
+$("step-up-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const typed = input("step-up-code").value.trim();
+  answerStepUp?.(/^\d{6}$/.test(typed) ? { code: typed } : { recoveryCode: typed });
+});
+$("step-up-cancel").addEventListener("click", () => answerStepUp?.(null));
 
 // Sign-up: the server answers the same for a new and a taken address, so the page does too.
 $("signup-form").addEventListener("submit", async (event) => {

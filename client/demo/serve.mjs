@@ -1,6 +1,7 @@
 // The demo's static server: index.html (also at /verify-email and /reset-password, the
-// e-mail links' landing pages), the compiled scripts under /dist/, and /config.json (where
-// the API is). Loopback only, GET only, nothing outside client/.
+// e-mail links' landing pages), the compiled scripts under /dist/ (the page loads
+// dist/demo/page.js, scripts/demo.mjs's bundle), and /config.json (where the API is).
+// Loopback only, GET only, nothing outside client/.
 // Usage: node demo/serve.mjs [port ...]   (default 5173; one process can serve several ports)
 // DEMO_API_URL (default http://localhost:9000) is the API's root; DEMO_API_LAYOUT=gateway
 // switches from `cargo lambda watch`'s /lambda-url/<function>/ paths to API Gateway's /auth/*.
@@ -19,6 +20,8 @@ const config = JSON.stringify({
     ? {}
     : {
         login: "/lambda-url/login/",
+        // The login function routes its MFA step by the path's suffix /login/mfa.
+        loginMfa: "/lambda-url/login/auth/login/mfa",
         refresh: "/lambda-url/refresh/",
         logout: "/lambda-url/logout/",
         // One function, suffix-matched paths: under its own base here.
@@ -27,6 +30,8 @@ const config = JSON.stringify({
         resendVerification: "/lambda-url/register/auth/verify-email/resend",
         requestPasswordReset: "/lambda-url/register/auth/password/forgot",
         resetPassword: "/lambda-url/register/auth/password/reset",
+        // The account function's MFA routes, suffix-matched like /auth/sessions.
+        mfa: "/lambda-url/account/auth/mfa",
       },
   sessionsPath: gateway ? "/auth/sessions" : "/lambda-url/account/auth/sessions",
   username: process.env.DEMO_USERNAME ?? "demo@example.com",

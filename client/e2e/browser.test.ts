@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { appendFileSync } from "node:fs";
-import { randomBytes, randomUUID } from "node:crypto";
+import { createHmac, randomBytes, randomUUID } from "node:crypto";
 import { chromium, type Browser, type BrowserContext, type Page, type Response as PlaywrightResponse, type Route } from "playwright-core";
 
 function env(name: string): string {
@@ -29,6 +29,9 @@ const SIGNUP_URL = `${API_URL}/lambda-url/register/auth/signup`;
 const VERIFY_URL = `${API_URL}/lambda-url/register/auth/verify-email`;
 const FORGOT_URL = `${API_URL}/lambda-url/register/auth/password/forgot`;
 const RESET_URL = `${API_URL}/lambda-url/register/auth/password/reset`;
+// Two-factor (issue 21): the login function's second step, and the account function's MFA routes.
+const LOGIN_MFA_URL = `${API_URL}/lambda-url/login/auth/login/mfa`;
+const MFA_URL = `${API_URL}/lambda-url/account/auth/mfa`;
 /** The e-mails' links point here: browser.sh sets the functions' APP_URL to the demo's origin. */
 const DEMO_ORIGIN = new URL(DEMO_URL).origin;
 
@@ -56,10 +59,11 @@ async function newContext(): Promise<BrowserContext> {
  * the functions' log (scripts/scan_logs.py): no secret may appear in it.
  */
 async function recordSecrets(response: PlaywrightResponse) {
-  if (![LOGIN_URL, REFRESH_URL].includes(response.url()) || response.status() !== 200) return;
+  if (![LOGIN_URL, LOGIN_MFA_URL, REFRESH_URL].includes(response.url()) || response.status() !== 200) return;
   const refresh = cookieValue(await response.headerValue("set-cookie").catch(() => null));
-  const access = ((await response.json().catch(() => ({}))) as { access_token?: string }).access_token ?? "";
-  const secrets = [refresh, access].filter(Boolean).flatMap((token) => [token, token.split(".").at(-1)!]);
+  // A login answers either a token or, for an account with a second factor, a challenge's mfa_token.
+  const body = (await response.json().catch(() => ({}))) as { access_token?: string; mfa_token?: string };
+  const secrets = [refresh, body.access_token ?? "", body.mfa_token ?? ""].filter(Boolean).flatMap((token) => [token, token.split(".").at(-1)!]);
   appendFileSync(`${ARTIFACTS}/secrets.txt`, secrets.map((secret) => `${secret}\n`).join(""));
 }
 
@@ -199,6 +203,31 @@ async function signUpAndVerify(page: Page, username: string, password: string): 
   await page.locator('#verify-message[data-state="done"]').waitFor();
   await page.locator('#status:not([data-state="unknown"])').waitFor();
 }
+
+/**
+ * The code an authenticator app shows at `time` (RFC 6238: HMAC-SHA-1, 30 s steps, 6
+ * digits) for a base32 secret (RFC 4648, no padding needed).
+ */
+function totp(secretBase32: string, time: number): string {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  const bits = [...secretBase32.replace(/=+$/, "").toUpperCase()]
+    .map((char) => {
+      const value = alphabet.indexOf(char);
+      assert.ok(value >= 0, "the secret is base32");
+      return value.toString(2).padStart(5, "0");
+    })
+    .join("");
+  const key = Buffer.from(bits.match(/.{8}/g)!.map((byte) => parseInt(byte, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(time / 30_000)));
+  const mac = createHmac("sha1", key).update(counter).digest();
+  // Dynamic truncation (RFC 4226 §5.3): 31 bits at the offset the last nibble names.
+  const offset = mac[mac.length - 1]! & 0xf;
+  return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, "0");
+}
+
+/** An access token's payload, decoded (not verified: the server signed it, the test reads it). */
+const payloadOf = (token: string) => JSON.parse(Buffer.from(token.split(".")[1]!, "base64url").toString()) as { amr?: string[]; auth_time?: number; sub: string };
 
 test.afterEach(async () => {
   await Promise.all(contexts.splice(0).map((context) => context.close()));
@@ -553,4 +582,108 @@ test("forgot password: the e-mail's link sets a new password and ends every sess
   await logIn(page, username, newPassword);
   await waitForState(page, "signed-in");
   assert.equal(await textOf(page, "#status"), `Signed in as ${username}`);
+});
+
+test("TOTP: turned on from the page (QR code, secret, a first code, ten recovery codes); the next login asks for a code, a wrong one is refused, the right one signs in with amr otp", async () => {
+  // The helper itself first, against RFC 6238's SHA-1 vectors (secret "12345678901234567890").
+  assert.deepEqual(
+    [59, 1111111109, 2000000000].map((seconds) => totp("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", seconds * 1000)),
+    ["287082", "081804", "279037"],
+  );
+  const { username, password } = freshUser();
+  const context = await newContext();
+  const page = await openDemo(context);
+  await signUpAndVerify(page, username, password);
+  await logIn(page, username, password);
+  await waitForState(page, "signed-in");
+  await page.locator('#mfa-status[data-totp="off"]').waitFor();
+
+  // Turn on: the enrolment shows the secret as text and as a QR code; nothing is on yet.
+  const enroll = answerTo(page, `${MFA_URL}/totp`);
+  await page.click("#mfa-enroll");
+  assert.equal((await enroll).status(), 200);
+  await page.locator("#mfa-enrollment").waitFor();
+  const secret = (await textOf(page, "#mfa-secret")).trim();
+  recordSecret(secret);
+  assert.match(secret, /^[A-Z2-7]{32}$/, "a 32-character base32 secret");
+  await page.waitForFunction(() => document.querySelector<HTMLImageElement>("#mfa-qr")!.naturalWidth > 0);
+  const qr = await page.locator("#mfa-qr").evaluate((img: HTMLImageElement) => ({ src: img.src.slice(0, 22), width: img.naturalWidth }));
+  assert.deepEqual([qr.src, qr.width > 100], ["data:image/gif;base64,", true], "the QR code is drawn");
+
+  // Confirm with the code of this 30-s step; the server accepts each code once.
+  const confirmStep = Math.floor(Date.now() / 30_000);
+  const confirm = answerTo(page, `${MFA_URL}/totp/confirm`);
+  await page.fill("#mfa-code", totp(secret, confirmStep * 30_000));
+  await page.click("#mfa-confirm");
+  assert.equal((await confirm).status(), 200);
+  await page.locator("#recovery-codes-panel").waitFor();
+  const recoveryCodes = await page.locator("#recovery-codes li").allTextContents();
+  recoveryCodes.forEach(recordSecret);
+  assert.equal(recoveryCodes.length, 10, "ten recovery codes");
+  assert.equal(new Set(recoveryCodes).size, 10, "all different");
+  await page.locator('#mfa-status[data-totp="on"]').waitFor();
+  assert.ok(await page.locator("#mfa-enrollment").isHidden());
+  assert.equal(await textOf(page, "#mfa-secret"), "", "the secret is off the page once confirmed");
+
+  await page.click("#logout");
+  await waitForState(page, "signed-out");
+  assert.equal(await page.locator("#recovery-codes li").count(), 0, "no recovery code stays on the page after sign-out");
+
+  // The password is right: a challenge, no token, no cookie, still signed out.
+  const challenged = answerTo(page, LOGIN_URL);
+  await logIn(page, username, password);
+  const challenge = await challenged;
+  assert.equal(challenge.status(), 200);
+  const body = (await challenge.json()) as { mfa_required?: boolean; mfa_token?: string; methods?: string[]; access_token?: string };
+  assert.deepEqual(
+    { mfa_required: body.mfa_required, token: /^[A-Za-z0-9_-]{43}$/.test(body.mfa_token ?? ""), methods: body.methods, access_token: body.access_token },
+    { mfa_required: true, token: true, methods: ["totp", "recovery_code"], access_token: undefined },
+  );
+  assert.equal(await challenge.headerValue("set-cookie"), null, "no cookie before the second factor");
+  await page.locator("#login-mfa-form").waitFor();
+  assert.ok(await page.locator("#login-form").isHidden());
+  assert.equal(await stateOf(page), "signed-out");
+  assert.ok(!(await cookieNames(context)).includes("refresh_token"));
+
+  // A code for another step than the confirmation's (a used code is refused): the current
+  // step, or the next one while the confirmation's is still current (the server takes ±1).
+  const code = totp(secret, Math.max(confirmStep + 1, Math.floor(Date.now() / 30_000)) * 30_000);
+  const wrong = String((Number(code) + 500_000) % 1_000_000).padStart(6, "0");
+  const refused = answerTo(page, LOGIN_MFA_URL);
+  await page.fill("#login-mfa-code", wrong);
+  await page.click("#login-mfa-submit");
+  assert.equal((await refused).status(), 401);
+  await page.locator("#login-mfa-error:not(:empty)").waitFor();
+  assert.match(await textOf(page, "#login-mfa-error"), /^invalid_code: /);
+  assert.equal(await stateOf(page), "signed-out");
+
+  const verified = answerTo(page, LOGIN_MFA_URL);
+  await page.fill("#login-mfa-code", code);
+  await page.click("#login-mfa-submit");
+  const answer = await verified;
+  assert.equal(answer.status(), 200);
+  await waitForState(page, "signed-in");
+  assert.equal(await textOf(page, "#status"), `Signed in as ${username}`);
+  assert.ok(await page.locator("#login-mfa-form").isHidden());
+  const claims = payloadOf(((await answer.json()) as { access_token: string }).access_token);
+  assert.ok(claims.amr?.includes("otp"), `amr after the code: ${JSON.stringify(claims.amr)}`);
+  assert.ok(claims.amr?.includes("pwd"), `amr after the code: ${JSON.stringify(claims.amr)}`);
+  assert.ok(typeof claims.auth_time === "number" && Math.abs(claims.auth_time - Date.now() / 1000) < 60, `auth_time ${claims.auth_time}`);
+  assert.ok((await cookieNames(context)).includes("refresh_token"), "the cookie came with the second factor");
+  // A refresh keeps amr (the page's token is refreshed every few seconds here).
+  const refreshed = await page.waitForResponse((response) => response.url() === REFRESH_URL && response.status() === 200, { timeout: TTL_MS + 5000 });
+  assert.deepEqual(payloadOf(((await refreshed.json()) as { access_token: string }).access_token).amr, claims.amr);
+
+  // The session passed a second factor just now: new recovery codes need no step-up prompt.
+  await page.locator('#mfa-status[data-totp="on"]').waitFor();
+  const regenerate = answerTo(page, `${MFA_URL}/recovery-codes`);
+  await page.click("#mfa-regenerate");
+  assert.equal((await regenerate).status(), 200);
+  await page.locator('#mfa-message[data-state="done"]').waitFor();
+  const newCodes = await page.locator("#recovery-codes li").allTextContents();
+  newCodes.forEach(recordSecret);
+  assert.equal(newCodes.length, 10);
+  assert.ok(!newCodes.some((c) => recoveryCodes.includes(c)), "ten new codes");
+  assert.ok(await page.locator("#step-up-form").isHidden(), "no step-up was asked for");
+  await page.screenshot({ path: `${ARTIFACTS}/mfa.png`, fullPage: true });
 });

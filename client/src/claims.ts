@@ -8,6 +8,12 @@ export interface Claims {
   aud: string;
   roles?: string[];
   scope?: string;
+  /** How the user authenticated (RFC 8176): `["pwd"]`, `["pwd", "otp", "mfa"]` after a second factor. */
+  amr?: string[];
+  /** When the user last authenticated (epoch seconds): the login or the latest step-up; a refresh keeps it. */
+  auth_time?: number;
+  /** Never in a token: it tells `login()`'s claims from an `MfaChallenge` (`if (result?.mfaRequired)`). */
+  mfaRequired?: never;
   [claim: string]: unknown;
 }
 

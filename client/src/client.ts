@@ -30,6 +30,8 @@ export type AuthEvent =
 /** Where the endpoints are under `baseUrl`, one path each (under `cargo lambda watch` each function has its own base). */
 export interface AuthPaths {
   login: string;
+  /** The second step of a login with a second factor: `/auth/login/mfa`, served by the login function. */
+  loginMfa: string;
   refresh: string;
   logout: string;
   /** The register function's five: `/auth/signup`, `/auth/verify-email`, ... */
@@ -38,6 +40,46 @@ export interface AuthPaths {
   resendVerification: string;
   requestPasswordReset: string;
   resetPassword: string;
+  /**
+   * The account function's MFA routes' root, `/auth/mfa`: the status there, the others
+   * under it (`/totp`, `/totp/confirm`, `/recovery-codes`, `/step-up`).
+   */
+  mfa: string;
+}
+
+/** A second factor: a code from the authenticator app, or one of the single-use recovery codes. */
+export type MfaFactor = { code: string } | { recoveryCode: string };
+
+/** The second factors the server offers (`totp`, `recovery_code`); others may come. */
+export type MfaMethod = "totp" | "recovery_code" | (string & {});
+
+/**
+ * What `login()` resolves to for an account with a second factor: nobody is signed in yet
+ * and no cookie was set. Pass `mfaToken` with a factor to `verifyMfa()`; it is good for
+ * `expiresIn` seconds, one success and five wrong codes.
+ */
+export interface MfaChallenge {
+  mfaRequired: true;
+  mfaToken: string;
+  methods: MfaMethod[];
+  expiresIn: number;
+}
+
+/** The signed-in user's second factors (`GET /auth/mfa`). */
+export interface MfaStatus {
+  totp: boolean;
+  recoveryCodesLeft: number;
+  methods: MfaMethod[];
+}
+
+/** A TOTP secret waiting for its first code (`confirmTotp`); nothing is active until then. */
+export interface TotpEnrollment {
+  /** Base32, for typing into an app that cannot scan. */
+  secret: string;
+  /** `otpauth://totp/...`: what the QR code shows. */
+  otpauthUri: string;
+  /** Seconds the enrolment waits for its confirmation. */
+  expiresIn: number;
 }
 
 export interface AuthClientOptions {
@@ -45,8 +87,9 @@ export interface AuthClientOptions {
   baseUrl: string;
   /**
    * Defaults `/auth/login`, `/auth/refresh`, `/auth/logout`, `/auth/signup`, `/auth/verify-email`,
-   * `/auth/verify-email/resend`, `/auth/password/forgot`, `/auth/password/reset` (API Gateway);
-   * `cargo lambda watch` serves `/lambda-url/login/`, `/lambda-url/register/auth/signup` etc.
+   * `/auth/verify-email/resend`, `/auth/password/forgot`, `/auth/password/reset`, `/auth/login/mfa`,
+   * `/auth/mfa` (API Gateway); `cargo lambda watch` serves `/lambda-url/login/`,
+   * `/lambda-url/login/auth/login/mfa`, `/lambda-url/register/auth/signup`, `/lambda-url/account/auth/mfa` etc.
    */
   paths?: Partial<AuthPaths>;
   /** How refreshes that meet a network error or a 503 are retried. */
@@ -55,15 +98,30 @@ export interface AuthClientOptions {
   channel?: string | null;
   /** The `fetch` to call (default: the global one). */
   fetch?: typeof fetch;
+  /**
+   * Asked for a second factor when an MFA call answers 403 `step_up_required` (the session
+   * has not passed one recently): the client steps up with it, refreshes (so the new token
+   * carries the new `amr` and `auth_time`) and sends the call once more. `null`, or no
+   * callback, lets the `step_up_required` error through. Calls that meet it together share one prompt.
+   */
+  onStepUpRequired?: () => Promise<MfaFactor | null>;
 }
 
 export interface AuthClient {
   /**
    * Signs in: the access token stays in this object, the refresh token in its HttpOnly cookie.
+   * For an account with a second factor it signs nobody in and resolves to an
+   * {@link MfaChallenge} instead of the claims (`if (result?.mfaRequired)`): finish with `verifyMfa`.
    * Throws `AuthError` (`invalid_credentials`, `too_many_attempts`, `email_not_verified`: a
    * correct password for an account whose address is not verified yet, ...).
    */
-  login(username: string, password: string): Promise<Claims | null>;
+  login(username: string, password: string): Promise<Claims | MfaChallenge | null>;
+  /**
+   * The second step of a login that answered a challenge: signs in exactly as `login` does.
+   * Throws `invalid_code` (a wrong code: the challenge stays usable until five of them),
+   * `invalid_token` (the challenge is used, expired or spent: log in again), `too_many_attempts`, ...
+   */
+  verifyMfa(answer: { mfaToken: string } & MfaFactor): Promise<Claims | null>;
   /**
    * Asks for an account; the server answers the same for a new and a taken address, and
    * e-mails a verification link (`/verify-email#token=...`). Signs nobody in. Throws
@@ -97,9 +155,33 @@ export interface AuthClient {
   /**
    * `fetch` with `Authorization: Bearer`. After a 401, or API Gateway's 403 `{"message":"Forbidden"}`
    * (an authorizer's deny), it refreshes, at most once per access token, and sends the
-   * request once more when its body can be sent again.
+   * request once more when its body can be sent again. A 401 `invalid_code` or
+   * `invalid_credentials` (a wrong code or password) is returned as it is: sending it again
+   * would only spend another attempt.
    */
   fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
+  /**
+   * The MFA calls below go to the account function with `Authorization: Bearer`, through
+   * `fetch` (a stale token is refreshed once), and throw the server's answer as an `AuthError`
+   * (`signed_out` sends nothing). A 403 `step_up_required` goes through `onStepUpRequired`.
+   */
+  mfaStatus(): Promise<MfaStatus>;
+  /** Starts a TOTP enrolment: a new secret to show as a QR code. Throws `mfa_already_enabled` when TOTP is on. */
+  enrollTotp(): Promise<TotpEnrollment>;
+  /**
+   * Turns TOTP on with a first code from the app; resolves to the ten recovery codes, shown
+   * this once. Throws `invalid_code`, or `invalid_request` when no enrolment is waiting.
+   */
+  confirmTotp(code: string): Promise<string[]>;
+  /** Turns TOTP off (the server asks for a recent second factor). */
+  disableTotp(): Promise<void>;
+  /** Ten new recovery codes in place of the old ones (the server asks for a recent second factor). */
+  regenerateRecoveryCodes(): Promise<string[]>;
+  /**
+   * Proves a second factor for this session, for the calls that ask for a recent one; the
+   * next refresh's token carries the new `amr` and `auth_time`. Throws `invalid_code`, ...
+   */
+  stepUp(factor: MfaFactor): Promise<void>;
   /** A valid access token, refreshed first if needed; `null` when signed out. */
   getAccessToken(): Promise<string | null>;
   /** The current access token's claims (`sub`, `sid`, `exp`, ...), unverified; `null` when there is none. */
@@ -111,7 +193,9 @@ export interface AuthClient {
 }
 
 /** The body of a 200 from login or refresh (`docs/http-api.md`). */
-type TokenAnswer = { access_token: string; expires_in: number };
+type TokenAnswer = { access_token: string; expires_in: number; mfa_required?: undefined };
+/** Login's 200 for an account with a second factor: no token, no cookie. */
+type ChallengeAnswer = { mfa_required: true; mfa_token: string; methods: MfaMethod[]; expires_in: number };
 
 /**
  * What one tab tells the others: the token it got (so they need not refresh too; `spent`
@@ -127,18 +211,30 @@ const EXPIRY_MARGIN_MS = 500;
 const GATEWAY_DENY = '{"message":"Forbidden"}';
 
 /**
- * An answer that may mean the access token is stale (a removed key, a revoked session): a
- * 401, or a 403 whose body is API Gateway's, read from a clone so the caller's stays unread.
- * A 403 from the API itself (another body) is its answer, not the token's.
+ * The 401s of our error table about what was sent, not about the token (a wrong TOTP or
+ * recovery code, a wrong current password): sending it again with a fresh token would only
+ * spend one more of the few attempts the server allows.
  */
-const maybeStale = async (response: Response) =>
-  response.status === 401 || (response.status === 403 && (await response.clone().json().then(JSON.stringify, () => "")) === GATEWAY_DENY);
+const WRONG_ANSWERS = ["invalid_code", "invalid_credentials"];
+
+/**
+ * An answer that may mean the access token is stale (a removed key, a revoked session): a
+ * 401 (but for {@link WRONG_ANSWERS}), or a 403 whose body is API Gateway's, read from a
+ * clone so the caller's stays unread. A 403 from the API itself (another body) is its
+ * answer, not the token's.
+ */
+async function maybeStale(response: Response) {
+  const { status } = response;
+  const body = status === 401 || status === 403 ? await response.clone().json().catch(() => null) : null;
+  return status === 401 ? !WRONG_ANSWERS.includes(body?.error) : status === 403 && JSON.stringify(body) === GATEWAY_DENY;
+}
 
 /** Creates one client per app and tab; it holds the only copy of the access token. */
 export function createAuthClient(options: AuthClientOptions): AuthClient {
   const send = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
   const paths: AuthPaths = {
     login: "/auth/login",
+    loginMfa: "/auth/login/mfa",
     refresh: "/auth/refresh",
     logout: "/auth/logout",
     signUp: "/auth/signup",
@@ -146,6 +242,7 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     resendVerification: "/auth/verify-email/resend",
     requestPasswordReset: "/auth/password/forgot",
     resetPassword: "/auth/password/reset",
+    mfa: "/auth/mfa",
     ...options.paths,
   };
   const retry = { maxAttempts: 6, baseDelayMs: 500, maxDelayMs: 10_000, ...options.retry };
@@ -165,6 +262,8 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
   // The access token a 401/403 refreshed from, then the one that refresh got: a 401/403 to
   // either refreshes nothing, so an API that keeps refusing costs one rotation per token.
   let spent: string | null = null;
+  // The step-up in progress: the calls that meet step_up_required meanwhile wait for it.
+  let stepping: Promise<boolean> | null = null;
 
   const emit = (event: AuthEvent) => {
     for (const listener of [...listeners]) {
@@ -328,6 +427,10 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     throw error;
   }
 
+  /** A request that got no answer the page may read (offline, refused by CORS); the client's own errors pass. */
+  const unreadable = (name: string, cause: unknown) =>
+    cause instanceof AuthError ? cause : new AuthError("network_error", `The ${name} request got no readable answer (offline, or this origin is not allowed)`, { cause });
+
   /** POSTs `body` as JSON with the cookies; no readable answer (offline, CORS) is `network_error`. */
   async function post(path: keyof AuthPaths, body: object): Promise<Response> {
     try {
@@ -338,9 +441,66 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
         body: JSON.stringify(body),
       });
     } catch (cause) {
-      throw new AuthError("network_error", `The ${path} request got no readable answer (offline, or this origin is not allowed)`, { cause });
+      throw unreadable(path, cause);
     }
   }
+
+  /**
+   * Takes a 200 from login or its MFA step: a token signs in here and in the other tabs, a
+   * challenge signs nobody in and goes back to the page; any other answer is thrown and
+   * changes nothing.
+   */
+  async function signIn(response: Response): Promise<Claims | MfaChallenge | null> {
+    if (!response.ok) throw await AuthError.fromResponse(response);
+    const body = (await response.json()) as TokenAnswer | ChallengeAnswer;
+    if (body.mfa_required) return { mfaRequired: true, mfaToken: body.mfa_token, methods: body.methods, expiresIn: body.expires_in };
+    // The new cookie replaced the one a pending logout was for: that logout can end nothing now.
+    pendingLogout(null);
+    epoch++;
+    inflight = null;
+    accept(body, "SIGNED_IN");
+    return decodeClaims(current());
+  }
+
+  /**
+   * One call to the account function's MFA routes (`paths.mfa` + `route`), with the bearer
+   * token through `authFetch`. A 2xx is returned; a 403 `step_up_required` steps up (when
+   * the page gives a factor) and sends the call once more; any other answer is thrown.
+   * `stepUp` itself passes `retried`, so a step-up never asks for a step-up.
+   */
+  async function account(name: string, method: string, route = "", body?: object, retried = false): Promise<Response> {
+    let response: Response;
+    try {
+      response = await authFetch(url(paths.mfa + route), body ? { method, headers: { "content-type": "application/json" }, body: JSON.stringify(body) } : { method });
+    } catch (cause) {
+      throw unreadable(name, cause);
+    }
+    if (response.ok) return response;
+    const error = await AuthError.fromResponse(response);
+    if (error.code === "step_up_required" && !retried && (await steppedUp())) return account(name, method, route, body, true);
+    throw error;
+  }
+
+  /**
+   * Asks the page for a factor, steps up with it and refreshes, so that the retried call and
+   * the new token (here and in the other tabs) carry the new `amr` and `auth_time`. One at a
+   * time: calls refused together share the prompt. `false` when the page has no factor to give.
+   */
+  function steppedUp(): Promise<boolean> {
+    return (stepping ??= (async () => {
+      const factor = await options.onStepUpRequired?.();
+      if (!factor) return false;
+      await stepUp(factor);
+      // A refresh sent before the step-up may still bring a token without it: let it land first.
+      await inflight?.catch(() => {});
+      await refresh();
+      return true;
+    })().finally(() => (stepping = null)));
+  }
+
+  const factorBody = (factor: MfaFactor) => ("code" in factor ? { code: factor.code } : { recovery_code: factor.recoveryCode });
+  const stepUp = async (factor: MfaFactor) => void (await account("stepUp", "POST", "/step-up", factorBody(factor), true));
+  const recoveryCodes = async (response: Response) => ((await response.json()) as { recovery_codes: string[] }).recovery_codes;
 
   /** The register function's requests: 202 or 204 is done (nothing else changes here), any other answer its `AuthError`. */
   async function request(path: keyof AuthPaths, body: object): Promise<void> {
@@ -387,17 +547,10 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     async login(username, password) {
       // A logout left pending goes first; if it still cannot, the login goes on.
       await flushLogout().catch(() => {});
-      const response = await post("login", { username, password });
-      // A refusal (`invalid_credentials`, 403 `email_not_verified`, ...) changes nothing here.
-      if (!response.ok) throw await AuthError.fromResponse(response);
-      const body = (await response.json()) as TokenAnswer;
-      // The new cookie replaced the one a pending logout was for: that logout can end nothing now.
-      pendingLogout(null);
-      epoch++;
-      inflight = null;
-      accept(body, "SIGNED_IN");
-      return decodeClaims(current());
+      return signIn(await post("login", { username, password }));
     },
+
+    verifyMfa: async ({ mfaToken, ...factor }) => (await signIn(await post("loginMfa", { mfa_token: mfaToken, ...factorBody(factor) }))) as Claims | null,
 
     async logout({ everywhere = false } = {}) {
       // Marked before anything is sent, so that a logout that never arrives is sent at the
@@ -415,6 +568,19 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     resetPassword: (token, newPassword) => request("resetPassword", { token, new_password: newPassword }),
 
     fetch: authFetch,
+
+    async mfaStatus() {
+      const body = await (await account("mfaStatus", "GET")).json();
+      return { totp: body.totp, recoveryCodesLeft: body.recovery_codes_left, methods: body.methods };
+    },
+    async enrollTotp() {
+      const body = await (await account("enrollTotp", "POST", "/totp")).json();
+      return { secret: body.secret, otpauthUri: body.otpauth_uri, expiresIn: body.expires_in };
+    },
+    confirmTotp: async (code) => recoveryCodes(await account("confirmTotp", "POST", "/totp/confirm", { code })),
+    disableTotp: async () => void (await account("disableTotp", "DELETE", "/totp")),
+    regenerateRecoveryCodes: async () => recoveryCodes(await account("regenerateRecoveryCodes", "POST", "/recovery-codes")),
+    stepUp,
 
     async getAccessToken() {
       try {

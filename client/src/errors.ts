@@ -8,7 +8,8 @@ export type AuthErrorCode =
   | "network_error"
   /**
    * Any error code of the server's error table (`invalid_credentials`, `too_many_attempts`,
-   * `email_not_verified`, `weak_password`, `invalid_token`, `signup_closed`, `forbidden_origin`, ...),
+   * `email_not_verified`, `weak_password`, `invalid_token`, `signup_closed`, `forbidden_origin`,
+   * `invalid_code`, `step_up_required`, `mfa_already_enabled`, ...),
    * or `http_<status>` for an answer without one.
    */
   | (string & {});

@@ -4,7 +4,18 @@
  * Zero runtime dependencies.
  */
 export { createAuthClient } from "./client.js";
-export type { AuthClient, AuthClientOptions, AuthEvent, AuthPaths, SignOutReason } from "./client.js";
+export type {
+  AuthClient,
+  AuthClientOptions,
+  AuthEvent,
+  AuthPaths,
+  MfaChallenge,
+  MfaFactor,
+  MfaMethod,
+  MfaStatus,
+  SignOutReason,
+  TotpEnrollment,
+} from "./client.js";
 export { AuthError } from "./errors.js";
 export type { AuthErrorCode } from "./errors.js";
 export type { Claims } from "./claims.js";

@@ -303,6 +303,21 @@ for (const [what, body] of [
   });
 }
 
+for (const code of ["invalid_credentials", "invalid_code"]) {
+  test(`a 401 ${code} (a wrong current password or code, not a stale token) is handed back unread: no refresh, not sent again`, async () => {
+    const server = fakeFetch(({ path }) => (path === "/auth/login" ? tokenAnswer(0) : json(401, { error: code, message: "wrong" })));
+    const { auth, types } = client(server.fetch);
+    await auth.login("alice", "pw");
+    const response = await auth.fetch(`${API}/auth/password`, { method: "POST", body: '{"current_password":"wrong","new_password":"a new long passphrase"}' });
+    assert.equal(response.status, 401);
+    assert.equal(response.bodyUsed, false);
+    assert.deepEqual(await response.json(), { error: code, message: "wrong" });
+    assert.equal(server.count("/auth/password"), 1, "a second send would spend a second attempt");
+    assert.equal(server.count("/auth/refresh"), 0);
+    assert.deepEqual(types(), ["SIGNED_IN"]);
+  });
+}
+
 test("a token a 401 got in one tab makes no other tab refresh on a 401 to it (no storm across tabs)", async () => {
   mock.timers.reset(); // BroadcastChannel delivers on the real event loop
   const channel = `test-${Math.random()}`;
