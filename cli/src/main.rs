@@ -248,9 +248,13 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("password changed at   {}", timestamp(user.password_changed_at));
             println!("session epoch         {} (sessions created under an older one are ended)", user.session_epoch);
             let factors = users.factors(&user.username).await.map_err(describe)?.unwrap_or_default();
-            match factors.required() {
-                true => println!("second factor         totp, {} recovery codes left", factors.recovery_codes.len()),
-                false => println!("second factor         none"),
+            match (factors.totp.is_some(), factors.passkeys.len()) {
+                (false, 0) => println!("second factor         none"),
+                (true, keys) => println!(
+                    "second factor         totp, {} recovery codes left; {keys} passkeys",
+                    factors.recovery_codes.len()
+                ),
+                (false, keys) => println!("second factor         {keys} passkeys"),
             }
         }
         Command::User {
@@ -259,6 +263,10 @@ async fn run(cli: Cli) -> Result<(), String> {
             },
         } => {
             let user = find_user(&users, &username).await?;
+            let factors = users.factors(&user.username).await.map_err(describe)?.unwrap_or_default();
+            for passkey in &factors.passkeys {
+                users.remove_passkey(&user.username, &passkey.id).await.map_err(describe)?;
+            }
             users.remove_factors(&user.username).await.map_err(describe)?;
             // Whoever holds the lost device may hold a session too: end them all.
             let ended = users.bump_session_epoch(&user.username, user.session_epoch).await.map_err(describe)?;

@@ -46,6 +46,10 @@ pub enum AuditEvent {
     MfaDisabled,
     /// New recovery codes replaced the old ones.
     RecoveryCodesRegenerated,
+    /// A passkey was registered.
+    PasskeyAdded,
+    /// A passkey was removed.
+    PasskeyRemoved,
 }
 
 impl AuditEvent {
@@ -53,6 +57,8 @@ impl AuditEvent {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::MfaChallenged => "mfa_challenged",
+            Self::PasskeyAdded => "passkey_added",
+            Self::PasskeyRemoved => "passkey_removed",
             Self::MfaFailed => "mfa_failed",
             Self::MfaSteppedUp => "mfa_stepped_up",
             Self::MfaEnabled => "mfa_enabled",

@@ -53,10 +53,16 @@ pub mod amr {
     pub const OTP: &str = "otp";
     /// More than one factor.
     pub const MULTI_FACTOR: &str = "mfa";
+    /// A passkey bound to its device.
+    pub const HARDWARE_KEY: &str = "hwk";
+    /// A passkey that may be synced (backup eligible).
+    pub const SOFTWARE_KEY: &str = "swk";
+    /// The authenticator verified its user (PIN or biometrics).
+    pub const USER_VERIFIED: &str = "user";
     /// Every value a token may carry, in the order the discovery document lists them.
-    pub const ALL: [&str; 3] = [PASSWORD, OTP, MULTI_FACTOR];
+    pub const ALL: [&str; 6] = [PASSWORD, OTP, MULTI_FACTOR, HARDWARE_KEY, SOFTWARE_KEY, USER_VERIFIED];
     /// The values that show a second factor: what `ROUTE_REQUIRE_MFA` and step-up accept.
-    pub const SECOND_FACTORS: [&str; 2] = [OTP, MULTI_FACTOR];
+    pub const SECOND_FACTORS: [&str; 4] = [OTP, MULTI_FACTOR, HARDWARE_KEY, SOFTWARE_KEY];
 
     /// Whether `methods` include a second factor.
     pub fn has_second_factor(methods: &[String]) -> bool {
@@ -85,8 +91,13 @@ impl Authentication {
     /// These methods plus a one-time password passed at `now`: the session now counts as
     /// multi-factor.
     pub fn with_otp(&self, now: u64) -> Self {
+        self.with(&[amr::OTP, amr::MULTI_FACTOR], now)
+    }
+
+    /// These methods plus `added` (each once), passed at `now`.
+    pub fn with(&self, added: &[&str], now: u64) -> Self {
         let mut methods = self.amr.clone();
-        for value in [amr::OTP, amr::MULTI_FACTOR] {
+        for &value in added {
             if !methods.iter().any(|m| m == value) {
                 methods.push(value.to_owned());
             }

@@ -163,6 +163,9 @@ pub struct Config {
     /// Route keys (`"POST /payments"`) whose tokens must show a second factor in `amr`
     /// (`ROUTE_REQUIRE_MFA`, comma-separated; the authorizer's).
     pub route_require_mfa: HashSet<String>,
+    /// The WebAuthn relying party id (`WEBAUTHN_RP_ID`: the site's registrable domain, or
+    /// `localhost`); passkeys are off without it. The origins are `ALLOWED_ORIGINS`.
+    pub webauthn_rp_id: Option<String>,
 }
 
 /// The option `value` names (case-insensitively) among `options`, or an error for `name`
@@ -377,6 +380,7 @@ impl Config {
             step_up_max_age: seconds("STEP_UP_MAX_AGE", 600)?,
             totp_issuer,
             route_require_mfa,
+            webauthn_rp_id: get("WEBAUTHN_RP_ID"),
         };
         if config.refresh_reuse_grace > 60 {
             return Err(ConfigError {

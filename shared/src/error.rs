@@ -52,6 +52,10 @@ pub enum AuthError {
     /// A TOTP or recovery code that is wrong, already used, or not the user's.
     #[error("invalid code")]
     InvalidCode,
+    /// A passkey ceremony that failed: wrong origin or RP id, a challenge not ours or used,
+    /// a credential not the user's, a bad signature or counter. One answer for all.
+    #[error("passkey refused")]
+    InvalidPasskey,
     /// A sensitive account action without a recent second factor on this session.
     #[error("step-up required")]
     StepUpRequired,
@@ -104,6 +108,7 @@ impl AuthError {
             Self::SignupClosed => (403, "signup_closed", "Sign-up is closed; ask the operator for an account.", None),
             Self::EmailNotVerified => (403, "email_not_verified", "Verify your e-mail address first; the link is in your inbox.", None),
             Self::InvalidCode => (401, "invalid_code", "The code is wrong or was already used.", None),
+            Self::InvalidPasskey => (401, "invalid_passkey", "The passkey was refused; try again.", None),
             Self::StepUpRequired => (403, "step_up_required", "Confirm with your second factor first (POST /auth/mfa/step-up).", None),
             Self::MfaAlreadyEnabled => (409, "mfa_already_enabled", "TOTP is already on; turn it off first to enrol a new device.", None),
             Self::TooManyAttempts { retry_after_secs } => (429, "too_many_attempts", "Too many failed attempts; try again later.", Some(*retry_after_secs)),

@@ -8,6 +8,7 @@ use std::fmt;
 use aws_lc_rs::digest;
 use totp_rs::{Algorithm, Builder, Totp};
 
+use crate::passkeys::StoredPasskey;
 use crate::random::random_bytes;
 use crate::tokens::TokenHash;
 
@@ -172,21 +173,37 @@ pub struct Factors {
     pub pending: Option<(TotpSecret, u64)>,
     /// SHA-256 of each unused recovery code.
     pub recovery_codes: Vec<TokenHash>,
+    /// The user's passkeys.
+    pub passkeys: Vec<StoredPasskey>,
+    /// The user's WebAuthn user handle (a random UUID, never the e-mail), set with the
+    /// first passkey and kept.
+    pub user_handle: Option<webauthn_rs::prelude::Uuid>,
 }
 
 impl Factors {
     /// Whether login must ask for a second factor.
     pub fn required(&self) -> bool {
-        self.totp.is_some()
+        self.totp.is_some() || !self.passkeys.is_empty()
     }
 
     /// The methods a login challenge offers.
     pub fn methods(&self) -> Vec<&'static str> {
-        match (self.totp.is_some(), self.recovery_codes.is_empty()) {
-            (false, _) => Vec::new(),
-            (true, true) => vec!["totp"],
-            (true, false) => vec!["totp", "recovery_code"],
+        let mut methods = Vec::new();
+        if self.totp.is_some() {
+            methods.push("totp");
+            if !self.recovery_codes.is_empty() {
+                methods.push("recovery_code");
+            }
         }
+        if !self.passkeys.is_empty() {
+            methods.push("webauthn");
+        }
+        methods
+    }
+
+    /// The passkey with this credential id.
+    pub fn passkey(&self, id: &str) -> Option<&StoredPasskey> {
+        self.passkeys.iter().find(|p| p.id == id)
     }
 
     /// The step `code` proves at `now`, if it is one not used yet.
@@ -214,6 +231,7 @@ impl fmt::Debug for Factors {
             .field("last_totp_step", &self.last_totp_step)
             .field("pending", &self.pending.is_some())
             .field("recovery_codes", &self.recovery_codes.len())
+            .field("passkeys", &self.passkeys.len())
             .finish()
     }
 }
@@ -225,6 +243,14 @@ pub enum FactorUse {
     TotpStep(u64),
     /// This recovery code, which must still be stored (it is removed).
     RecoveryCode(TokenHash),
+    /// This passkey, whose stored credential must still be `before` (the one the assertion
+    /// was verified against), replaced by `after` (its counter and last use moved).
+    Passkey {
+        /// The credential as it was read.
+        before: String,
+        /// The passkey as it is to be stored.
+        after: StoredPasskey,
+    },
 }
 
 /// A second-factor answer as the client sent it.
@@ -234,14 +260,21 @@ pub enum FactorAnswer {
     Totp(String),
     /// A recovery code.
     RecoveryCode(String),
+    /// A passkey assertion (`credential.toJSON()`), checked against the challenge's state.
+    Passkey(Box<webauthn_rs::prelude::PublicKeyCredential>),
 }
 
+/// What TOTP and recovery codes add to `amr`.
+pub const OTP_AMR: [&str; 2] = ["otp", "mfa"];
+
 impl FactorAnswer {
-    /// What the answer proves against `factors` at `now`, if anything.
+    /// What a code proves against `factors` at `now`, if anything (a passkey is checked by
+    /// `passkeys::Passkeys`, with its ceremony's state).
     pub fn check(&self, factors: &Factors, now: u64) -> Option<FactorUse> {
         match self {
             Self::Totp(code) => factors.fresh_totp_step(code, now).map(FactorUse::TotpStep),
             Self::RecoveryCode(code) => factors.recovery_code(code).map(FactorUse::RecoveryCode),
+            Self::Passkey(_) => None,
         }
     }
 }
@@ -249,13 +282,18 @@ impl FactorAnswer {
 /// The longest code read: a recovery code with generous spacing.
 const MAX_CODE_BYTES: usize = 64;
 
-/// The answer a request body carries: exactly one of `code` and `recovery_code`, each at
-/// most [`MAX_CODE_BYTES`].
-pub fn factor_answer(code: Option<String>, recovery_code: Option<String>) -> Result<FactorAnswer, crate::error::AuthError> {
-    let answer = match (code, recovery_code) {
-        (Some(code), None) => FactorAnswer::Totp(code),
-        (None, Some(code)) => FactorAnswer::RecoveryCode(code),
-        _ => return Err(crate::error::AuthError::InvalidRequest("Send exactly one of code and recovery_code.")),
+/// The answer a request body carries: exactly one of `code`, `recovery_code` and
+/// `webauthn`, a code at most [`MAX_CODE_BYTES`].
+pub fn factor_answer(
+    code: Option<String>,
+    recovery_code: Option<String>,
+    webauthn: Option<Box<webauthn_rs::prelude::PublicKeyCredential>>,
+) -> Result<FactorAnswer, crate::error::AuthError> {
+    let answer = match (code, recovery_code, webauthn) {
+        (Some(code), None, None) => FactorAnswer::Totp(code),
+        (None, Some(code), None) => FactorAnswer::RecoveryCode(code),
+        (None, None, Some(credential)) => FactorAnswer::Passkey(credential),
+        _ => return Err(crate::error::AuthError::InvalidRequest("Send exactly one of code, recovery_code and webauthn.")),
     };
     match &answer {
         FactorAnswer::Totp(c) | FactorAnswer::RecoveryCode(c) if c.len() > MAX_CODE_BYTES => {

@@ -32,6 +32,7 @@ pub mod factors;
 pub mod keys;
 pub mod links;
 pub mod mail;
+pub mod passkeys;
 pub mod password;
 pub mod password_policy;
 pub mod random;

@@ -32,8 +32,13 @@ pub const SESSIONS_PATH: &str = "/auth/sessions";
 /// The password path, matched by suffix likewise.
 pub const PASSWORD_PATH: &str = "/auth/password";
 
+/// The passkeys collection, matched by suffix likewise.
+pub const PASSKEYS_PATH: &str = "/auth/passkeys";
+
 /// The second-factor paths, matched by suffix likewise, longest first.
-const MFA_PATHS: [(&str, Resource); 5] = [
+const MFA_PATHS: [(&str, Resource); 7] = [
+    ("/auth/passkeys/register/start", Resource::PasskeyStart),
+    ("/auth/passkeys/register/finish", Resource::PasskeyFinish),
     ("/auth/mfa/totp/confirm", Resource::TotpConfirm),
     ("/auth/mfa/totp", Resource::Totp),
     ("/auth/mfa/recovery-codes", Resource::RecoveryCodes),
@@ -56,6 +61,14 @@ pub enum Resource {
     RecoveryCodes,
     /// `/auth/mfa/step-up`.
     StepUp,
+    /// `/auth/passkeys/register/start`.
+    PasskeyStart,
+    /// `/auth/passkeys/register/finish`.
+    PasskeyFinish,
+    /// `/auth/passkeys`: the caller's passkeys.
+    Passkeys,
+    /// `/auth/passkeys/{id}`, with the id as sent.
+    Passkey(String),
     /// `/auth/sessions`.
     Sessions,
     /// `/auth/sessions/{id}`, with the id as sent (checked later, so a malformed id gets
@@ -72,18 +85,28 @@ impl Resource {
         if let Some((_, resource)) = MFA_PATHS.iter().find(|(suffix, _)| path.ends_with(suffix)) {
             return Some(resource.clone());
         }
+        if path.ends_with(PASSKEYS_PATH) {
+            return Some(Self::Passkeys);
+        }
         if path.ends_with(SESSIONS_PATH) {
             return Some(Self::Sessions);
         }
         let (collection, id) = path.rsplit_once('/')?;
-        (collection.ends_with(SESSIONS_PATH) && !id.is_empty()).then(|| Self::Session(id.to_owned()))
+        if id.is_empty() {
+            return None;
+        }
+        if collection.ends_with(PASSKEYS_PATH) {
+            return Some(Self::Passkey(id.to_owned()));
+        }
+        collection.ends_with(SESSIONS_PATH).then(|| Self::Session(id.to_owned()))
     }
 
     /// The methods it answers, for `Allow` and the preflight's `Access-Control-Allow-Methods`.
     fn allowed_methods(&self) -> &'static str {
         match self {
-            Self::Password | Self::TotpConfirm | Self::RecoveryCodes | Self::StepUp => "POST, OPTIONS",
-            Self::Mfa => "GET, OPTIONS",
+            Self::Password | Self::TotpConfirm | Self::RecoveryCodes | Self::StepUp | Self::PasskeyStart | Self::PasskeyFinish => "POST, OPTIONS",
+            Self::Mfa | Self::Passkeys => "GET, OPTIONS",
+            Self::Passkey(_) => "DELETE, OPTIONS",
             Self::Totp => "POST, DELETE, OPTIONS",
             Self::Sessions => "GET, OPTIONS",
             Self::Session(_) => "DELETE, OPTIONS",
@@ -105,6 +128,21 @@ struct CodeBody {
     code: Option<String>,
     #[serde(default)]
     recovery_code: Option<String>,
+}
+
+/// The body of `POST /auth/passkeys/register/finish`.
+#[derive(Deserialize)]
+struct PasskeyRegistrationBody {
+    passkey_token: String,
+    credential: Box<webauthn_rs::prelude::RegisterPublicKeyCredential>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// The answer of `GET /auth/passkeys`.
+#[derive(serde::Serialize)]
+struct PasskeyList {
+    passkeys: Vec<crate::passkeys::PasskeyView>,
 }
 
 /// Recovery codes, shown once.
@@ -140,6 +178,12 @@ impl Account {
             clock,
             policy: HttpPolicy::new(config),
         }
+    }
+
+    /// Passkeys on (`WEBAUTHN_RP_ID` set).
+    pub fn with_passkeys(mut self, passkeys: Option<crate::passkeys::Passkeys>) -> Self {
+        self.service = self.service.with_passkeys(passkeys);
+        self
     }
 
     /// The keys it trusts, for warming the store at cold start.
@@ -195,10 +239,13 @@ impl Account {
                 }
                 return Ok(Some(response));
             }
-            (Resource::Password | Resource::TotpConfirm | Resource::RecoveryCodes | Resource::StepUp, &Method::POST)
-            | (Resource::Sessions | Resource::Mfa, &Method::GET)
+            (
+                Resource::Password | Resource::TotpConfirm | Resource::RecoveryCodes | Resource::StepUp | Resource::PasskeyStart | Resource::PasskeyFinish,
+                &Method::POST,
+            )
+            | (Resource::Sessions | Resource::Mfa | Resource::Passkeys, &Method::GET)
             | (Resource::Totp, &Method::POST | &Method::DELETE)
-            | (Resource::Session(_), &Method::DELETE) => true,
+            | (Resource::Session(_) | Resource::Passkey(_), &Method::DELETE) => true,
             _ => false,
         };
         if !allowed {
@@ -229,6 +276,9 @@ impl Account {
             Some(resource @ (Resource::Mfa | Resource::Totp | Resource::TotpConfirm | Resource::RecoveryCodes | Resource::StepUp)) => {
                 self.mfa(request, &caller, resource).await
             }
+            Some(resource @ (Resource::PasskeyStart | Resource::PasskeyFinish | Resource::Passkeys | Resource::Passkey(_))) => {
+                self.passkeys(request, &caller, resource).await
+            }
             None => Err(AuthError::NotFound),
         }
     }
@@ -245,7 +295,7 @@ impl Account {
             }
             (Resource::TotpConfirm, _) => {
                 let body: CodeBody = json_body(request, "The body must be JSON with a string field code.")?;
-                let answer = factor_answer(body.code, None)?;
+                let answer = factor_answer(body.code, None, None)?;
                 let FactorAnswer::Totp(code) = answer else {
                     return Err(AuthError::InvalidRequest("Send the code."));
                 };
@@ -258,10 +308,39 @@ impl Account {
             }
             (Resource::StepUp, _) => {
                 let body: CodeBody = json_body(request, "The body must be JSON with one of code and recovery_code.")?;
-                self.service.step_up(caller, &factor_answer(body.code, body.recovery_code)?, &meta).await?;
+                self.service
+                    .step_up(caller, &factor_answer(body.code, body.recovery_code, None)?, &meta)
+                    .await?;
                 Ok(empty_response(StatusCode::NO_CONTENT))
             }
-            (Resource::Password | Resource::Sessions | Resource::Session(_), _) => Err(AuthError::NotFound),
+            _ => Err(AuthError::NotFound),
+        }
+    }
+
+    /// The passkey endpoints (`service::passkeys`).
+    async fn passkeys(&self, request: &Request, caller: &Caller, resource: Resource) -> Result<Response<Body>, AuthError> {
+        let meta = request_meta(request);
+        match resource {
+            Resource::PasskeyStart => Ok(json_response(StatusCode::OK, &self.service.start_passkey_registration(caller).await?)),
+            Resource::PasskeyFinish => {
+                let body: PasskeyRegistrationBody = json_body(request, "The body must be JSON with passkey_token, credential and an optional name.")?;
+                let view = self
+                    .service
+                    .finish_passkey_registration(caller, &body.passkey_token, &body.credential, body.name.as_deref(), &meta)
+                    .await?;
+                Ok(json_response(StatusCode::CREATED, &view))
+            }
+            Resource::Passkeys => Ok(json_response(
+                StatusCode::OK,
+                &PasskeyList {
+                    passkeys: self.service.passkeys_of(caller).await?,
+                },
+            )),
+            Resource::Passkey(id) => match self.service.delete_passkey(caller, &id, &meta).await? {
+                true => Ok(empty_response(StatusCode::NO_CONTENT)),
+                false => Err(AuthError::NotFound),
+            },
+            _ => Err(AuthError::NotFound),
         }
     }
 

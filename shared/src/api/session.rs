@@ -32,6 +32,8 @@ struct MfaBody {
     code: Option<String>,
     #[serde(default)]
     recovery_code: Option<String>,
+    #[serde(default)]
+    webauthn: Option<Box<webauthn_rs::prelude::PublicKeyCredential>>,
 }
 
 #[derive(serde::Serialize)]
@@ -40,10 +42,21 @@ struct ChallengeResponse<'a> {
     mfa_token: &'a str,
     methods: &'a [&'static str],
     expires_in: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    webauthn: Option<&'a serde_json::Value>,
 }
 
 /// The path suffix of the challenge's answer.
 const MFA_LOGIN_SUFFIX: &str = "/login/mfa";
+/// The path suffixes of a sign-in by passkey.
+const PASSKEY_START_SUFFIX: &str = "/passkeys/login/start";
+const PASSKEY_FINISH_SUFFIX: &str = "/passkeys/login/finish";
+
+#[derive(Deserialize)]
+struct PasskeyBody {
+    passkey_token: String,
+    credential: Box<webauthn_rs::prelude::PublicKeyCredential>,
+}
 
 #[derive(Deserialize, Default)]
 struct TokenBody {
@@ -71,14 +84,45 @@ impl AuthApi {
         }
     }
 
-    /// The login function's two endpoints, by the path's suffix: `POST /auth/login/mfa`
-    /// answers a challenge; any other path is `POST /auth/login` (a function URL reaches
-    /// the function with any path).
-    pub async fn login_or_mfa(&self, request: Request) -> Response<Body> {
-        match request.uri().path().trim_end_matches('/').ends_with(MFA_LOGIN_SUFFIX) {
-            true => self.login_mfa(request).await,
-            false => self.login(request).await,
+    /// The login function's endpoints, by the path's suffix: `POST /auth/login/mfa`
+    /// answers a challenge, `POST /auth/passkeys/login/start|finish` sign in by passkey;
+    /// any other path is `POST /auth/login` (a function URL reaches the function with any
+    /// path).
+    pub async fn login_endpoints(&self, request: Request) -> Response<Body> {
+        let path = request.uri().path().trim_end_matches('/');
+        if path.ends_with(MFA_LOGIN_SUFFIX) {
+            self.login_mfa(request).await
+        } else if path.ends_with(PASSKEY_START_SUFFIX) {
+            self.passkey_start(request).await
+        } else if path.ends_with(PASSKEY_FINISH_SUFFIX) {
+            self.passkey_finish(request).await
+        } else {
+            self.login(request).await
         }
+    }
+
+    /// `POST /auth/passkeys/login/start`: options for any discoverable passkey of the site.
+    pub async fn passkey_start(&self, request: Request) -> Response<Body> {
+        self.policy
+            .respond(&request, async {
+                Ok(json_response(StatusCode::OK, &self.service.start_passkey_sign_in().await?))
+            })
+            .await
+    }
+
+    /// `POST /auth/passkeys/login/finish`: `passkey_token` and the assertion; the usual
+    /// token answer.
+    pub async fn passkey_finish(&self, request: Request) -> Response<Body> {
+        self.policy
+            .respond(&request, async {
+                let body: PasskeyBody = json_body(&request, "The body must be JSON with passkey_token and credential.")?;
+                let issued = self
+                    .service
+                    .finish_passkey_sign_in(&body.passkey_token, &body.credential, &request_meta(&request))
+                    .await?;
+                Ok(self.token_response(issued))
+            })
+            .await
     }
 
     /// `POST /auth/login`: the tokens, or for a user with a second factor a challenge (200,
@@ -100,6 +144,7 @@ impl AuthApi {
                             mfa_token: &challenge.token.encode(),
                             methods: &challenge.methods,
                             expires_in: challenge.expires_in,
+                            webauthn: challenge.webauthn.as_ref(),
                         },
                     )),
                 }
@@ -113,7 +158,7 @@ impl AuthApi {
         self.policy
             .respond(&request, async {
                 let body: MfaBody = json_body(&request, "The body must be JSON with mfa_token and one of code and recovery_code.")?;
-                let answer = factor_answer(body.code, body.recovery_code)?;
+                let answer = factor_answer(body.code, body.recovery_code, body.webauthn)?;
                 let issued = self.service.complete_mfa(&body.mfa_token, &answer, &request_meta(&request)).await?;
                 Ok(self.token_response(issued))
             })

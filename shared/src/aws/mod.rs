@@ -25,6 +25,7 @@ use crate::keys::secrets_manager::{Connect, SecretsManagerKeys};
 use crate::keys::verifying::TrustedKeys;
 use crate::keys::{KeyCache, KeyDocument, PublicKeys, SigningKeys};
 use crate::mail::ses::SesMailer;
+use crate::passkeys::Passkeys;
 use crate::service::AuthService;
 use crate::service::register::Registration;
 use crate::service::revocation::SessionCheck;
@@ -152,7 +153,8 @@ pub fn account_with(config: &Config, dynamodb: aws_sdk_dynamodb::Client, secrets
     let keys = trusted_keys(config, SecretsManagerKeys::new(secrets, &config.public_keys_secret_id))?;
     let users = Arc::new(DynamoUsers::new(dynamodb.clone(), &config.users_table, &config.sessions_table));
     let sessions = DynamoSessions::new(dynamodb, &config.sessions_table);
-    Ok(Account::new(config, keys, users.clone(), Arc::new(sessions), users, Arc::new(SystemClock)))
+    let passkeys = Passkeys::from_config(config)?;
+    Ok(Account::new(config, keys, users.clone(), Arc::new(sessions), users, Arc::new(SystemClock)).with_passkeys(passkeys))
 }
 
 /// The keys of `AUTH_PUBLIC_JWKS`, refused with the variable's name when malformed.

@@ -13,6 +13,7 @@ use crate::audit::{self, AuditEvent, RequestMeta};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::AuthError;
+use crate::passkeys::Passkeys;
 use crate::password::{check_size, hash_new_password};
 use crate::password_policy::PasswordPolicy;
 use crate::store::{FAN_OUT_DEADLINE, FactorStore, RevokeIf, SessionRecord, SessionStore, UserRecord, UserStore};
@@ -89,6 +90,7 @@ pub struct AccountService {
     passwords: PasswordPolicy,
     pub(super) step_up_max_age: u64,
     pub(super) totp_issuer: String,
+    pub(super) passkeys: Option<Arc<Passkeys>>,
 }
 
 impl AccountService {
@@ -102,7 +104,14 @@ impl AccountService {
             passwords: PasswordPolicy::from_config(config),
             step_up_max_age: config.step_up_max_age,
             totp_issuer: config.totp_issuer.clone(),
+            passkeys: None,
         }
+    }
+
+    /// Passkeys on (`WEBAUTHN_RP_ID` set): registering, listing and removing them.
+    pub fn with_passkeys(mut self, passkeys: Option<Passkeys>) -> Self {
+        self.passkeys = passkeys.map(Arc::new);
+        self
     }
 
     /// The caller behind a verified access token of `sub` for session `sid`: the session

@@ -8,7 +8,7 @@
 use secrecy::SecretString;
 
 use crate::error::AuthError;
-use crate::factors::FactorAnswer;
+use crate::factors::{FactorAnswer, FactorUse, Factors, OTP_AMR};
 use crate::password::verify_password;
 use crate::password_policy::normalize;
 use crate::store::{AttemptReservation, FactorStore, UserRecord, UserStore};
@@ -73,8 +73,9 @@ pub async fn check_password(users: &dyn UserStore, username: &str, password: &Se
 /// What a second-factor check found.
 #[derive(Debug)]
 pub enum FactorCheck {
-    /// The answer was right and is now used (and the challenge with it, when there was one).
-    Passed,
+    /// The answer was right and is now used (and the challenge with it, when there was
+    /// one); the `amr` values it adds.
+    Passed(Vec<&'static str>),
     /// The account is throttled; nothing was checked.
     Throttled {
         /// Seconds until the next attempt is accepted.
@@ -88,16 +89,31 @@ pub enum FactorCheck {
     },
 }
 
-/// Checks a second-factor answer of `username`, under the same per-account throttle as
-/// passwords (one attempt reserved before the check, a failure recorded), and uses it in one
-/// conditional write, with `challenge` when a login is being completed: a TOTP step or a
-/// recovery code passes once, however many requests race with it. A pass clears the
+/// A second factor an answer proved: the use to write, and what it adds to `amr`.
+#[derive(Debug)]
+pub struct Verified {
+    /// The conditional write that makes it single-use.
+    pub used: FactorUse,
+    /// RFC 8176 values.
+    pub amr: Vec<&'static str>,
+}
+
+/// A TOTP or recovery code checked against the user's factors.
+pub fn verify_code(answer: &FactorAnswer, factors: &Factors, now: u64) -> Option<Verified> {
+    answer.check(factors, now).map(|used| Verified { used, amr: OTP_AMR.to_vec() })
+}
+
+/// Checks a second-factor answer of `username` with `verify` (a code, or a passkey
+/// assertion against its ceremony), under the same per-account throttle as passwords (one
+/// attempt reserved before the check, a failure recorded), and uses it in one conditional
+/// write, with `challenge` when a login is being completed: a TOTP step, a recovery code or
+/// a passkey's counter passes once, however many requests race with it. A pass clears the
 /// throttle, including the attempt the password check of the same login left reserved.
 pub async fn check_factor(
     users: &dyn UserStore,
     factors: &dyn FactorStore,
     username: &str,
-    answer: &FactorAnswer,
+    verify: impl FnOnce(&Factors) -> Result<Option<Verified>, AuthError>,
     challenge: Option<&TokenHash>,
     now: u64,
 ) -> Result<FactorCheck, AuthError> {
@@ -106,11 +122,15 @@ pub async fn check_factor(
         AttemptReservation::Granted { attempts } => attempts,
         AttemptReservation::Refused { retry_after_secs } => return Ok(FactorCheck::Throttled { retry_after_secs }),
     };
-    let reason = match stored.as_ref().and_then(|stored| answer.check(stored, now)) {
+    let verified = match &stored {
+        Some(stored) => verify(stored)?,
+        None => None,
+    };
+    let reason = match verified {
         None => "wrong_code",
-        Some(used) if factors.use_factor(username, &used, challenge, now).await? => {
+        Some(verified) if factors.use_factor(username, &verified.used, challenge, now).await? => {
             users.clear_attempts(username).await?;
-            return Ok(FactorCheck::Passed);
+            return Ok(FactorCheck::Passed(verified.amr));
         }
         Some(_) => "replayed",
     };

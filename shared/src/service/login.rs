@@ -3,14 +3,15 @@
 
 use secrecy::SecretString;
 
-use super::credentials::{FactorCheck, PasswordCheck, check_factor, check_password};
+use super::credentials::{FactorCheck, PasswordCheck, Verified, check_factor, check_password, verify_code};
 use super::{AuthService, IssuedTokens, audit_session};
 use crate::audit::{self, AuditEvent, RequestMeta};
 use crate::claims::Authentication;
 use crate::error::AuthError;
-use crate::factors::FactorAnswer;
+use crate::factors::{FactorAnswer, FactorUse, Factors};
 use crate::keys::SigningKeys;
 use crate::links::LinkToken;
+use crate::passkeys::amr_of;
 use crate::store::{Challenge, SessionRecord, UserRecord, normalize_username};
 use crate::tokens::{RefreshToken, SessionId};
 
@@ -43,10 +44,12 @@ impl LoginOutcome {
 pub struct MfaChallenge {
     /// The `mfa_token`: single use, [`MFA_CHALLENGE_TTL`] seconds, only its hash stored.
     pub token: LinkToken,
-    /// What may answer it (`totp`, `recovery_code`).
+    /// What may answer it (`totp`, `recovery_code`, `webauthn`).
     pub methods: Vec<&'static str>,
     /// Seconds it stays usable.
     pub expires_in: u64,
+    /// The passkey assertion options (`{"publicKey": ...}`), when the user has passkeys.
+    pub webauthn: Option<serde_json::Value>,
 }
 
 impl AuthService {
@@ -86,6 +89,18 @@ impl AuthService {
             // SECURITY: the password's attempt stays reserved until the second factor passes,
             // so alternating right passwords with wrong codes does not reset the throttle.
             let token = LinkToken::generate();
+            let (webauthn, webauthn_state) = match (&self.passkeys, factors.passkeys.is_empty()) {
+                (Some(passkeys), false) => {
+                    let (options, state) = passkeys.start_authentication(&factors.passkeys)?;
+                    (
+                        Some(serde_json::to_value(options).map_err(|e| AuthError::unavailable("passkey options", e))?),
+                        Some(state),
+                    )
+                }
+                _ => (None, None),
+            };
+            let mut methods = factors.methods();
+            methods.retain(|m| *m != "webauthn" || webauthn.is_some());
             self.factors
                 .issue_challenge(&Challenge {
                     hash: token.hash(),
@@ -94,13 +109,15 @@ impl AuthService {
                     password_at: now,
                     failures: 0,
                     expires_at: now + MFA_CHALLENGE_TTL,
+                    webauthn_state,
                 })
                 .await?;
             audit::emit(AuditEvent::MfaChallenged, meta, Some(&user.user_id), None, None);
             return Ok(LoginOutcome::MfaRequired(MfaChallenge {
                 token,
-                methods: factors.methods(),
+                methods,
                 expires_in: MFA_CHALLENGE_TTL,
+                webauthn,
             }));
         }
         let issued = self
@@ -119,13 +136,14 @@ impl AuthService {
         let hash = LinkToken::parse(mfa_token).ok_or(AuthError::InvalidToken)?.hash();
         let keys = self.keys.current().await?;
         let challenge = self.factors.challenge(&hash, now).await?.ok_or(AuthError::InvalidToken)?;
+        let verify = |factors: &Factors| self.verify_answer(answer, factors, challenge.webauthn_state.as_deref(), now);
         let (user, checked) = tokio::try_join!(
             self.users.get(&challenge.username),
-            check_factor(&*self.users, &*self.factors, &challenge.username, answer, Some(&hash), now)
+            check_factor(&*self.users, &*self.factors, &challenge.username, verify, Some(&hash), now)
         )?;
         let user_id = user.as_ref().map(|u| u.user_id.as_str());
-        match checked {
-            FactorCheck::Passed => {}
+        let added = match checked {
+            FactorCheck::Passed(added) => added,
             FactorCheck::Throttled { retry_after_secs } => {
                 audit::emit(AuditEvent::LoginThrottled, meta, user_id, None, Some("mfa"));
                 return Err(AuthError::TooManyAttempts { retry_after_secs });
@@ -133,9 +151,12 @@ impl AuthService {
             FactorCheck::Failed { reason } => {
                 self.factors.fail_challenge(&hash, MAX_CHALLENGE_FAILURES).await?;
                 audit::emit(AuditEvent::MfaFailed, meta, user_id, None, Some(reason));
-                return Err(AuthError::InvalidCode);
+                return Err(match answer {
+                    FactorAnswer::Passkey(_) => AuthError::InvalidPasskey,
+                    _ => AuthError::InvalidCode,
+                });
             }
-        }
+        };
         // SECURITY: the challenge is bound to the password check: a bump of the epoch since
         // (password change or reset, logout everywhere, disable) ends it like a session.
         let user = match user {
@@ -145,12 +166,35 @@ impl AuthService {
                 return Err(AuthError::InvalidToken);
             }
         };
-        let auth = Authentication::password(challenge.password_at).with_otp(now);
+        let auth = Authentication::password(challenge.password_at).with(&added, now);
         self.start_session(&keys, &user, challenge.session_epoch, auth, meta, now).await
     }
 
+    /// What an answer to a login challenge proves: a code against the factors, or a
+    /// passkey assertion against the ceremony started with the challenge (`state`) and the
+    /// user's passkey it names. A refused assertion is a wrong answer, like a wrong code.
+    fn verify_answer(&self, answer: &FactorAnswer, factors: &Factors, state: Option<&str>, now: u64) -> Result<Option<Verified>, AuthError> {
+        let FactorAnswer::Passkey(credential) = answer else {
+            return Ok(verify_code(answer, factors, now));
+        };
+        let (Some(passkeys), Some(state), Some(stored)) = (&self.passkeys, state, factors.passkey(&credential.id)) else {
+            return Ok(None);
+        };
+        match passkeys.finish(credential, state, stored, false) {
+            Ok((result, after)) => Ok(Some(Verified {
+                used: FactorUse::Passkey {
+                    before: stored.key.clone(),
+                    after: crate::passkeys::StoredPasskey { last_used_at: now, ..after },
+                },
+                amr: amr_of(&result).to_vec(),
+            })),
+            Err(AuthError::InvalidPasskey) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// A new session of `user` under `epoch`, and its first tokens.
-    async fn start_session(
+    pub(super) async fn start_session(
         &self,
         keys: &SigningKeys,
         user: &UserRecord,

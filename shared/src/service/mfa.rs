@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use super::account::{AccountService, Caller};
-use super::credentials::{FactorCheck, check_factor};
+use super::credentials::{FactorCheck, check_factor, verify_code};
 use crate::audit::{self, AuditEvent, RequestMeta};
 use crate::error::AuthError;
 use crate::factors::{ENROLMENT_TTL_SECS, FactorAnswer, Factors, TotpSecret, new_recovery_codes};
@@ -21,6 +21,8 @@ pub struct MfaStatus {
     pub recovery_codes_left: usize,
     /// What a login challenge would offer.
     pub methods: Vec<&'static str>,
+    /// Registered passkeys.
+    pub passkeys: usize,
 }
 
 /// The answer of `POST /auth/mfa/totp`: what the authenticator app needs. The secret is
@@ -43,6 +45,7 @@ impl AccountService {
             totp: factors.required(),
             recovery_codes_left: if factors.required() { factors.recovery_codes.len() } else { 0 },
             methods: factors.methods(),
+            passkeys: factors.passkeys.len(),
         })
     }
 
@@ -95,10 +98,10 @@ impl AccountService {
         Ok(codes)
     }
 
-    /// Turns TOTP off and removes the recovery codes (needs a step-up).
+    /// Turns TOTP off and removes the recovery codes (needs a step-up); passkeys stay.
     pub async fn disable_totp(&self, caller: &Caller, meta: &RequestMeta) -> Result<(), AuthError> {
         self.require_step_up(caller)?;
-        self.factors.remove_factors(&caller.user.username).await?;
+        self.factors.remove_totp(&caller.user.username).await?;
         self.audit(AuditEvent::MfaDisabled, caller, meta, None);
         Ok(())
     }
@@ -120,15 +123,16 @@ impl AccountService {
     pub async fn step_up(&self, caller: &Caller, answer: &FactorAnswer, meta: &RequestMeta) -> Result<(), AuthError> {
         let username = &caller.user.username;
         let now = self.clock.now();
-        match check_factor(&*self.users, &*self.factors, username, answer, None, now).await? {
-            FactorCheck::Passed => {}
+        let verify = |factors: &Factors| Ok(verify_code(answer, factors, now));
+        let added = match check_factor(&*self.users, &*self.factors, username, verify, None, now).await? {
+            FactorCheck::Passed(added) => added,
             FactorCheck::Throttled { retry_after_secs } => return Err(AuthError::TooManyAttempts { retry_after_secs }),
             FactorCheck::Failed { reason } => {
                 self.audit(AuditEvent::MfaFailed, caller, meta, Some(reason));
                 return Err(AuthError::InvalidCode);
             }
-        }
-        let auth = caller.session.auth.with_otp(now);
+        };
+        let auth = caller.session.auth.with(&added, now);
         // SECURITY: only while the session is still live and the caller's.
         if !self.sessions.set_auth(&caller.session.session_id, &caller.session.user_id, &auth, now).await? {
             return Err(AuthError::InvalidToken);

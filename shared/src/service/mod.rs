@@ -12,6 +12,7 @@ mod logout;
 pub mod mfa;
 #[cfg(test)]
 mod mfa_tests;
+pub mod passkeys;
 mod refresh;
 pub mod register;
 pub mod revocation;
@@ -25,6 +26,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::AuthError;
 use crate::keys::{KeyCache, SigningKeys};
+use crate::passkeys::Passkeys;
 use crate::store::{FactorStore, SessionRecord, SessionStore, UserRecord, UserStore};
 
 use crate::tokens::{AccessTokens, IssuedAccessToken, RefreshToken};
@@ -74,6 +76,7 @@ pub struct AuthService {
     users: Arc<dyn UserStore>,
     sessions: Arc<dyn SessionStore>,
     factors: Arc<dyn FactorStore>,
+    passkeys: Option<Arc<Passkeys>>,
     keys: Arc<KeyCache<SigningKeys>>,
     tokens: AccessTokens,
     clock: Arc<dyn Clock>,
@@ -96,6 +99,7 @@ impl AuthService {
             users,
             sessions,
             factors,
+            passkeys: None,
             keys,
             tokens: AccessTokens::new(config),
             clock,
@@ -103,6 +107,13 @@ impl AuthService {
             session_max_age: config.session_max_age,
             refresh_reuse_grace: config.refresh_reuse_grace,
         }
+    }
+
+    /// Passkeys on (`WEBAUTHN_RP_ID` set): sign-in by passkey, and passkeys answering the
+    /// login challenge. Login's only.
+    pub fn with_passkeys(mut self, passkeys: Option<Passkeys>) -> Self {
+        self.passkeys = passkeys.map(Arc::new);
+        self
     }
 
     /// Cold-start work for login and refresh: fetches the key set in parallel with opening

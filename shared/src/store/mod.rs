@@ -18,7 +18,9 @@ use crate::claims::Authentication;
 use crate::error::AuthError;
 use crate::factors::{FactorUse, Factors, TotpSecret};
 use crate::links::{IssuedLink, LinkPurpose};
+use crate::passkeys::StoredPasskey;
 use crate::tokens::{SessionId, TokenHash};
+use webauthn_rs::prelude::Uuid;
 
 /// One rotation: the single conditional write of a refresh.
 #[derive(Debug, Clone)]
@@ -317,6 +319,44 @@ pub struct Challenge {
     pub failures: u32,
     /// When it lapses.
     pub expires_at: u64,
+    /// The passkey assertion ceremony offered with it (serialised state), when the user
+    /// has passkeys.
+    pub webauthn_state: Option<String>,
+}
+
+/// What a passkey ceremony is for: part of its item and of the condition that ends it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CeremonyPurpose {
+    /// A signed-in user registering a passkey.
+    Register,
+    /// A sign-in by a discoverable passkey.
+    SignIn,
+}
+
+impl CeremonyPurpose {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Register => "passkey_register",
+            Self::SignIn => "passkey_login",
+        }
+    }
+}
+
+/// A passkey ceremony between its start and its finish (`link#<hash>` items, as the other
+/// one-time tokens): single use, 5 minutes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ceremony {
+    /// SHA-256 of the `passkey_token` the client holds.
+    pub hash: TokenHash,
+    /// What it is for.
+    pub purpose: CeremonyPurpose,
+    /// The registering user; `None` for a sign-in (no one is known yet).
+    pub owner: Option<String>,
+    /// The crate's serialised state (challenge, user verification policy, ...).
+    pub state: String,
+    /// When it lapses.
+    pub expires_at: u64,
 }
 
 /// A user's second factors (`mfa#<username>` items) and login challenges, in the users
@@ -333,8 +373,11 @@ pub trait FactorStore: Send + Sync {
     /// recovery codes, in one write: only while that enrolment is still pending and
     /// unlapsed at `now`, and no TOTP is confirmed. `false` otherwise.
     async fn confirm_totp(&self, username: &str, secret: &TotpSecret, step: u64, recovery_codes: &[TokenHash], now: u64) -> Result<bool, AuthError>;
-    /// Removes every factor of the user (turning TOTP off; an operator's reset).
+    /// Removes the user's factors item (an operator's reset, after its passkeys).
     async fn remove_factors(&self, username: &str) -> Result<(), AuthError>;
+    /// Turns TOTP off: the secret, its last step, a pending enrolment and the recovery
+    /// codes go; passkeys stay.
+    async fn remove_totp(&self, username: &str) -> Result<(), AuthError>;
     /// Replaces the recovery codes, while TOTP is on. `false` when it is not.
     async fn replace_recovery_codes(&self, username: &str, recovery_codes: &[TokenHash]) -> Result<bool, AuthError>;
     /// Uses a factor in one conditional write (a TOTP step later than the last one, or a
@@ -349,4 +392,18 @@ pub trait FactorStore: Send + Sync {
     /// Counts one wrong answer to the challenge; the one that reaches `max_failures`
     /// deletes it.
     async fn fail_challenge(&self, hash: &TokenHash, max_failures: u32) -> Result<(), AuthError>;
+    /// Adds a passkey to `username` with its user `handle`, and the pointer from its
+    /// credential id to its owner, in one transaction: only while no account has that
+    /// credential and the user's handle is `handle` or unset. `false` otherwise.
+    async fn add_passkey(&self, username: &str, handle: &Uuid, passkey: &StoredPasskey) -> Result<bool, AuthError>;
+    /// Removes a passkey of `username` and its pointer; `false` when it is not theirs.
+    async fn remove_passkey(&self, username: &str, id: &str) -> Result<bool, AuthError>;
+    /// The owner and user handle of a credential id, read consistently.
+    async fn passkey_owner(&self, id: &str) -> Result<Option<(String, Uuid)>, AuthError>;
+    /// Stores a ceremony.
+    async fn issue_ceremony(&self, ceremony: &Ceremony) -> Result<(), AuthError>;
+    /// Ends a ceremony in one conditional delete and returns it: only while it is of
+    /// `purpose`, `owner`'s (when given) and unexpired at `now`. Single use: a second take,
+    /// or one racing it, gets `None`.
+    async fn take_ceremony(&self, hash: &TokenHash, purpose: CeremonyPurpose, owner: Option<&str>, now: u64) -> Result<Option<Ceremony>, AuthError>;
 }

@@ -9,13 +9,17 @@ use async_trait::async_trait;
 
 use crate::error::AuthError;
 use crate::factors::{FactorUse, Factors, TotpSecret};
-use crate::store::{Challenge, FactorStore};
+use crate::passkeys::StoredPasskey;
+use crate::store::{Ceremony, CeremonyPurpose, Challenge, FactorStore};
 use crate::tokens::TokenHash;
+use webauthn_rs::prelude::Uuid;
 
 #[derive(Default)]
 struct State {
     factors: HashMap<String, Factors>,
     challenges: HashMap<[u8; 32], Challenge>,
+    owners: HashMap<String, (String, Uuid)>,
+    ceremonies: HashMap<[u8; 32], Ceremony>,
 }
 
 /// Factors and challenges in memory.
@@ -86,6 +90,16 @@ impl FactorStore for MemoryFactors {
         Ok(())
     }
 
+    async fn remove_totp(&self, username: &str) -> Result<(), AuthError> {
+        if let Some(factors) = self.lock().factors.get_mut(username) {
+            factors.totp = None;
+            factors.last_totp_step = 0;
+            factors.pending = None;
+            factors.recovery_codes.clear();
+        }
+        Ok(())
+    }
+
     async fn replace_recovery_codes(&self, username: &str, recovery_codes: &[TokenHash]) -> Result<bool, AuthError> {
         let mut state = self.lock();
         match state.factors.get_mut(username) {
@@ -109,6 +123,10 @@ impl FactorStore for MemoryFactors {
         match used {
             FactorUse::TotpStep(step) if factors.totp.is_some() && *step > factors.last_totp_step => factors.last_totp_step = *step,
             FactorUse::RecoveryCode(hash) if factors.recovery_codes.contains(hash) => factors.recovery_codes.retain(|h| h != hash),
+            FactorUse::Passkey { before, after } => match factors.passkeys.iter_mut().find(|p| p.id == after.id && p.key == *before) {
+                Some(stored) => *stored = after.clone(),
+                None => return Ok(false),
+            },
             _ => return Ok(false),
         }
         if let Some(hash) = challenge {
@@ -135,5 +153,50 @@ impl FactorStore for MemoryFactors {
             state.challenges.remove(&hash.0);
         }
         Ok(())
+    }
+
+    async fn add_passkey(&self, username: &str, handle: &Uuid, passkey: &StoredPasskey) -> Result<bool, AuthError> {
+        let mut state = self.lock();
+        if state.owners.contains_key(&passkey.id) {
+            return Ok(false);
+        }
+        let factors = state.factors.entry(username.to_owned()).or_default();
+        if factors.user_handle.is_some_and(|h| h != *handle) || factors.passkey(&passkey.id).is_some() {
+            return Ok(false);
+        }
+        factors.user_handle = Some(*handle);
+        factors.passkeys.push(passkey.clone());
+        state.owners.insert(passkey.id.clone(), (username.to_owned(), *handle));
+        Ok(true)
+    }
+
+    async fn remove_passkey(&self, username: &str, id: &str) -> Result<bool, AuthError> {
+        let mut state = self.lock();
+        if state.owners.get(id).is_none_or(|(owner, _)| owner != username) {
+            return Ok(false);
+        }
+        state.owners.remove(id);
+        if let Some(factors) = state.factors.get_mut(username) {
+            factors.passkeys.retain(|p| p.id != id);
+        }
+        Ok(true)
+    }
+
+    async fn passkey_owner(&self, id: &str) -> Result<Option<(String, Uuid)>, AuthError> {
+        Ok(self.lock().owners.get(id).cloned())
+    }
+
+    async fn issue_ceremony(&self, ceremony: &Ceremony) -> Result<(), AuthError> {
+        self.lock().ceremonies.insert(ceremony.hash.0, ceremony.clone());
+        Ok(())
+    }
+
+    async fn take_ceremony(&self, hash: &TokenHash, purpose: CeremonyPurpose, owner: Option<&str>, now: u64) -> Result<Option<Ceremony>, AuthError> {
+        let mut state = self.lock();
+        let usable = state
+            .ceremonies
+            .get(&hash.0)
+            .is_some_and(|c| c.purpose == purpose && now < c.expires_at && owner.is_none_or(|o| c.owner.as_deref() == Some(o)));
+        Ok(if usable { state.ceremonies.remove(&hash.0) } else { None })
     }
 }

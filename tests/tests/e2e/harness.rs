@@ -157,6 +157,8 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> App {
     ];
     // Sign-up open, links into the local demo page, from the sender verified below.
     vars.extend_from_slice(&[("SIGNUP", "open"), ("APP_URL", "http://localhost:5173"), ("EMAIL_FROM", SENDER)]);
+    // Passkeys for the page at ORIGIN.
+    vars.push(("WEBAUTHN_RP_ID", "app.test"));
     vars.extend_from_slice(extra);
     let config = config_with(&vars);
 
@@ -179,7 +181,8 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> App {
         };
         assert!(users.create(&user).await.unwrap());
     }
-    let service = auth_service_with(&config, dynamodb.clone(), secrets.clone());
+    let passkeys = auth_core::passkeys::Passkeys::from_config(&config).unwrap();
+    let service = auth_service_with(&config, dynamodb.clone(), secrets.clone()).with_passkeys(passkeys);
     let authorizer = authorizer_with(&config, secrets.clone()).unwrap();
     let account = account_with(&config, dynamodb.clone(), secrets.clone()).unwrap();
     let ses = aws_sdk_sesv2::Client::new(&sdk);

@@ -17,6 +17,7 @@ mod harness;
 mod login;
 mod logout;
 mod mfa;
+pub mod passkeys;
 mod refresh;
 mod register;
 mod rotation;

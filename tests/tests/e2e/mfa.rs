@@ -7,10 +7,10 @@ use serde_json::{Value, json};
 
 use crate::harness::*;
 
-const NEW_PASSWORD: &str = "quartz lantern orbit meadow";
+pub const NEW_PASSWORD: &str = "quartz lantern orbit meadow";
 
 /// A verified account of its own (so no other test's throttle or factors meet it).
-async fn fresh_account(app: &App) -> String {
+pub async fn fresh_account(app: &App) -> String {
     let address = format!("m{}@example.com", auth_core::random::random_id().to_lowercase().replace(['-', '_'], "x"));
     let signed_up = app
         .register_call(Call::post("/auth/signup").json(json!({"username": address, "password": NEW_PASSWORD})))

@@ -265,6 +265,14 @@ fn account_serves_its_password_and_session_routes_itself_and_cors_lets_browsers_
         "OPTIONS /auth/mfa/recovery-codes",
         "POST /auth/mfa/step-up",
         "OPTIONS /auth/mfa/step-up",
+        "GET /auth/passkeys",
+        "OPTIONS /auth/passkeys",
+        "DELETE /auth/passkeys/{passkey_id}",
+        "OPTIONS /auth/passkeys/{passkey_id}",
+        "POST /auth/passkeys/register/start",
+        "OPTIONS /auth/passkeys/register/start",
+        "POST /auth/passkeys/register/finish",
+        "OPTIONS /auth/passkeys/register/finish",
     ];
     assert_eq!(routes, expected.iter().map(|r| (*r).to_owned()).collect::<BTreeSet<_>>());
     let cors = &template["Resources"]["Api"]["Properties"]["CorsConfiguration"];
@@ -582,7 +590,7 @@ async fn recorded_functions(config: &Config) -> (Recorded, auth_core::api::autho
         .collect();
     let service = |name: &str| {
         let (dynamodb, secrets) = recorders[name].clients(&sdk);
-        auth_service_with(config, dynamodb, secrets)
+        auth_service_with(config, dynamodb, secrets).with_passkeys(auth_core::passkeys::Passkeys::from_config(config).unwrap())
     };
     let (login, refresh, logout) = (service("login"), service("refresh"), service("logout"));
     login.warm_up().await;
@@ -768,6 +776,41 @@ async fn each_function_is_granted_exactly_the_calls_it_makes() {
     app.clear_throttle(ALICE).await;
     let off = account(Call::get("/auth/mfa/totp").method("DELETE").header("authorization", &bearer)).await;
     assert_eq!(off.status, 204, "{}", off.body);
+
+    // ... and a passkey: registered, listed, signing in (its ceremony, its owner, its
+    // counter), then removed.
+    let mut authenticator = webauthn_authenticator_rs::softpasskey::SoftPasskey::new(true);
+    let started = account(Call::post("/auth/passkeys/register/start").header("authorization", &bearer)).await;
+    let mut options = started.json()["options"].clone();
+    let handle = options["publicKey"]["user"]["id"].as_str().unwrap().to_owned();
+    options["publicKey"]["authenticatorSelection"]["residentKey"] = "discouraged".into();
+    options["publicKey"]["authenticatorSelection"]["requireResidentKey"] = false.into();
+    let credential = webauthn_authenticator_rs::WebauthnAuthenticator::do_registration(
+        &mut authenticator,
+        crate::passkeys::origin(),
+        serde_json::from_value(options).unwrap(),
+    )
+    .unwrap();
+    let finish = Call::post("/auth/passkeys/register/finish")
+        .header("authorization", &bearer)
+        .json(json!({"passkey_token": started.json()["passkey_token"], "credential": credential}));
+    let added = account(finish).await;
+    assert_eq!(added.status, 201, "{}", added.body);
+    let id = added.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(account(Call::get("/auth/passkeys").header("authorization", &bearer)).await.status, 200);
+    let sign_in = Answer::from(login::handle(&f.login, Call::post("/auth/passkeys/login/start").request()).await.unwrap());
+    let assertion = crate::passkeys::assert_with(
+        &mut authenticator,
+        serde_json::from_value(sign_in.json()["options"].clone()).unwrap(),
+        &id,
+        &handle,
+        crate::passkeys::origin(),
+    );
+    let finish = Call::post("/auth/passkeys/login/finish").json(json!({"passkey_token": sign_in.json()["passkey_token"], "credential": assertion}));
+    assert_eq!(Answer::from(login::handle(&f.login, finish.request()).await.unwrap()).status, 200);
+    let path: &'static str = format!("/auth/passkeys/{id}").leak();
+    let removed = account(Call::get(path).method("DELETE").header("authorization", &bearer)).await;
+    assert_eq!(removed.status, 204, "{}", removed.body);
 
     // register: a sign-up, its verification and resend, a taken address, forgot (also
     // over the limit), a reset that clears the throttle.

@@ -1,14 +1,46 @@
 //! Second factors in the users table: `mfa#<username>` (the TOTP secret, the last step
-//! accepted, a pending enrolment, the recovery codes' hashes as a string set of hex) and
-//! login challenges (`link#<hex of the hash>` with purpose `mfa_login`, beside the e-mailed
-//! links). Only the login and account functions may touch `mfa#` items (IAM leading keys).
+//! accepted, a pending enrolment, the recovery codes' hashes as a string set of hex, each
+//! passkey as a map attribute `passkey:<credential id>`, and the WebAuthn user handle),
+//! `passkey#<credential id>` (its owner: how a discoverable sign-in finds the user), and
+//! login challenges and passkey ceremonies (`link#<hex of the hash>` with their purpose,
+//! beside the e-mailed links). Only the login and account functions may touch `mfa#` and
+//! `passkey#` items (IAM leading keys).
 
-use aws_sdk_dynamodb::types::Delete;
+use aws_sdk_dynamodb::types::{Delete, Put};
+use webauthn_rs::prelude::Uuid;
 
 use super::links::{build_error, link_key};
 use super::*;
 use crate::factors::{FactorUse, Factors, TotpSecret};
-use crate::store::{Challenge, FactorStore};
+use crate::passkeys::StoredPasskey;
+use crate::store::{Ceremony, CeremonyPurpose, Challenge, FactorStore};
+
+/// Prefix of a passkey's attribute on the factors item.
+const PASSKEY_ATTRIBUTE: &str = "passkey:";
+
+fn pointer_key(id: &str) -> AttributeValue {
+    s(format!("passkey#{id}"))
+}
+
+fn passkey_value(passkey: &StoredPasskey) -> AttributeValue {
+    AttributeValue::M(Item::from([
+        ("key".into(), s(&passkey.key)),
+        ("name".into(), s(&passkey.name)),
+        ("created_at".into(), n(passkey.created_at)),
+        ("last_used_at".into(), n(passkey.last_used_at)),
+    ]))
+}
+
+fn passkey_from(id: &str, value: &AttributeValue) -> Option<StoredPasskey> {
+    let map = value.as_m().ok()?;
+    Some(StoredPasskey {
+        id: id.to_owned(),
+        key: get_s(map, "key")?,
+        name: get_s(map, "name").unwrap_or_default(),
+        created_at: get_n(map, "created_at").unwrap_or(0),
+        last_used_at: get_n(map, "last_used_at").unwrap_or(0),
+    })
+}
 
 /// The purpose of a login challenge's item.
 const CHALLENGE_PURPOSE: &str = "mfa_login";
@@ -53,12 +85,21 @@ fn factors_from_item(item: &Item) -> Factors {
             .and_then(|v| v.as_ss().ok())
             .map(|set| set.iter().filter_map(|h| from_hex(h)).collect())
             .unwrap_or_default(),
+        passkeys: {
+            let mut passkeys: Vec<StoredPasskey> = item
+                .iter()
+                .filter_map(|(name, value)| passkey_from(name.strip_prefix(PASSKEY_ATTRIBUTE)?, value))
+                .collect();
+            passkeys.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
+            passkeys
+        },
+        user_handle: get_s(item, "user_handle").and_then(|h| Uuid::parse_str(&h).ok()),
     }
 }
 
-/// The update, condition and values of the one conditional write that uses a factor.
-fn factor_write(used: &FactorUse) -> (&'static str, &'static str, Item) {
-    match used {
+/// The update, condition, names and values of the one conditional write that uses a factor.
+fn factor_write(used: &FactorUse) -> (&'static str, &'static str, Option<HashMap<String, String>>, Item) {
+    let (update, condition, values) = match used {
         // SECURITY: a step later than the last accepted one only: a code passes once, and of
         // two requests racing with one code, one write fails.
         FactorUse::TotpStep(step) => (
@@ -72,7 +113,18 @@ fn factor_write(used: &FactorUse) -> (&'static str, &'static str, Item) {
             "contains(recovery_codes, :code)",
             Item::from([(":codes".into(), codes(std::slice::from_ref(hash))), (":code".into(), s(hex(hash)))]),
         ),
-    }
+        // SECURITY: only over the credential the assertion was verified against: of two
+        // assertions racing, one write fails, and the sign counter never moves back.
+        FactorUse::Passkey { before, after } => {
+            let names = HashMap::from([
+                ("#pk".to_owned(), format!("{PASSKEY_ATTRIBUTE}{}", after.id)),
+                ("#key".to_owned(), "key".to_owned()),
+            ]);
+            let values = Item::from([(":after".into(), passkey_value(after)), (":before".into(), s(before))]);
+            return ("SET #pk = :after", "#pk.#key = :before", Some(names), values);
+        }
+    };
+    (update, condition, None, values)
 }
 
 impl DynamoUsers {
@@ -150,6 +202,18 @@ impl FactorStore for DynamoUsers {
         Ok(())
     }
 
+    async fn remove_totp(&self, username: &str) -> Result<(), AuthError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("username", factors_key(username))
+            .update_expression("REMOVE totp_secret, last_totp_step, recovery_codes, pending_secret, pending_until")
+            .send()
+            .await
+            .map_err(|e| sdk_error("UpdateItem remove TOTP", e))?;
+        Ok(())
+    }
+
     async fn replace_recovery_codes(&self, username: &str, recovery_codes: &[TokenHash]) -> Result<bool, AuthError> {
         let result = self
             .client
@@ -165,7 +229,7 @@ impl FactorStore for DynamoUsers {
     }
 
     async fn use_factor(&self, username: &str, used: &FactorUse, challenge: Option<&TokenHash>, now: u64) -> Result<bool, AuthError> {
-        let (update, condition, values) = factor_write(used);
+        let (update, condition, names, values) = factor_write(used);
         let Some(challenge) = challenge else {
             let result = self
                 .client
@@ -174,6 +238,7 @@ impl FactorStore for DynamoUsers {
                 .key("username", factors_key(username))
                 .update_expression(update)
                 .condition_expression(condition)
+                .set_expression_attribute_names(names)
                 .set_expression_attribute_values(Some(values))
                 .send()
                 .await;
@@ -184,6 +249,7 @@ impl FactorStore for DynamoUsers {
             .key("username", factors_key(username))
             .update_expression(update)
             .condition_expression(condition)
+            .set_expression_attribute_names(names)
             .set_expression_attribute_values(Some(values))
             .build()
             .map_err(build_error)?;
@@ -200,16 +266,22 @@ impl FactorStore for DynamoUsers {
     }
 
     async fn issue_challenge(&self, challenge: &Challenge) -> Result<(), AuthError> {
+        let mut item = Item::from([
+            ("username".into(), link_key(&challenge.hash)),
+            ("purpose".into(), s(CHALLENGE_PURPOSE)),
+            ("owner".into(), s(&challenge.username)),
+            ("session_epoch".into(), n(challenge.session_epoch)),
+            ("password_at".into(), n(challenge.password_at)),
+            ("failures".into(), n(challenge.failures)),
+            ("expires_at".into(), n(challenge.expires_at)),
+        ]);
+        if let Some(state) = &challenge.webauthn_state {
+            item.insert("webauthn_state".into(), s(state));
+        }
         self.client
             .put_item()
             .table_name(&self.table)
-            .item("username", link_key(&challenge.hash))
-            .item("purpose", s(CHALLENGE_PURPOSE))
-            .item("owner", s(&challenge.username))
-            .item("session_epoch", n(challenge.session_epoch))
-            .item("password_at", n(challenge.password_at))
-            .item("failures", n(challenge.failures))
-            .item("expires_at", n(challenge.expires_at))
+            .set_item(Some(item))
             .condition_expression("attribute_not_exists(username)")
             .send()
             .await
@@ -240,6 +312,7 @@ impl FactorStore for DynamoUsers {
                 password_at: get_n(item, "password_at")?,
                 failures: u32::try_from(get_n(item, "failures")?).ok()?,
                 expires_at: get_n(item, "expires_at")?,
+                webauthn_state: get_s(item, "webauthn_state"),
             })
         })();
         Ok(challenge.filter(|c| now < c.expires_at))
@@ -275,5 +348,134 @@ impl FactorStore for DynamoUsers {
                 .map_err(|e| sdk_error("DeleteItem challenge", e))?;
         }
         Ok(())
+    }
+
+    async fn add_passkey(&self, username: &str, handle: &Uuid, passkey: &StoredPasskey) -> Result<bool, AuthError> {
+        // SECURITY: a credential id belongs to one account: the pointer is created only where
+        // none is (WebAuthn §7.1 step 22).
+        let pointer = Put::builder()
+            .table_name(&self.table)
+            .item("username", pointer_key(&passkey.id))
+            .item("owner", s(username))
+            .item("user_handle", s(handle.to_string()))
+            .condition_expression("attribute_not_exists(username)")
+            .build()
+            .map_err(build_error)?;
+        let add = Update::builder()
+            .table_name(&self.table)
+            .key("username", factors_key(username))
+            .update_expression("SET #pk = :passkey, user_handle = if_not_exists(user_handle, :handle)")
+            .condition_expression("attribute_not_exists(#pk) AND (attribute_not_exists(user_handle) OR user_handle = :handle)")
+            .expression_attribute_names("#pk", format!("{PASSKEY_ATTRIBUTE}{}", passkey.id))
+            .expression_attribute_values(":passkey", passkey_value(passkey))
+            .expression_attribute_values(":handle", s(handle.to_string()))
+            .build()
+            .map_err(build_error)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(pointer).build())
+            .transact_items(TransactWriteItem::builder().update(add).build())
+            .send()
+            .await;
+        transacted(result, "TransactWriteItems add passkey")
+    }
+
+    async fn remove_passkey(&self, username: &str, id: &str) -> Result<bool, AuthError> {
+        let pointer = Delete::builder()
+            .table_name(&self.table)
+            .key("username", pointer_key(id))
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":owner", s(username))
+            .build()
+            .map_err(build_error)?;
+        let remove = Update::builder()
+            .table_name(&self.table)
+            .key("username", factors_key(username))
+            .update_expression("REMOVE #pk")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", format!("{PASSKEY_ATTRIBUTE}{id}"))
+            .build()
+            .map_err(build_error)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().delete(pointer).build())
+            .transact_items(TransactWriteItem::builder().update(remove).build())
+            .send()
+            .await;
+        transacted(result, "TransactWriteItems remove passkey")
+    }
+
+    async fn passkey_owner(&self, id: &str) -> Result<Option<(String, Uuid)>, AuthError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("username", pointer_key(id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetItem passkey", e))?;
+        Ok(out.item().and_then(|item| {
+            let handle = Uuid::parse_str(&get_s(item, "user_handle")?).ok()?;
+            Some((get_s(item, "owner")?, handle))
+        }))
+    }
+
+    async fn issue_ceremony(&self, ceremony: &Ceremony) -> Result<(), AuthError> {
+        let mut item = Item::from([
+            ("username".into(), link_key(&ceremony.hash)),
+            ("purpose".into(), s(ceremony.purpose.as_str())),
+            ("state".into(), s(&ceremony.state)),
+            ("expires_at".into(), n(ceremony.expires_at)),
+        ]);
+        if let Some(owner) = &ceremony.owner {
+            item.insert("owner".into(), s(owner));
+        }
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(username)")
+            .send()
+            .await
+            .map_err(|e| sdk_error("PutItem ceremony", e))?;
+        Ok(())
+    }
+
+    async fn take_ceremony(&self, hash: &TokenHash, purpose: CeremonyPurpose, owner: Option<&str>, now: u64) -> Result<Option<Ceremony>, AuthError> {
+        let request = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("username", link_key(hash))
+            .expression_attribute_values(":purpose", s(purpose.as_str()))
+            .expression_attribute_values(":now", n(now))
+            .return_values(ReturnValue::AllOld);
+        // SECURITY: single use, of its purpose only, unexpired, and a registration only by
+        // the user who started it.
+        let request = match owner {
+            Some(owner) => request
+                .condition_expression("purpose = :purpose AND expires_at > :now AND #owner = :owner")
+                .expression_attribute_names("#owner", "owner")
+                .expression_attribute_values(":owner", s(owner)),
+            None => request.condition_expression("purpose = :purpose AND expires_at > :now"),
+        };
+        let item = match request.send().await {
+            Ok(out) => out.attributes().cloned(),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => return Ok(None),
+            Err(e) => return Err(sdk_error("DeleteItem ceremony", e)),
+        };
+        Ok(item.and_then(|item| {
+            Some(Ceremony {
+                hash: hash.clone(),
+                purpose,
+                owner: get_s(&item, "owner"),
+                state: get_s(&item, "state")?,
+                expires_at: get_n(&item, "expires_at")?,
+            })
+        }))
     }
 }
