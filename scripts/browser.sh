@@ -44,7 +44,7 @@ export_emulator_env "$emulator_port"
 cargo build --locked --workspace --bins
 export DEMO_USERNAME="${DEMO_USERNAME:-demo@example.com}" DEMO_PASSWORD="${DEMO_PASSWORD:-demo-password-change-me}"
 # Sign-up open, from a sender local-setup verifies in the emulator's SES (it refuses others).
-export SIGNUP=open EMAIL_FROM=no-reply@example.com
+export SIGNUP=open EMAIL_FROM=no-reply@example.com WEBAUTHN_RP_ID=localhost
 "$ROOT/target/debug/authctl" local-setup >/dev/null
 
 # The functions as scripts/dev.sh runs them (their log, at info, is scanned for the tokens

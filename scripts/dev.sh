@@ -29,6 +29,8 @@ export DEMO_PASSWORD="${DEMO_PASSWORD:-demo-password-change-me}"
 export SIGNUP="${SIGNUP:-open}"
 export APP_URL="${APP_URL:-http://localhost:$DEMO_PORT}"
 export EMAIL_FROM="${EMAIL_FROM:-no-reply@example.com}"
+# Passkeys for the pages on http://localhost (a browser treats localhost as secure).
+export WEBAUTHN_RP_ID="${WEBAUTHN_RP_ID:-localhost}"
 export RUST_LOG="${RUST_LOG:-info}"
 
 ensure_venv

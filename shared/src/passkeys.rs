@@ -87,17 +87,24 @@ fn state_error(e: serde_json::Error) -> AuthError {
 
 impl Passkeys {
     /// The relying party of `config`, or `None` when `WEBAUTHN_RP_ID` is not set (passkeys
-    /// off). Every origin must be the RP id or below it.
+    /// off). At least one origin must be the RP id or below it.
     pub fn from_config(config: &Config) -> Result<Option<Self>, ConfigError> {
         let Some(rp_id) = config.webauthn_rp_id.as_deref() else { return Ok(None) };
         let problem = |problem: String| ConfigError {
             name: "WEBAUTHN_RP_ID",
             problem,
         };
-        let origins: Vec<Url> = config.allowed_origins.iter().filter_map(|o| Url::parse(o).ok()).collect();
+        // Only the origins at or below the RP id can use its passkeys (a browser refuses the
+        // others); they may still use everything else (e.g. http://127.0.0.1 locally).
+        let origins: Vec<Url> = config
+            .allowed_origins
+            .iter()
+            .filter_map(|o| Url::parse(o).ok())
+            .filter(|o| o.host_str().is_some_and(|host| host == rp_id || host.ends_with(&format!(".{rp_id}"))))
+            .collect();
         let (first, rest) = origins
             .split_first()
-            .ok_or_else(|| problem("passkeys need ALLOWED_ORIGINS (the pages that use them)".into()))?;
+            .ok_or_else(|| problem(format!("no origin of ALLOWED_ORIGINS is {rp_id:?} or below it: passkeys would work nowhere")))?;
         let mut builder = WebauthnBuilder::new(rp_id, first).map_err(|e| problem(format!("{rp_id:?} with {first}: {e}")))?;
         for origin in rest {
             builder = builder.append_allowed_origin(origin);
@@ -209,5 +216,34 @@ impl Passkeys {
             ..stored.clone()
         };
         Ok((result, updated))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::config_with;
+
+    #[test]
+    fn the_relying_party_covers_its_origins_and_is_off_without_an_rp_id() {
+        assert!(Passkeys::from_config(&config_with(&[])).unwrap().is_none());
+        let local = config_with(&[
+            ("WEBAUTHN_RP_ID", "localhost"),
+            ("ALLOWED_ORIGINS", "http://localhost:5173,http://localhost:9000"),
+        ]);
+        assert!(Passkeys::from_config(&local).unwrap().is_some(), "a local page over http");
+        let site = config_with(&[("WEBAUTHN_RP_ID", "example.com"), ("ALLOWED_ORIGINS", "https://app.example.com")]);
+        assert!(Passkeys::from_config(&site).unwrap().is_some(), "an origin below the RP id");
+        for origins in ["https://app.example.org", "https://evilexample.com"] {
+            let foreign = config_with(&[("WEBAUTHN_RP_ID", "example.com"), ("ALLOWED_ORIGINS", origins)]);
+            assert_eq!(Passkeys::from_config(&foreign).err().unwrap().name, "WEBAUTHN_RP_ID", "{origins}");
+        }
+        let mixed = config_with(&[
+            ("WEBAUTHN_RP_ID", "localhost"),
+            ("ALLOWED_ORIGINS", "http://localhost:5173,http://127.0.0.1:5173"),
+        ]);
+        assert!(Passkeys::from_config(&mixed).unwrap().is_some(), "127.0.0.1 just cannot use passkeys");
+        let none = config_with(&[("WEBAUTHN_RP_ID", "example.com"), ("ALLOWED_ORIGINS", "")]);
+        assert_eq!(Passkeys::from_config(&none).err().unwrap().name, "WEBAUTHN_RP_ID");
     }
 }
