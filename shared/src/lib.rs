@@ -7,13 +7,14 @@
 //!   `api::authorizer`, and `api::http` for what the HTTP rooms share). The only modules that know `lambda_http`
 //!   or an event shape.
 //! - `service`: the use cases, one room each (`login`, `refresh`, `logout` over
-//!   `AuthService`; `account`; `register`, sign-up and reset by e-mail; `revocation`, the
-//!   strict authorizer's check; `credentials`,
-//!   the throttled password check login and the password change share). They see stores
+//!   `AuthService`; `account`; `mfa`, TOTP enrolment and step-up; `passkeys`; `register`,
+//!   sign-up and reset by e-mail; `revocation`, the strict authorizer's check;
+//!   `credentials`, the throttled password and second-factor checks they share). They see stores
 //!   and keys through traits only.
 //! - Below them: `store` (the session, user and link stores, `store::dynamodb`), `keys`
 //!   (key sets and their stores, `keys::secrets_manager`), `tokens`, `links`, `mail` (with
-//!   `mail::ses`), `claims`, `password`,
+//!   `mail::ses`), `claims`, `factors` (TOTP and recovery codes), `passkeys` (the WebAuthn
+//!   relying party), `password`,
 //!   `password_policy`, `audit`; and `config`, `error`, `clock`, `random`, which import
 //!   nothing but `error`. `tokens` uses `keys`, never the other way.
 //!
