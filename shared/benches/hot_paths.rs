@@ -352,5 +352,26 @@ fn password_policy(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, verification, signing, passwords, password_policy);
+/// The CPU a second factor adds to a login: a TOTP code checked against the ±1 step window
+/// (three HMAC-SHA-1), and a recovery code hashed and compared with ten stored ones.
+fn second_factor(c: &mut Criterion) {
+    use auth_core::factors::{FactorAnswer, Factors, TotpSecret, new_recovery_codes};
+    let secret = TotpSecret::generate();
+    let (codes, hashes) = new_recovery_codes();
+    let factors = Factors {
+        totp: Some(secret.clone()),
+        recovery_codes: hashes,
+        ..Factors::default()
+    };
+    let now = SystemClock.now();
+    let mut group = c.benchmark_group("second_factor");
+    // The worst case for a right code: the last of the three steps tried.
+    let late = FactorAnswer::Totp(secret.code_at(now + 30));
+    group.bench_function("totp_check", |b| b.iter(|| black_box(&late).check(&factors, now).unwrap()));
+    let recovery = FactorAnswer::RecoveryCode(codes[9].clone());
+    group.bench_function("recovery_code_check", |b| b.iter(|| black_box(&recovery).check(&factors, now).unwrap()));
+    group.finish();
+}
+
+criterion_group!(benches, verification, signing, passwords, password_policy, second_factor);
 criterion_main!(benches);

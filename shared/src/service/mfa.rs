@@ -42,8 +42,8 @@ impl AccountService {
     pub async fn mfa_status(&self, caller: &Caller) -> Result<MfaStatus, AuthError> {
         let factors = self.factors.factors(&caller.user.username).await?.unwrap_or_default();
         Ok(MfaStatus {
-            totp: factors.required(),
-            recovery_codes_left: if factors.required() { factors.recovery_codes.len() } else { 0 },
+            totp: factors.totp.is_some(),
+            recovery_codes_left: if factors.totp.is_some() { factors.recovery_codes.len() } else { 0 },
             methods: factors.methods(),
             passkeys: factors.passkeys.len(),
         })
@@ -77,7 +77,7 @@ impl AccountService {
             AttemptReservation::Refused { retry_after_secs } => return Err(AuthError::TooManyAttempts { retry_after_secs }),
         };
         let factors = factors.unwrap_or_default();
-        if factors.required() {
+        if factors.totp.is_some() {
             return Err(AuthError::MfaAlreadyEnabled);
         }
         let Some(pending) = factors.pending_at(now) else {

@@ -39,18 +39,44 @@ async fn calls_per_operation() {
     rows.push((
         "login",
         count(&recorder),
-        "4 in 2 round trips (GetItem user + UpdateItem attempt reservation, then PutItem session + UpdateItem reset)",
+        "5 in 2 round trips (GetItem user + GetItem factors + UpdateItem attempt reservation, then PutItem session + UpdateItem reset)",
         "2-3 (GetItem user, PutItem session, often a counter write), guesses not bounded under parallelism",
     ));
     login::handle(&api, login(ALICE, "wrong password!")).await.unwrap();
     rows.push((
         "login, wrong password",
         count(&recorder),
-        "2 (GetItem user + UpdateItem reservation; +1 when a throttle starts)",
+        "3 (GetItem user + GetItem factors + UpdateItem reservation; +1 when a throttle starts)",
         "2-3",
     ));
     login::handle(&api, login(ALICE, PASSWORD)).await.unwrap();
-    rows.push(("login after a failure", count(&recorder), "4 (as login)", "2-3"));
+    rows.push(("login after a failure", count(&recorder), "5 (as login)", "2-3"));
+
+    // TOTP on (written straight to the table, uncounted): the challenge, then its answer.
+    let users = auth_core::store::dynamodb::DynamoUsers::new(app.dynamodb.clone(), &app.config.users_table, &app.config.sessions_table);
+    let secret = auth_core::factors::TotpSecret::generate();
+    let totp_user = auth_core::store::FactorStore::start_totp(&users, BOB, &secret, now() + 600).await.unwrap();
+    assert!(totp_user);
+    let step = now() / 30;
+    assert!(auth_core::store::FactorStore::confirm_totp(&users, BOB, &secret, step - 1, &[], now()).await.unwrap());
+    recorder.clear();
+    let challenged = Answer::from(login::handle(&api, login(BOB, PASSWORD)).await.unwrap());
+    rows.push((
+        "login, TOTP on: the challenge",
+        count(&recorder),
+        "4 in 2 round trips (GetItem user + GetItem factors + UpdateItem reservation, then PutItem challenge)",
+        "-",
+    ));
+    let answer = json!({"mfa_token": challenged.json()["mfa_token"], "code": secret.code_at(now())});
+    let answered = Answer::from(login::handle(&api, Call::post("/auth/login/mfa").json(answer).request()).await.unwrap());
+    assert_eq!(answered.status, 200, "{}", answered.body);
+    rows.push((
+        "login, TOTP on: the answer",
+        count(&recorder),
+        "GetItem challenge, GetItem user + GetItem factors + UpdateItem reservation, TransactWriteItems (counted as its UpdateItem factors + DeleteItem challenge), UpdateItem reset, PutItem session + UpdateItem reset",
+        "-",
+    ));
+    auth_core::store::FactorStore::remove_factors(&users, BOB).await.unwrap();
 
     let rotated = Answer::from(
         refresh::handle(&api, Call::post("/auth/refresh").cookie(&first.refresh_cookie()).request())

@@ -99,6 +99,11 @@ async fn a_registered_passkey_signs_in_without_a_password_and_is_listed_and_remo
     let listed = app.account_call(Call::get("/auth/passkeys").header("authorization", &holder.bearer)).await;
     assert_eq!(listed.json()["passkeys"][0]["id"], holder.id.as_str());
     assert_eq!(listed.json()["passkeys"][0]["name"], "laptop");
+    let status = app.account_call(Call::get("/auth/mfa").header("authorization", &holder.bearer)).await;
+    assert_eq!(
+        status.json(),
+        json!({"totp": false, "recovery_codes_left": 0, "methods": ["webauthn"], "passkeys": 1})
+    );
 
     let (token, options) = sign_in_start(&app).await;
     let signed = sign_in_finish(&app, &token, assert_with(&mut authenticator, options, &holder.id, &holder.handle, origin())).await;
