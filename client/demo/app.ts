@@ -1,10 +1,10 @@
 // The demo page: sign up, verify the address, reset a forgotten password, sign in (with a
-// second factor when the account has one), watch the token refresh itself, list and end
-// sessions, turn TOTP on and off. Everything it knows about the session comes through the
-// library, as an app's would. The QR code generator is the demo's own (scripts/demo.mjs
+// second factor when the account has one, or with a passkey alone), watch the token refresh
+// itself, list and end sessions, turn TOTP on and off, add and remove passkeys. Everything it
+// knows about the session comes through the library, as an app's would. The QR code generator is the demo's own (scripts/demo.mjs
 // bundles it); the library has no dependency.
 import qrcode from "qrcode-generator";
-import { AuthError, createAuthClient, type AuthEvent, type AuthPaths, type MfaChallenge, type MfaFactor } from "../src/index.js";
+import { AuthError, createAuthClient, type AuthEvent, type AuthPaths, type MfaChallenge, type MfaFactor, type Passkey } from "../src/index.js";
 
 interface DemoConfig {
   baseUrl: string;
@@ -90,6 +90,7 @@ auth.onAuthStateChange((event) => {
     if (event.type === "SIGNED_IN") {
       endChallenge();
       void loadMfaStatus();
+      void loadPasskeys();
     }
   } else if (event.type === "SIGNED_OUT") {
     setStatus("signed-out", `Signed out (${event.reason})`);
@@ -104,6 +105,10 @@ auth.onAuthStateChange((event) => {
     closeEnrollment();
     showRecoveryCodes([]);
     unsay("mfa-message");
+    renderPasskeys([]);
+    delete $("passkey-list").dataset.state;
+    input("passkey-name").value = "";
+    unsay("passkey-message");
   } else if (event.type === "LOGOUT_PENDING") {
     setStatus("signed-out", `Signed out here, but the logout did not reach the server (${event.error.code}): it is sent again when this page next loads`);
   } else {
@@ -186,15 +191,20 @@ $("login-form").addEventListener("submit", async (event) => {
   }
 });
 
-// The login's second step: the password was right, the account has a second factor.
+// The login's second step: the password was right, the account has a second factor. The
+// form offers what the challenge's methods name: the app's code, a recovery code, a passkey.
 function showChallenge(next: MfaChallenge) {
   challenge = next;
+  const offers = (method: string) => next.methods.includes(method);
   $("login-form").hidden = true;
   $("account-forms").hidden = true;
   $("login-mfa-form").hidden = false;
   $("login-mfa-error").textContent = "";
-  useRecoveryCode(false);
-  input("login-mfa-code").focus();
+  $("login-mfa-codes").hidden = !offers("totp") && !offers("recovery_code");
+  $("login-mfa-use-recovery").hidden = !(offers("totp") && offers("recovery_code"));
+  $("login-mfa-passkey").hidden = !(offers("webauthn") && next.webauthn);
+  useRecoveryCode(!offers("totp"));
+  if (offers("totp")) input("login-mfa-code").focus();
 }
 
 function endChallenge() {
@@ -223,16 +233,34 @@ $("login-mfa-form").addEventListener("submit", async (event) => {
     // Signs in as login does: SIGNED_IN above ends the challenge.
     await auth.verifyMfa({ mfaToken: challenge.mfaToken, ...factor });
   } catch (error) {
-    // invalid_code leaves the challenge usable (up to five wrong codes); invalid_token means
-    // it is spent or expired: back to the password.
-    if (error instanceof AuthError && error.code === "invalid_token") {
-      cancelChallenge();
-      $("login-error").textContent = `${describe(error)} (log in again)`;
-    } else {
-      $("login-mfa-error").textContent = describe(error);
-    }
+    challengeFailed(error);
   }
 });
+
+$("login-mfa-passkey").addEventListener("click", async () => {
+  if (!challenge) return;
+  $("login-mfa-error").textContent = "";
+  try {
+    // The browser asks for one of the account's passkeys; the answer signs in as a code does.
+    await auth.verifyMfaWithPasskey(challenge);
+  } catch (error) {
+    challengeFailed(error);
+  }
+});
+
+/**
+ * A refused answer to the challenge: invalid_code and a closed passkey prompt leave it
+ * usable (up to five wrong answers); invalid_token means it is spent or expired: back to the
+ * password.
+ */
+function challengeFailed(error: unknown) {
+  if (error instanceof AuthError && error.code === "invalid_token") {
+    cancelChallenge();
+    $("login-error").textContent = `${describe(error)} (log in again)`;
+  } else {
+    $("login-mfa-error").textContent = describe(error);
+  }
+}
 
 function cancelChallenge() {
   endChallenge();
@@ -328,6 +356,77 @@ $("mfa-regenerate").addEventListener("click", () =>
 );
 
 $("recovery-codes-done").addEventListener("click", () => showRecoveryCodes([]));
+
+// Passkeys. Signing in with one asks for no username: the browser offers the passkeys it
+// holds for this site and the server knows the user from the one chosen.
+$("passkey-signin").addEventListener("click", async () => {
+  $("login-error").textContent = "";
+  try {
+    await auth.signInWithPasskey();
+  } catch (error) {
+    // passkey_cancelled (the prompt closed), invalid_passkey (a passkey the server no longer
+    // knows), passkeys_unsupported (an older browser): all shown where a login's errors are.
+    $("login-error").textContent = describe(error);
+  }
+});
+
+/** The signed-in user's passkeys, each with its remove button; `data-state="loaded"` once listed. */
+async function loadPasskeys() {
+  try {
+    renderPasskeys(await auth.listPasskeys());
+    $("passkey-list").dataset.state = "loaded";
+  } catch (error) {
+    say("passkey-message", "failed", describe(error));
+  }
+}
+
+function renderPasskeys(passkeys: Passkey[]) {
+  const items = passkeys.map((passkey) => {
+    const item = document.createElement("li");
+    item.dataset.id = passkey.id;
+    const name = document.createElement("span");
+    name.className = "passkey-name";
+    name.textContent = passkey.name ?? "Unnamed passkey";
+    const dates = ` added ${new Date(passkey.createdAt * 1000).toLocaleString()}, ${
+      passkey.lastUsedAt ? `last used ${new Date(passkey.lastUsedAt * 1000).toLocaleString()}` : "never used to sign in"
+    } `;
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "passkey-delete";
+    remove.textContent = "Delete";
+    remove.addEventListener("click", () =>
+      passkeyAction(async () => {
+        await auth.deletePasskey(passkey.id);
+        // The server forgets it; the authenticator keeps it until the user removes it there.
+        return `Passkey "${name.textContent}" deleted: it no longer signs in (remove it from the device too).`;
+      }),
+    );
+    item.append(name, dates, remove);
+    return item;
+  });
+  $("passkey-list").replaceChildren(...items);
+}
+
+/** Runs a passkey action, its outcome shown under the section, then lists the passkeys (and the second factors) again. */
+async function passkeyAction(action: () => Promise<string>) {
+  unsay("passkey-message");
+  try {
+    say("passkey-message", "done", await action());
+  } catch (error) {
+    say("passkey-message", "failed", describe(error));
+  }
+  await Promise.all([loadPasskeys(), loadMfaStatus()]);
+}
+
+$("passkey-add-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  void passkeyAction(async () => {
+    // The browser's prompt creates it (a user with a second factor may be asked for it first).
+    const passkey = await auth.registerPasskey(input("passkey-name").value.trim() || undefined);
+    input("passkey-name").value = "";
+    return `Passkey "${passkey.name ?? "Unnamed passkey"}" added: it signs you in without a password.`;
+  });
+});
 
 /**
  * The library's `onStepUpRequired`: a call the server wants a recent second factor for

@@ -32,6 +32,10 @@ const config = JSON.stringify({
         resetPassword: "/lambda-url/register/auth/password/reset",
         // The account function's MFA routes, suffix-matched like /auth/sessions.
         mfa: "/lambda-url/account/auth/mfa",
+        // Passkeys: registered, listed and removed on the account function, signed in with on
+        // the login function (suffix /passkeys/login/start and /finish).
+        passkeys: "/lambda-url/account/auth/passkeys",
+        passkeyLogin: "/lambda-url/login/auth/passkeys/login",
       },
   sessionsPath: gateway ? "/auth/sessions" : "/lambda-url/account/auth/sessions",
   username: process.env.DEMO_USERNAME ?? "demo@example.com",

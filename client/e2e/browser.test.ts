@@ -32,6 +32,9 @@ const RESET_URL = `${API_URL}/lambda-url/register/auth/password/reset`;
 // Two-factor (issue 21): the login function's second step, and the account function's MFA routes.
 const LOGIN_MFA_URL = `${API_URL}/lambda-url/login/auth/login/mfa`;
 const MFA_URL = `${API_URL}/lambda-url/account/auth/mfa`;
+// Passkeys (issue 21, WebAuthn): the account function's routes, and the login function's sign-in.
+const PASSKEYS_URL = `${API_URL}/lambda-url/account/auth/passkeys`;
+const PASSKEY_LOGIN_URL = `${API_URL}/lambda-url/login/auth/passkeys/login`;
 /** The e-mails' links point here: browser.sh sets the functions' APP_URL to the demo's origin. */
 const DEMO_ORIGIN = new URL(DEMO_URL).origin;
 
@@ -59,11 +62,15 @@ async function newContext(): Promise<BrowserContext> {
  * the functions' log (scripts/scan_logs.py): no secret may appear in it.
  */
 async function recordSecrets(response: PlaywrightResponse) {
-  if (![LOGIN_URL, LOGIN_MFA_URL, REFRESH_URL].includes(response.url()) || response.status() !== 200) return;
+  const sources = [LOGIN_URL, LOGIN_MFA_URL, REFRESH_URL, `${PASSKEY_LOGIN_URL}/start`, `${PASSKEY_LOGIN_URL}/finish`, `${PASSKEYS_URL}/register/start`];
+  if (!sources.includes(response.url()) || response.status() !== 200) return;
   const refresh = cookieValue(await response.headerValue("set-cookie").catch(() => null));
-  // A login answers either a token or, for an account with a second factor, a challenge's mfa_token.
-  const body = (await response.json().catch(() => ({}))) as { access_token?: string; mfa_token?: string };
-  const secrets = [refresh, body.access_token ?? "", body.mfa_token ?? ""].filter(Boolean).flatMap((token) => [token, token.split(".").at(-1)!]);
+  // A login answers either a token or, for an account with a second factor, a challenge's
+  // mfa_token; a passkey ceremony's start, the passkey_token that ties its finish to it.
+  const body = (await response.json().catch(() => ({}))) as { access_token?: string; mfa_token?: string; passkey_token?: string };
+  const secrets = [refresh, body.access_token ?? "", body.mfa_token ?? "", body.passkey_token ?? ""]
+    .filter(Boolean)
+    .flatMap((token) => [token, token.split(".").at(-1)!]);
   appendFileSync(`${ARTIFACTS}/secrets.txt`, secrets.map((secret) => `${secret}\n`).join(""));
 }
 
@@ -225,6 +232,24 @@ function totp(secretBase32: string, time: number): string {
   const offset = mac[mac.length - 1]! & 0xf;
   return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, "0");
 }
+
+/**
+ * A virtual authenticator for `page` (CDP's WebAuthn domain): built into the device
+ * (`internal`), CTAP2, keeping resident credentials (passkeys) and verifying the user, and
+ * answering each of the page's prompts at once, as a user's touch would. With it Chromium
+ * shows no dialog. `credentials()` is what it holds.
+ */
+async function virtualAuthenticator(page: Page) {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send("WebAuthn.enable");
+  const { authenticatorId } = await cdp.send("WebAuthn.addVirtualAuthenticator", {
+    options: { protocol: "ctap2", transport: "internal", hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
+  });
+  return { credentials: async () => (await cdp.send("WebAuthn.getCredentials", { authenticatorId })).credentials };
+}
+
+/** CDP's binary (standard base64) as the base64url the server and the page use for a credential id. */
+const base64url = (base64: string) => Buffer.from(base64, "base64").toString("base64url");
 
 /** An access token's payload, decoded (not verified: the server signed it, the test reads it). */
 const payloadOf = (token: string) => JSON.parse(Buffer.from(token.split(".")[1]!, "base64url").toString()) as { amr?: string[]; auth_time?: number; sub: string };
@@ -686,4 +711,149 @@ test("TOTP: turned on from the page (QR code, secret, a first code, ten recovery
   assert.ok(!newCodes.some((c) => recoveryCodes.includes(c)), "ten new codes");
   assert.ok(await page.locator("#step-up-form").isHidden(), "no step-up was asked for");
   await page.screenshot({ path: `${ARTIFACTS}/mfa.png`, fullPage: true });
+});
+
+test("passkeys: one added from the page (a virtual authenticator keeps it), listed; signing in with it types no password (amr user and hwk or swk), it answers the password's challenge; once deleted it signs in no more", async () => {
+  const { username, password } = freshUser();
+  const context = await newContext();
+  const page = await openDemo(context);
+  await signUpAndVerify(page, username, password);
+  await logIn(page, username, password);
+  await waitForState(page, "signed-in");
+  const user = await textOf(page, "#user");
+  // An empty list has no height: wait for it to be listed, not to be visible.
+  await page.locator('#passkey-list[data-state="loaded"]').waitFor({ state: "attached" });
+  assert.equal(await page.locator("#passkey-list li").count(), 0, "a fresh user has no passkey");
+  // Added after the last navigation: the authenticator belongs to this page.
+  const authenticator = await virtualAuthenticator(page);
+
+  // Add: the user has no second factor yet, so no step-up; the authenticator answers the prompt.
+  const started = answerTo(page, `${PASSKEYS_URL}/register/start`);
+  const finished = answerTo(page, `${PASSKEYS_URL}/register/finish`);
+  await page.fill("#passkey-name", "E2E virtual authenticator");
+  await page.click("#passkey-add");
+  const start = await started;
+  assert.equal(start.status(), 200);
+  const creation = (await start.json()) as {
+    passkey_token: string;
+    options: { publicKey: { rp: { id: string }; authenticatorSelection?: { residentKey?: string; userVerification?: string } } };
+  };
+  assert.deepEqual(
+    {
+      token: /^[A-Za-z0-9_-]{43}$/.test(creation.passkey_token),
+      rpId: creation.options.publicKey.rp.id,
+      residentKey: creation.options.publicKey.authenticatorSelection?.residentKey,
+      userVerification: creation.options.publicKey.authenticatorSelection?.userVerification,
+    },
+    { token: true, rpId: "localhost", residentKey: "required", userVerification: "required" },
+    "browser.sh runs the functions with WEBAUTHN_RP_ID=localhost, the demo page's host",
+  );
+  const finish = await finished;
+  assert.equal(finish.status(), 201);
+  const added = (await finish.json()) as { id: string; name: string };
+  assert.equal(added.name, "E2E virtual authenticator");
+  await page.locator('#passkey-message[data-state="done"]').waitFor();
+  const listed = page.locator(`#passkey-list li[data-id="${added.id}"]`);
+  await listed.waitFor();
+  assert.equal(await page.locator("#passkey-list li").count(), 1);
+  assert.match(await listed.innerText(), /^E2E virtual authenticator added /);
+
+  // The authenticator holds it as a resident credential (a passkey) for the RP id localhost.
+  const [held, ...others] = await authenticator.credentials();
+  assert.ok(held && others.length === 0, "one credential on the authenticator");
+  assert.deepEqual(
+    { resident: held.isResidentCredential, rpId: held.rpId, id: base64url(held.credentialId) },
+    { resident: true, rpId: "localhost", id: added.id },
+  );
+
+  await page.click("#logout");
+  await waitForState(page, "signed-out");
+  assert.equal(await page.locator("#passkey-list li").count(), 0, "the list leaves the page with the user");
+
+  // Sign in with the passkey: no username, no password, no login request.
+  const logins: string[] = [];
+  page.on("request", (request) => {
+    if (request.url() === LOGIN_URL) logins.push(request.method());
+  });
+  assert.equal(await page.inputValue("#password"), "", "no password in the form");
+  const loginStarted = answerTo(page, `${PASSKEY_LOGIN_URL}/start`);
+  const loginFinished = answerTo(page, `${PASSKEY_LOGIN_URL}/finish`);
+  await page.click("#passkey-signin");
+  const request = (await (await loginStarted).json()) as { options: { publicKey: { rpId: string; allowCredentials?: unknown[]; userVerification?: string } } };
+  assert.deepEqual(
+    [request.options.publicKey.rpId, request.options.publicKey.allowCredentials ?? [], request.options.publicKey.userVerification],
+    ["localhost", [], "required"],
+    "a discoverable request: the authenticator tells who the user is",
+  );
+  const signedIn = await loginFinished;
+  assert.equal(signedIn.status(), 200);
+  await waitForState(page, "signed-in");
+  assert.equal(await textOf(page, "#user"), user, "the same user");
+  assert.deepEqual(logins, [], "no password was sent");
+  const claims = payloadOf(((await signedIn.json()) as { access_token: string }).access_token);
+  assert.ok(claims.amr?.includes("user"), `amr after a passkey: ${JSON.stringify(claims.amr)}`);
+  assert.ok(claims.amr?.includes("hwk") || claims.amr?.includes("swk"), `amr after a passkey: ${JSON.stringify(claims.amr)}`);
+  assert.ok(!claims.amr?.includes("pwd"), `amr after a passkey: ${JSON.stringify(claims.amr)}`);
+  assert.ok((await cookieNames(context)).includes("refresh_token"), "the refresh cookie came with it");
+  assert.ok((await authenticator.credentials())[0]!.signCount > held.signCount, "the authenticator signed");
+
+  // The password alone no longer signs in: the challenge offers the passkey, which answers it.
+  await page.click("#logout");
+  await waitForState(page, "signed-out");
+  const challenged = answerTo(page, LOGIN_URL);
+  await logIn(page, username, password);
+  const challenge = (await (await challenged).json()) as {
+    mfa_required?: boolean;
+    methods?: string[];
+    webauthn?: { publicKey: { allowCredentials?: { id: string }[] } };
+    access_token?: string;
+  };
+  assert.deepEqual(
+    {
+      mfaRequired: challenge.mfa_required,
+      webauthn: challenge.methods?.includes("webauthn"),
+      allowed: challenge.webauthn?.publicKey.allowCredentials?.map((credential) => credential.id),
+      accessToken: challenge.access_token,
+    },
+    { mfaRequired: true, webauthn: true, allowed: [added.id], accessToken: undefined },
+  );
+  await page.locator("#login-mfa-passkey").waitFor();
+  const verified = answerTo(page, LOGIN_MFA_URL);
+  await page.click("#login-mfa-passkey");
+  const answer = await verified;
+  assert.equal(answer.status(), 200);
+  await waitForState(page, "signed-in");
+  const stepped = payloadOf(((await answer.json()) as { access_token: string }).access_token);
+  assert.ok(
+    stepped.amr?.includes("pwd") && stepped.amr.includes("user") && (stepped.amr.includes("hwk") || stepped.amr.includes("swk")),
+    `amr after a password and a passkey: ${JSON.stringify(stepped.amr)}`,
+  );
+
+  // Delete it (this session just passed the passkey). The server forgets it; the authenticator keeps it.
+  await listed.waitFor();
+  assert.match(await listed.innerText(), /last used /);
+  const deleted = page.waitForResponse((response) => response.url() === `${PASSKEYS_URL}/${added.id}` && response.request().method() === "DELETE");
+  await listed.getByRole("button", { name: "Delete" }).click();
+  assert.equal((await deleted).status(), 204);
+  await page.locator('#passkey-message[data-state="done"]').waitFor();
+  await page.waitForFunction(() => document.querySelectorAll("#passkey-list li").length === 0);
+  assert.equal((await authenticator.credentials()).length, 1, "the authenticator still holds it");
+
+  // A sign-in with it now: the authenticator answers, the server refuses, the page says so.
+  await page.click("#logout");
+  await waitForState(page, "signed-out");
+  const refused = answerTo(page, `${PASSKEY_LOGIN_URL}/finish`);
+  await page.click("#passkey-signin");
+  assert.equal((await refused).status(), 401);
+  await page.locator("#login-error:not(:empty)").waitFor();
+  assert.match(await textOf(page, "#login-error"), /^invalid_passkey: /);
+  assert.equal(await stateOf(page), "signed-out");
+  assert.ok(await page.locator("#login-form").isVisible());
+
+  // No second factor left: the password alone signs in again.
+  const plain = answerTo(page, LOGIN_URL);
+  await logIn(page, username, password);
+  assert.ok(((await (await plain).json()) as { access_token?: string }).access_token, "a token, not a challenge");
+  await waitForState(page, "signed-in");
+  await page.screenshot({ path: `${ARTIFACTS}/passkeys.png`, fullPage: true });
 });

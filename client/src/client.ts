@@ -45,13 +45,40 @@ export interface AuthPaths {
    * under it (`/totp`, `/totp/confirm`, `/recovery-codes`, `/step-up`).
    */
   mfa: string;
+  /**
+   * The account function's passkey routes' root, `/auth/passkeys`: the list there,
+   * `/register/start`, `/register/finish` and `/{id}` under it.
+   */
+  passkeys: string;
+  /** The login function's passkey sign-in, `/auth/passkeys/login`: `/start` and `/finish` under it. */
+  passkeyLogin: string;
 }
 
 /** A second factor: a code from the authenticator app, or one of the single-use recovery codes. */
 export type MfaFactor = { code: string } | { recoveryCode: string };
 
-/** The second factors the server offers (`totp`, `recovery_code`); others may come. */
-export type MfaMethod = "totp" | "recovery_code" | (string & {});
+/** The second factors the server offers (`totp`, `recovery_code`, `webauthn`: a passkey); others may come. */
+export type MfaMethod = "totp" | "recovery_code" | "webauthn" | (string & {});
+
+/**
+ * A WebAuthn request as the server sends it (webauthn-rs's JSON, binary members as base64url):
+ * what the browser's `PublicKeyCredential.parseRequestOptionsFromJSON` takes. Opaque to the page.
+ */
+export interface PasskeyRequestOptions {
+  publicKey: PublicKeyCredentialRequestOptionsJSON;
+  mediation?: CredentialMediationRequirement;
+}
+
+/** One of the signed-in user's passkeys; `id` is the credential's id (base64url). */
+export interface Passkey {
+  id: string;
+  /** The label given at registration; `null` without one. */
+  name: string | null;
+  /** Epoch seconds. */
+  createdAt: number;
+  /** Epoch seconds of its last sign-in, `null` if none; only `listPasskeys` reports it. */
+  lastUsedAt?: number | null;
+}
 
 /**
  * What `login()` resolves to for an account with a second factor: nobody is signed in yet
@@ -63,12 +90,16 @@ export interface MfaChallenge {
   mfaToken: string;
   methods: MfaMethod[];
   expiresIn: number;
+  /** When `methods` has `webauthn`: the request for the user's passkeys, which `verifyMfaWithPasskey` runs. */
+  webauthn?: PasskeyRequestOptions;
 }
 
 /** The signed-in user's second factors (`GET /auth/mfa`). */
 export interface MfaStatus {
   totp: boolean;
   recoveryCodesLeft: number;
+  /** How many passkeys the user has; any makes `webauthn` one of the `methods`. */
+  passkeys: number;
   methods: MfaMethod[];
 }
 
@@ -88,8 +119,9 @@ export interface AuthClientOptions {
   /**
    * Defaults `/auth/login`, `/auth/refresh`, `/auth/logout`, `/auth/signup`, `/auth/verify-email`,
    * `/auth/verify-email/resend`, `/auth/password/forgot`, `/auth/password/reset`, `/auth/login/mfa`,
-   * `/auth/mfa` (API Gateway); `cargo lambda watch` serves `/lambda-url/login/`,
-   * `/lambda-url/login/auth/login/mfa`, `/lambda-url/register/auth/signup`, `/lambda-url/account/auth/mfa` etc.
+   * `/auth/mfa`, `/auth/passkeys`, `/auth/passkeys/login` (API Gateway); `cargo lambda watch` serves
+   * `/lambda-url/login/`, `/lambda-url/login/auth/login/mfa`, `/lambda-url/register/auth/signup`,
+   * `/lambda-url/account/auth/mfa`, `/lambda-url/account/auth/passkeys`, `/lambda-url/login/auth/passkeys/login` etc.
    */
   paths?: Partial<AuthPaths>;
   /** How refreshes that meet a network error or a 503 are retried. */
@@ -122,6 +154,22 @@ export interface AuthClient {
    * `invalid_token` (the challenge is used, expired or spent: log in again), `too_many_attempts`, ...
    */
   verifyMfa(answer: { mfaToken: string } & MfaFactor): Promise<Claims | null>;
+  /**
+   * Answers a challenge whose `methods` have `webauthn` with a passkey: the browser asks for
+   * one of the user's passkeys (`challenge.webauthn`), then this signs in exactly as `login`
+   * does. Throws `passkeys_unsupported`, `passkey_cancelled` (the challenge stays usable),
+   * `invalid_passkey`, `invalid_token`, ... (see `signInWithPasskey`).
+   */
+  verifyMfaWithPasskey(challenge: MfaChallenge): Promise<Claims | null>;
+  /**
+   * Signs in with a passkey, no username or password: the browser offers the passkeys it
+   * holds for this site, and the server knows the user from the one chosen. Signs in exactly
+   * as `login` does. Throws `passkeys_unsupported` (this browser lacks WebAuthn's JSON
+   * helpers; nothing sent), `passkey_cancelled` (the user closed the browser's prompt, or it
+   * timed out), `passkey_failed`, `invalid_passkey` (the server refused the passkey: unknown
+   * or removed), `network_error`, ...
+   */
+  signInWithPasskey(): Promise<Claims | null>;
   /**
    * Asks for an account; the server answers the same for a new and a taken address, and
    * e-mails a verification link (`/verify-email#token=...`). Signs nobody in. Throws
@@ -182,6 +230,21 @@ export interface AuthClient {
    * next refresh's token carries the new `amr` and `auth_time`. Throws `invalid_code`, ...
    */
   stepUp(factor: MfaFactor): Promise<void>;
+  /**
+   * Creates a passkey for the signed-in user (the browser's prompt, an authenticator that
+   * keeps it and verifies the user) and stores it on the server under `name`. Like the MFA
+   * calls it goes through `fetch` and `onStepUpRequired` (a user with a second factor needs a
+   * recent one). Throws `passkeys_unsupported`, `passkey_cancelled`, `passkey_exists` (this
+   * authenticator already holds one of the user's passkeys), `invalid_passkey`, ...
+   */
+  registerPasskey(name?: string): Promise<Passkey>;
+  /** The signed-in user's passkeys, with when each was last used. */
+  listPasskeys(): Promise<Passkey[]>;
+  /**
+   * Removes one of the user's passkeys from the server (it no longer signs in; the
+   * authenticator still holds it). Throws `not_found` for an id that is not the user's.
+   */
+  deletePasskey(id: string): Promise<void>;
   /** A valid access token, refreshed first if needed; `null` when signed out. */
   getAccessToken(): Promise<string | null>;
   /** The current access token's claims (`sub`, `sid`, `exp`, ...), unverified; `null` when there is none. */
@@ -195,7 +258,11 @@ export interface AuthClient {
 /** The body of a 200 from login or refresh (`docs/http-api.md`). */
 type TokenAnswer = { access_token: string; expires_in: number; mfa_required?: undefined };
 /** Login's 200 for an account with a second factor: no token, no cookie. */
-type ChallengeAnswer = { mfa_required: true; mfa_token: string; methods: MfaMethod[]; expires_in: number };
+type ChallengeAnswer = { mfa_required: true; mfa_token: string; methods: MfaMethod[]; expires_in: number; webauthn?: PasskeyRequestOptions };
+/** The server's passkey as JSON. */
+type PasskeyAnswer = { id: string; name?: string | null; created_at: number; last_used_at?: number | null };
+/** A passkey ceremony's start: the options for the browser, and the token that ties its finish to them. */
+type CeremonyAnswer<Options> = { passkey_token: string; options: Options };
 
 /**
  * What one tab tells the others: the token it got (so they need not refresh too; `spent`
@@ -229,6 +296,48 @@ async function maybeStale(response: Response) {
   return status === 401 ? !WRONG_ANSWERS.includes(body?.error) : status === 403 && JSON.stringify(body) === GATEWAY_DENY;
 }
 
+/**
+ * The browser's WebAuthn with its JSON helpers (`parse*OptionsFromJSON`, `toJSON`), which turn
+ * the server's base64url members into buffers and back. A browser without them (or a page
+ * that is not a secure context, where there is no WebAuthn at all) gets `passkeys_unsupported`
+ * before anything is sent, rather than a copy of that conversion in this library.
+ */
+function passkeyApi(): typeof PublicKeyCredential {
+  const api = globalThis.PublicKeyCredential;
+  if (!api?.parseCreationOptionsFromJSON || !api.parseRequestOptionsFromJSON || !api.prototype.toJSON || !globalThis.navigator?.credentials) {
+    throw new AuthError("passkeys_unsupported", "This browser cannot use passkeys here (no WebAuthn JSON helpers)");
+  }
+  return api;
+}
+
+/**
+ * Runs one of the browser's passkey prompts and returns the credential as the server reads
+ * it (`toJSON()`). The browser's errors become `AuthError`s: `NotAllowedError` (the user
+ * closed the prompt or it timed out; the browser does not say which, on purpose) and
+ * `AbortError` are `passkey_cancelled`, `InvalidStateError` (the authenticator already holds
+ * one of the user's passkeys) `passkey_exists`, anything else `passkey_failed` (options the
+ * parser refused too: it runs inside `prompt`).
+ */
+async function ceremony(prompt: () => Promise<Credential | null>): Promise<unknown> {
+  let credential: Credential | null;
+  try {
+    credential = await prompt();
+  } catch (cause) {
+    const name = (cause as Error | undefined)?.name;
+    const code = name === "NotAllowedError" || name === "AbortError" ? "passkey_cancelled" : name === "InvalidStateError" ? "passkey_exists" : "passkey_failed";
+    throw new AuthError(code, String((cause as Error | undefined)?.message ?? cause), { cause });
+  }
+  if (!credential) throw new AuthError("passkey_cancelled", "No passkey was chosen");
+  return (credential as PublicKeyCredential).toJSON();
+}
+
+/** Asks the browser for one of the passkeys the server's request allows, with the mediation it asks for. */
+const getPasskey = (api: typeof PublicKeyCredential, { publicKey, mediation }: PasskeyRequestOptions) =>
+  ceremony(() => navigator.credentials.get({ publicKey: api.parseRequestOptionsFromJSON(publicKey), ...(mediation && { mediation }) }));
+
+/** The server's passkey in the page's terms; one registered without a label has `name` null, whether the server sends null or nothing. */
+const passkey = (answer: PasskeyAnswer): Passkey => ({ id: answer.id, name: answer.name ?? null, createdAt: answer.created_at });
+
 /** Creates one client per app and tab; it holds the only copy of the access token. */
 export function createAuthClient(options: AuthClientOptions): AuthClient {
   const send = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
@@ -243,6 +352,8 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     requestPasswordReset: "/auth/password/forgot",
     resetPassword: "/auth/password/reset",
     mfa: "/auth/mfa",
+    passkeys: "/auth/passkeys",
+    passkeyLogin: "/auth/passkeys/login",
     ...options.paths,
   };
   const retry = { maxAttempts: 6, baseDelayMs: 500, maxDelayMs: 10_000, ...options.retry };
@@ -431,14 +542,16 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
   const unreadable = (name: string, cause: unknown) =>
     cause instanceof AuthError ? cause : new AuthError("network_error", `The ${name} request got no readable answer (offline, or this origin is not allowed)`, { cause });
 
-  /** POSTs `body` as JSON with the cookies; no readable answer (offline, CORS) is `network_error`. */
-  async function post(path: keyof AuthPaths, body: object): Promise<Response> {
+  /**
+   * POSTs `body` as JSON (or no body) with the cookies to `paths[path]` + `route`; no readable
+   * answer (offline, CORS) is `network_error`.
+   */
+  async function post(path: keyof AuthPaths, body?: object, route = ""): Promise<Response> {
     try {
-      return await send(url(paths[path]), {
+      return await send(url(paths[path] + route), {
         method: "POST",
         credentials: "include",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify(body),
+        ...(body && { headers: { "content-type": "application/json" }, body: JSON.stringify(body) }),
       });
     } catch (cause) {
       throw unreadable(path, cause);
@@ -453,7 +566,10 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
   async function signIn(response: Response): Promise<Claims | MfaChallenge | null> {
     if (!response.ok) throw await AuthError.fromResponse(response);
     const body = (await response.json()) as TokenAnswer | ChallengeAnswer;
-    if (body.mfa_required) return { mfaRequired: true, mfaToken: body.mfa_token, methods: body.methods, expiresIn: body.expires_in };
+    if (body.mfa_required) {
+      const { mfa_token: mfaToken, methods, expires_in: expiresIn, webauthn } = body;
+      return { mfaRequired: true, mfaToken, methods, expiresIn, ...(webauthn && { webauthn }) };
+    }
     // The new cookie replaced the one a pending logout was for: that logout can end nothing now.
     pendingLogout(null);
     epoch++;
@@ -463,21 +579,21 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
   }
 
   /**
-   * One call to the account function's MFA routes (`paths.mfa` + `route`), with the bearer
-   * token through `authFetch`. A 2xx is returned; a 403 `step_up_required` steps up (when
-   * the page gives a factor) and sends the call once more; any other answer is thrown.
-   * `stepUp` itself passes `retried`, so a step-up never asks for a step-up.
+   * One call to the account function's MFA or passkey routes (`path`), with the bearer token
+   * through `authFetch`. A 2xx is returned; a 403 `step_up_required` steps up (when the page
+   * gives a factor) and sends the call once more; any other answer is thrown. `stepUp`
+   * itself passes `retried`, so a step-up never asks for a step-up.
    */
-  async function account(name: string, method: string, route = "", body?: object, retried = false): Promise<Response> {
+  async function account(name: string, method: string, path: string, body?: object, retried = false): Promise<Response> {
     let response: Response;
     try {
-      response = await authFetch(url(paths.mfa + route), body ? { method, headers: { "content-type": "application/json" }, body: JSON.stringify(body) } : { method });
+      response = await authFetch(url(path), body ? { method, headers: { "content-type": "application/json" }, body: JSON.stringify(body) } : { method });
     } catch (cause) {
       throw unreadable(name, cause);
     }
     if (response.ok) return response;
     const error = await AuthError.fromResponse(response);
-    if (error.code === "step_up_required" && !retried && (await steppedUp())) return account(name, method, route, body, true);
+    if (error.code === "step_up_required" && !retried && (await steppedUp())) return account(name, method, path, body, true);
     throw error;
   }
 
@@ -499,7 +615,7 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
   }
 
   const factorBody = (factor: MfaFactor) => ("code" in factor ? { code: factor.code } : { recovery_code: factor.recoveryCode });
-  const stepUp = async (factor: MfaFactor) => void (await account("stepUp", "POST", "/step-up", factorBody(factor), true));
+  const stepUp = async (factor: MfaFactor) => void (await account("stepUp", "POST", paths.mfa + "/step-up", factorBody(factor), true));
   const recoveryCodes = async (response: Response) => ((await response.json()) as { recovery_codes: string[] }).recovery_codes;
 
   /** The register function's requests: 202 or 204 is done (nothing else changes here), any other answer its `AuthError`. */
@@ -552,6 +668,24 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
 
     verifyMfa: async ({ mfaToken, ...factor }) => (await signIn(await post("loginMfa", { mfa_token: mfaToken, ...factorBody(factor) }))) as Claims | null,
 
+    async verifyMfaWithPasskey({ mfaToken, webauthn }) {
+      const api = passkeyApi();
+      if (!webauthn) throw new AuthError("invalid_request", "This challenge offers no passkey");
+      const credential = await getPasskey(api, webauthn);
+      return (await signIn(await post("loginMfa", { mfa_token: mfaToken, webauthn: credential }))) as Claims | null;
+    },
+
+    async signInWithPasskey() {
+      const api = passkeyApi();
+      // As login: a logout left pending goes first, the new cookie replaces its session's.
+      await flushLogout().catch(() => {});
+      const start = await post("passkeyLogin", undefined, "/start");
+      if (!start.ok) throw await AuthError.fromResponse(start);
+      const { passkey_token, options } = (await start.json()) as CeremonyAnswer<PasskeyRequestOptions>;
+      const credential = await getPasskey(api, options);
+      return (await signIn(await post("passkeyLogin", { passkey_token, credential }, "/finish"))) as Claims | null;
+    },
+
     async logout({ everywhere = false } = {}) {
       // Marked before anything is sent, so that a logout that never arrives is sent at the
       // next start instead of that start refreshing the session back to life.
@@ -570,17 +704,33 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     fetch: authFetch,
 
     async mfaStatus() {
-      const body = await (await account("mfaStatus", "GET")).json();
-      return { totp: body.totp, recoveryCodesLeft: body.recovery_codes_left, methods: body.methods };
+      const body = await (await account("mfaStatus", "GET", paths.mfa)).json();
+      // A server from before passkeys does not count them: it has none.
+      return { totp: body.totp, recoveryCodesLeft: body.recovery_codes_left, passkeys: body.passkeys ?? 0, methods: body.methods };
     },
     async enrollTotp() {
-      const body = await (await account("enrollTotp", "POST", "/totp")).json();
+      const body = await (await account("enrollTotp", "POST", paths.mfa + "/totp")).json();
       return { secret: body.secret, otpauthUri: body.otpauth_uri, expiresIn: body.expires_in };
     },
-    confirmTotp: async (code) => recoveryCodes(await account("confirmTotp", "POST", "/totp/confirm", { code })),
-    disableTotp: async () => void (await account("disableTotp", "DELETE", "/totp")),
-    regenerateRecoveryCodes: async () => recoveryCodes(await account("regenerateRecoveryCodes", "POST", "/recovery-codes")),
+    confirmTotp: async (code) => recoveryCodes(await account("confirmTotp", "POST", paths.mfa + "/totp/confirm", { code })),
+    disableTotp: async () => void (await account("disableTotp", "DELETE", paths.mfa + "/totp")),
+    regenerateRecoveryCodes: async () => recoveryCodes(await account("regenerateRecoveryCodes", "POST", paths.mfa + "/recovery-codes")),
     stepUp,
+
+    async registerPasskey(name) {
+      const api = passkeyApi();
+      const start = (await (await account("registerPasskey", "POST", paths.passkeys + "/register/start")).json()) as CeremonyAnswer<{
+        publicKey: PublicKeyCredentialCreationOptionsJSON;
+      }>;
+      const credential = await ceremony(() => navigator.credentials.create({ publicKey: api.parseCreationOptionsFromJSON(start.options.publicKey) }));
+      const body = { passkey_token: start.passkey_token, credential, name };
+      return passkey(await (await account("registerPasskey", "POST", paths.passkeys + "/register/finish", body)).json());
+    },
+    async listPasskeys() {
+      const { passkeys } = (await (await account("listPasskeys", "GET", paths.passkeys)).json()) as { passkeys: PasskeyAnswer[] };
+      return passkeys.map((answer) => ({ ...passkey(answer), lastUsedAt: answer.last_used_at ?? null }));
+    },
+    deletePasskey: async (id) => void (await account("deletePasskey", "DELETE", `${paths.passkeys}/${encodeURIComponent(id)}`)),
 
     async getAccessToken() {
       try {

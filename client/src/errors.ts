@@ -7,9 +7,20 @@ export type AuthErrorCode =
   /** The request never got an answer the page may read (offline, or refused by CORS). */
   | "network_error"
   /**
+   * This browser has no WebAuthn with its JSON helpers (`PublicKeyCredential.parseCreationOptionsFromJSON`,
+   * `parseRequestOptionsFromJSON`, `toJSON`), or the page is not a secure context. Nothing was sent.
+   */
+  | "passkeys_unsupported"
+  /** The user closed the browser's passkey prompt, or it timed out (the browser does not say which). */
+  | "passkey_cancelled"
+  /** The authenticator already holds one of this user's passkeys (the server's `excludeCredentials`). */
+  | "passkey_exists"
+  /** The browser's passkey prompt failed otherwise (its error is the `cause`). */
+  | "passkey_failed"
+  /**
    * Any error code of the server's error table (`invalid_credentials`, `too_many_attempts`,
    * `email_not_verified`, `weak_password`, `invalid_token`, `signup_closed`, `forbidden_origin`,
-   * `invalid_code`, `step_up_required`, `mfa_already_enabled`, ...),
+   * `invalid_code`, `step_up_required`, `mfa_already_enabled`, `invalid_passkey`, `not_found`, ...),
    * or `http_<status>` for an answer without one.
    */
   | (string & {});

@@ -13,6 +13,8 @@ export type {
   MfaFactor,
   MfaMethod,
   MfaStatus,
+  Passkey,
+  PasskeyRequestOptions,
   SignOutReason,
   TotpEnrollment,
 } from "./client.js";

@@ -254,8 +254,8 @@ const calls: {
     method: "GET",
     path: "/auth/mfa",
     body: undefined,
-    success: () => json(200, { totp: true, recovery_codes_left: 7, methods: ["totp", "recovery_code"] }),
-    result: { totp: true, recoveryCodesLeft: 7, methods: ["totp", "recovery_code"] },
+    success: () => json(200, { totp: true, recovery_codes_left: 7, passkeys: 2, methods: ["totp", "recovery_code", "webauthn"] }),
+    result: { totp: true, recoveryCodesLeft: 7, passkeys: 2, methods: ["totp", "recovery_code", "webauthn"] },
     error: [503, "unavailable"],
   },
   {

@@ -1,0 +1,533 @@
+// Passkeys (issue 21, WebAuthn) against a fake fetch and a fake browser WebAuthn
+// (`navigator.credentials` and `PublicKeyCredential`'s JSON helpers): registering, listing
+// and removing a passkey, signing in with one, and answering login's challenge with one.
+// Each request is checked as sent (method, path, body, bearer), and each prompt as asked.
+import assert from "node:assert/strict";
+import { afterEach, test } from "node:test";
+import { AuthError, createAuthClient, type AuthClient, type AuthClientOptions, type AuthEvent, type MfaChallenge } from "../src/index.js";
+
+const API = "https://api.test";
+
+type Call = { path: string; method: string; bearer: string | null; contentType: string | null; credentials: RequestCredentials; body: unknown };
+type Handler = (call: Call) => Response | Promise<Response>;
+
+/** A fake `fetch`: records each request (a `Request` from `auth.fetch`, or a URL and init) and answers with `handler`. */
+function fakeFetch(handler: Handler) {
+  const calls: Call[] = [];
+  const fetch = async (input: RequestInfo | URL, init?: RequestInit) => {
+    const request = input instanceof Request ? input : new Request(input, init);
+    const text = await request.text();
+    const call: Call = {
+      path: new URL(request.url).pathname,
+      method: request.method,
+      bearer: request.headers.get("authorization"),
+      contentType: request.headers.get("content-type"),
+      // `new Request` drops `credentials` in Node: take it from the init when there is one.
+      credentials: init?.credentials ?? request.credentials,
+      body: text === "" ? undefined : JSON.parse(text),
+    };
+    calls.push(call);
+    return handler(call);
+  };
+  return { calls, fetch: fetch as typeof globalThis.fetch, paths: () => calls.map((c) => `${c.method} ${c.path}`) };
+}
+
+/** One issue time for every token, so that a token built again in an assertion is the same string. */
+const ISSUED_AT = Math.floor(Date.now() / 1000);
+
+/** An unsigned JWT; `n` tells tokens apart, `amr` is what the server says of the authentication. */
+function jwt(n: number, amr = ["pwd"], sub = "user-1"): string {
+  const payload = { sub, sid: "session-1", iat: ISSUED_AT, exp: ISSUED_AT + 900, n, amr, auth_time: ISSUED_AT };
+  return `e30.${Buffer.from(JSON.stringify(payload)).toString("base64url")}.sig`;
+}
+
+const json = (status: number, body: unknown) => new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
+const tokenAnswer = (n: number, amr?: string[]) => json(200, { access_token: jwt(n, amr), token_type: "Bearer", expires_in: 900 });
+const noContent = () => new Response(null, { status: 204 });
+const refusal = (status: number, code: string) => json(status, { error: code, message: `message for ${code}` });
+
+/** A passkey sign-in's amr (a device-bound passkey), and after a password and a passkey. */
+const PASSKEY_AMR = ["hwk", "user", "mfa"];
+const PASSWORD_PASSKEY_AMR = ["pwd", "hwk", "user", "mfa"];
+const PASSKEY_TOKEN = "Pk7yq2Qm8n1pZr6sT0uWxA4bC7dE9gH5jK2lM8nP0qR";
+const MFA_TOKEN = "Vf3yq2Qm8n1pZr6sT0uWxA4bC7dE9gH5jK2lM8nP0qR";
+const CREDENTIAL_ID = "AYxq3hZ8Wc-0k_r2bQ";
+
+/** register/start's options as webauthn-rs writes them: base64url strings where the browser wants buffers. */
+const CREATION_OPTIONS = {
+  publicKey: {
+    rp: { id: "example.com", name: "Example" },
+    user: { id: "dXNlci0x", name: "alice@example.com", displayName: "alice@example.com" },
+    challenge: "c2lnbi10aGlzLWNoYWxsZW5nZQ",
+    pubKeyCredParams: [{ type: "public-key", alg: -7 }],
+    timeout: 300000,
+    authenticatorSelection: { residentKey: "required", requireResidentKey: true, userVerification: "required" },
+    attestation: "none",
+  },
+};
+/** A discoverable sign-in's request: no allowed credentials, the browser offers the site's passkeys. */
+const REQUEST_OPTIONS = {
+  publicKey: { challenge: "YW5vdGhlci1jaGFsbGVuZ2U", timeout: 300000, rpId: "example.com", allowCredentials: [], userVerification: "required" },
+};
+/** A password login's challenge for a user with a passkey: the request names the user's passkeys. */
+const CHALLENGE_OPTIONS = {
+  publicKey: { ...REQUEST_OPTIONS.publicKey, challenge: "bWZhLWNoYWxsZW5nZQ", allowCredentials: [{ type: "public-key", id: CREDENTIAL_ID }] },
+};
+
+/** What `toJSON()` gives for a new passkey and for an assertion (opaque to the client: sent as it is). */
+const REGISTRATION_JSON = {
+  id: CREDENTIAL_ID,
+  rawId: CREDENTIAL_ID,
+  type: "public-key",
+  response: { clientDataJSON: "eyJ0eXBlIjoid2ViYXV0aG4uY3JlYXRlIn0", attestationObject: "o2NmbXRkbm9uZQ", transports: ["internal"] },
+  clientExtensionResults: { credProps: { rk: true } },
+  authenticatorAttachment: "platform",
+};
+const ASSERTION_JSON = {
+  id: CREDENTIAL_ID,
+  rawId: CREDENTIAL_ID,
+  type: "public-key",
+  response: { clientDataJSON: "eyJ0eXBlIjoid2ViYXV0aG4uZ2V0In0", authenticatorData: "SZYN5YgOjGh0NBcP", signature: "MEUCIQ", userHandle: "dXNlci0x" },
+  clientExtensionResults: {},
+  authenticatorAttachment: "platform",
+};
+
+/** The parsers' results stand for the buffers a browser makes: they keep the JSON they were given, to be checked. */
+const parsed = (kind: "creation" | "request", json: unknown) => ({ parsed: kind, json });
+
+type Prompt = (options: unknown) => Promise<unknown>;
+
+/** The globals the fake replaces, as they were (Node 20 has neither; a later Node has a `navigator`). */
+const originals = Object.fromEntries(["navigator", "PublicKeyCredential"].map((name) => [name, Object.getOwnPropertyDescriptor(globalThis, name)]));
+
+function setGlobal(name: string, value: unknown) {
+  Object.defineProperty(globalThis, name, { value, configurable: true, writable: true });
+}
+
+/**
+ * A browser's WebAuthn: `PublicKeyCredential` with its JSON parsers and credentials with
+ * `toJSON()`, and `navigator.credentials`, whose `create` and `get` record the options they
+ * get and answer as `create`/`get` say (by default a new passkey, an assertion). `without`
+ * leaves members out, as an older browser would.
+ */
+function fakeWebAuthn({ create, get, without = [] }: { create?: Prompt; get?: Prompt; without?: string[] } = {}) {
+  const asked = { create: [] as unknown[], get: [] as unknown[] };
+  class FakeCredential {
+    constructor(private readonly json: unknown) {}
+    toJSON() {
+      return this.json;
+    }
+    static parseCreationOptionsFromJSON(json: unknown) {
+      return parsed("creation", json);
+    }
+    static parseRequestOptionsFromJSON(json: unknown) {
+      return parsed("request", json);
+    }
+  }
+  for (const member of without) {
+    if (member === "toJSON") delete (FakeCredential.prototype as Partial<FakeCredential>).toJSON;
+    else delete (FakeCredential as unknown as Record<string, unknown>)[member];
+  }
+  const credentials = {
+    create: async (options: unknown) => (asked.create.push(options), create ? create(options) : new FakeCredential(REGISTRATION_JSON)),
+    get: async (options: unknown) => (asked.get.push(options), get ? get(options) : new FakeCredential(ASSERTION_JSON)),
+  };
+  setGlobal("PublicKeyCredential", without.includes("PublicKeyCredential") ? undefined : FakeCredential);
+  setGlobal("navigator", { credentials });
+  return { asked, credential: (json: unknown) => new FakeCredential(json) };
+}
+
+const clients: AuthClient[] = [];
+function client(fetch: typeof globalThis.fetch, options: Partial<AuthClientOptions> = {}) {
+  const auth = createAuthClient({ baseUrl: API, fetch, channel: null, ...options });
+  const events: AuthEvent[] = [];
+  auth.onAuthStateChange((event) => events.push(event));
+  clients.push(auth);
+  return { auth, events, types: () => events.map((e) => e.type) };
+}
+afterEach(() => {
+  clients.splice(0).forEach((auth) => auth.close());
+  for (const [name, descriptor] of Object.entries(originals)) {
+    if (descriptor) Object.defineProperty(globalThis, name, descriptor);
+    else delete (globalThis as Record<string, unknown>)[name];
+  }
+  delete (globalThis as { localStorage?: unknown }).localStorage;
+});
+
+/** A `localStorage` for the logout-pending marker, removed after the test. */
+function fakeStorage() {
+  const items = new Map<string, string>();
+  const storage = {
+    getItem: (key: string) => items.get(key) ?? null,
+    setItem: (key: string, value: string) => void items.set(key, String(value)),
+    removeItem: (key: string) => void items.delete(key),
+  };
+  Object.defineProperty(globalThis, "localStorage", { value: storage, configurable: true, writable: true });
+  return items;
+}
+
+/** A signed-in client whose account function answers `answer` (login and refresh answer tokens 0, 1, ...). */
+async function signedIn(answer: Handler, options: Partial<AuthClientOptions> = {}) {
+  let refreshes = 0;
+  const server = fakeFetch((call) => {
+    if (call.path === "/auth/login") return tokenAnswer(0);
+    if (call.path === "/auth/refresh") return tokenAnswer(++refreshes, ["pwd", "otp", "mfa"]);
+    return answer(call);
+  });
+  const tab = client(server.fetch, options);
+  await tab.auth.login("alice@example.com", "pw");
+  server.calls.length = 0;
+  return { ...tab, server };
+}
+
+/** The account function's passkey routes, as the contract has them. */
+const accountPasskeys: Handler = ({ path, method }) => {
+  if (path === "/auth/passkeys/register/start") return json(200, { passkey_token: PASSKEY_TOKEN, options: CREATION_OPTIONS, expires_in: 300 });
+  if (path === "/auth/passkeys/register/finish") return json(201, { id: CREDENTIAL_ID, name: "Laptop", created_at: 1_760_000_000 });
+  throw new Error(`unexpected ${method} ${path}`);
+};
+
+/** The login function's passkey sign-in: a start, and a finish that signs in (or refuses with `finish`). */
+function passkeyLogin(finish: () => Response = () => tokenAnswer(0, PASSKEY_AMR), options: unknown = REQUEST_OPTIONS): Handler {
+  return ({ path }) => {
+    if (path === "/auth/passkeys/login/start") return json(200, { passkey_token: PASSKEY_TOKEN, options, expires_in: 300 });
+    if (path === "/auth/passkeys/login/finish") return finish();
+    if (path === "/auth/logout") return noContent();
+    throw new Error(`unexpected ${path}`);
+  };
+}
+
+const rejection = async (promise: Promise<unknown>) =>
+  promise.then(
+    () => assert.fail("it resolved"),
+    (error: unknown) => {
+      assert.ok(error instanceof AuthError, String(error));
+      return error;
+    },
+  );
+
+// --- Registering, listing, removing ---------------------------------------------------------
+
+test("registerPasskey: POST register/start with the bearer and no body, the browser's create with options.publicKey parsed, POST register/finish {passkey_token, credential: toJSON(), name}; resolves {id, name, createdAt}, no event", async () => {
+  const browser = fakeWebAuthn();
+  const { auth, server, types } = await signedIn(accountPasskeys);
+  assert.deepEqual(await auth.registerPasskey("Laptop"), { id: CREDENTIAL_ID, name: "Laptop", createdAt: 1_760_000_000 });
+  const bearer = `Bearer ${jwt(0)}`;
+  assert.deepEqual(server.calls, [
+    { path: "/auth/passkeys/register/start", method: "POST", bearer, contentType: null, credentials: "same-origin", body: undefined },
+    {
+      path: "/auth/passkeys/register/finish",
+      method: "POST",
+      bearer,
+      contentType: "application/json",
+      credentials: "same-origin",
+      body: { passkey_token: PASSKEY_TOKEN, credential: REGISTRATION_JSON, name: "Laptop" },
+    },
+  ]);
+  assert.deepEqual(browser.asked, { create: [{ publicKey: parsed("creation", CREATION_OPTIONS.publicKey) }], get: [] });
+  assert.deepEqual(types(), ["SIGNED_IN"], "no event");
+});
+
+test("registerPasskey without a name sends no name member, and a passkey the server gives no name comes back with name null", async () => {
+  fakeWebAuthn();
+  const { auth, server } = await signedIn((call) => (call.path.endsWith("/finish") ? json(201, { id: CREDENTIAL_ID, created_at: 1_760_000_000 }) : accountPasskeys(call)));
+  assert.deepEqual(await auth.registerPasskey(), { id: CREDENTIAL_ID, name: null, createdAt: 1_760_000_000 });
+  assert.deepEqual(server.calls[1]!.body, { passkey_token: PASSKEY_TOKEN, credential: REGISTRATION_JSON });
+});
+
+test("registerPasskey: a 403 step_up_required on register/start asks onStepUpRequired, steps up, refreshes and starts again with the new token; the browser is asked once", async () => {
+  const browser = fakeWebAuthn();
+  let steppedUp = false;
+  let asked = 0;
+  const { auth, server } = await signedIn(
+    (call) => {
+      if (call.path === "/auth/mfa/step-up") {
+        steppedUp = true;
+        return noContent();
+      }
+      return steppedUp ? accountPasskeys(call) : refusal(403, "step_up_required");
+    },
+    { onStepUpRequired: async () => (asked++, { code: "123456" }) },
+  );
+  assert.equal((await auth.registerPasskey("Laptop")).id, CREDENTIAL_ID);
+  assert.equal(asked, 1);
+  const stepped = `Bearer ${jwt(1, ["pwd", "otp", "mfa"])}`;
+  assert.deepEqual(
+    server.calls.map((c) => [c.method, c.path, c.bearer, c.body]),
+    [
+      ["POST", "/auth/passkeys/register/start", `Bearer ${jwt(0)}`, undefined],
+      ["POST", "/auth/mfa/step-up", `Bearer ${jwt(0)}`, { code: "123456" }],
+      ["POST", "/auth/refresh", null, undefined],
+      ["POST", "/auth/passkeys/register/start", stepped, undefined],
+      ["POST", "/auth/passkeys/register/finish", stepped, { passkey_token: PASSKEY_TOKEN, credential: REGISTRATION_JSON, name: "Laptop" }],
+    ],
+  );
+  assert.equal(browser.asked.create.length, 1, "one prompt, after the step-up");
+});
+
+test("registerPasskey: the browser's errors are AuthErrors (closed prompt: passkey_cancelled, a passkey already there: passkey_exists, others: passkey_failed with the cause), and nothing is finished", async () => {
+  const failures: [unknown, string][] = [
+    [new DOMException("The operation either timed out or was not allowed.", "NotAllowedError"), "passkey_cancelled"],
+    [new DOMException("The user attempted to register an authenticator that contains one of the credentials already registered with the relying party.", "InvalidStateError"), "passkey_exists"],
+    [new DOMException("The operation is insecure.", "SecurityError"), "passkey_failed"],
+    [null, "passkey_cancelled"],
+  ];
+  for (const [failure, code] of failures) {
+    fakeWebAuthn({ create: async () => (failure === null ? null : Promise.reject(failure)) });
+    const { auth, server } = await signedIn(accountPasskeys);
+    const error = await rejection(auth.registerPasskey("Laptop"));
+    assert.equal(error.code, code, String(failure));
+    if (failure) assert.deepEqual([error.cause, error.message], [failure, (failure as DOMException).message]);
+    assert.deepEqual(server.paths(), ["POST /auth/passkeys/register/start"], "no finish");
+  }
+});
+
+test("registerPasskey: options the browser's parser refuses are passkey_failed, and no prompt opens", async () => {
+  const browser = fakeWebAuthn();
+  const parserError = new TypeError("Failed to execute 'parseCreationOptionsFromJSON'");
+  (globalThis as unknown as { PublicKeyCredential: { parseCreationOptionsFromJSON: () => never } }).PublicKeyCredential.parseCreationOptionsFromJSON = () => {
+    throw parserError;
+  };
+  const { auth, server } = await signedIn(accountPasskeys);
+  const error = await rejection(auth.registerPasskey());
+  assert.deepEqual([error.code, error.cause], ["passkey_failed", parserError]);
+  assert.deepEqual(browser.asked.create, []);
+  assert.deepEqual(server.paths(), ["POST /auth/passkeys/register/start"]);
+});
+
+test("registerPasskey: register/finish refused (400 invalid_passkey: the ceremony failed on the server) is thrown with its code, sent once", async () => {
+  fakeWebAuthn();
+  const { auth, server, types } = await signedIn((call) => (call.path.endsWith("/finish") ? refusal(400, "invalid_passkey") : accountPasskeys(call)));
+  const error = await rejection(auth.registerPasskey("Laptop"));
+  assert.deepEqual([error.code, error.status, error.message], ["invalid_passkey", 400, "message for invalid_passkey"]);
+  assert.deepEqual(server.paths(), ["POST /auth/passkeys/register/start", "POST /auth/passkeys/register/finish"]);
+  assert.deepEqual(types(), ["SIGNED_IN"]);
+});
+
+test("listPasskeys: GET /auth/passkeys with the bearer; resolves to the passkeys in the page's terms", async () => {
+  const { auth, server } = await signedIn(() =>
+    json(200, {
+      passkeys: [
+        { id: CREDENTIAL_ID, name: "Laptop", created_at: 1_760_000_000, last_used_at: 1_760_000_500 },
+        { id: "BZyq3hZ8Wc", name: null, created_at: 1_760_000_100, last_used_at: null },
+      ],
+    }),
+  );
+  assert.deepEqual(await auth.listPasskeys(), [
+    { id: CREDENTIAL_ID, name: "Laptop", createdAt: 1_760_000_000, lastUsedAt: 1_760_000_500 },
+    { id: "BZyq3hZ8Wc", name: null, createdAt: 1_760_000_100, lastUsedAt: null },
+  ]);
+  assert.deepEqual(server.calls, [{ path: "/auth/passkeys", method: "GET", bearer: `Bearer ${jwt(0)}`, contentType: null, credentials: "same-origin", body: undefined }]);
+});
+
+test("listPasskeys works without WebAuthn, and a stale token (401 invalid_token) is refreshed once and the call sent again", async () => {
+  const { auth, server } = await signedIn(({ bearer }) => (bearer === `Bearer ${jwt(0)}` ? refusal(401, "invalid_token") : json(200, { passkeys: [] })));
+  assert.deepEqual(await auth.listPasskeys(), []);
+  assert.deepEqual(server.paths(), ["GET /auth/passkeys", "POST /auth/refresh", "GET /auth/passkeys"]);
+});
+
+test("deletePasskey: DELETE /auth/passkeys/{id} (the id encoded) with the bearer, 204 resolves; 404 not_found is thrown", async () => {
+  const { auth, server } = await signedIn(({ path }) => (path === `/auth/passkeys/${CREDENTIAL_ID}` ? noContent() : refusal(404, "not_found")));
+  assert.equal(await auth.deletePasskey(CREDENTIAL_ID), undefined);
+  assert.deepEqual(server.calls[0], { path: `/auth/passkeys/${CREDENTIAL_ID}`, method: "DELETE", bearer: `Bearer ${jwt(0)}`, contentType: null, credentials: "same-origin", body: undefined });
+  const error = await rejection(auth.deletePasskey("someone/else's"));
+  assert.deepEqual([error.code, error.status], ["not_found", 404]);
+  assert.equal(server.calls[1]!.path, "/auth/passkeys/someone%2Felse's", "one path segment");
+});
+
+// --- Signing in with a passkey --------------------------------------------------------------
+
+test("signInWithPasskey: POST login/start (no bearer, no body), the browser's get with options.publicKey parsed, POST login/finish {passkey_token, credential: toJSON()}; signed in as login signs in (SIGNED_IN, the token as it came, amr)", async () => {
+  const browser = fakeWebAuthn();
+  const server = fakeFetch(passkeyLogin());
+  const { auth, events } = client(server.fetch);
+  const claims = await auth.signInWithPasskey();
+  assert.deepEqual(server.calls, [
+    { path: "/auth/passkeys/login/start", method: "POST", bearer: null, contentType: null, credentials: "include", body: undefined },
+    {
+      path: "/auth/passkeys/login/finish",
+      method: "POST",
+      bearer: null,
+      contentType: "application/json",
+      credentials: "include",
+      body: { passkey_token: PASSKEY_TOKEN, credential: ASSERTION_JSON },
+    },
+  ]);
+  assert.deepEqual(browser.asked, { create: [], get: [{ publicKey: parsed("request", REQUEST_OPTIONS.publicKey) }] }, "no mediation unless the server asks");
+  assert.deepEqual(claims?.amr, PASSKEY_AMR);
+  assert.deepEqual(
+    events.map((e) => [e.type, "claims" in e ? e.claims?.sub : undefined]),
+    [["SIGNED_IN", "user-1"]],
+  );
+  assert.equal(await auth.getAccessToken(), jwt(0, PASSKEY_AMR));
+  assert.equal(server.calls.length, 2, "no refresh");
+});
+
+test("signInWithPasskey passes the mediation the server's options ask for", async () => {
+  const browser = fakeWebAuthn();
+  const { auth } = client(fakeFetch(passkeyLogin(undefined, { ...REQUEST_OPTIONS, mediation: "conditional" })).fetch);
+  await auth.signInWithPasskey();
+  assert.deepEqual(browser.asked.get, [{ publicKey: parsed("request", REQUEST_OPTIONS.publicKey), mediation: "conditional" }]);
+});
+
+test("signInWithPasskey's sign-in reaches the other tabs, as login's does", async () => {
+  fakeWebAuthn();
+  const channel = `test-${Math.random()}`;
+  const server = fakeFetch(passkeyLogin());
+  const first = client(server.fetch, { channel });
+  const second = client(server.fetch, { channel });
+  await first.auth.signInWithPasskey();
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.deepEqual(second.types(), ["SIGNED_IN"]);
+  assert.equal(await second.auth.getAccessToken(), await first.auth.getAccessToken());
+  assert.equal(server.calls.length, 2, "the other tab sent nothing");
+});
+
+test("signInWithPasskey: a passkey the server refuses (401 invalid_passkey) is thrown and changes nothing: no event, no token, no refresh", async () => {
+  fakeWebAuthn();
+  const server = fakeFetch(passkeyLogin(() => refusal(401, "invalid_passkey")));
+  const { auth, events } = client(server.fetch);
+  const error = await rejection(auth.signInWithPasskey());
+  assert.deepEqual([error.code, error.status, error.message], ["invalid_passkey", 401, "message for invalid_passkey"]);
+  assert.deepEqual(events, []);
+  assert.equal(auth.getClaims(), null);
+  assert.deepEqual(server.paths(), ["POST /auth/passkeys/login/start", "POST /auth/passkeys/login/finish"]);
+});
+
+test("signInWithPasskey: the prompt closed is passkey_cancelled and nothing is finished; a refused start (404: passkeys off) is thrown before any prompt", async () => {
+  const cancelled = fakeWebAuthn({ get: () => Promise.reject(new DOMException("The operation either timed out or was not allowed.", "NotAllowedError")) });
+  const server = fakeFetch(passkeyLogin());
+  const { auth, events } = client(server.fetch);
+  assert.equal((await rejection(auth.signInWithPasskey())).code, "passkey_cancelled");
+  assert.deepEqual(server.paths(), ["POST /auth/passkeys/login/start"]);
+  assert.equal(cancelled.asked.get.length, 1);
+
+  const browser = fakeWebAuthn();
+  const off = client(fakeFetch(() => refusal(404, "not_found")).fetch);
+  assert.equal((await rejection(off.auth.signInWithPasskey())).code, "not_found");
+  assert.deepEqual(browser.asked.get, []);
+  assert.deepEqual(events, []);
+});
+
+test("signInWithPasskey sends a logout left pending first, as login does, and its sign-in removes the marker", async () => {
+  fakeWebAuthn();
+  const storage = fakeStorage();
+  storage.set(`auth-client:logout-pending:${API}`, "everywhere");
+  const server = fakeFetch(passkeyLogin());
+  const { auth, types } = client(server.fetch);
+  await auth.signInWithPasskey();
+  assert.deepEqual(
+    server.calls.map((c) => [c.path, c.body]),
+    [
+      ["/auth/logout", { everywhere: true }],
+      ["/auth/passkeys/login/start", undefined],
+      ["/auth/passkeys/login/finish", { passkey_token: PASSKEY_TOKEN, credential: ASSERTION_JSON }],
+    ],
+  );
+  assert.equal(storage.size, 0);
+  assert.deepEqual(types(), ["SIGNED_IN"]);
+});
+
+// --- Login's challenge answered with a passkey ----------------------------------------------
+
+/** A login function for a user with a passkey: the password gets a challenge carrying the request for it. */
+const passkeyChallenge: Handler = ({ path, body }) => {
+  if (path === "/auth/login") {
+    return json(200, { mfa_required: true, mfa_token: MFA_TOKEN, methods: ["totp", "recovery_code", "webauthn"], webauthn: CHALLENGE_OPTIONS, expires_in: 300 });
+  }
+  if (path === "/auth/login/mfa") return (body as { webauthn?: unknown }).webauthn ? tokenAnswer(0, PASSWORD_PASSKEY_AMR) : refusal(400, "invalid_request");
+  throw new Error(`unexpected ${path}`);
+};
+
+test("login's challenge carries the passkey request; verifyMfaWithPasskey asks the browser with it and POSTs {mfa_token, webauthn: toJSON()} to /auth/login/mfa, then signs in", async () => {
+  const browser = fakeWebAuthn();
+  const server = fakeFetch(passkeyChallenge);
+  const { auth, types } = client(server.fetch);
+  const challenge = (await auth.login("alice@example.com", "pw")) as MfaChallenge;
+  assert.deepEqual(challenge, { mfaRequired: true, mfaToken: MFA_TOKEN, methods: ["totp", "recovery_code", "webauthn"], expiresIn: 300, webauthn: CHALLENGE_OPTIONS });
+  assert.deepEqual(types(), [], "the challenge signs nobody in");
+
+  const claims = await auth.verifyMfaWithPasskey(challenge);
+  assert.deepEqual(browser.asked.get, [{ publicKey: parsed("request", CHALLENGE_OPTIONS.publicKey) }]);
+  assert.deepEqual(server.calls[1], {
+    path: "/auth/login/mfa",
+    method: "POST",
+    bearer: null,
+    contentType: "application/json",
+    credentials: "include",
+    body: { mfa_token: MFA_TOKEN, webauthn: ASSERTION_JSON },
+  });
+  assert.deepEqual(claims?.amr, PASSWORD_PASSKEY_AMR);
+  assert.deepEqual(types(), ["SIGNED_IN"]);
+  assert.equal(await auth.getAccessToken(), jwt(0, PASSWORD_PASSKEY_AMR));
+});
+
+test("verifyMfaWithPasskey: a challenge without a passkey request is invalid_request, a closed prompt passkey_cancelled; neither sends anything", async () => {
+  const browser = fakeWebAuthn({ get: async () => null });
+  const server = fakeFetch(passkeyChallenge);
+  const { auth, types } = client(server.fetch);
+  const totpOnly: MfaChallenge = { mfaRequired: true, mfaToken: MFA_TOKEN, methods: ["totp", "recovery_code"], expiresIn: 300 };
+  assert.equal((await rejection(auth.verifyMfaWithPasskey(totpOnly))).code, "invalid_request");
+  assert.deepEqual(browser.asked.get, [], "no prompt");
+  const challenge = { ...totpOnly, webauthn: CHALLENGE_OPTIONS };
+  assert.equal((await rejection(auth.verifyMfaWithPasskey(challenge))).code, "passkey_cancelled");
+  assert.deepEqual(server.calls, []);
+  assert.deepEqual(types(), []);
+});
+
+// --- A browser without WebAuthn's JSON helpers -----------------------------------------------
+
+test("without WebAuthn's JSON helpers (or without WebAuthn) the passkey ceremonies reject with passkeys_unsupported and send nothing; listPasskeys and deletePasskey still work", async () => {
+  const challenge: MfaChallenge = { mfaRequired: true, mfaToken: MFA_TOKEN, methods: ["webauthn"], expiresIn: 300, webauthn: CHALLENGE_OPTIONS };
+  for (const without of [["PublicKeyCredential"], ["parseCreationOptionsFromJSON"], ["parseRequestOptionsFromJSON"], ["toJSON"]]) {
+    const browser = fakeWebAuthn({ without });
+    const { auth, server } = await signedIn(({ method }) => (method === "GET" ? json(200, { passkeys: [] }) : noContent()));
+    for (const ceremony of [() => auth.registerPasskey("Laptop"), () => auth.signInWithPasskey(), () => auth.verifyMfaWithPasskey(challenge)]) {
+      const error = await rejection(ceremony());
+      assert.equal(error.code, "passkeys_unsupported", `without ${without}`);
+      assert.equal(error.status, undefined);
+    }
+    assert.deepEqual(server.calls, [], `without ${without}: nothing sent`);
+    assert.deepEqual(browser.asked, { create: [], get: [] });
+    assert.deepEqual(await auth.listPasskeys(), []);
+    await auth.deletePasskey(CREDENTIAL_ID);
+  }
+  // No navigator.credentials at all (Node, or a browser without the Credential Management API).
+  fakeWebAuthn();
+  setGlobal("navigator", {});
+  const { auth } = client(fakeFetch(passkeyLogin()).fetch);
+  assert.equal((await rejection(auth.signInWithPasskey())).code, "passkeys_unsupported");
+});
+
+// --- Paths --------------------------------------------------------------------------------------
+
+test("passkeys and passkeyLogin are configurable like the other paths (cargo lambda watch's /lambda-url/account/auth/passkeys and /lambda-url/login/auth/passkeys/login)", async () => {
+  fakeWebAuthn();
+  const server = fakeFetch(({ path, method }) => {
+    if (path.endsWith("/login/start") || path.endsWith("/register/start")) return json(200, { passkey_token: PASSKEY_TOKEN, options: path.endsWith("/login/start") ? REQUEST_OPTIONS : CREATION_OPTIONS });
+    if (path.endsWith("/login/finish")) return tokenAnswer(0, PASSKEY_AMR);
+    if (path.endsWith("/register/finish")) return json(201, { id: CREDENTIAL_ID, name: null, created_at: 1 });
+    return method === "GET" ? json(200, { passkeys: [] }) : noContent();
+  });
+  const { auth } = client(server.fetch, {
+    baseUrl: `${API}/stage/`,
+    paths: { passkeys: "/lambda-url/account/auth/passkeys", passkeyLogin: "/lambda-url/login/auth/passkeys/login" },
+  });
+  await auth.signInWithPasskey();
+  await auth.registerPasskey();
+  await auth.listPasskeys();
+  await auth.deletePasskey(CREDENTIAL_ID);
+  assert.deepEqual(server.paths(), [
+    "POST /stage/lambda-url/login/auth/passkeys/login/start",
+    "POST /stage/lambda-url/login/auth/passkeys/login/finish",
+    "POST /stage/lambda-url/account/auth/passkeys/register/start",
+    "POST /stage/lambda-url/account/auth/passkeys/register/finish",
+    "GET /stage/lambda-url/account/auth/passkeys",
+    `DELETE /stage/lambda-url/account/auth/passkeys/${CREDENTIAL_ID}`,
+  ]);
+});
+
+test("mfaStatus counts the passkeys; a server that does not report them counts none", async () => {
+  const { auth } = await signedIn(() => json(200, { totp: false, recovery_codes_left: 0, methods: [] }));
+  assert.deepEqual(await auth.mfaStatus(), { totp: false, recoveryCodesLeft: 0, passkeys: 0, methods: [] });
+});
