@@ -203,9 +203,9 @@ export interface AuthClient {
   /**
    * `fetch` with `Authorization: Bearer`. After a 401, or API Gateway's 403 `{"message":"Forbidden"}`
    * (an authorizer's deny), it refreshes, at most once per access token, and sends the
-   * request once more when its body can be sent again. A 401 `invalid_code` or
-   * `invalid_credentials` (a wrong code or password) is returned as it is: sending it again
-   * would only spend another attempt.
+   * request once more when its body can be sent again. A 401 `invalid_code`,
+   * `invalid_credentials` or `invalid_passkey` (a wrong code or password, a refused passkey)
+   * is returned as it is: sending it again would only spend another attempt.
    */
   fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
   /**
@@ -279,10 +279,11 @@ const GATEWAY_DENY = '{"message":"Forbidden"}';
 
 /**
  * The 401s of our error table about what was sent, not about the token (a wrong TOTP or
- * recovery code, a wrong current password): sending it again with a fresh token would only
- * spend one more of the few attempts the server allows.
+ * recovery code, a wrong current password, a refused passkey): sending it again with a
+ * fresh token would only spend one more of the few attempts the server allows, or present
+ * a passkey ceremony's token the server has already used up.
  */
-const WRONG_ANSWERS = ["invalid_code", "invalid_credentials"];
+const WRONG_ANSWERS = ["invalid_code", "invalid_credentials", "invalid_passkey"];
 
 /**
  * An answer that may mean the access token is stale (a removed key, a revoked session): a

@@ -303,8 +303,8 @@ for (const [what, body] of [
   });
 }
 
-for (const code of ["invalid_credentials", "invalid_code"]) {
-  test(`a 401 ${code} (a wrong current password or code, not a stale token) is handed back unread: no refresh, not sent again`, async () => {
+for (const code of ["invalid_credentials", "invalid_code", "invalid_passkey"]) {
+  test(`a 401 ${code} (a wrong current password or code, a refused passkey: not a stale token) is handed back unread: no refresh, not sent again`, async () => {
     const server = fakeFetch(({ path }) => (path === "/auth/login" ? tokenAnswer(0) : json(401, { error: code, message: "wrong" })));
     const { auth, types } = client(server.fetch);
     await auth.login("alice", "pw");
