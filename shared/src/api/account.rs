@@ -36,7 +36,8 @@ pub const PASSWORD_PATH: &str = "/auth/password";
 pub const PASSKEYS_PATH: &str = "/auth/passkeys";
 
 /// The second-factor paths, matched by suffix likewise, longest first.
-const MFA_PATHS: [(&str, Resource); 7] = [
+const MFA_PATHS: [(&str, Resource); 8] = [
+    ("/auth/mfa/step-up/start", Resource::StepUpStart),
     ("/auth/passkeys/register/start", Resource::PasskeyStart),
     ("/auth/passkeys/register/finish", Resource::PasskeyFinish),
     ("/auth/mfa/totp/confirm", Resource::TotpConfirm),
@@ -61,6 +62,8 @@ pub enum Resource {
     RecoveryCodes,
     /// `/auth/mfa/step-up`.
     StepUp,
+    /// `/auth/mfa/step-up/start`: passkey options for a step-up.
+    StepUpStart,
     /// `/auth/passkeys/register/start`.
     PasskeyStart,
     /// `/auth/passkeys/register/finish`.
@@ -104,7 +107,9 @@ impl Resource {
     /// The methods it answers, for `Allow` and the preflight's `Access-Control-Allow-Methods`.
     fn allowed_methods(&self) -> &'static str {
         match self {
-            Self::Password | Self::TotpConfirm | Self::RecoveryCodes | Self::StepUp | Self::PasskeyStart | Self::PasskeyFinish => "POST, OPTIONS",
+            Self::Password | Self::TotpConfirm | Self::RecoveryCodes | Self::StepUp | Self::StepUpStart | Self::PasskeyStart | Self::PasskeyFinish => {
+                "POST, OPTIONS"
+            }
             Self::Mfa | Self::Passkeys => "GET, OPTIONS",
             Self::Passkey(_) => "DELETE, OPTIONS",
             Self::Totp => "POST, DELETE, OPTIONS",
@@ -128,6 +133,10 @@ struct CodeBody {
     code: Option<String>,
     #[serde(default)]
     recovery_code: Option<String>,
+    #[serde(default)]
+    webauthn: Option<Box<webauthn_rs::prelude::PublicKeyCredential>>,
+    #[serde(default)]
+    passkey_token: Option<String>,
 }
 
 /// The body of `POST /auth/passkeys/register/finish`.
@@ -240,7 +249,13 @@ impl Account {
                 return Ok(Some(response));
             }
             (
-                Resource::Password | Resource::TotpConfirm | Resource::RecoveryCodes | Resource::StepUp | Resource::PasskeyStart | Resource::PasskeyFinish,
+                Resource::Password
+                | Resource::TotpConfirm
+                | Resource::RecoveryCodes
+                | Resource::StepUp
+                | Resource::StepUpStart
+                | Resource::PasskeyStart
+                | Resource::PasskeyFinish,
                 &Method::POST,
             )
             | (Resource::Sessions | Resource::Mfa | Resource::Passkeys, &Method::GET)
@@ -276,7 +291,7 @@ impl Account {
             Some(resource @ (Resource::Mfa | Resource::Totp | Resource::TotpConfirm | Resource::RecoveryCodes | Resource::StepUp)) => {
                 self.mfa(request, &caller, resource).await
             }
-            Some(resource @ (Resource::PasskeyStart | Resource::PasskeyFinish | Resource::Passkeys | Resource::Passkey(_))) => {
+            Some(resource @ (Resource::StepUpStart | Resource::PasskeyStart | Resource::PasskeyFinish | Resource::Passkeys | Resource::Passkey(_))) => {
                 self.passkeys(request, &caller, resource).await
             }
             None => Err(AuthError::NotFound),
@@ -307,10 +322,12 @@ impl Account {
                 Ok(json_response(StatusCode::OK, &RecoveryCodes { recovery_codes: codes }))
             }
             (Resource::StepUp, _) => {
-                let body: CodeBody = json_body(request, "The body must be JSON with one of code and recovery_code.")?;
-                self.service
-                    .step_up(caller, &factor_answer(body.code, body.recovery_code, None)?, &meta)
-                    .await?;
+                let body: CodeBody = json_body(
+                    request,
+                    "The body must be JSON with one of code, recovery_code and webauthn (with passkey_token).",
+                )?;
+                let answer = factor_answer(body.code, body.recovery_code, body.webauthn)?;
+                self.service.step_up(caller, &answer, body.passkey_token.as_deref(), &meta).await?;
                 Ok(empty_response(StatusCode::NO_CONTENT))
             }
             _ => Err(AuthError::NotFound),
@@ -322,6 +339,7 @@ impl Account {
         let meta = request_meta(request);
         match resource {
             Resource::PasskeyStart => Ok(json_response(StatusCode::OK, &self.service.start_passkey_registration(caller).await?)),
+            Resource::StepUpStart => Ok(json_response(StatusCode::OK, &self.service.start_passkey_step_up(caller).await?)),
             Resource::PasskeyFinish => {
                 let body: PasskeyRegistrationBody = json_body(request, "The body must be JSON with passkey_token, credential and an optional name.")?;
                 let view = self

@@ -9,6 +9,7 @@ use secrecy::SecretString;
 
 use crate::error::AuthError;
 use crate::factors::{FactorAnswer, FactorUse, Factors, OTP_AMR};
+use crate::passkeys::{Passkeys, StoredPasskey, amr_of};
 use crate::password::verify_password;
 use crate::password_policy::normalize;
 use crate::store::{AttemptReservation, FactorStore, UserRecord, UserStore};
@@ -101,6 +102,35 @@ pub struct Verified {
 /// A TOTP or recovery code checked against the user's factors.
 pub fn verify_code(answer: &FactorAnswer, factors: &Factors, now: u64) -> Option<Verified> {
     answer.check(factors, now).map(|used| Verified { used, amr: OTP_AMR.to_vec() })
+}
+
+/// What a second-factor answer proves: a code against the factors, or a passkey assertion
+/// against the ceremony started for it (`state`) and the user's passkey it names. A refused
+/// assertion is a wrong answer, like a wrong code.
+pub fn verify_answer(
+    passkeys: Option<&Passkeys>,
+    answer: &FactorAnswer,
+    factors: &Factors,
+    state: Option<&str>,
+    now: u64,
+) -> Result<Option<Verified>, AuthError> {
+    let FactorAnswer::Passkey(credential) = answer else {
+        return Ok(verify_code(answer, factors, now));
+    };
+    let (Some(passkeys), Some(state), Some(stored)) = (passkeys, state, factors.passkey(&credential.id)) else {
+        return Ok(None);
+    };
+    match passkeys.finish(credential, state, stored, false) {
+        Ok((result, after)) => Ok(Some(Verified {
+            used: FactorUse::Passkey {
+                before: stored.key.clone(),
+                after: StoredPasskey { last_used_at: now, ..after },
+            },
+            amr: amr_of(&result).to_vec(),
+        })),
+        Err(AuthError::InvalidPasskey) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Checks a second-factor answer of `username` with `verify` (a code, or a passkey

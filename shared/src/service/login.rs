@@ -3,15 +3,14 @@
 
 use secrecy::SecretString;
 
-use super::credentials::{FactorCheck, PasswordCheck, Verified, check_factor, check_password, verify_code};
+use super::credentials::{FactorCheck, PasswordCheck, check_factor, check_password, verify_answer};
 use super::{AuthService, IssuedTokens, audit_session};
 use crate::audit::{self, AuditEvent, RequestMeta};
 use crate::claims::Authentication;
 use crate::error::AuthError;
-use crate::factors::{FactorAnswer, FactorUse, Factors};
+use crate::factors::{FactorAnswer, Factors};
 use crate::keys::SigningKeys;
 use crate::links::LinkToken;
-use crate::passkeys::amr_of;
 use crate::store::{Challenge, SessionRecord, UserRecord, normalize_username};
 use crate::tokens::{RefreshToken, SessionId};
 
@@ -136,7 +135,7 @@ impl AuthService {
         let hash = LinkToken::parse(mfa_token).ok_or(AuthError::InvalidToken)?.hash();
         let keys = self.keys.current().await?;
         let challenge = self.factors.challenge(&hash, now).await?.ok_or(AuthError::InvalidToken)?;
-        let verify = |factors: &Factors| self.verify_answer(answer, factors, challenge.webauthn_state.as_deref(), now);
+        let verify = |factors: &Factors| verify_answer(self.passkeys.as_deref(), answer, factors, challenge.webauthn_state.as_deref(), now);
         let (user, checked) = tokio::try_join!(
             self.users.get(&challenge.username),
             check_factor(&*self.users, &*self.factors, &challenge.username, verify, Some(&hash), now)
@@ -168,29 +167,6 @@ impl AuthService {
         };
         let auth = Authentication::password(challenge.password_at).with(&added, now);
         self.start_session(&keys, &user, challenge.session_epoch, auth, meta, now).await
-    }
-
-    /// What an answer to a login challenge proves: a code against the factors, or a
-    /// passkey assertion against the ceremony started with the challenge (`state`) and the
-    /// user's passkey it names. A refused assertion is a wrong answer, like a wrong code.
-    fn verify_answer(&self, answer: &FactorAnswer, factors: &Factors, state: Option<&str>, now: u64) -> Result<Option<Verified>, AuthError> {
-        let FactorAnswer::Passkey(credential) = answer else {
-            return Ok(verify_code(answer, factors, now));
-        };
-        let (Some(passkeys), Some(state), Some(stored)) = (&self.passkeys, state, factors.passkey(&credential.id)) else {
-            return Ok(None);
-        };
-        match passkeys.finish(credential, state, stored, false) {
-            Ok((result, after)) => Ok(Some(Verified {
-                used: FactorUse::Passkey {
-                    before: stored.key.clone(),
-                    after: crate::passkeys::StoredPasskey { last_used_at: now, ..after },
-                },
-                amr: amr_of(&result).to_vec(),
-            })),
-            Err(AuthError::InvalidPasskey) => Ok(None),
-            Err(e) => Err(e),
-        }
     }
 
     /// A new session of `user` under `epoch`, and its first tokens.

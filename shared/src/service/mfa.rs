@@ -6,11 +6,13 @@
 use serde::Serialize;
 
 use super::account::{AccountService, Caller};
-use super::credentials::{FactorCheck, check_factor, verify_code};
+use super::credentials::{FactorCheck, check_factor, verify_answer};
+use super::passkeys::{PasskeyCeremony, issue_ceremony};
 use crate::audit::{self, AuditEvent, RequestMeta};
 use crate::error::AuthError;
 use crate::factors::{ENROLMENT_TTL_SECS, FactorAnswer, Factors, TotpSecret, new_recovery_codes};
 use crate::store::AttemptReservation;
+use crate::store::CeremonyPurpose;
 
 /// The answer of `GET /auth/mfa`.
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -117,19 +119,37 @@ impl AccountService {
         Ok(codes)
     }
 
-    /// A second factor passed again by a signed-in session: the session's `amr` gains `otp`
-    /// and `mfa`, its `auth_time` moves to now (its next access token carries both), and
-    /// for [`AccountService::require_step_up`]'s window it may do the sensitive actions.
-    pub async fn step_up(&self, caller: &Caller, answer: &FactorAnswer, meta: &RequestMeta) -> Result<(), AuthError> {
+    /// A second factor passed again by a signed-in session: the session's `amr` gains what
+    /// the factor adds (`otp` and `mfa`, or a passkey's), its `auth_time` moves to now (its
+    /// next access token carries both), and for [`AccountService::require_step_up`]'s window
+    /// it may do the sensitive actions. A passkey answers the ceremony `passkey_token` names
+    /// (see [`AccountService::start_passkey_step_up`]), used up by this call.
+    pub async fn step_up(&self, caller: &Caller, answer: &FactorAnswer, passkey_token: Option<&str>, meta: &RequestMeta) -> Result<(), AuthError> {
         let username = &caller.user.username;
         let now = self.clock.now();
-        let verify = |factors: &Factors| Ok(verify_code(answer, factors, now));
+        let state = match (answer, passkey_token) {
+            (FactorAnswer::Passkey(_), Some(token)) => {
+                let hash = crate::links::LinkToken::parse(token).ok_or(AuthError::InvalidPasskey)?.hash();
+                let ceremony = self.factors.take_ceremony(&hash, CeremonyPurpose::StepUp, Some(username), now).await?;
+                Some(ceremony.ok_or(AuthError::InvalidPasskey)?.state)
+            }
+            (FactorAnswer::Passkey(_), None) => {
+                return Err(AuthError::InvalidRequest(
+                    "A passkey answer needs the passkey_token of POST /auth/mfa/step-up/start.",
+                ));
+            }
+            _ => None,
+        };
+        let verify = |factors: &Factors| verify_answer(self.passkeys.as_deref(), answer, factors, state.as_deref(), now);
         let added = match check_factor(&*self.users, &*self.factors, username, verify, None, now).await? {
             FactorCheck::Passed(added) => added,
             FactorCheck::Throttled { retry_after_secs } => return Err(AuthError::TooManyAttempts { retry_after_secs }),
             FactorCheck::Failed { reason } => {
                 self.audit(AuditEvent::MfaFailed, caller, meta, Some(reason));
-                return Err(AuthError::InvalidCode);
+                return Err(match answer {
+                    FactorAnswer::Passkey(_) => AuthError::InvalidPasskey,
+                    _ => AuthError::InvalidCode,
+                });
             }
         };
         let auth = caller.session.auth.with(&added, now);
@@ -139,6 +159,27 @@ impl AccountService {
         }
         self.audit(AuditEvent::MfaSteppedUp, caller, meta, None);
         Ok(())
+    }
+
+    /// Starts a step-up by passkey: assertion options for the caller's passkeys, under a
+    /// single-use `passkey_token` that `POST /auth/mfa/step-up` presents with the answer.
+    pub async fn start_passkey_step_up(&self, caller: &Caller) -> Result<PasskeyCeremony, AuthError> {
+        let passkeys = self.passkeys.as_deref().ok_or(AuthError::NotFound)?;
+        let factors = self.factors.factors(&caller.user.username).await?.unwrap_or_default();
+        if factors.passkeys.is_empty() {
+            return Err(AuthError::InvalidRequest("You have no passkey; step up with a code."));
+        }
+        let (options, state) = passkeys.start_authentication(&factors.passkeys)?;
+        let options = serde_json::to_value(options).map_err(|e| AuthError::unavailable("passkey options", e))?;
+        issue_ceremony(
+            &*self.factors,
+            CeremonyPurpose::StepUp,
+            Some(caller.user.username.clone()),
+            options,
+            state,
+            self.clock.now(),
+        )
+        .await
     }
 
     /// Refuses with `step_up_required` unless this session passed a second factor within

@@ -253,10 +253,10 @@ async fn turning_totp_off_new_codes_and_a_password_change_need_a_recent_step_up(
 
     // A step-up with the last code again is refused; with a fresh one it passes.
     assert!(matches!(
-        account.step_up(&me, &FactorAnswer::Totp("000000".into()), &meta()).await,
+        account.step_up(&me, &FactorAnswer::Totp("000000".into()), None, &meta()).await,
         Err(AuthError::InvalidCode)
     ));
-    account.step_up(&me, &code(&secret, &bed), &meta()).await.unwrap();
+    account.step_up(&me, &code(&secret, &bed), None, &meta()).await.unwrap();
     let me = caller(&account, &issued).await;
     assert_eq!(me.session.auth.auth_time, bed.clock.now());
     account.disable_totp(&me, &meta()).await.unwrap();
@@ -275,7 +275,7 @@ async fn a_password_only_session_steps_up_and_its_next_refresh_carries_the_secon
     let secret = with_totp(&bed, &[]);
     let me = caller(&account, &issued).await;
     bed.clock.advance(5);
-    account.step_up(&me, &code(&secret, &bed), &meta()).await.unwrap();
+    account.step_up(&me, &code(&secret, &bed), None, &meta()).await.unwrap();
     let refreshed = bed.service.refresh(Some(&issued.refresh.encode()), &meta()).await.unwrap();
     assert_eq!(refreshed.access.claims.amr, ["pwd", "otp", "mfa"]);
     assert_eq!(refreshed.access.claims.auth_time, bed.clock.now());

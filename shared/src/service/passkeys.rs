@@ -51,7 +51,7 @@ fn token_hash(token: &str) -> Result<crate::tokens::TokenHash, AuthError> {
 }
 
 /// Stores a new ceremony and hands its token out.
-async fn issue(
+pub(super) async fn issue_ceremony(
     store: &dyn crate::store::FactorStore,
     purpose: CeremonyPurpose,
     owner: Option<String>,
@@ -86,7 +86,7 @@ impl AuthService {
     pub async fn start_passkey_sign_in(&self) -> Result<PasskeyCeremony, AuthError> {
         let (options, state) = self.passkeys()?.start_discoverable()?;
         let options = serde_json::to_value(options).map_err(json_error)?;
-        issue(&*self.factors, CeremonyPurpose::SignIn, None, options, state, self.clock.now()).await
+        issue_ceremony(&*self.factors, CeremonyPurpose::SignIn, None, options, state, self.clock.now()).await
     }
 
     /// Finishes a sign-in by passkey: the ceremony is used up first (one try per start),
@@ -163,7 +163,7 @@ impl AccountService {
             .unwrap_or_else(|| uuid::Builder::from_random_bytes(random_bytes()).into_uuid());
         let (options, state) = passkeys.start_registration(handle, username, &factors.passkeys)?;
         let state = serde_json::to_string(&Registration { handle, state }).map_err(json_error)?;
-        issue(
+        issue_ceremony(
             &*self.factors,
             CeremonyPurpose::Register,
             Some(username.clone()),

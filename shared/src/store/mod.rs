@@ -331,6 +331,8 @@ pub enum CeremonyPurpose {
     Register,
     /// A sign-in by a discoverable passkey.
     SignIn,
+    /// A signed-in user passing their passkey again (step-up).
+    StepUp,
 }
 
 impl CeremonyPurpose {
@@ -339,6 +341,7 @@ impl CeremonyPurpose {
         match self {
             Self::Register => "passkey_register",
             Self::SignIn => "passkey_login",
+            Self::StepUp => "passkey_step_up",
         }
     }
 }

@@ -58,7 +58,11 @@ async fn calls_per_operation() {
     let totp_user = auth_core::store::FactorStore::start_totp(&users, BOB, &secret, now() + 600).await.unwrap();
     assert!(totp_user);
     let step = now() / 30;
-    assert!(auth_core::store::FactorStore::confirm_totp(&users, BOB, &secret, step - 1, &[], now()).await.unwrap());
+    assert!(
+        auth_core::store::FactorStore::confirm_totp(&users, BOB, &secret, step - 1, &[], now())
+            .await
+            .unwrap()
+    );
     recorder.clear();
     let challenged = Answer::from(login::handle(&api, login(BOB, PASSWORD)).await.unwrap());
     rows.push((

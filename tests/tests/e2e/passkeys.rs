@@ -130,13 +130,28 @@ async fn a_registered_passkey_signs_in_without_a_password_and_is_listed_and_remo
     assert_eq!(methods[0], "pwd");
     assert!(methods.as_array().unwrap().iter().any(|m| m == "user"), "{methods}");
 
-    // Removing it needs a recent second factor on the session, then the passkey is dead.
-    let mfa_bearer = format!("Bearer {}", answered.access_token());
+    // Removing it needs a recent second factor on the session: the password-only session
+    // steps up with the passkey itself (its ceremony used once), then the passkey is dead.
     let path: &'static str = format!("/auth/passkeys/{}", holder.id).leak();
     let refused = app.account_call(Call::get(path).method("DELETE").header("authorization", &holder.bearer)).await;
     assert_eq!(refused.error_code(), "step_up_required");
+    let started = app
+        .account_call(Call::post("/auth/mfa/step-up/start").header("authorization", &holder.bearer))
+        .await;
+    assert_eq!(started.status, 200, "{}", started.body);
+    let options: RequestChallengeResponse = serde_json::from_value(started.json()["options"].clone()).unwrap();
+    let assertion = authenticator.do_authentication(origin(), options).unwrap();
+    let step_up = json!({"passkey_token": started.json()["passkey_token"], "webauthn": assertion});
+    let stepped = app
+        .account_call(Call::post("/auth/mfa/step-up").header("authorization", &holder.bearer).json(step_up.clone()))
+        .await;
+    assert_eq!(stepped.status, 204, "{}", stepped.body);
+    let again = app
+        .account_call(Call::post("/auth/mfa/step-up").header("authorization", &holder.bearer).json(step_up))
+        .await;
+    assert_eq!(again.error_code(), "invalid_passkey", "a step-up ceremony is used once");
     assert_eq!(
-        app.account_call(Call::get(path).method("DELETE").header("authorization", &mfa_bearer))
+        app.account_call(Call::get(path).method("DELETE").header("authorization", &holder.bearer))
             .await
             .status,
         204

@@ -265,6 +265,8 @@ fn account_serves_its_password_and_session_routes_itself_and_cors_lets_browsers_
         "OPTIONS /auth/mfa/recovery-codes",
         "POST /auth/mfa/step-up",
         "OPTIONS /auth/mfa/step-up",
+        "POST /auth/mfa/step-up/start",
+        "OPTIONS /auth/mfa/step-up/start",
         "GET /auth/passkeys",
         "OPTIONS /auth/passkeys",
         "DELETE /auth/passkeys/{passkey_id}",
