@@ -282,9 +282,31 @@ impl FactorAnswer {
 /// The longest code read: a recovery code with generous spacing.
 const MAX_CODE_BYTES: usize = 64;
 
-/// The answer a request body carries: exactly one of `code`, `recovery_code` and
-/// `webauthn`, a code at most [`MAX_CODE_BYTES`].
-pub fn factor_answer(
+/// The members of a request body that answer a second factor (the login challenge, the
+/// step-up, the enrolment's confirmation): exactly one of them is sent.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct AnswerFields {
+    /// A TOTP code.
+    #[serde(default)]
+    pub code: Option<String>,
+    /// A recovery code.
+    #[serde(default)]
+    pub recovery_code: Option<String>,
+    /// A passkey assertion (`credential.toJSON()`).
+    #[serde(default)]
+    pub webauthn: Option<Box<webauthn_rs::prelude::PublicKeyCredential>>,
+}
+
+impl AnswerFields {
+    /// The answer: exactly one member, a code at most [`MAX_CODE_BYTES`].
+    pub fn answer(self) -> Result<FactorAnswer, crate::error::AuthError> {
+        factor_answer(self.code, self.recovery_code, self.webauthn)
+    }
+}
+
+/// The answer of exactly one of `code`, `recovery_code` and `webauthn`, a code at most
+/// [`MAX_CODE_BYTES`].
+fn factor_answer(
     code: Option<String>,
     recovery_code: Option<String>,
     webauthn: Option<Box<webauthn_rs::prelude::PublicKeyCredential>>,

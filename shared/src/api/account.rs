@@ -18,7 +18,7 @@ use super::http::{HttpPolicy, MAX_BODY_BYTES, empty_response, error_response, js
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::AuthError;
-use crate::factors::{FactorAnswer, factor_answer};
+use crate::factors::{AnswerFields, FactorAnswer};
 use crate::keys::verifying::TrustedKeys;
 use crate::service::account::{AccountService, Caller};
 use crate::store::{FactorStore, SessionStore, UserStore};
@@ -129,12 +129,8 @@ struct PasswordChange {
 /// The body of the confirm and step-up endpoints.
 #[derive(Deserialize)]
 struct CodeBody {
-    #[serde(default)]
-    code: Option<String>,
-    #[serde(default)]
-    recovery_code: Option<String>,
-    #[serde(default)]
-    webauthn: Option<Box<webauthn_rs::prelude::PublicKeyCredential>>,
+    #[serde(flatten)]
+    answer: AnswerFields,
     #[serde(default)]
     passkey_token: Option<String>,
 }
@@ -310,9 +306,8 @@ impl Account {
             }
             (Resource::TotpConfirm, _) => {
                 let body: CodeBody = json_body(request, "The body must be JSON with a string field code.")?;
-                let answer = factor_answer(body.code, None, None)?;
-                let FactorAnswer::Totp(code) = answer else {
-                    return Err(AuthError::InvalidRequest("Send the code."));
+                let FactorAnswer::Totp(code) = body.answer.answer()? else {
+                    return Err(AuthError::InvalidRequest("Confirm with a code from the app."));
                 };
                 let codes = self.service.confirm_totp(caller, &code, &meta).await?;
                 Ok(json_response(StatusCode::OK, &RecoveryCodes { recovery_codes: codes }))
@@ -326,8 +321,9 @@ impl Account {
                     request,
                     "The body must be JSON with one of code, recovery_code and webauthn (with passkey_token).",
                 )?;
-                let answer = factor_answer(body.code, body.recovery_code, body.webauthn)?;
-                self.service.step_up(caller, &answer, body.passkey_token.as_deref(), &meta).await?;
+                self.service
+                    .step_up(caller, &body.answer.answer()?, body.passkey_token.as_deref(), &meta)
+                    .await?;
                 Ok(empty_response(StatusCode::NO_CONTENT))
             }
             _ => Err(AuthError::NotFound),

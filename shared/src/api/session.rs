@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::http::{HttpPolicy, MAX_USERNAME_BYTES, append_header, empty_response, error_response, json_body, json_response, log_unavailable, request_meta};
 use crate::config::Config;
 use crate::error::AuthError;
-use crate::factors::factor_answer;
+use crate::factors::AnswerFields;
 use crate::password::check_size;
 use crate::service::{AuthService, IssuedTokens, LoginOutcome, RefreshFailure};
 
@@ -28,12 +28,8 @@ struct LoginBody {
 #[derive(Deserialize)]
 struct MfaBody {
     mfa_token: String,
-    #[serde(default)]
-    code: Option<String>,
-    #[serde(default)]
-    recovery_code: Option<String>,
-    #[serde(default)]
-    webauthn: Option<Box<webauthn_rs::prelude::PublicKeyCredential>>,
+    #[serde(flatten)]
+    answer: AnswerFields,
 }
 
 #[derive(serde::Serialize)]
@@ -158,7 +154,7 @@ impl AuthApi {
         self.policy
             .respond(&request, async {
                 let body: MfaBody = json_body(&request, "The body must be JSON with mfa_token and one of code and recovery_code.")?;
-                let answer = factor_answer(body.code, body.recovery_code, body.webauthn)?;
+                let answer = body.answer.answer()?;
                 let issued = self.service.complete_mfa(&body.mfa_token, &answer, &request_meta(&request)).await?;
                 Ok(self.token_response(issued))
             })

@@ -255,14 +255,12 @@ impl FactorStore for DynamoUsers {
             .map_err(build_error)?;
         // SECURITY: the factor and the challenge are used together or not at all: two
         // requests with one challenge cannot both pass, whatever codes they carry.
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(update).build())
-            .transact_items(TransactWriteItem::builder().delete(self.challenge_delete(challenge, username, now)?).build())
-            .send()
-            .await;
-        transacted(result, "TransactWriteItems use factor")
+        let delete = self.challenge_delete(challenge, username, now)?;
+        let items = vec![
+            TransactWriteItem::builder().update(update).build(),
+            TransactWriteItem::builder().delete(delete).build(),
+        ];
+        self.transact(items, "TransactWriteItems use factor").await
     }
 
     async fn issue_challenge(&self, challenge: &Challenge) -> Result<(), AuthError> {
@@ -278,15 +276,7 @@ impl FactorStore for DynamoUsers {
         if let Some(state) = &challenge.webauthn_state {
             item.insert("webauthn_state".into(), s(state));
         }
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(username)")
-            .send()
-            .await
-            .map_err(|e| sdk_error("PutItem challenge", e))?;
-        Ok(())
+        self.put_new(item, "PutItem challenge").await
     }
 
     async fn challenge(&self, hash: &TokenHash, now: u64) -> Result<Option<Challenge>, AuthError> {
@@ -371,14 +361,11 @@ impl FactorStore for DynamoUsers {
             .expression_attribute_values(":handle", s(handle.to_string()))
             .build()
             .map_err(build_error)?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(pointer).build())
-            .transact_items(TransactWriteItem::builder().update(add).build())
-            .send()
-            .await;
-        transacted(result, "TransactWriteItems add passkey")
+        let items = vec![
+            TransactWriteItem::builder().put(pointer).build(),
+            TransactWriteItem::builder().update(add).build(),
+        ];
+        self.transact(items, "TransactWriteItems add passkey").await
     }
 
     async fn remove_passkey(&self, username: &str, id: &str) -> Result<bool, AuthError> {
@@ -398,14 +385,11 @@ impl FactorStore for DynamoUsers {
             .expression_attribute_names("#pk", format!("{PASSKEY_ATTRIBUTE}{id}"))
             .build()
             .map_err(build_error)?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().delete(pointer).build())
-            .transact_items(TransactWriteItem::builder().update(remove).build())
-            .send()
-            .await;
-        transacted(result, "TransactWriteItems remove passkey")
+        let items = vec![
+            TransactWriteItem::builder().delete(pointer).build(),
+            TransactWriteItem::builder().update(remove).build(),
+        ];
+        self.transact(items, "TransactWriteItems remove passkey").await
     }
 
     async fn passkey_owner(&self, id: &str) -> Result<Option<(String, Uuid)>, AuthError> {
@@ -434,15 +418,7 @@ impl FactorStore for DynamoUsers {
         if let Some(owner) = &ceremony.owner {
             item.insert("owner".into(), s(owner));
         }
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(username)")
-            .send()
-            .await
-            .map_err(|e| sdk_error("PutItem ceremony", e))?;
-        Ok(())
+        self.put_new(item, "PutItem ceremony").await
     }
 
     async fn take_ceremony(&self, hash: &TokenHash, purpose: CeremonyPurpose, owner: Option<&str>, now: u64) -> Result<Option<Ceremony>, AuthError> {

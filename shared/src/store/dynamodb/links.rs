@@ -35,14 +35,12 @@ impl DynamoUsers {
     /// `update` to its user (whose condition holds the link as the user's current one), in
     /// one transaction. `Ok(false)` when a condition failed: nothing was written.
     async fn use_link(&self, hash: &TokenHash, purpose: LinkPurpose, owner: &str, now: u64, update: Update) -> Result<bool, AuthError> {
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().delete(self.link_delete(hash, purpose, owner, now)?).build())
-            .transact_items(TransactWriteItem::builder().update(update).build())
-            .send()
-            .await;
-        transacted(result, "TransactWriteItems link")
+        let delete = self.link_delete(hash, purpose, owner, now)?;
+        let items = vec![
+            TransactWriteItem::builder().delete(delete).build(),
+            TransactWriteItem::builder().update(update).build(),
+        ];
+        self.transact(items, "TransactWriteItems link").await
     }
 
     fn link_delete(&self, hash: &TokenHash, purpose: LinkPurpose, owner: &str, now: u64) -> Result<Delete, AuthError> {
@@ -97,14 +95,11 @@ impl LinkStore for DynamoUsers {
             .expression_attribute_values(":hash", blob(&link.hash))
             .build()
             .map_err(build_error)?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .transact_items(TransactWriteItem::builder().update(point).build())
-            .send()
-            .await;
-        transacted(result, "TransactWriteItems issue link")
+        let items = vec![
+            TransactWriteItem::builder().put(put).build(),
+            TransactWriteItem::builder().update(point).build(),
+        ];
+        self.transact(items, "TransactWriteItems issue link").await
     }
 
     async fn link_owner(&self, hash: &TokenHash, purpose: LinkPurpose, now: u64) -> Result<Option<String>, AuthError> {

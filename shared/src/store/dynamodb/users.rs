@@ -29,6 +29,26 @@ impl DynamoUsers {
     fn throttle_key(username: &str) -> AttributeValue {
         s(format!("{THROTTLE_PREFIX}{username}"))
     }
+
+    /// Writes `items` in one `TransactWriteItems`: `true` when every write landed, `false`
+    /// when a condition failed (then none did).
+    pub(super) async fn transact(&self, items: Vec<TransactWriteItem>, operation: &str) -> Result<bool, AuthError> {
+        let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
+        transacted(result, operation)
+    }
+
+    /// Puts a new item (a login challenge, a passkey ceremony) where no item is.
+    pub(super) async fn put_new(&self, item: Item, operation: &str) -> Result<(), AuthError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(username)")
+            .send()
+            .await
+            .map_err(|e| sdk_error(operation, e))?;
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -242,14 +262,11 @@ impl UserStore for DynamoUsers {
             .expression_attribute_values(":next", n(epoch + 1))
             .build()
             .map_err(build)?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(user).build())
-            .transact_items(TransactWriteItem::builder().update(session).build())
-            .send()
-            .await;
-        transacted(result, "TransactWriteItems password change")
+        let items = vec![
+            TransactWriteItem::builder().update(user).build(),
+            TransactWriteItem::builder().update(session).build(),
+        ];
+        self.transact(items, "TransactWriteItems password change").await
     }
 
     async fn set_roles(&self, username: &str, roles: &[String]) -> Result<bool, AuthError> {
