@@ -138,7 +138,8 @@ pub fn verify_answer(
 /// attempt reserved before the check, a failure recorded), and uses it in one conditional
 /// write, with `challenge` when a login is being completed: a TOTP step, a recovery code or
 /// a passkey's counter passes once, however many requests race with it. A pass clears the
-/// throttle, including the attempt the password check of the same login left reserved.
+/// throttle (a login's, with the attempt its password check left reserved, as its session
+/// is written).
 pub async fn check_factor(
     users: &dyn UserStore,
     factors: &dyn FactorStore,
@@ -159,7 +160,10 @@ pub async fn check_factor(
     let reason = match verified {
         None => "wrong_code",
         Some(verified) if factors.use_factor(username, &verified.used, challenge, now).await? => {
-            users.clear_attempts(username).await?;
+            // A login clears the counter when its session is written; a step-up here.
+            if challenge.is_none() {
+                users.clear_attempts(username).await?;
+            }
             return Ok(FactorCheck::Passed(verified.amr));
         }
         Some(_) => "replayed",

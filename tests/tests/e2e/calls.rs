@@ -77,7 +77,7 @@ async fn calls_per_operation() {
     rows.push((
         "login, TOTP on: the answer",
         count(&recorder),
-        "GetItem challenge, GetItem user + GetItem factors + UpdateItem reservation, TransactWriteItems (counted as its UpdateItem factors + DeleteItem challenge), UpdateItem reset, PutItem session + UpdateItem reset",
+        "8: GetItem challenge, GetItem user + GetItem factors + UpdateItem reservation, TransactWriteItems (counted as its UpdateItem factors + DeleteItem challenge), PutItem session + UpdateItem reset",
         "-",
     ));
     auth_core::store::FactorStore::remove_factors(&users, BOB).await.unwrap();
@@ -243,7 +243,7 @@ async fn calls_per_operation() {
     rows.push((
         "account: change password",
         count(&recorder),
-        "GetItem session + GetItem user, then GetItem user ∥ UpdateItem reservation, TransactWriteItems (counted as its 2 UpdateItems: user + caller's session), UpdateItem reset, Query by_user_created + 1 UpdateItem per other session, within 2.5 s",
+        "GetItem session + GetItem user + GetItem factors (a step-up needed?), then GetItem user ∥ UpdateItem reservation, TransactWriteItems (counted as its 2 UpdateItems: user + caller's session), UpdateItem reset, Query by_user_created + 1 UpdateItem per other session, within 2.5 s",
         "3 + 1 per session",
     ));
     println!("(listing showed {listed_count} live sessions)");
