@@ -44,7 +44,10 @@ export_emulator_env "$emulator_port"
 cargo build --locked --workspace --bins
 export DEMO_USERNAME="${DEMO_USERNAME:-demo@example.com}" DEMO_PASSWORD="${DEMO_PASSWORD:-demo-password-change-me}"
 # Sign-up open, from a sender local-setup verifies in the emulator's SES (it refuses others).
-export SIGNUP=open EMAIL_FROM=no-reply@example.com WEBAUTHN_RP_ID=localhost
+# Passkeys for the demo page's host. The authorizer asks for a second factor on one route,
+# which the "route requiring MFA" scenario calls it for (no function serves it: only the
+# authorizer's answer is checked).
+export SIGNUP=open EMAIL_FROM=no-reply@example.com WEBAUTHN_RP_ID=localhost ROUTE_REQUIRE_MFA="POST /payments"
 "$ROOT/target/debug/authctl" local-setup >/dev/null
 
 # The functions as scripts/dev.sh runs them (their log, at info, is scanned for the tokens
@@ -79,6 +82,9 @@ for probe in "POST login/" "POST refresh/" "POST logout/" "GET account/auth/sess
   code="$(warm $probe)"
   [[ "$code" =~ ^(400|401|204|415)$ ]] || { echo "warm-up $probe answered $code" >&2; tail -50 "$artifacts/functions.log" >&2; exit 1; }
 done
+# The authorizer, invoked as API Gateway would: its fixture's placeholder token is a deny (200).
+code="$(curl -s -o /dev/null -w '%{http_code}' -d @functions/authorizer/fixtures/http-api-request.json "$api/2015-03-31/functions/authorizer/invocations")"
+[[ "$code" == 200 ]] || { echo "warm-up of the authorizer answered $code" >&2; tail -50 "$artifacts/functions.log" >&2; exit 1; }
 
 # The tests add every token they see; the log scan below looks for each in the functions' log.
 printf '%s\n' "$DEMO_PASSWORD" >"$artifacts/secrets.txt"

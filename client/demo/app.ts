@@ -4,7 +4,17 @@
 // knows about the session comes through the library, as an app's would. The QR code generator is the demo's own (scripts/demo.mjs
 // bundles it); the library has no dependency.
 import qrcode from "qrcode-generator";
-import { AuthError, createAuthClient, type AuthEvent, type AuthPaths, type MfaChallenge, type MfaFactor, type Passkey } from "../src/index.js";
+import {
+  AuthError,
+  createAuthClient,
+  type AuthEvent,
+  type AuthPaths,
+  type MfaChallenge,
+  type MfaFactor,
+  type MfaStatus,
+  type Passkey,
+  type StepUpFactor,
+} from "../src/index.js";
 
 interface DemoConfig {
   baseUrl: string;
@@ -42,7 +52,9 @@ let unverified = "";
 /** The login waiting for its second factor (the password was right). */
 let challenge: MfaChallenge | undefined;
 /** Answers the open step-up prompt (a factor, or `null` for cancel). */
-let answerStepUp: ((factor: MfaFactor | null) => void) | undefined;
+let answerStepUp: ((factor: StepUpFactor | null) => void) | undefined;
+/** The user's second factors as last read (at sign-in and after each change): what the step-up prompt offers. */
+let factors: MfaStatus | undefined;
 
 /** A message under a form: `data-state` is `done` or `failed`, for styles and tests. */
 function say(id: string, state: "done" | "failed", text: string) {
@@ -102,6 +114,9 @@ auth.onAuthStateChange((event) => {
     polling = undefined;
     // Nothing of the account's second factor stays on the page.
     answerStepUp?.(null);
+    factors = undefined;
+    $("mfa-status").dataset.totp = "unknown";
+    delete $("mfa-status").dataset.passkeys;
     closeEnrollment();
     showRecoveryCodes([]);
     unsay("mfa-message");
@@ -273,8 +288,9 @@ $("login-mfa-cancel").addEventListener("click", cancelChallenge);
 // Two-factor settings, while signed in.
 async function loadMfaStatus() {
   try {
-    const status = await auth.mfaStatus();
+    const status = (factors = await auth.mfaStatus());
     $("mfa-status").dataset.totp = status.totp ? "on" : "off";
+    $("mfa-status").dataset.passkeys = String(status.passkeys);
     $("mfa-status").textContent = status.totp ? `TOTP is on; ${status.recoveryCodesLeft} recovery codes left.` : "TOTP is off.";
     $("mfa-enroll").hidden = status.totp;
     $("mfa-disable").hidden = $("mfa-regenerate").hidden = !status.totp;
@@ -430,15 +446,20 @@ $("passkey-add-form").addEventListener("submit", (event) => {
 
 /**
  * The library's `onStepUpRequired`: a call the server wants a recent second factor for
- * opens the in-page prompt; what the user types (six digits are the app's code, anything
- * else a recovery code) goes back to the library, which steps up and sends the call again.
- * Cancel answers `null`, and the call fails with `step_up_required`.
+ * opens the in-page prompt, offering the factors the user has: what the user types (six
+ * digits are the app's code, anything else a recovery code), or "Use a passkey" (the
+ * library then asks the browser for one of the user's passkeys). The answer goes back to
+ * the library, which steps up and sends the call again. Cancel answers `null`, and the call
+ * fails with `step_up_required`. Until the factors are read, the codes are offered.
  */
-function askForSecondFactor(): Promise<MfaFactor | null> {
+function askForSecondFactor(): Promise<StepUpFactor | null> {
   answerStepUp?.(null);
+  const codes = !factors || factors.methods.some((method) => method === "totp" || method === "recovery_code");
   $("step-up-form").hidden = false;
+  $("step-up-codes").hidden = !codes;
+  $("step-up-passkey").hidden = !factors?.passkeys;
   input("step-up-code").value = "";
-  input("step-up-code").focus();
+  if (codes) input("step-up-code").focus();
   return new Promise((resolve) => {
     answerStepUp = (factor) => {
       answerStepUp = undefined;
@@ -453,6 +474,7 @@ $("step-up-form").addEventListener("submit", (event) => {
   const typed = input("step-up-code").value.trim();
   answerStepUp?.(/^\d{6}$/.test(typed) ? { code: typed } : { recoveryCode: typed });
 });
+$("step-up-passkey").addEventListener("click", () => answerStepUp?.({ passkey: true }));
 $("step-up-cancel").addEventListener("click", () => answerStepUp?.(null));
 
 // Sign-up: the server answers the same for a new and a taken address, so the page does too.

@@ -3,7 +3,7 @@
 // sees on the page and what the server stored. Run through scripts/browser.sh.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { appendFileSync } from "node:fs";
+import { appendFileSync, readFileSync } from "node:fs";
 import { createHmac, randomBytes, randomUUID } from "node:crypto";
 import { chromium, type Browser, type BrowserContext, type Page, type Response as PlaywrightResponse, type Route } from "playwright-core";
 
@@ -35,6 +35,10 @@ const MFA_URL = `${API_URL}/lambda-url/account/auth/mfa`;
 // Passkeys (issue 21, WebAuthn): the account function's routes, and the login function's sign-in.
 const PASSKEYS_URL = `${API_URL}/lambda-url/account/auth/passkeys`;
 const PASSKEY_LOGIN_URL = `${API_URL}/lambda-url/login/auth/passkeys/login`;
+// The authorizer, invoked as API Gateway would (the README's walk-through, step 2), with the
+// HTTP API request event of its fixture (dist/e2e/ is three levels below the repository).
+const AUTHORIZER_URL = `${API_URL}/2015-03-31/functions/authorizer/invocations`;
+const AUTHORIZER_EVENT = new URL("../../../functions/authorizer/fixtures/http-api-request.json", import.meta.url);
 /** The e-mails' links point here: browser.sh sets the functions' APP_URL to the demo's origin. */
 const DEMO_ORIGIN = new URL(DEMO_URL).origin;
 
@@ -62,7 +66,15 @@ async function newContext(): Promise<BrowserContext> {
  * the functions' log (scripts/scan_logs.py): no secret may appear in it.
  */
 async function recordSecrets(response: PlaywrightResponse) {
-  const sources = [LOGIN_URL, LOGIN_MFA_URL, REFRESH_URL, `${PASSKEY_LOGIN_URL}/start`, `${PASSKEY_LOGIN_URL}/finish`, `${PASSKEYS_URL}/register/start`];
+  const sources = [
+    LOGIN_URL,
+    LOGIN_MFA_URL,
+    REFRESH_URL,
+    `${PASSKEY_LOGIN_URL}/start`,
+    `${PASSKEY_LOGIN_URL}/finish`,
+    `${PASSKEYS_URL}/register/start`,
+    `${MFA_URL}/step-up/start`,
+  ];
   if (!sources.includes(response.url()) || response.status() !== 200) return;
   const refresh = cookieValue(await response.headerValue("set-cookie").catch(() => null));
   // A login answers either a token or, for an account with a second factor, a challenge's
@@ -232,6 +244,52 @@ function totp(secretBase32: string, time: number): string {
   const offset = mac[mac.length - 1]! & 0xf;
   return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, "0");
 }
+
+/** A TOTP code the server has not taken yet: the current step's, or the next one's while `usedStep` is current (it takes ±1 step, each code once). */
+const unusedCode = (secret: string, usedStep: number) => totp(secret, Math.max(usedStep + 1, Math.floor(Date.now() / 30_000)) * 30_000);
+
+/**
+ * Turns TOTP on from the signed-in page as a user would (enrol, the app's code), and
+ * returns the secret and the 30-s step whose code confirmed it. The secret and the recovery
+ * codes go to the log scan.
+ */
+async function turnOnTotp(page: Page): Promise<{ secret: string; usedStep: number }> {
+  await page.locator('#mfa-status[data-totp="off"]').waitFor();
+  await page.click("#mfa-enroll");
+  await page.locator("#mfa-enrollment").waitFor();
+  const secret = (await textOf(page, "#mfa-secret")).trim();
+  recordSecret(secret);
+  const usedStep = Math.floor(Date.now() / 30_000);
+  const confirmed = answerTo(page, `${MFA_URL}/totp/confirm`);
+  await page.fill("#mfa-code", totp(secret, usedStep * 30_000));
+  await page.click("#mfa-confirm");
+  assert.equal((await confirmed).status(), 200);
+  await page.locator("#recovery-codes-panel").waitFor();
+  (await page.locator("#recovery-codes li").allTextContents()).forEach(recordSecret);
+  await page.locator('#mfa-status[data-totp="on"]').waitFor();
+  return { secret, usedStep };
+}
+
+/**
+ * Whether the real authorizer lets `token` reach `routeKey` (e.g. `POST /payments`): its
+ * fixture's HTTP API request event for that route with the token as the bearer, answered
+ * `{"isAuthorized": true|false, ...}`. Call it at once: the tokens here live 5 s.
+ */
+async function authorize(token: string, routeKey: string): Promise<boolean> {
+  const [method, path] = routeKey.split(" ") as [string, string];
+  const event = JSON.parse(readFileSync(AUTHORIZER_EVENT, "utf8").replaceAll("REPLACE_WITH_ACCESS_TOKEN", token));
+  Object.assign(event, { routeKey, rawPath: path, routeArn: event.routeArn.replace(/[A-Z]+\/pets$/, `${method}${path}`) });
+  Object.assign(event.requestContext, { routeKey });
+  Object.assign(event.requestContext.http, { method, path });
+  const response = await fetch(AUTHORIZER_URL, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(event) });
+  assert.equal(response.status, 200, `the authorizer's invocation for ${routeKey}`);
+  const answer = (await response.json()) as { isAuthorized?: unknown };
+  assert.equal(typeof answer.isAuthorized, "boolean", "an HTTP API's simple response");
+  return answer.isAuthorized as boolean;
+}
+
+/** The access token in a login, MFA or refresh answer. */
+const accessTokenOf = async (response: PlaywrightResponse) => ((await response.json()) as { access_token: string }).access_token;
 
 /**
  * A virtual authenticator for `page` (CDP's WebAuthn domain): built into the device
@@ -672,7 +730,7 @@ test("TOTP: turned on from the page (QR code, secret, a first code, ten recovery
 
   // A code for another step than the confirmation's (a used code is refused): the current
   // step, or the next one while the confirmation's is still current (the server takes ±1).
-  const code = totp(secret, Math.max(confirmStep + 1, Math.floor(Date.now() / 30_000)) * 30_000);
+  const code = unusedCode(secret, confirmStep);
   const wrong = String((Number(code) + 500_000) % 1_000_000).padStart(6, "0");
   const refused = answerTo(page, LOGIN_MFA_URL);
   await page.fill("#login-mfa-code", wrong);
@@ -856,4 +914,121 @@ test("passkeys: one added from the page (a virtual authenticator keeps it), list
   assert.ok(((await (await plain).json()) as { access_token?: string }).access_token, "a token, not a challenge");
   await waitForState(page, "signed-in");
   await page.screenshot({ path: `${ARTIFACTS}/passkeys.png`, fullPage: true });
+});
+
+test("a route requiring MFA (ROUTE_REQUIRE_MFA=POST /payments): the real authorizer denies a password sign-in's token there and lets it reach GET /pets; once TOTP is on, a sign-in with the code gives a token (amr otp) it lets through, and so does its refresh", async () => {
+  const { username, password } = freshUser();
+  const page = await openDemo(await newContext());
+  await signUpAndVerify(page, username, password);
+  const login = answerTo(page, LOGIN_URL);
+  await logIn(page, username, password);
+  const passwordOnly = await accessTokenOf(await login);
+  assert.deepEqual(
+    { payments: await authorize(passwordOnly, "POST /payments"), pets: await authorize(passwordOnly, "GET /pets") },
+    { payments: false, pets: true },
+    "a password alone: denied where a second factor is required, let through elsewhere",
+  );
+  assert.deepEqual(payloadOf(passwordOnly).amr, ["pwd"]);
+  await waitForState(page, "signed-in");
+
+  const { secret, usedStep } = await turnOnTotp(page);
+  await page.click("#logout");
+  await waitForState(page, "signed-out");
+  await logIn(page, username, password);
+  await page.locator("#login-mfa-form").waitFor();
+  const verified = answerTo(page, LOGIN_MFA_URL);
+  await page.fill("#login-mfa-code", unusedCode(secret, usedStep));
+  await page.click("#login-mfa-submit");
+  const answer = await verified;
+  assert.equal(answer.status(), 200);
+  const withCode = await accessTokenOf(answer);
+  assert.deepEqual(
+    { payments: await authorize(withCode, "POST /payments"), pets: await authorize(withCode, "GET /pets") },
+    { payments: true, pets: true },
+    `the code's token (amr ${JSON.stringify(payloadOf(withCode).amr)})`,
+  );
+  assert.ok(payloadOf(withCode).amr?.includes("otp"), `amr after the code: ${JSON.stringify(payloadOf(withCode).amr)}`);
+  await waitForState(page, "signed-in");
+  assert.equal(await textOf(page, "#status"), `Signed in as ${username}`);
+
+  // The refresh keeps amr, so the page's next token still reaches the route.
+  const refreshed = await page.waitForResponse((response) => response.url() === REFRESH_URL && response.status() === 200, { timeout: TTL_MS + 5000 });
+  assert.equal(await authorize(await accessTokenOf(refreshed), "POST /payments"), true, "the refreshed token");
+});
+
+test("step-up with a passkey from the page's prompt: a password session removing its passkey is asked for a second factor, \"Use a passkey\" answers it (the virtual authenticator signs), the refreshed token (amr user, hwk or swk) reaches the route requiring MFA, and the removal goes through", async () => {
+  const { username, password } = freshUser();
+  const page = await openDemo(await newContext());
+  await signUpAndVerify(page, username, password);
+  await logIn(page, username, password);
+  await waitForState(page, "signed-in");
+  await page.locator('#passkey-list[data-state="loaded"]').waitFor({ state: "attached" });
+  const authenticator = await virtualAuthenticator(page);
+
+  // The first passkey needs no step-up (no factor yet); the session stays a password one.
+  const finished = answerTo(page, `${PASSKEYS_URL}/register/finish`);
+  await page.fill("#passkey-name", "Step-up key");
+  await page.click("#passkey-add");
+  const finish = await finished;
+  assert.equal(finish.status(), 201);
+  const added = (await finish.json()) as { id: string };
+  const listed = page.locator(`#passkey-list li[data-id="${added.id}"]`);
+  await listed.waitFor();
+  await page.locator('#mfa-status[data-passkeys="1"]').waitFor({ state: "attached" });
+  assert.ok(await page.locator("#step-up-form").isHidden(), "no step-up for the first factor");
+  const before = await page.waitForResponse((response) => response.url() === REFRESH_URL && response.status() === 200, { timeout: TTL_MS + 5000 });
+  const passwordOnly = await accessTokenOf(before);
+  assert.equal(await authorize(passwordOnly, "POST /payments"), false, `a password session with a passkey added (amr ${JSON.stringify(payloadOf(passwordOnly).amr)})`);
+  const signedBefore = (await authenticator.credentials())[0]!.signCount;
+
+  // Removing it needs a recent second factor: the prompt offers the passkey, and no code (no TOTP).
+  const deletes: number[] = [];
+  page.on("response", (response) => {
+    if (response.url() === `${PASSKEYS_URL}/${added.id}` && response.request().method() === "DELETE") deletes.push(response.status());
+  });
+  await listed.getByRole("button", { name: "Delete" }).click();
+  await page.locator("#step-up-form").waitFor();
+  assert.deepEqual(
+    { passkey: await page.locator("#step-up-passkey").isVisible(), codes: await page.locator("#step-up-codes").isVisible() },
+    { passkey: true, codes: false },
+  );
+  assert.deepEqual(deletes, [403]);
+  await page.locator("#mfa-section").screenshot({ path: `${ARTIFACTS}/step-up-prompt.png` });
+
+  const started = answerTo(page, `${MFA_URL}/step-up/start`);
+  const steppedUp = answerTo(page, `${MFA_URL}/step-up`);
+  // The refresh after the step-up: the first whose token carries the passkey (a proactive
+  // one may come first, with the session as it was).
+  const passkeyIn = (amr: string[] = []) => amr.includes("hwk") || amr.includes("swk");
+  const refreshed = page.waitForResponse(
+    async (response) => response.url() === REFRESH_URL && response.status() === 200 && passkeyIn(payloadOf(await accessTokenOf(response)).amr),
+    { timeout: 10_000 },
+  );
+  await page.click("#step-up-passkey");
+  const start = await started;
+  assert.equal(start.status(), 200);
+  const request = (await start.json()) as { passkey_token: string; options: { publicKey: { rpId: string; allowCredentials?: { id: string }[] } } };
+  assert.deepEqual(
+    {
+      token: /^[A-Za-z0-9_-]{43}$/.test(request.passkey_token),
+      rpId: request.options.publicKey.rpId,
+      allowed: request.options.publicKey.allowCredentials?.map((credential) => credential.id),
+    },
+    { token: true, rpId: "localhost", allowed: [added.id] },
+    "the request names the user's passkey",
+  );
+  assert.equal((await steppedUp).status(), 204);
+  const stepped = await accessTokenOf(await refreshed);
+  assert.equal(await authorize(stepped, "POST /payments"), true, `the token after the step-up (amr ${JSON.stringify(payloadOf(stepped).amr)})`);
+  const amr = payloadOf(stepped).amr ?? [];
+  assert.ok(amr.includes("pwd") && amr.includes("user"), `amr after the step-up: ${JSON.stringify(amr)}`);
+  assert.ok((await authenticator.credentials())[0]!.signCount > signedBefore, "the authenticator signed");
+
+  // The removal, sent once more with the new token, goes through.
+  await page.locator('#passkey-message[data-state="done"]').waitFor();
+  assert.match(await textOf(page, "#passkey-message"), /^Passkey "Step-up key" deleted/);
+  assert.deepEqual(deletes, [403, 204]);
+  assert.ok(await page.locator("#step-up-form").isHidden());
+  await page.waitForFunction(() => document.querySelectorAll("#passkey-list li").length === 0);
+  await page.screenshot({ path: `${ARTIFACTS}/step-up.png`, fullPage: true });
 });

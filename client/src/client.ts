@@ -42,7 +42,7 @@ export interface AuthPaths {
   resetPassword: string;
   /**
    * The account function's MFA routes' root, `/auth/mfa`: the status there, the others
-   * under it (`/totp`, `/totp/confirm`, `/recovery-codes`, `/step-up`).
+   * under it (`/totp`, `/totp/confirm`, `/recovery-codes`, `/step-up`, `/step-up/start`).
    */
   mfa: string;
   /**
@@ -56,6 +56,13 @@ export interface AuthPaths {
 
 /** A second factor: a code from the authenticator app, or one of the single-use recovery codes. */
 export type MfaFactor = { code: string } | { recoveryCode: string };
+
+/**
+ * What a step-up takes: a code, or `{ passkey: true }`, one of the user's passkeys (the
+ * server names them; the browser asks for one). Login's challenge has its own passkey call,
+ * `verifyMfaWithPasskey`, since its request comes with the challenge.
+ */
+export type StepUpFactor = MfaFactor | { passkey: true };
 
 /** The second factors the server offers (`totp`, `recovery_code`, `webauthn`: a passkey); others may come. */
 export type MfaMethod = "totp" | "recovery_code" | "webauthn" | (string & {});
@@ -132,11 +139,12 @@ export interface AuthClientOptions {
   fetch?: typeof fetch;
   /**
    * Asked for a second factor when an MFA call answers 403 `step_up_required` (the session
-   * has not passed one recently): the client steps up with it, refreshes (so the new token
-   * carries the new `amr` and `auth_time`) and sends the call once more. `null`, or no
-   * callback, lets the `step_up_required` error through. Calls that meet it together share one prompt.
+   * has not passed one recently): the client steps up with it (`{ passkey: true }`: the
+   * browser's prompt for one of the user's passkeys), refreshes (so the new token carries
+   * the new `amr` and `auth_time`) and sends the call once more. `null`, or no callback,
+   * lets the `step_up_required` error through. Calls that meet it together share one prompt.
    */
-  onStepUpRequired?: () => Promise<MfaFactor | null>;
+  onStepUpRequired?: () => Promise<StepUpFactor | null>;
 }
 
 export interface AuthClient {
@@ -227,9 +235,13 @@ export interface AuthClient {
   regenerateRecoveryCodes(): Promise<string[]>;
   /**
    * Proves a second factor for this session, for the calls that ask for a recent one; the
-   * next refresh's token carries the new `amr` and `auth_time`. Throws `invalid_code`, ...
+   * next refresh's token carries the new `amr` and `auth_time`. `{ passkey: true }` asks the
+   * browser for one of the user's passkeys (the server's request names them). Throws
+   * `invalid_code`, `invalid_passkey`, `invalid_request` (a passkey asked of a user without
+   * one), and as `signInWithPasskey` does `passkeys_unsupported` (nothing sent),
+   * `passkey_cancelled`, `passkey_failed`, ...
    */
-  stepUp(factor: MfaFactor): Promise<void>;
+  stepUp(factor: StepUpFactor): Promise<void>;
   /**
    * Creates a passkey for the signed-in user (the browser's prompt, an authenticator that
    * keeps it and verifies the user) and stores it on the server under `name`. Like the MFA
@@ -242,7 +254,8 @@ export interface AuthClient {
   listPasskeys(): Promise<Passkey[]>;
   /**
    * Removes one of the user's passkeys from the server (it no longer signs in; the
-   * authenticator still holds it). Throws `not_found` for an id that is not the user's.
+   * authenticator still holds it). The server asks for a recent second factor, as for
+   * turning TOTP off (`onStepUpRequired`). Throws `not_found` for an id that is not the user's.
    */
   deletePasskey(id: string): Promise<void>;
   /** A valid access token, refreshed first if needed; `null` when signed out. */
@@ -616,7 +629,23 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
   }
 
   const factorBody = (factor: MfaFactor) => ("code" in factor ? { code: factor.code } : { recovery_code: factor.recoveryCode });
-  const stepUp = async (factor: MfaFactor) => void (await account("stepUp", "POST", paths.mfa + "/step-up", factorBody(factor), true));
+
+  /**
+   * Steps up with `factor`; never asks for a step-up itself (`retried`). A code is posted as
+   * it is. A passkey needs the server's request first: step-up/start names the user's
+   * passkeys under a single-use `passkey_token`, the browser signs one, and the assertion
+   * goes back with that token (so a refused one is not sent again: `invalid_passkey`).
+   */
+  async function stepUp(factor: StepUpFactor) {
+    let body: object;
+    if ("passkey" in factor) {
+      const api = passkeyApi();
+      const start = await account("stepUp", "POST", paths.mfa + "/step-up/start", undefined, true);
+      const { passkey_token, options } = (await start.json()) as CeremonyAnswer<PasskeyRequestOptions>;
+      body = { passkey_token, webauthn: await getPasskey(api, options) };
+    } else body = factorBody(factor);
+    await account("stepUp", "POST", paths.mfa + "/step-up", body, true);
+  }
   const recoveryCodes = async (response: Response) => ((await response.json()) as { recovery_codes: string[] }).recovery_codes;
 
   /** The register function's requests: 202 or 204 is done (nothing else changes here), any other answer its `AuthError`. */

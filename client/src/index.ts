@@ -16,6 +16,7 @@ export type {
   Passkey,
   PasskeyRequestOptions,
   SignOutReason,
+  StepUpFactor,
   TotpEnrollment,
 } from "./client.js";
 export { AuthError } from "./errors.js";

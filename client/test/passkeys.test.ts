@@ -1,10 +1,11 @@
 // Passkeys (issue 21, WebAuthn) against a fake fetch and a fake browser WebAuthn
 // (`navigator.credentials` and `PublicKeyCredential`'s JSON helpers): registering, listing
-// and removing a passkey, signing in with one, and answering login's challenge with one.
+// and removing a passkey, signing in with one, answering login's challenge with one, and
+// stepping up with one.
 // Each request is checked as sent (method, path, body, bearer), and each prompt as asked.
 import assert from "node:assert/strict";
 import { afterEach, test } from "node:test";
-import { AuthError, createAuthClient, type AuthClient, type AuthClientOptions, type AuthEvent, type MfaChallenge } from "../src/index.js";
+import { AuthError, createAuthClient, type AuthClient, type AuthClientOptions, type AuthEvent, type MfaChallenge, type StepUpFactor } from "../src/index.js";
 
 const API = "https://api.test";
 
@@ -73,6 +74,12 @@ const REQUEST_OPTIONS = {
 const CHALLENGE_OPTIONS = {
   publicKey: { ...REQUEST_OPTIONS.publicKey, challenge: "bWZhLWNoYWxsZW5nZQ", allowCredentials: [{ type: "public-key", id: CREDENTIAL_ID }] },
 };
+
+/** step-up/start's request: like the challenge's, it names the user's passkeys. */
+const STEP_UP_OPTIONS = {
+  publicKey: { ...REQUEST_OPTIONS.publicKey, challenge: "c3RlcC11cC1jaGFsbGVuZ2U", allowCredentials: [{ type: "public-key", id: CREDENTIAL_ID }] },
+};
+const STEP_UP_TOKEN = "Su4yq2Qm8n1pZr6sT0uWxA4bC7dE9gH5jK2lM8nP0qR";
 
 /** What `toJSON()` gives for a new passkey and for an assertion (opaque to the client: sent as it is). */
 const REGISTRATION_JSON = {
@@ -475,14 +482,143 @@ test("verifyMfaWithPasskey: a challenge without a passkey request is invalid_req
   assert.deepEqual(types(), []);
 });
 
+// --- Step-up with a passkey ------------------------------------------------------------------
+
+/**
+ * An account function that asks for a recent second factor and takes a passkey for it:
+ * step-up/start answers the request for the user's passkeys under a passkey_token, and the
+ * step-up takes that token with an assertion (`finish` answers it: 204 by default); then
+ * deleting the passkey passes. A step-up refused leaves the session as it was.
+ */
+function passkeyStepUpServer(finish: () => Response = noContent): Handler {
+  let steppedUp = false;
+  return ({ path, body }) => {
+    if (path === "/auth/mfa/step-up/start") return json(200, { passkey_token: STEP_UP_TOKEN, options: STEP_UP_OPTIONS, expires_in: 300 });
+    if (path === "/auth/mfa/step-up") {
+      const { passkey_token, webauthn } = body as { passkey_token?: string; webauthn?: unknown };
+      if (passkey_token !== STEP_UP_TOKEN || !webauthn) return refusal(400, "invalid_request");
+      const answer = finish();
+      steppedUp = answer.ok;
+      return answer;
+    }
+    if (!steppedUp) return refusal(403, "step_up_required");
+    if (path === `/auth/passkeys/${CREDENTIAL_ID}`) return noContent();
+    throw new Error(`unexpected ${path}`);
+  };
+}
+
+/** A page that answers every step-up prompt with its passkey, counting the prompts. */
+function passkeyPrompt() {
+  const prompt = { asked: 0, onStepUpRequired: async (): Promise<StepUpFactor | null> => (prompt.asked++, { passkey: true }) };
+  return prompt;
+}
+
+test("stepUp({ passkey: true }): POST mfa/step-up/start with the bearer and no body, the browser's get with its options.publicKey parsed, POST mfa/step-up {passkey_token, webauthn: toJSON()} with the bearer; resolves, nothing refreshed, no event", async () => {
+  const browser = fakeWebAuthn();
+  const { auth, server, types } = await signedIn(passkeyStepUpServer());
+  assert.equal(await auth.stepUp({ passkey: true }), undefined);
+  const bearer = `Bearer ${jwt(0)}`;
+  assert.deepEqual(server.calls, [
+    { path: "/auth/mfa/step-up/start", method: "POST", bearer, contentType: null, credentials: "same-origin", body: undefined },
+    {
+      path: "/auth/mfa/step-up",
+      method: "POST",
+      bearer,
+      contentType: "application/json",
+      credentials: "same-origin",
+      body: { passkey_token: STEP_UP_TOKEN, webauthn: ASSERTION_JSON },
+    },
+  ]);
+  assert.deepEqual(browser.asked, { create: [], get: [{ publicKey: parsed("request", STEP_UP_OPTIONS.publicKey) }] });
+  assert.deepEqual(types(), ["SIGNED_IN"], "as with a code, the next refresh carries the step-up");
+});
+
+test("403 step_up_required with onStepUpRequired answering { passkey: true }: step-up/start, the browser's get, the step-up, a refresh, and the call once more with the new token; one prompt, one assertion", async () => {
+  const browser = fakeWebAuthn();
+  const prompt = passkeyPrompt();
+  const { auth, server, types } = await signedIn(passkeyStepUpServer(), { onStepUpRequired: prompt.onStepUpRequired });
+  assert.equal(await auth.deletePasskey(CREDENTIAL_ID), undefined);
+  assert.equal(prompt.asked, 1);
+  assert.equal(browser.asked.get.length, 1);
+  const stepped = `Bearer ${jwt(1, ["pwd", "otp", "mfa"])}`;
+  assert.deepEqual(
+    server.calls.map((c) => [c.method, c.path, c.bearer, c.body]),
+    [
+      ["DELETE", `/auth/passkeys/${CREDENTIAL_ID}`, `Bearer ${jwt(0)}`, undefined],
+      ["POST", "/auth/mfa/step-up/start", `Bearer ${jwt(0)}`, undefined],
+      ["POST", "/auth/mfa/step-up", `Bearer ${jwt(0)}`, { passkey_token: STEP_UP_TOKEN, webauthn: ASSERTION_JSON }],
+      ["POST", "/auth/refresh", null, undefined],
+      ["DELETE", `/auth/passkeys/${CREDENTIAL_ID}`, stepped, undefined],
+    ],
+  );
+  assert.deepEqual(types(), ["SIGNED_IN", "TOKEN_REFRESHED"]);
+});
+
+test("a passkey step-up refused (401 invalid_passkey: its passkey_token is used up) is thrown: not sent again with a refreshed token, nothing refreshed, the call not sent again", async () => {
+  fakeWebAuthn();
+  const prompt = passkeyPrompt();
+  const { auth, server, types } = await signedIn(passkeyStepUpServer(() => refusal(401, "invalid_passkey")), { onStepUpRequired: prompt.onStepUpRequired });
+  const error = await rejection(auth.deletePasskey(CREDENTIAL_ID));
+  assert.deepEqual([error.code, error.status], ["invalid_passkey", 401]);
+  assert.deepEqual(server.paths(), [`DELETE /auth/passkeys/${CREDENTIAL_ID}`, "POST /auth/mfa/step-up/start", "POST /auth/mfa/step-up"]);
+  assert.equal((await rejection(auth.stepUp({ passkey: true }))).code, "invalid_passkey");
+  assert.deepEqual(server.paths().slice(3), ["POST /auth/mfa/step-up/start", "POST /auth/mfa/step-up"]);
+  assert.deepEqual(types(), ["SIGNED_IN"]);
+});
+
+test("a passkey step-up whose prompt is closed (passkey_cancelled) or fails (passkey_failed) posts no step-up, and the call is not sent again", async () => {
+  const failures: [DOMException, string][] = [
+    [new DOMException("The operation either timed out or was not allowed.", "NotAllowedError"), "passkey_cancelled"],
+    [new DOMException("The operation is insecure.", "SecurityError"), "passkey_failed"],
+  ];
+  for (const [failure, code] of failures) {
+    const browser = fakeWebAuthn({ get: () => Promise.reject(failure) });
+    const { auth, server } = await signedIn(passkeyStepUpServer(), { onStepUpRequired: passkeyPrompt().onStepUpRequired });
+    const error = await rejection(auth.deletePasskey(CREDENTIAL_ID));
+    assert.deepEqual([error.code, error.cause], [code, failure]);
+    assert.equal(browser.asked.get.length, 1);
+    assert.deepEqual(server.paths(), [`DELETE /auth/passkeys/${CREDENTIAL_ID}`, "POST /auth/mfa/step-up/start"]);
+  }
+});
+
+// Bounded: a step-up that asked for a step-up would wait for itself.
+test("step-up/start refused (400 invalid_request: the user has no passkey) is thrown before any prompt; refused with step_up_required it is thrown too, never asking onStepUpRequired (a step-up does not step up)", { timeout: 5_000 }, async () => {
+  const browser = fakeWebAuthn();
+  const noPasskey = await signedIn(() => refusal(400, "invalid_request"));
+  const error = await rejection(noPasskey.auth.stepUp({ passkey: true }));
+  assert.deepEqual([error.code, error.status], ["invalid_request", 400]);
+  assert.deepEqual(noPasskey.server.paths(), ["POST /auth/mfa/step-up/start"]);
+  assert.deepEqual(browser.asked.get, []);
+
+  const prompt = passkeyPrompt();
+  const refusing = await signedIn(() => refusal(403, "step_up_required"), { onStepUpRequired: prompt.onStepUpRequired });
+  assert.equal((await rejection(refusing.auth.stepUp({ passkey: true }))).code, "step_up_required");
+  assert.equal(prompt.asked, 0);
+  assert.deepEqual(refusing.server.paths(), ["POST /auth/mfa/step-up/start"]);
+  assert.deepEqual(browser.asked.get, []);
+});
+
+test("onStepUpRequired answering { passkey: true } in a browser without WebAuthn's JSON helpers: the call rejects with passkeys_unsupported after its one request, no step-up sent", async () => {
+  const browser = fakeWebAuthn({ without: ["parseRequestOptionsFromJSON"] });
+  const prompt = passkeyPrompt();
+  const { auth, server, types } = await signedIn(passkeyStepUpServer(), { onStepUpRequired: prompt.onStepUpRequired });
+  const error = await rejection(auth.deletePasskey(CREDENTIAL_ID));
+  assert.deepEqual([error.code, error.status], ["passkeys_unsupported", undefined]);
+  assert.equal(prompt.asked, 1);
+  assert.deepEqual(server.paths(), [`DELETE /auth/passkeys/${CREDENTIAL_ID}`]);
+  assert.deepEqual(browser.asked.get, []);
+  assert.deepEqual(types(), ["SIGNED_IN"]);
+});
+
 // --- A browser without WebAuthn's JSON helpers -----------------------------------------------
 
-test("without WebAuthn's JSON helpers (or without WebAuthn) the passkey ceremonies reject with passkeys_unsupported and send nothing; listPasskeys and deletePasskey still work", async () => {
+test("without WebAuthn's JSON helpers (or without WebAuthn) the passkey ceremonies (a passkey step-up too) reject with passkeys_unsupported and send nothing; listPasskeys and deletePasskey still work", async () => {
   const challenge: MfaChallenge = { mfaRequired: true, mfaToken: MFA_TOKEN, methods: ["webauthn"], expiresIn: 300, webauthn: CHALLENGE_OPTIONS };
   for (const without of [["PublicKeyCredential"], ["parseCreationOptionsFromJSON"], ["parseRequestOptionsFromJSON"], ["toJSON"]]) {
     const browser = fakeWebAuthn({ without });
     const { auth, server } = await signedIn(({ method }) => (method === "GET" ? json(200, { passkeys: [] }) : noContent()));
-    for (const ceremony of [() => auth.registerPasskey("Laptop"), () => auth.signInWithPasskey(), () => auth.verifyMfaWithPasskey(challenge)]) {
+    const ceremonies = [() => auth.registerPasskey("Laptop"), () => auth.signInWithPasskey(), () => auth.verifyMfaWithPasskey(challenge), () => auth.stepUp({ passkey: true })];
+    for (const ceremony of ceremonies) {
       const error = await rejection(ceremony());
       assert.equal(error.code, "passkeys_unsupported", `without ${without}`);
       assert.equal(error.status, undefined);
@@ -524,6 +660,22 @@ test("passkeys and passkeyLogin are configurable like the other paths (cargo lam
     "POST /stage/lambda-url/account/auth/passkeys/register/finish",
     "GET /stage/lambda-url/account/auth/passkeys",
     `DELETE /stage/lambda-url/account/auth/passkeys/${CREDENTIAL_ID}`,
+  ]);
+});
+
+test("a passkey step-up goes to the mfa path's /step-up/start and /step-up (cargo lambda watch's /lambda-url/account/auth/mfa)", async () => {
+  fakeWebAuthn();
+  const server = fakeFetch(({ path }) => {
+    if (path.endsWith("/login/")) return tokenAnswer(0);
+    return path.endsWith("/step-up/start") ? json(200, { passkey_token: STEP_UP_TOKEN, options: STEP_UP_OPTIONS, expires_in: 300 }) : noContent();
+  });
+  const { auth } = client(server.fetch, { baseUrl: `${API}/stage/`, paths: { login: "/lambda-url/login/", mfa: "/lambda-url/account/auth/mfa" } });
+  await auth.login("alice@example.com", "pw");
+  await auth.stepUp({ passkey: true });
+  assert.deepEqual(server.paths(), [
+    "POST /stage/lambda-url/login/",
+    "POST /stage/lambda-url/account/auth/mfa/step-up/start",
+    "POST /stage/lambda-url/account/auth/mfa/step-up",
   ]);
 });
 
