@@ -262,18 +262,19 @@ async fn run(cli: Cli) -> Result<(), String> {
                 command: MfaCommand::Reset { username },
             },
         } => {
-            let user = find_user(&users, &username).await?;
+            // Whoever holds the lost device may hold a session too: end them all first, so no
+            // session can add a factor of its own once the user has none.
+            let user = end_every_session(&users, &username).await?;
             let factors = users.factors(&user.username).await.map_err(describe)?.unwrap_or_default();
             for passkey in &factors.passkeys {
-                users.remove_passkey(&user.username, &passkey.id).await.map_err(describe)?;
+                if !users.remove_passkey(&user.username, &passkey.id).await.map_err(describe)? {
+                    eprintln!("passkey {} had no owner pointer of {}; its factor is removed anyway", passkey.id, user.username);
+                }
             }
             users.remove_factors(&user.username).await.map_err(describe)?;
-            // Whoever holds the lost device may hold a session too: end them all.
-            let ended = users.bump_session_epoch(&user.username, user.session_epoch).await.map_err(describe)?;
             println!(
-                "second factors of {} removed{}; the next login asks for the password only",
-                user.username,
-                if ended { " and every session ended" } else { "" }
+                "every session of {} ended and its second factors removed; the next login asks for the password only",
+                user.username
             );
         }
         Command::User {
@@ -318,15 +319,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     // The epoch first: every session of the user is dead, including any
                     // created while the items below are revoked one by one. Another bump
                     // landing in between refuses this one: read the user again and retry.
-                    let mut user = find_user(&users, &username).await?;
-                    let mut tries = 0;
-                    while !users.bump_session_epoch(&user.username, user.session_epoch).await.map_err(describe)? {
-                        tries += 1;
-                        if tries == 5 {
-                            return Err(format!("the session epoch of {} keeps changing; try again", user.username));
-                        }
-                        user = find_user(&users, &username).await?;
-                    }
+                    let user = end_every_session(&users, &username).await?;
                     sessions.list_for_user(&user.user_id, usize::MAX).await.map_err(describe)?
                 }
                 (None, None) => return Err("name a session id or --user".into()),
@@ -381,6 +374,19 @@ fn uuid_v4() -> String {
 async fn find_user(users: &DynamoUsers, username: &str) -> Result<UserRecord, String> {
     let username = normalize_username(username);
     users.get(&username).await.map_err(describe)?.ok_or_else(|| format!("no user {username}"))
+}
+
+/// Bumps the user's session epoch, which ends every session (each at its next use): from the
+/// epoch just read, so a bump landing in between refuses this one and it reads and tries
+/// again. The user as read before the bump that landed.
+async fn end_every_session(users: &DynamoUsers, username: &str) -> Result<UserRecord, String> {
+    for _ in 0..5 {
+        let user = find_user(users, username).await?;
+        if users.bump_session_epoch(&user.username, user.session_epoch).await.map_err(describe)? {
+            return Ok(user);
+        }
+    }
+    Err(format!("the session epoch of {} keeps changing; try again", normalize_username(username)))
 }
 
 async fn set_disabled(users: &DynamoUsers, username: &str, disabled: bool) -> Result<(), String> {

@@ -42,7 +42,8 @@ pub enum AuditEvent {
     MfaSteppedUp,
     /// TOTP was turned on (enrolment confirmed).
     MfaEnabled,
-    /// TOTP was turned off, by the user or (`reason: operator`) an operator.
+    /// The user turned TOTP off (an operator's `authctl user mfa reset` ends every session
+    /// instead, which its own output records).
     MfaDisabled,
     /// New recovery codes replaced the old ones.
     RecoveryCodesRegenerated,

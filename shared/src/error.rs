@@ -59,6 +59,9 @@ pub enum AuthError {
     /// A sensitive account action without a recent second factor on this session.
     #[error("step-up required")]
     StepUpRequired,
+    /// Adding a first second factor from a session whose sign-in is not recent.
+    #[error("reauthentication required")]
+    ReauthenticationRequired,
     /// TOTP enrolment while TOTP is already on.
     #[error("mfa already enabled")]
     MfaAlreadyEnabled,
@@ -110,6 +113,7 @@ impl AuthError {
             Self::InvalidCode => (401, "invalid_code", "The code is wrong or was already used.", None),
             Self::InvalidPasskey => (401, "invalid_passkey", "The passkey was refused; try again.", None),
             Self::StepUpRequired => (403, "step_up_required", "Confirm with your second factor first (POST /auth/mfa/step-up).", None),
+            Self::ReauthenticationRequired => (403, "reauthentication_required", "Sign in again to add a second factor.", None),
             Self::MfaAlreadyEnabled => (409, "mfa_already_enabled", "TOTP is already on; turn it off first to enrol a new device.", None),
             Self::TooManyAttempts { retry_after_secs } => (429, "too_many_attempts", "Too many failed attempts; try again later.", Some(*retry_after_secs)),
             Self::Unavailable(_) => (

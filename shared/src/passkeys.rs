@@ -13,6 +13,9 @@ use webauthn_rs::prelude::{
     RequestChallengeResponse, Url, Uuid, Webauthn, WebauthnBuilder,
 };
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
 use crate::config::Config;
 use crate::error::{AuthError, ConfigError};
 
@@ -23,6 +26,9 @@ pub fn amr_of(result: &AuthenticationResult) -> [&'static str; 3] {
     let key = if result.backup_eligible() { "swk" } else { "hwk" };
     [key, "user", "mfa"]
 }
+
+/// The longest credential id read, base64url: 1023 bytes (WebAuthn §5.8.3).
+const MAX_CREDENTIAL_ID_CHARS: usize = 1364;
 
 /// A passkey as stored on the user's factors item: the crate's credential (JSON), and
 /// what the listing shows.
@@ -146,8 +152,15 @@ impl Passkeys {
             .webauthn
             .finish_passkey_registration(credential, &state)
             .map_err(|e| refused("passkey registration", e))?;
+        // SECURITY: the id is the credential's own, from the verified attestation, never the
+        // request's `id` (which nothing verifies): it keys the one-account-per-credential
+        // pointer.
+        let id = URL_SAFE_NO_PAD.encode(passkey.cred_id());
+        if id != credential.id {
+            return Err(refused("passkey registration", "the id is not the attested credential's"));
+        }
         Ok(StoredPasskey {
-            id: credential.id.clone(),
+            id,
             name: String::new(),
             created_at: 0,
             last_used_at: 0,
@@ -179,6 +192,11 @@ impl Passkeys {
     /// The user handle and credential id an assertion of a discoverable sign-in names
     /// (unverified: the caller finds that credential and then finishes).
     pub fn identify(&self, credential: &PublicKeyCredential) -> Result<(Uuid, String), AuthError> {
+        // A credential id is at most 1023 bytes (WebAuthn §5.8.3): a longer one is no
+        // credential of ours, and would not fit a DynamoDB key.
+        if credential.id.len() > MAX_CREDENTIAL_ID_CHARS || credential.id != URL_SAFE_NO_PAD.encode(credential.raw_id.as_ref() as &[u8]) {
+            return Err(refused("passkey sign-in", "a credential id too long, or not its raw id"));
+        }
         self.webauthn
             .identify_discoverable_authentication(credential)
             .map(|(handle, _)| (handle, credential.id.clone()))

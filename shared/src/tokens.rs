@@ -188,8 +188,9 @@ impl AccessTokens {
         now: u64,
     ) -> Result<IssuedAccessToken, AuthError> {
         let key = keys.active();
-        // SECURITY: the MFA scope only from `amr`, never from a role that happens to carry its name.
-        let mut scope: Vec<&str> = roles.iter().map(String::as_str).filter(|r| *r != MFA_SCOPE).collect();
+        // SECURITY: the MFA scope only from `amr`, never from a role that carries its name
+        // (alone, or after a space: API Gateway splits `scope` on spaces).
+        let mut scope: Vec<&str> = roles.iter().flat_map(|r| r.split_whitespace()).filter(|r| *r != MFA_SCOPE).collect();
         if amr::has_second_factor(&auth.amr) {
             scope.push(MFA_SCOPE);
         }
@@ -596,5 +597,19 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_mfa_scope_comes_from_amr_never_from_a_role() {
+        let tokens = AccessTokens::new(&testing::config());
+        let roles: Vec<String> = vec!["amr:mfa".into(), "billing amr:mfa".into(), "admin".into()];
+        let password = tokens
+            .issue(&testing::signing_keys(), "u", "s", &roles, &Authentication::password(1), 1)
+            .unwrap();
+        assert_eq!(password.claims.scope, "billing admin");
+        let second = tokens
+            .issue(&testing::signing_keys(), "u", "s", &roles, &Authentication::password(1).with_otp(2), 2)
+            .unwrap();
+        assert_eq!(second.claims.scope, "billing admin amr:mfa");
     }
 }

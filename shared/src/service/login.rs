@@ -126,7 +126,8 @@ impl AuthService {
     }
 
     /// Answers a login challenge with a second factor: the session starts as login's would
-    /// have, under the epoch the password was checked at, with `amr` `pwd` + `otp` + `mfa`.
+    /// have, under the epoch the password was checked at, with `amr` `pwd` and what the
+    /// factor adds (`otp` + `mfa` for a code; `hwk`/`swk` + `user` + `mfa` for a passkey).
     /// A wrong answer counts toward the account's throttle and the challenge's own limit; an
     /// unknown, used, expired or outdated challenge (the password changed, every session was
     /// ended, or the account disabled since) is `invalid_token`.

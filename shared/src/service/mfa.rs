@@ -53,8 +53,14 @@ impl AccountService {
 
     /// Starts a TOTP enrolment: a new secret, pending until its first code confirms it (a
     /// second start replaces a pending one). Refused while TOTP is on: turning it off first
-    /// needs a step-up, so a stolen access token cannot swap the user's device.
+    /// needs a step-up, so a stolen access token cannot swap the user's device; and see
+    /// [`AccountService::may_add_factor`].
     pub async fn start_totp(&self, caller: &Caller) -> Result<TotpEnrolment, AuthError> {
+        let factors = self.factors.factors(&caller.user.username).await?.unwrap_or_default();
+        if factors.totp.is_some() {
+            return Err(AuthError::MfaAlreadyEnabled);
+        }
+        self.may_add_factor(caller, &factors)?;
         let secret = TotpSecret::generate();
         let now = self.clock.now();
         if !self.factors.start_totp(&caller.user.username, &secret, now + ENROLMENT_TTL_SECS).await? {
@@ -82,6 +88,7 @@ impl AccountService {
         if factors.totp.is_some() {
             return Err(AuthError::MfaAlreadyEnabled);
         }
+        self.may_add_factor(caller, &factors)?;
         let Some(pending) = factors.pending_at(now) else {
             return Err(AuthError::InvalidRequest("No TOTP enrolment is pending; start one with POST /auth/mfa/totp."));
         };
@@ -180,6 +187,22 @@ impl AccountService {
             self.clock.now(),
         )
         .await
+    }
+
+    /// Whether this session may add a factor (TOTP, a passkey), which is what a thief holding
+    /// a stolen access token would do to keep the account: with a factor already on, only
+    /// after a step-up; with none, only within `STEP_UP_MAX_AGE` of the session's sign-in
+    /// (else 403 `reauthentication_required`). Checked at the start and the end of each
+    /// enrolment, so a factor turned on in between is seen.
+    pub fn may_add_factor(&self, caller: &Caller, factors: &Factors) -> Result<(), AuthError> {
+        if factors.required() {
+            return self.require_step_up(caller);
+        }
+        let since = self.clock.now().saturating_sub(self.step_up_max_age);
+        match caller.session.auth.auth_time >= since {
+            true => Ok(()),
+            false => Err(AuthError::ReauthenticationRequired),
+        }
     }
 
     /// Refuses with `step_up_required` unless this session passed a second factor within

@@ -280,3 +280,33 @@ async fn a_password_only_session_steps_up_and_its_next_refresh_carries_the_secon
     assert_eq!(refreshed.access.claims.amr, ["pwd", "otp", "mfa"]);
     assert_eq!(refreshed.access.claims.auth_time, bed.clock.now());
 }
+
+#[tokio::test]
+async fn a_stolen_token_adds_no_factor_a_passkey_user_must_step_up_and_an_old_session_must_sign_in_again() {
+    let bed = TestBed::new(config());
+    let account = account(&bed);
+    let issued = bed.service.login(ALICE.0, ALICE.1.to_owned().into(), &meta()).await.unwrap().signed().unwrap();
+    // A user whose only factor is a passkey: a password-only session may not add TOTP.
+    let passkey = crate::passkeys::StoredPasskey {
+        id: "cred".into(),
+        name: "laptop".into(),
+        created_at: 1,
+        last_used_at: 0,
+        key: "{}".into(),
+    };
+    bed.factors.put(
+        ALICE.0,
+        Factors {
+            passkeys: vec![passkey],
+            ..Factors::default()
+        },
+    );
+    let me = caller(&account, &issued).await;
+    assert!(matches!(account.start_totp(&me).await, Err(AuthError::StepUpRequired)));
+    assert!(matches!(account.confirm_totp(&me, "123456", &meta()).await, Err(AuthError::StepUpRequired)));
+    // A user with no factor: only a recent sign-in may add the first one.
+    bed.factors.put(ALICE.0, Factors::default());
+    assert!(account.start_totp(&me).await.is_ok());
+    bed.clock.advance(bed.config.step_up_max_age + 1);
+    assert!(matches!(account.start_totp(&me).await, Err(AuthError::ReauthenticationRequired)));
+}

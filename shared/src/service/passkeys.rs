@@ -148,14 +148,13 @@ impl AccountService {
     }
 
     /// Starts registering a passkey for the caller (a step-up first when the user has a
-    /// second factor: a stolen access token must not add the thief's authenticator).
+    /// second factor, a recent sign-in when not: a stolen access token must not add the
+    /// thief's authenticator; see [`AccountService::may_add_factor`]).
     pub async fn start_passkey_registration(&self, caller: &Caller) -> Result<PasskeyCeremony, AuthError> {
         let passkeys = self.passkeys()?;
         let username = &caller.user.username;
         let factors = self.factors.factors(username).await?.unwrap_or_default();
-        if factors.required() {
-            self.require_step_up(caller)?;
-        }
+        self.may_add_factor(caller, &factors)?;
         // The user handle is random, not the e-mail or the user id: authenticators may show
         // it to whoever holds them.
         let handle = factors
@@ -196,6 +195,8 @@ impl AccountService {
             return Err(AuthError::InvalidPasskey);
         };
         let registration: Registration = serde_json::from_str(&ceremony.state).map_err(json_error)?;
+        // A factor turned on since the start needs its step-up now.
+        self.may_add_factor(caller, &self.factors.factors(username).await?.unwrap_or_default())?;
         let name: String = name
             .map(str::trim)
             .filter(|n| !n.is_empty())

@@ -23,9 +23,16 @@ struct Holder {
     bearer: String,
     id: String,
     handle: String,
+    /// The registration's answer.
+    status: u16,
 }
 
 async fn register(app: &App, authenticator: &mut SoftPasskey) -> Holder {
+    register_as(app, authenticator, |_| {}).await
+}
+
+/// [`register`], with `tamper` applied to the credential before it is sent.
+async fn register_as(app: &App, authenticator: &mut SoftPasskey, tamper: impl FnOnce(&mut Value)) -> Holder {
     let address = fresh_account(app).await;
     let bearer = format!("Bearer {}", app.login(&address, NEW_PASSWORD).await.access_token());
     let started = app
@@ -43,16 +50,22 @@ async fn register(app: &App, authenticator: &mut SoftPasskey) -> Holder {
     options["publicKey"]["authenticatorSelection"]["residentKey"] = "discouraged".into();
     options["publicKey"]["authenticatorSelection"]["requireResidentKey"] = false.into();
     let ccr: CreationChallengeResponse = serde_json::from_value(options).unwrap();
-    let credential = authenticator.do_registration(origin(), ccr).unwrap();
+    let mut credential = serde_json::to_value(authenticator.do_registration(origin(), ccr).unwrap()).unwrap();
+    tamper(&mut credential);
     let finish = Call::post("/auth/passkeys/register/finish").header("authorization", &bearer).json(json!({
         "passkey_token": started.json()["passkey_token"],
         "credential": credential,
         "name": "laptop",
     }));
     let finished = app.account_call(finish).await;
-    assert_eq!(finished.status, 201, "{}", finished.body);
-    let id = finished.json()["id"].as_str().unwrap().to_owned();
-    Holder { address, bearer, id, handle }
+    let id = finished.json()["id"].as_str().unwrap_or_default().to_owned();
+    Holder {
+        address,
+        bearer,
+        id,
+        handle,
+        status: finished.status,
+    }
 }
 
 /// Starts a passkey sign-in: the token and the options.
@@ -96,6 +109,7 @@ async fn a_registered_passkey_signs_in_without_a_password_and_is_listed_and_remo
     let app = spawn_app().await;
     let mut authenticator = SoftPasskey::new(true);
     let holder = register(&app, &mut authenticator).await;
+    assert_eq!(holder.status, 201);
     let listed = app.account_call(Call::get("/auth/passkeys").header("authorization", &holder.bearer)).await;
     assert_eq!(listed.json()["passkeys"][0]["id"], holder.id.as_str());
     assert_eq!(listed.json()["passkeys"][0]["name"], "laptop");
@@ -168,6 +182,12 @@ async fn assertions_for_another_users_handle_replayed_or_from_another_origin_or_
     let (mut alice_key, mut bob_key) = (SoftPasskey::new(true), SoftPasskey::new(true));
     let alice = register(&app, &mut alice_key).await;
     let bob = register(&app, &mut bob_key).await;
+    assert_eq!((alice.status, bob.status), (201, 201));
+    // A registration whose request names another credential id than the attested one (the
+    // id keys the one-account-per-credential pointer): refused.
+    let mut other_key = SoftPasskey::new(true);
+    let renamed = register_as(&app, &mut other_key, |credential| credential["id"] = "bm90LXRoZS1hdHRlc3RlZC1pZA".into()).await;
+    assert_eq!(renamed.status, 401, "an id nothing attests");
 
     // Bob's credential presented as Alice's user: the handle is not the credential's owner's.
     let (token, options) = sign_in_start(&app).await;
@@ -190,6 +210,13 @@ async fn assertions_for_another_users_handle_replayed_or_from_another_origin_or_
     let bobs = assert_with(&mut bob_key, options, &bob.id, &bob.handle, origin());
     let answer = json!({"mfa_token": challenged.json()["mfa_token"], "webauthn": bobs});
     assert_eq!(app.login_call(Call::post("/auth/login/mfa").json(answer)).await.error_code(), "invalid_passkey");
+
+    // Ids the request makes up: longer than any credential's (no DynamoDB key may hold it),
+    // or not the raw id: refused, never a 503.
+    let (token, options) = sign_in_start(&app).await;
+    let mut long = assert_with(&mut alice_key, options, &alice.id, &alice.handle, origin());
+    long["id"] = "A".repeat(3000).into();
+    assert_eq!(sign_in_finish(&app, &token, long).await.error_code(), "invalid_passkey");
 
     // A right one passes once; its token and its assertion are dead after.
     let (token, options) = sign_in_start(&app).await;

@@ -503,13 +503,23 @@ fn user_items_are_writable_only_by_key_prefix_or_named_attributes() {
     let disguised = item_call("UpdateItem", "alice@example.com#throttle#", &["username"], None);
     assert!(outside_grant(&disguised, &login).is_some());
 
-    // refresh and register read users and links, never a user's second factors.
+    // refresh and register read users and links, never a user's second factors; register
+    // writes none either.
     let users_read = ("dynamodb:GetItem".to_owned(), "UsersTable".to_owned());
     for function in ["refresh", "register"] {
         let reads = &granted[function][&users_read];
         let factors = item_call("GetItem", "mfa#alice@example.com", &[], None);
         assert!(outside_grant(&factors, reads).is_some(), "{function} must not read mfa# items");
         assert_eq!(outside_grant(&item_call("GetItem", "alice@example.com", &[], None), reads), None);
+    }
+    for (action, attributes) in [("PutItem", &["username", "owner"][..]), ("UpdateItem", &["username", "expires_at"][..])] {
+        let writes = &granted["register"][&(format!("dynamodb:{action}"), "UsersTable".to_owned())];
+        for key in ["mfa#alice@example.com", "passkey#abc"] {
+            assert!(
+                outside_grant(&item_call(action, key, attributes, None), writes).is_some(),
+                "register must not {action} {key}"
+            );
+        }
     }
 
     // account: attempt counters, and on a user item the password and the epoch it bumps,
