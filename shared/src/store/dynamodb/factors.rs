@@ -128,6 +128,11 @@ fn factor_write(used: &FactorUse) -> (&'static str, &'static str, Option<HashMap
 }
 
 impl DynamoUsers {
+    /// An `UpdateItem` of `username`'s factors item.
+    fn update_factors(&self, username: &str) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client.update_item().table_name(&self.table).key("username", factors_key(username))
+    }
+
     fn challenge_delete(&self, hash: &TokenHash, owner: &str, now: u64) -> Result<Delete, AuthError> {
         Delete::builder()
             .table_name(&self.table)
@@ -159,10 +164,7 @@ impl FactorStore for DynamoUsers {
 
     async fn start_totp(&self, username: &str, secret: &TotpSecret, until: u64) -> Result<bool, AuthError> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("username", factors_key(username))
+            .update_factors(username)
             .update_expression("SET pending_secret = :secret, pending_until = :until")
             .condition_expression("attribute_not_exists(totp_secret)")
             .expression_attribute_values(":secret", secret_value(secret))
@@ -174,10 +176,7 @@ impl FactorStore for DynamoUsers {
 
     async fn confirm_totp(&self, username: &str, secret: &TotpSecret, step: u64, recovery_codes: &[TokenHash], now: u64) -> Result<bool, AuthError> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("username", factors_key(username))
+            .update_factors(username)
             .update_expression("SET totp_secret = :secret, last_totp_step = :step, recovery_codes = :codes REMOVE pending_secret, pending_until")
             // SECURITY: exactly the enrolment whose code was checked, still pending: a second
             // enrolment started meanwhile, or a confirmed one, is never overwritten.
@@ -203,10 +202,7 @@ impl FactorStore for DynamoUsers {
     }
 
     async fn remove_totp(&self, username: &str) -> Result<(), AuthError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("username", factors_key(username))
+        self.update_factors(username)
             .update_expression("REMOVE totp_secret, last_totp_step, recovery_codes, pending_secret, pending_until")
             .send()
             .await
@@ -216,10 +212,7 @@ impl FactorStore for DynamoUsers {
 
     async fn replace_recovery_codes(&self, username: &str, recovery_codes: &[TokenHash]) -> Result<bool, AuthError> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("username", factors_key(username))
+            .update_factors(username)
             .update_expression("SET recovery_codes = :codes")
             .condition_expression("attribute_exists(totp_secret)")
             .expression_attribute_values(":codes", codes(recovery_codes))
@@ -232,10 +225,7 @@ impl FactorStore for DynamoUsers {
         let (update, condition, names, values) = factor_write(used);
         let Some(challenge) = challenge else {
             let result = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key("username", factors_key(username))
+                .update_factors(username)
                 .update_expression(update)
                 .condition_expression(condition)
                 .set_expression_attribute_names(names)
