@@ -3,77 +3,14 @@
 // step_up_required triggers. Each request is checked as sent (method, path, body, bearer).
 import assert from "node:assert/strict";
 import { afterEach, test } from "node:test";
-import { AuthError, createAuthClient, type AuthClient, type AuthClientOptions, type AuthEvent, type Claims } from "../src/index.js";
+import { AuthError, type AuthClient, type AuthClientOptions, type Claims } from "../src/index.js";
+import { API, type Handler, fakeFetch, jwt, json, tokenAnswer, noContent, refusal, client, closeClients, fakeStorage } from "./fakes.js";
 
-const API = "https://api.test";
-
-type Call = { path: string; method: string; bearer: string | null; contentType: string | null; credentials: RequestCredentials; body: unknown };
-type Handler = (call: Call) => Response | Promise<Response>;
-
-/** A fake `fetch`: records each request (a `Request` from `auth.fetch`, or a URL and init) and answers with `handler`. */
-function fakeFetch(handler: Handler) {
-  const calls: Call[] = [];
-  const fetch = async (input: RequestInfo | URL, init?: RequestInit) => {
-    const request = input instanceof Request ? input : new Request(input, init);
-    const text = await request.text();
-    const call: Call = {
-      path: new URL(request.url).pathname,
-      method: request.method,
-      bearer: request.headers.get("authorization"),
-      contentType: request.headers.get("content-type"),
-      // `new Request` drops `credentials` in Node: take it from the init when there is one.
-      credentials: init?.credentials ?? request.credentials,
-      body: text === "" ? undefined : JSON.parse(text),
-    };
-    calls.push(call);
-    return handler(call);
-  };
-  return { calls, fetch: fetch as typeof globalThis.fetch, paths: () => calls.map((c) => `${c.method} ${c.path}`) };
-}
-
-/** One issue time for every token, so that a token built again in an assertion is the same string. */
-const ISSUED_AT = Math.floor(Date.now() / 1000);
-
-/** An unsigned JWT; `n` tells tokens apart, `amr` is what the server says of the authentication. */
-function jwt(n: number, amr = ["pwd"], sub = "user-1"): string {
-  const iat = ISSUED_AT;
-  const payload = { sub, sid: "session-1", iat, exp: iat + 900, n, amr, auth_time: iat };
-  return `e30.${Buffer.from(JSON.stringify(payload)).toString("base64url")}.sig`;
-}
-
-const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
-  new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json", ...headers } });
-const tokenAnswer = (n: number, amr?: string[], sub?: string) => json(200, { access_token: jwt(n, amr, sub), token_type: "Bearer", expires_in: 900 });
-const noContent = () => new Response(null, { status: 204 });
-const refusal = (status: number, code: string, headers?: Record<string, string>) => json(status, { error: code, message: `message for ${code}` }, headers);
 const MFA_TOKEN = "Vf3yq2Qm8n1pZr6sT0uWxA4bC7dE9gH5jK2lM8nP0qR";
 const challenge = () => json(200, { mfa_required: true, mfa_token: MFA_TOKEN, methods: ["totp", "recovery_code"], expires_in: 300 });
 const RECOVERY_CODES = Array.from({ length: 10 }, (_, i) => `abcd-efgh-ijkl-mno${i}`);
 
-const clients: AuthClient[] = [];
-function client(fetch: typeof globalThis.fetch, options: Partial<AuthClientOptions> = {}) {
-  const auth = createAuthClient({ baseUrl: API, fetch, channel: null, ...options });
-  const events: AuthEvent[] = [];
-  auth.onAuthStateChange((event) => events.push(event));
-  clients.push(auth);
-  return { auth, events, types: () => events.map((e) => e.type) };
-}
-afterEach(() => {
-  clients.splice(0).forEach((auth) => auth.close());
-  delete (globalThis as { localStorage?: unknown }).localStorage;
-});
-
-/** A `localStorage` for the logout-pending marker, removed after the test. */
-function fakeStorage() {
-  const items = new Map<string, string>();
-  const storage = {
-    getItem: (key: string) => items.get(key) ?? null,
-    setItem: (key: string, value: string) => void items.set(key, String(value)),
-    removeItem: (key: string) => void items.delete(key),
-  };
-  Object.defineProperty(globalThis, "localStorage", { value: storage, configurable: true, writable: true });
-  return items;
-}
+afterEach(closeClients);
 
 /** A login function for an account with TOTP on: the password gets a challenge, `123456` or a recovery code a token. */
 const mfaLogin: Handler = ({ path, body }) => {

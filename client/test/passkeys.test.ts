@@ -5,47 +5,9 @@
 // Each request is checked as sent (method, path, body, bearer), and each prompt as asked.
 import assert from "node:assert/strict";
 import { afterEach, test } from "node:test";
-import { AuthError, createAuthClient, type AuthClient, type AuthClientOptions, type AuthEvent, type MfaChallenge, type StepUpFactor } from "../src/index.js";
+import { AuthError, type AuthClientOptions, type MfaChallenge, type StepUpFactor } from "../src/index.js";
+import { API, type Handler, fakeFetch, jwt, json, tokenAnswer, noContent, refusal, client, closeClients, fakeStorage } from "./fakes.js";
 
-const API = "https://api.test";
-
-type Call = { path: string; method: string; bearer: string | null; contentType: string | null; credentials: RequestCredentials; body: unknown };
-type Handler = (call: Call) => Response | Promise<Response>;
-
-/** A fake `fetch`: records each request (a `Request` from `auth.fetch`, or a URL and init) and answers with `handler`. */
-function fakeFetch(handler: Handler) {
-  const calls: Call[] = [];
-  const fetch = async (input: RequestInfo | URL, init?: RequestInit) => {
-    const request = input instanceof Request ? input : new Request(input, init);
-    const text = await request.text();
-    const call: Call = {
-      path: new URL(request.url).pathname,
-      method: request.method,
-      bearer: request.headers.get("authorization"),
-      contentType: request.headers.get("content-type"),
-      // `new Request` drops `credentials` in Node: take it from the init when there is one.
-      credentials: init?.credentials ?? request.credentials,
-      body: text === "" ? undefined : JSON.parse(text),
-    };
-    calls.push(call);
-    return handler(call);
-  };
-  return { calls, fetch: fetch as typeof globalThis.fetch, paths: () => calls.map((c) => `${c.method} ${c.path}`) };
-}
-
-/** One issue time for every token, so that a token built again in an assertion is the same string. */
-const ISSUED_AT = Math.floor(Date.now() / 1000);
-
-/** An unsigned JWT; `n` tells tokens apart, `amr` is what the server says of the authentication. */
-function jwt(n: number, amr = ["pwd"], sub = "user-1"): string {
-  const payload = { sub, sid: "session-1", iat: ISSUED_AT, exp: ISSUED_AT + 900, n, amr, auth_time: ISSUED_AT };
-  return `e30.${Buffer.from(JSON.stringify(payload)).toString("base64url")}.sig`;
-}
-
-const json = (status: number, body: unknown) => new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
-const tokenAnswer = (n: number, amr?: string[]) => json(200, { access_token: jwt(n, amr), token_type: "Bearer", expires_in: 900 });
-const noContent = () => new Response(null, { status: 204 });
-const refusal = (status: number, code: string) => json(status, { error: code, message: `message for ${code}` });
 
 /** A passkey sign-in's amr (a device-bound passkey), and after a password and a passkey. */
 const PASSKEY_AMR = ["hwk", "user", "mfa"];
@@ -144,34 +106,13 @@ function fakeWebAuthn({ create, get, without = [] }: { create?: Prompt; get?: Pr
   return { asked, credential: (json: unknown) => new FakeCredential(json) };
 }
 
-const clients: AuthClient[] = [];
-function client(fetch: typeof globalThis.fetch, options: Partial<AuthClientOptions> = {}) {
-  const auth = createAuthClient({ baseUrl: API, fetch, channel: null, ...options });
-  const events: AuthEvent[] = [];
-  auth.onAuthStateChange((event) => events.push(event));
-  clients.push(auth);
-  return { auth, events, types: () => events.map((e) => e.type) };
-}
 afterEach(() => {
-  clients.splice(0).forEach((auth) => auth.close());
+  closeClients();
   for (const [name, descriptor] of Object.entries(originals)) {
     if (descriptor) Object.defineProperty(globalThis, name, descriptor);
     else delete (globalThis as Record<string, unknown>)[name];
   }
-  delete (globalThis as { localStorage?: unknown }).localStorage;
 });
-
-/** A `localStorage` for the logout-pending marker, removed after the test. */
-function fakeStorage() {
-  const items = new Map<string, string>();
-  const storage = {
-    getItem: (key: string) => items.get(key) ?? null,
-    setItem: (key: string, value: string) => void items.set(key, String(value)),
-    removeItem: (key: string) => void items.delete(key),
-  };
-  Object.defineProperty(globalThis, "localStorage", { value: storage, configurable: true, writable: true });
-  return items;
-}
 
 /** A signed-in client whose account function answers `answer` (login and refresh answer tokens 0, 1, ...). */
 async function signedIn(answer: Handler, options: Partial<AuthClientOptions> = {}) {
