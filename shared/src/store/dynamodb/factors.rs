@@ -132,19 +132,6 @@ impl DynamoUsers {
     fn update_factors(&self, username: &str) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
         self.client.update_item().table_name(&self.table).key("username", factors_key(username))
     }
-
-    fn challenge_delete(&self, hash: &TokenHash, owner: &str, now: u64) -> Result<Delete, AuthError> {
-        Delete::builder()
-            .table_name(&self.table)
-            .key("username", link_key(hash))
-            .condition_expression("purpose = :purpose AND #owner = :owner AND expires_at > :now")
-            .expression_attribute_names("#owner", "owner")
-            .expression_attribute_values(":purpose", s(CHALLENGE_PURPOSE))
-            .expression_attribute_values(":owner", s(owner))
-            .expression_attribute_values(":now", n(now))
-            .build()
-            .map_err(build_error)
-    }
 }
 
 #[async_trait]
@@ -245,7 +232,7 @@ impl FactorStore for DynamoUsers {
             .map_err(build_error)?;
         // SECURITY: the factor and the challenge are used together or not at all: two
         // requests with one challenge cannot both pass, whatever codes they carry.
-        let delete = self.challenge_delete(challenge, username, now)?;
+        let delete = self.one_time_delete(challenge, CHALLENGE_PURPOSE, username, now)?;
         let items = vec![
             TransactWriteItem::builder().update(update).build(),
             TransactWriteItem::builder().delete(delete).build(),

@@ -35,7 +35,7 @@ impl DynamoUsers {
     /// `update` to its user (whose condition holds the link as the user's current one), in
     /// one transaction. `Ok(false)` when a condition failed: nothing was written.
     async fn use_link(&self, hash: &TokenHash, purpose: LinkPurpose, owner: &str, now: u64, update: Update) -> Result<bool, AuthError> {
-        let delete = self.link_delete(hash, purpose, owner, now)?;
+        let delete = self.one_time_delete(hash, purpose.as_str(), owner, now)?;
         let items = vec![
             TransactWriteItem::builder().delete(delete).build(),
             TransactWriteItem::builder().update(update).build(),
@@ -43,7 +43,9 @@ impl DynamoUsers {
         self.transact(items, "TransactWriteItems link").await
     }
 
-    fn link_delete(&self, hash: &TokenHash, purpose: LinkPurpose, owner: &str, now: u64) -> Result<Delete, AuthError> {
+    /// The delete that uses a one-time item of the users table (`link#<hash>`: an e-mailed
+    /// link, a login challenge): only while it is of `purpose`, `owner`'s and unexpired.
+    pub(super) fn one_time_delete(&self, hash: &TokenHash, purpose: &str, owner: &str, now: u64) -> Result<Delete, AuthError> {
         Delete::builder()
             .table_name(&self.table)
             .key("username", link_key(hash))
@@ -51,7 +53,7 @@ impl DynamoUsers {
             // though its item may outlive its TTL.
             .condition_expression("purpose = :purpose AND #owner = :owner AND expires_at > :now")
             .expression_attribute_names("#owner", "owner")
-            .expression_attribute_values(":purpose", s(purpose.as_str()))
+            .expression_attribute_values(":purpose", s(purpose))
             .expression_attribute_values(":owner", s(owner))
             .expression_attribute_values(":now", n(now))
             .build()
