@@ -43,9 +43,8 @@ fi
 
 cleanup() {
   trap - EXIT INT TERM
-  # `|| true`: under `set -e` a failing `wait` (143, killed) would end the trap before the emulator stops.
   for pid in ${DEMO_PID:-} ${WATCH_PID:-}; do
-    { kill "$pid" && wait "$pid"; } 2>/dev/null || true
+    stop_process "$pid"
   done
   stop_emulator
   log "stopped"

@@ -40,6 +40,8 @@ export_emulator_env() {
   export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-testing}"
   export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-testing}"
   export AWS_EC2_METADATA_DISABLED=true
+  # Loopback never goes through a proxy a machine may set for the package registries.
+  export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}" no_proxy="127.0.0.1,localhost${no_proxy:+,$no_proxy}"
 }
 
 # make_local_tls DIR: a throwaway local CA (DIR/ca.pem) and a certificate it signed for
@@ -79,11 +81,21 @@ start_emulator() {
 }
 
 stop_emulator() {
-  if [[ -n "${EMULATOR_PID:-}" ]] && kill -0 "$EMULATOR_PID" 2>/dev/null; then
-    kill "$EMULATOR_PID" 2>/dev/null || true
-    wait "$EMULATOR_PID" 2>/dev/null || true
-  fi
+  if [[ -n "${EMULATOR_PID:-}" ]]; then stop_process "$EMULATOR_PID"; fi
   EMULATOR_PID=
+}
+
+# stop_process PID: SIGTERM, and SIGKILL when it is still there 10 s later, so that a
+# script's clean-up never waits for ever on a process that ignores the first.
+stop_process() {
+  local pid="$1"
+  kill "$pid" 2>/dev/null || return 0
+  for _ in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -9 "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
 }
 
 # ensure_client: client/'s npm packages (npm ci from the committed lock file; again only when
