@@ -6,6 +6,9 @@
 # what it needs (a project-local venv with moto, cargo-lambda, cfn-lint and the SAM CLI;
 # client/'s npm packages; Debian's chromium) on first run.
 set -euo pipefail
+# Nothing here reads input: every tool gets an empty stdin, never a closed one (cfn-lint
+# fails on a closed stdin) nor a terminal or pipe that could be waited on.
+exec </dev/null
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 started=$SECONDS
