@@ -7,7 +7,7 @@ use std::fmt;
 use aws_lc_rs::{constant_time, digest, hmac};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, Header, Validation};
+use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
 
 use crate::claims::{AccessClaims, Authentication, MFA_SCOPE, amr};
@@ -209,10 +209,9 @@ impl AccessTokens {
             amr: auth.amr.clone(),
             auth_time: auth.auth_time,
         };
-        let mut header = Header::new(key.algorithm);
-        header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
-        header.kid = Some(key.kid.clone());
-        let token = jsonwebtoken::encode(&header, &claims, &key.encoding).map_err(|e| AuthError::unavailable("signing access token", e))?;
+        let token = key
+            .sign_jwt(ACCESS_TOKEN_TYP, &claims)
+            .map_err(|e| AuthError::unavailable("signing access token", e))?;
         Ok(IssuedAccessToken {
             token,
             expires_in: self.ttl,
