@@ -5,7 +5,7 @@ use lambda_http::{Error, run, service_fn};
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = Config::from_env()?;
-    let service = aws::auth_service(&config).await.with_passkeys(Passkeys::from_config(&config)?);
+    let service = aws::auth_service(&config)?.with_passkeys(Passkeys::from_config(&config)?);
     service.warm_up().await;
     let api = AuthApi::new(service, &config);
     run(service_fn(|request| login::handle(&api, request))).await

@@ -5,6 +5,6 @@ use lambda_http::{Error, run, service_fn};
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = Config::from_env()?;
-    let api = AuthApi::new(aws::auth_service(&config).await, &config);
+    let api = AuthApi::new(aws::auth_service(&config)?, &config);
     run(service_fn(|request| logout::handle(&api, request))).await
 }

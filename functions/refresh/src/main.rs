@@ -5,7 +5,7 @@ use lambda_http::{Error, run, service_fn};
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = Config::from_env()?;
-    let service = aws::auth_service(&config).await;
+    let service = aws::auth_service(&config)?;
     service.warm_up().await;
     let api = AuthApi::new(service, &config);
     run(service_fn(|request| refresh::handle(&api, request))).await

@@ -5,6 +5,6 @@ use lambda_http::{Error, run, service_fn};
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = Config::from_env()?;
-    let api = aws::register(&config).await?;
+    let api = aws::register(&config)?;
     run(service_fn(|request| register::handle(&api, request))).await
 }

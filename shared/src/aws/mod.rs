@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
 
 use crate::api::account::Account;
 use crate::api::authorizer::Authorizer;
@@ -31,27 +33,74 @@ use crate::service::register::Registration;
 use crate::service::revocation::SessionCheck;
 use crate::store::dynamodb::{DynamoSessions, DynamoStanding, DynamoUsers};
 
-/// Loads the SDK configuration from the standard environment (`AWS_REGION`,
-/// `AWS_ENDPOINT_URL`, credentials chain).
+/// Loads the SDK configuration through `aws-config`'s default chains (environment, profile
+/// files, SSO, web identity, the container and instance metadata endpoints): what
+/// `authctl` and the tests run with, on an operator's machine.
 pub async fn load_sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(RetryConfig::standard().with_max_attempts(3))
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(1))
-                .operation_attempt_timeout(Duration::from_millis(1500))
-                .operation_timeout(Duration::from_secs(4))
-                .build(),
-        )
+        .retry_config(retry_config())
+        .timeout_config(timeout_config())
         .load()
         .await
+}
+
+/// The SDK configuration of a function, from the environment the Lambda runtime gives it:
+/// `AWS_REGION` and the execution role's `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and
+/// `AWS_SESSION_TOKEN` (plus `AWS_ENDPOINT_URL` when set, for the emulator). It walks no
+/// chain: no profile file is read and no metadata endpoint is probed, and since no function
+/// calls `aws-config`'s loader, its STS, SSO and IMDS clients are not linked into them
+/// (docs/performance.md has the cold start and the sizes). Without those variables the cold
+/// start fails, naming the one missing (`cargo lambda watch` runs the functions with the
+/// shell's environment: `scripts/dev.sh` exports them for the emulator).
+pub fn lambda_sdk_config() -> Result<SdkConfig, ConfigError> {
+    lambda_sdk_config_from(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+}
+
+fn lambda_sdk_config_from(var: impl Fn(&str) -> Option<String>) -> Result<SdkConfig, ConfigError> {
+    let required = |name: &'static str| {
+        var(name).ok_or(ConfigError {
+            name,
+            problem: "is required: a function takes its region and credentials from the environment Lambda gives it".into(),
+        })
+    };
+    let credentials = Credentials::new(
+        required("AWS_ACCESS_KEY_ID")?,
+        required("AWS_SECRET_ACCESS_KEY")?,
+        var("AWS_SESSION_TOKEN"),
+        None,
+        "lambda-environment",
+    );
+    let mut builder = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(required("AWS_REGION")?))
+        .credentials_provider(SharedCredentialsProvider::new(credentials))
+        .retry_config(retry_config())
+        .timeout_config(timeout_config());
+    if let Some(endpoint) = var("AWS_ENDPOINT_URL") {
+        builder = builder.endpoint_url(endpoint);
+    }
+    Ok(builder.build())
+}
+
+/// Three attempts in all, the SDK's standard mode (backoff with jitter).
+fn retry_config() -> RetryConfig {
+    RetryConfig::standard().with_max_attempts(3)
+}
+
+/// Bounded so a slow dependency becomes a 503 in seconds, not a Lambda timeout.
+fn timeout_config() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .operation_attempt_timeout(Duration::from_millis(1500))
+        .operation_timeout(Duration::from_secs(4))
+        .build()
 }
 
 /// The `register` endpoints, configured from the environment: the users table and SES v2.
 /// `APP_URL` (where links lead) and `EMAIL_FROM` (the verified sender) are required here:
 /// without them the cold start fails, naming the variable.
-pub async fn register(config: &Config) -> Result<RegisterApi, ConfigError> {
-    let sdk = load_sdk_config().await;
+pub fn register(config: &Config) -> Result<RegisterApi, ConfigError> {
+    let sdk = lambda_sdk_config()?;
     register_with(config, aws_sdk_dynamodb::Client::new(&sdk), aws_sdk_sesv2::Client::new(&sdk))
 }
 
@@ -72,9 +121,13 @@ pub fn register_with(config: &Config, dynamodb: aws_sdk_dynamodb::Client, ses: a
 }
 
 /// The service over DynamoDB and Secrets Manager, configured from the environment.
-pub async fn auth_service(config: &Config) -> AuthService {
-    let sdk = load_sdk_config().await;
-    auth_service_with(config, aws_sdk_dynamodb::Client::new(&sdk), aws_sdk_secretsmanager::Client::new(&sdk))
+pub fn auth_service(config: &Config) -> Result<AuthService, ConfigError> {
+    let sdk = lambda_sdk_config()?;
+    Ok(auth_service_with(
+        config,
+        aws_sdk_dynamodb::Client::new(&sdk),
+        aws_sdk_secretsmanager::Client::new(&sdk),
+    ))
 }
 
 /// The service over the given clients. Nothing is fetched yet: login and refresh call
@@ -95,12 +148,17 @@ pub fn auth_service_with(config: &Config, dynamodb: aws_sdk_dynamodb::Client, se
 /// `REVOCATION_CHECK=session` the DynamoDB client is built and its connection opened during
 /// init, since every request needs it. A malformed `AUTH_PUBLIC_JWKS` fails the cold start.
 pub async fn authorizer(config: &Config) -> Result<Authorizer, ConfigError> {
-    let connect: Connect = Box::new(|| Box::pin(async { aws_sdk_secretsmanager::Client::new(&load_sdk_config().await) }));
+    let sdk = lambda_sdk_config()?;
+    let lazy_sdk = sdk.clone();
+    let connect: Connect = Box::new(move || {
+        let sdk = lazy_sdk.clone();
+        Box::pin(async move { aws_sdk_secretsmanager::Client::new(&sdk) })
+    });
     let authorizer = authorizer_connecting(config, connect).await?;
     Ok(match config.revocation_check {
         RevocationCheck::Off => authorizer,
         RevocationCheck::Session => {
-            let check = session_check(config, aws_sdk_dynamodb::Client::new(&load_sdk_config().await));
+            let check = session_check(config, aws_sdk_dynamodb::Client::new(&sdk));
             check.warm().await;
             authorizer.with_session_check(check)
         }
@@ -142,7 +200,7 @@ fn trusted_keys(config: &Config, store: SecretsManagerKeys<PublicKeys>) -> Resul
 /// store is fetched during init; a failure is logged, not fatal (requests answer 503 until
 /// the keys can be read). A malformed `AUTH_PUBLIC_JWKS` fails the cold start.
 pub async fn account(config: &Config) -> Result<Account, ConfigError> {
-    let sdk = load_sdk_config().await;
+    let sdk = lambda_sdk_config()?;
     let account = account_with(config, aws_sdk_dynamodb::Client::new(&sdk), aws_sdk_secretsmanager::Client::new(&sdk))?;
     account.keys().warm_up().await;
     Ok(account)
@@ -166,9 +224,9 @@ pub fn deployed_keys(config: &Config) -> Result<Option<PublicKeys>, ConfigError>
 }
 
 /// The public store over Secrets Manager: what `discovery` serves.
-pub async fn public_key_cache(config: &Config) -> KeyCache<PublicKeys> {
-    let sdk = load_sdk_config().await;
-    public_key_cache_with(config, aws_sdk_secretsmanager::Client::new(&sdk))
+pub fn public_key_cache(config: &Config) -> Result<KeyCache<PublicKeys>, ConfigError> {
+    let sdk = lambda_sdk_config()?;
+    Ok(public_key_cache_with(config, aws_sdk_secretsmanager::Client::new(&sdk)))
 }
 
 /// The public store read through `secrets`; nothing fetched yet.
@@ -178,4 +236,41 @@ pub fn public_key_cache_with(config: &Config, secrets: aws_sdk_secretsmanager::C
 
 fn key_cache<T: KeyDocument>(provider: SecretsManagerKeys<T>, config: &Config) -> KeyCache<T> {
     KeyCache::new(Arc::new(provider), Arc::new(SystemClock), config.key_cache_ttl)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn from(vars: &[(&str, &str)]) -> Result<SdkConfig, ConfigError> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        lambda_sdk_config_from(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn a_function_takes_region_and_credentials_from_the_lambda_environment_and_names_what_is_missing() {
+        let lambda = [
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_ACCESS_KEY_ID", "AKID"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("AWS_SESSION_TOKEN", "token"),
+        ];
+        let sdk = from(&lambda).unwrap();
+        assert_eq!(sdk.region().map(|r| r.as_ref()), Some("eu-west-1"));
+        assert_eq!(sdk.endpoint_url(), None);
+        assert!(sdk.credentials_provider().is_some());
+        assert_eq!(sdk.retry_config().map(|r| r.max_attempts()), Some(3));
+        let emulator = from(&[lambda[0], lambda[1], lambda[2], ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")]).unwrap();
+        assert_eq!(
+            emulator.endpoint_url(),
+            Some("http://127.0.0.1:5000"),
+            "the session token is optional, the endpoint taken"
+        );
+        for missing in ["AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
+            let without: Vec<_> = lambda.iter().copied().filter(|(k, _)| *k != missing).collect();
+            assert_eq!(from(&without).unwrap_err().name, missing);
+        }
+    }
 }
