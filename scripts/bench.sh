@@ -6,7 +6,9 @@
 # per operation; cold start (over HTTP and HTTPS) and peak RSS of the release binaries,
 # the authorizer with and without keys in its environment and in strict revocation mode
 # (with its time to denial, added latency and reads), next to a bare lambda_runtime
-# binary started in the same run; arm64 zip sizes. Installs the peers itself (npm, PyPI).
+# binary started in the same run; login's init step by step; arm64 zip sizes; the cost per
+# month at 10k / 100k / 1M active users next to Cognito and Auth0 (scripts/bench/cost.py,
+# which also draws docs/cost.png). Installs the peers itself (npm, PyPI).
 # Not part of scripts/test.sh.
 #
 # Everything is compiled first and nothing is compiled while a figure is taken: on a
@@ -23,7 +25,7 @@ report="$out/report.md"
 install_tools_and_peers() {
   ensure_venv
   log "installing the peers: jose, jsonwebtoken, aws-jwt-verify (npm), PyJWT on cryptography (PyPI)"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "PyJWT[crypto]==2.15.1" "cryptography==50.0.2"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "PyJWT[crypto]==2.15.1" "cryptography==50.0.2" "matplotlib==3.10.8"
   (cd "$ROOT/.local/bench-node" && [[ -f package.json ]] || echo '{"private": true}' >package.json)
   npm install --silent --no-audit --no-fund --prefix "$ROOT/.local/bench-node" jose@6.2.18 jsonwebtoken@9.0.3 aws-jwt-verify@5.2.1 >/dev/null
   cp scripts/bench/verify_node.mjs "$ROOT/.local/bench-node/"
@@ -37,8 +39,9 @@ log "building: criterion benches and the five measured functions (release), the 
 # one more link). The setup tool, the call counter and the local Runtime API are debug
 # builds: they are not what is measured.
 cargo bench --locked -p auth-core --bench hot_paths --no-run
-cargo build --locked --release -p login -p refresh -p logout -p authorizer -p register
+cargo build --locked --release -p login -p refresh -p logout -p authorizer -p register -p account -p discovery
 cargo build --locked --release -p authorizer --example bare_runtime
+cargo build --locked --release -p login --example init_steps
 bare="$ROOT/target/release/examples/bare_runtime"
 cargo build --locked -p authctl
 cargo build --locked -p e2e --example lambda_init
@@ -65,6 +68,9 @@ cargo test --locked -p e2e strict_revocation_figures -- --ignored --nocapture >/
 log "cold start and peak RSS of the release binaries"
 EMAIL_FROM=no-reply@example.com "$ROOT/target/debug/authctl" local-setup >/dev/null
 "$ROOT/target/debug/examples/lambda_init" "$ROOT/target/release" 20 1000 "$bare" >"$out/lambda_init.md"
+log "login's init, step by step (20 starts each way)"
+"$VENV/bin/python" scripts/bench/init_steps.py "$ROOT/target/release/examples/init_steps" 20 >"$out/init_steps.md"
+"$VENV/bin/python" scripts/bench/init_steps.py "$ROOT/target/release/examples/init_steps" 20 default-chains >"$out/init_steps_chains.md"
 stop_emulator
 
 # The same start-up with the key fetch (and the DynamoDB warm-up) over HTTPS: the first TLS
@@ -105,6 +111,18 @@ stop_emulator
   echo "Emulator over HTTPS on loopback (the first TLS handshake included):"
   echo
   cat "$out/lambda_init_tls.md"
+  echo
+  echo "Login's init step by step, the SDK configured from the Lambda environment (as shipped):"
+  echo
+  cat "$out/init_steps.md"
+  echo
+  echo "The same with aws-config's default chains (as authctl configures itself):"
+  echo
+  cat "$out/init_steps_chains.md"
+  echo
+  echo "## Cost per month (scripts/bench/cost.py; the workload and prices are in its header)"
+  echo
+  "$VENV/bin/python" scripts/bench/cost.py --criterion "$ROOT/target/criterion" --bench "$out" --plot "$ROOT/docs/cost.png"
   echo
   echo "## arm64 release binaries"
   echo

@@ -217,14 +217,29 @@ impl Function {
 }
 
 fn http_event(path: &str, body: Option<Value>, cookie: Option<&str>) -> Value {
+    let mut event = get_event(path, None);
+    event["routeKey"] = json!(format!("POST {path}"));
+    event["requestContext"]["routeKey"] = event["routeKey"].clone();
+    event["requestContext"]["http"]["method"] = json!("POST");
+    event["cookies"] = json!(cookie.map(|c| vec![c.to_owned()]).unwrap_or_default());
+    event["headers"]["content-type"] = json!("application/json");
+    event["body"] = json!(body.map(|b| b.to_string()));
+    event
+}
+
+/// An HTTP API `GET path` event, with a bearer token when given.
+fn get_event(path: &str, bearer: Option<&str>) -> Value {
+    let mut headers = json!({"user-agent": "bench"});
+    if let Some(token) = bearer {
+        headers["authorization"] = json!(format!("Bearer {token}"));
+    }
     json!({
-        "version": "2.0", "routeKey": format!("POST {path}"), "rawPath": path, "rawQueryString": "",
-        "cookies": cookie.map(|c| vec![c.to_owned()]).unwrap_or_default(),
-        "headers": {"content-type": "application/json", "user-agent": "bench"},
+        "version": "2.0", "routeKey": format!("GET {path}"), "rawPath": path, "rawQueryString": "",
+        "cookies": [], "headers": headers,
         "requestContext": {"accountId": "123456789012", "apiId": "api", "domainName": "auth.bench", "domainPrefix": "auth",
-            "http": {"method": "POST", "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "bench"},
-            "requestId": "r", "routeKey": format!("POST {path}"), "stage": "$default", "time": "23/Nov/2026:12:00:00 +0000", "timeEpoch": 0},
-        "body": body.map(|b| b.to_string()), "isBase64Encoded": false
+            "http": {"method": "GET", "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "bench"},
+            "requestId": "r", "routeKey": format!("GET {path}"), "stage": "$default", "time": "23/Nov/2026:12:00:00 +0000", "timeEpoch": 0},
+        "body": null, "isBase64Encoded": false
     })
 }
 
@@ -286,6 +301,8 @@ enum Kind {
     Refresh,
     Logout,
     Register,
+    Account,
+    Discovery,
 }
 
 /// One row of the table: a binary and the environment it starts with.
@@ -372,6 +389,13 @@ async fn main() {
             ],
             Kind::Register,
         ),
+        function(
+            "account (keys in AUTH_PUBLIC_JWKS)",
+            "account",
+            vec![("AUTH_PUBLIC_JWKS", public_jwks.clone())],
+            Kind::Account,
+        ),
+        function("discovery", "discovery", vec![], Kind::Discovery),
     ]);
 
     // Round-robin: every round starts each binary once, so a burst of load on this shared
@@ -477,6 +501,15 @@ async fn serve(variant: &Variant, invocations: usize, keys: &SigningKeys, config
                     .invoke(http_event("/auth/password/forgot", Some(json!({"username": DEMO.0})), None))
                     .await;
                 assert_eq!(answer["statusCode"], 202, "{answer}");
+            }
+            // The user's sessions, with the token of a live one.
+            Kind::Account => {
+                let answer = function.invoke(get_event("/auth/sessions", Some(&token))).await;
+                assert_eq!(answer["statusCode"], 200, "{answer}");
+            }
+            Kind::Discovery => {
+                let answer = function.invoke(get_event("/.well-known/jwks.json", None)).await;
+                assert_eq!(answer["statusCode"], 200, "{answer}");
             }
         }
     }

@@ -13,7 +13,7 @@
 use std::time::Instant;
 
 use auth_core::{Config, aws, telemetry};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 /// On-CPU nanoseconds of every thread of this process so far (`/proc/self/task/*/schedstat`,
 /// first field), the figure `lambda_init` reads for a whole start.
@@ -30,7 +30,7 @@ fn cpu_ns() -> u64 {
 struct Steps {
     wall: Instant,
     last: (f64, f64),
-    out: Map<String, Value>,
+    out: Vec<Value>,
 }
 
 impl Steps {
@@ -38,20 +38,17 @@ impl Steps {
     fn mark(&mut self, name: &str) {
         let now = (self.wall.elapsed().as_secs_f64() * 1e3, cpu_ns() as f64 / 1e6);
         self.out
-            .insert(name.to_owned(), json!({"wall_ms": now.0 - self.last.0, "cpu_ms": now.1 - self.last.1}));
+            .push(json!({"step": name, "wall_ms": now.0 - self.last.0, "cpu_ms": now.1 - self.last.1}));
         self.last = now;
     }
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // The CPU time before main (loading, relocations) is counted in the first step's total.
-    let started = cpu_ns() as f64 / 1e6;
     let mut steps = Steps {
         wall: Instant::now(),
-        last: (0.0, started),
-        out: Map::new(),
+        last: (0.0, cpu_ns() as f64 / 1e6),
+        out: Vec::new(),
     };
-    steps.out.insert("before_main_cpu_ms".into(), json!(started));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     steps.mark("tokio runtime");
     runtime.block_on(async {
@@ -68,8 +65,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         steps.mark("SDK configuration");
         let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+        steps.mark("DynamoDB client");
         let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
-        steps.mark("two SDK clients");
+        steps.mark("Secrets Manager client");
         let service = aws::auth_service_with(&config, dynamodb, secrets);
         steps.mark("the service");
         service.warm_up().await;
@@ -78,6 +76,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         steps.mark("the same again, connections open (for comparison)");
         Ok::<_, Box<dyn std::error::Error>>(())
     })?;
-    println!("{}", Value::Object(steps.out));
+    println!("{}", Value::Array(steps.out));
     Ok(())
 }
