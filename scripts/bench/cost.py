@@ -133,31 +133,27 @@ def criterion_ms(criterion_dir, bench_id):
         return json.load(f)["median"]["point_estimate"] / 1e6
 
 
-def measured_calls(bench_dir):
-    path = os.path.join(bench_dir, "calls.md")
+def table_rows(bench_dir, name, how):
+    """The cells of every row of the Markdown table in `bench_dir/name`."""
+    path = os.path.join(bench_dir, name)
     if not os.path.exists(path):
-        sys.exit(f"cost.py: {path} is missing: run scripts/bench.sh (or the e2e test calls_per_operation)")
-    calls = {}
+        sys.exit(f"cost.py: {path} is missing: run {how}")
     with open(path) as f:
-        for line in f:
-            cells = [c.strip() for c in line.strip().strip("|").split("|")]
-            if len(cells) > 2 and cells[1].isdigit():
-                calls[cells[0]] = int(cells[1])
-    return calls
+        return [[c.strip() for c in line.strip().strip("|").split("|")] for line in f if line.startswith("|")]
+
+
+def measured_calls(bench_dir):
+    """DynamoDB calls per operation, from the call counter's table."""
+    rows = table_rows(bench_dir, "calls.md", "scripts/bench.sh (or the e2e test calls_per_operation)")
+    return {cells[0]: int(cells[1]) for cells in rows if len(cells) > 2 and cells[1].isdigit()}
 
 
 def init_ms(bench_dir):
     """Median init (ms) per function from lambda_init's table; the figure a cold start bills."""
-    path = os.path.join(bench_dir, "lambda_init.md")
-    if not os.path.exists(path):
-        sys.exit(f"cost.py: {path} is missing: run scripts/bench.sh")
     medians = {}
-    with open(path) as f:
-        for line in f:
-            cells = [c.strip() for c in line.strip().strip("|").split("|")]
-            if len(cells) > 2 and re.fullmatch(r"[0-9.]+", cells[1]):
-                name = cells[0].split(",")[0].split(" (")[0]
-                medians.setdefault(name, float(cells[1]))
+    for cells in table_rows(bench_dir, "lambda_init.md", "scripts/bench.sh"):
+        if len(cells) > 2 and re.fullmatch(r"[0-9.]+", cells[1]):
+            medians.setdefault(cells[0].split(",")[0].split(" (")[0], float(cells[1]))
     return medians
 
 
