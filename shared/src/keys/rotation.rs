@@ -290,7 +290,7 @@ impl KeyDocument for SigningKeys {
     }
 
     fn knows(&self, kid: &str) -> bool {
-        self.active().kid == kid
+        self.active().kid() == kid
     }
 }
 
@@ -432,7 +432,7 @@ mod tests {
         let key = PrivateKey::generate(KeyAlgorithm::Es256).unwrap();
         let pepper = crate::keys::generate_secret();
         let good = serde_json::to_string(&SigningKeySet::starting_with(&key, pepper.clone(), 1)).unwrap();
-        assert_eq!(SigningKeys::from_json(&good).unwrap().active().kid, key.kid);
+        assert_eq!(SigningKeys::from_json(&good).unwrap().active().kid(), key.kid);
         assert!(SigningKeys::from_json(&good.replace(&pepper, "c2hvcnQ")).is_err(), "short pepper");
         assert!(SigningKeys::from_json(&good.replace("\"active\"", "\"standby\"")).is_err(), "no active key");
         let secret = "S3CR3T-VALUE-THAT-MUST-NOT-LEAK";

@@ -97,11 +97,7 @@ impl PrivateKey {
             KeyAlgorithm::EdDsa => ParsedKey::EdDsa(Ed25519KeyPair::from_pkcs8(&self.pkcs8).map_err(bad)?),
             KeyAlgorithm::Rs256 => ParsedKey::Rs256(rsa::KeyPair::from_pkcs8(&self.pkcs8).map_err(bad)?),
         };
-        Ok(SigningKey {
-            kid: self.kid.clone(),
-            algorithm: self.alg.algorithm(),
-            pair,
-        })
+        Ok(SigningKey { kid: self.kid.clone(), pair })
     }
 
     fn invalid(&self) -> KeySetError {
@@ -168,12 +164,10 @@ impl PrivateKey {
     }
 }
 
-/// The key that signs new access tokens, parsed when the set is loaded.
+/// The key that signs new access tokens, parsed when the set is loaded. The algorithm a
+/// token's header names is the parsed key's own: nothing can set one apart from the other.
 pub struct SigningKey {
-    /// Key id, the JWT `kid`.
-    pub kid: String,
-    /// Its algorithm.
-    pub algorithm: Algorithm,
+    kid: String,
     pair: ParsedKey,
 }
 
@@ -184,8 +178,8 @@ enum ParsedKey {
     Rs256(rsa::KeyPair),
 }
 
-/// Signing failed: aws-lc-rs refused (its RNG, for ES256 and RS256), nothing to do with the
-/// claims.
+/// Signing failed: aws-lc-rs refused (its RNG, for ES256 and RS256), or the claims did not
+/// serialise.
 #[derive(Debug)]
 pub struct SignError;
 
@@ -198,12 +192,26 @@ impl fmt::Display for SignError {
 impl std::error::Error for SignError {}
 
 impl SigningKey {
+    /// Key id, the JWT `kid`.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The algorithm of the parsed key, the header's `alg`.
+    pub fn algorithm(&self) -> Algorithm {
+        match self.pair {
+            ParsedKey::Es256(_) => Algorithm::ES256,
+            ParsedKey::EdDsa(_) => Algorithm::EdDSA,
+            ParsedKey::Rs256(_) => Algorithm::RS256,
+        }
+    }
+
     /// A JWS in compact form (RFC 7515 §7.1) of `claims`, with this key's `alg` and `kid`
     /// and the given `typ` in its header. The form is the one `jsonwebtoken::encode`
     /// writes (base64url of each JSON part, no padding); only the key is parsed once
     /// instead of on every token. Verification stays with `jsonwebtoken`.
     pub fn sign_jwt<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String, SignError> {
-        let mut header = Header::new(self.algorithm);
+        let mut header = Header::new(self.algorithm());
         header.typ = Some(typ.to_owned());
         header.kid = Some(self.kid.clone());
         let mut token = json_part(&header)?;
@@ -240,7 +248,7 @@ pub struct SigningKeys {
 
 impl fmt::Debug for SigningKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SigningKeys").field("active_kid", &self.active.kid).finish_non_exhaustive()
+        f.debug_struct("SigningKeys").field("active_kid", &self.active.kid()).finish_non_exhaustive()
     }
 }
 

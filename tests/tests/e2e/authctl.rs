@@ -228,9 +228,9 @@ async fn keys_init_fills_the_stacks_placeholder_secrets_once_with_an_es256_key_p
     );
     let private = secret(&app, &app.config.signing_secret_id).await;
     let keys = SigningKeys::from_json(&private).expect("a valid private key set");
-    assert_eq!(format!("{:?}", keys.active().algorithm), "ES256");
+    assert_eq!(format!("{:?}", keys.active().algorithm()), "ES256");
     let public = PublicKeys::from_json(&secret(&app, &app.config.public_keys_secret_id).await).expect("a valid public JWKS");
-    assert!(public.verifying_key(&keys.active().kid).is_some(), "the signing key is published");
+    assert!(public.verifying_key(keys.active().kid()).is_some(), "the signing key is published");
     let second = authctl(&app, &["keys", "init"], None);
     assert!(second.status.success() && text(&second).contains("nothing to do"), "{}", text(&second));
     assert_eq!(secret(&app, &app.config.signing_secret_id).await, private, "working keys are never replaced");
@@ -266,5 +266,5 @@ async fn keys_init_replaces_an_hs256_key_set_and_keeps_its_pepper_so_sessions_su
     let refreshed = crate::faults::refresh_via(&api, &cookie).await;
     assert_eq!(refreshed.status, 200, "a session from before the migration refreshes: {}", refreshed.body);
     let kid = auth_core::tokens::AccessTokenHeader::read(&refreshed.access_token()).unwrap().kid;
-    assert_eq!(kid, SigningKeys::from_json(&private).unwrap().active().kid, "and gets a token of the new key");
+    assert_eq!(kid, SigningKeys::from_json(&private).unwrap().active().kid(), "and gets a token of the new key");
 }
