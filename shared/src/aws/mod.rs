@@ -46,7 +46,8 @@ pub async fn load_sdk_config() -> SdkConfig {
 
 /// The SDK configuration of a function, from the environment the Lambda runtime gives it:
 /// `AWS_REGION` and the execution role's `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and
-/// `AWS_SESSION_TOKEN` (plus `AWS_ENDPOINT_URL` when set, for the emulator). It walks no
+/// `AWS_SESSION_TOKEN` (plus `AWS_ENDPOINT_URL` when set, for the emulator, and
+/// `AWS_USE_FIPS_ENDPOINT` / `AWS_USE_DUALSTACK_ENDPOINT`). It walks no
 /// chain: no profile file is read and no metadata endpoint is probed, and since no function
 /// calls `aws-config`'s loader, its STS, SSO and IMDS clients are not linked into them
 /// (docs/performance.md has the cold start and the sizes). Without those variables the cold
@@ -78,6 +79,22 @@ fn lambda_sdk_config_from(var: impl Fn(&str) -> Option<String>) -> Result<SdkCon
         .timeout_config(timeout_config());
     if let Some(endpoint) = var("AWS_ENDPOINT_URL") {
         builder = builder.endpoint_url(endpoint);
+    }
+    // The two endpoint switches an operator may set (GovCloud's FIPS endpoints, IPv6),
+    // read as the SDK's loader reads them; anything but true or false fails the start.
+    for (name, fips) in [("AWS_USE_FIPS_ENDPOINT", true), ("AWS_USE_DUALSTACK_ENDPOINT", false)] {
+        let Some(value) = var(name) else { continue };
+        let on = match value.to_ascii_lowercase().as_str() {
+            "true" => true,
+            "false" => false,
+            _ => {
+                return Err(ConfigError {
+                    name,
+                    problem: format!("expected true or false, got {value:?}"),
+                });
+            }
+        };
+        builder = if fips { builder.use_fips(on) } else { builder.use_dual_stack(on) };
     }
     Ok(builder.build())
 }
@@ -268,6 +285,12 @@ mod tests {
             Some("http://127.0.0.1:5000"),
             "the session token is optional, the endpoint taken"
         );
+        assert_eq!((sdk.use_fips(), sdk.use_dual_stack()), (None, None));
+        let switches = [("AWS_USE_FIPS_ENDPOINT", "TRUE"), ("AWS_USE_DUALSTACK_ENDPOINT", "false")];
+        let fips = from(&[lambda[0], lambda[1], lambda[2], switches[0], switches[1]]).unwrap();
+        assert_eq!((fips.use_fips(), fips.use_dual_stack()), (Some(true), Some(false)));
+        let typo = from(&[lambda[0], lambda[1], lambda[2], ("AWS_USE_FIPS_ENDPOINT", "yes")]).unwrap_err();
+        assert_eq!(typo.name, "AWS_USE_FIPS_ENDPOINT");
         for missing in ["AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
             let without: Vec<_> = lambda.iter().copied().filter(|(k, _)| *k != missing).collect();
             assert_eq!(from(&without).unwrap_err().name, missing);
