@@ -101,10 +101,11 @@ code="$(invoke -d @functions/authorizer/fixtures/http-api-request.json "$api/201
 printf '%s\n' "$DEMO_PASSWORD" >"$artifacts/secrets.txt"
 log "browser tests: Chromium ($(timeout 20 "$CHROMIUM" --version 2>/dev/null | head -1)), demo on http://localhost:$demo_port"
 started=$SECONDS
-# Bounded like the warm-up: 3 min a scenario (they take seconds), 20 min in all.
+# Bounded like the warm-up: 3 min a scenario (they take seconds), 20 min in all
+# (--foreground: a Ctrl-C still reaches node).
 CHROMIUM="$CHROMIUM" API_URL="$api" DEMO_URL="http://localhost:$demo_port/" FOREIGN_URL="http://localhost:$foreign_port/" \
   EMULATOR_URL="$AWS_ENDPOINT_URL" EMULATOR_PID="$EMULATOR_PID" ARTIFACTS="$artifacts" \
-  timeout -k 10 1200 node --test --test-concurrency=1 --test-timeout=180000 "$@" client/dist/e2e/browser.test.js ||
+  timeout --foreground -k 10 1200 node --test --test-concurrency=1 --test-timeout=180000 "$@" client/dist/e2e/browser.test.js ||
   fail_with_log "the browser tests failed or ran out of time"
 log "browser tests took $((SECONDS - started)) s; screenshot: target/browser/signed-in.png"
 python3 "$ROOT/scripts/scan_logs.py" "$artifacts/functions.log" "$artifacts/secrets.txt"

@@ -94,7 +94,7 @@ stop_process() {
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
-  kill -9 "$pid" 2>/dev/null || true
+  if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid" 2>/dev/null || true; fi
   wait "$pid" 2>/dev/null || true
 }
 

@@ -22,7 +22,7 @@ sam validate --lint
 # a time. The same command for every function at once lets cargo link two at a time; sam's
 # own builds then find their binaries up to date and only copy them. What ships is still
 # what sam built, with its flags.
-mapfile -t binaries < <("$VENV/bin/python" - <<'PY'
+functions="$("$VENV/bin/python" - <<'PY'
 from samcli.yamlhelper import yaml_parse
 with open("template.yaml") as f:
     resources = yaml_parse(f.read()).get("Resources", {})
@@ -30,7 +30,9 @@ for resource in resources.values():
     if resource.get("Type") == "AWS::Serverless::Function":
         print(resource["Metadata"]["BuildProperties"]["Binary"])
 PY
-)
+)"
+mapfile -t binaries <<<"$functions"
+[[ -n "${binaries[0]:-}" ]] || { echo "template.yaml names no function binary" >&2; exit 1; }
 lock_before=$(cksum Cargo.lock)
 started=$SECONDS
 log "cargo lambda build --release --arm64 ${binaries[*]/#/--bin }"

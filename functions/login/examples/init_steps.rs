@@ -2,7 +2,7 @@
 //! SAM builds `--bin login`): login's init, one step at a time, with the wall-clock time
 //! and the CPU time of every thread of the process after each step. Run it with the
 //! emulator's environment (`AWS_ENDPOINT_URL`, a region, credentials) and the tables made
-//! by `authctl local-setup`; it prints one JSON line. `scripts/bench/init_steps.sh` starts
+//! by `authctl local-setup`; it prints one JSON line. `scripts/bench/init_steps.py` starts
 //! it 20 times and prints the medians.
 //!
 //! The steps are the ones `main` takes, split where `aws::auth_service` hides them:
