@@ -15,6 +15,9 @@ Assumed (flags; change them to your workload and region):
   emulator is on loopback;
 - a cold start for 1 request in 200 (`--cold-start-rate`), each one billed its init and, for
   login and refresh, one Secrets Manager call;
+- CloudWatch Logs: Lambda's platform lines for every invocation (`--log-bytes`; none for the
+  authorizer, whose `SystemLogLevel` is WARN in template.yaml) and an audit line for each
+  login, refresh and logout;
 - the authorizer: our Lambda authorizer with no cache, with API Gateway's cache answering
   `--cache-hit-rate` of the API requests, or the HTTP API's built-in JWT authorizer checking
   our tokens against the published JWKS (template.yaml's `JwtAuthorizer`; no Lambda).
@@ -52,27 +55,38 @@ PRICES = {
     "secrets_manager_call": 0.05 / 10_000,
     "secrets_manager_secret_month": 0.40,
     "ses_message": 0.10 / 1000,
+    "logs_gb": 0.50,  # CloudWatch Logs ingestion, standard class
 }
+# Log bytes per invocation: Lambda's platform.start and platform.report lines in the JSON
+# log format (`--log-bytes`), and one audit line where the operation writes one (170 to 240
+# bytes in the end-to-end tests' logs, plus Lambda's timestamp and the user agent).
+LOG_BYTES_PLATFORM = 550
+LOG_BYTES_AUDIT = 300
 SECRETS = 2  # the private key set and the public JWKS
 STORED_BYTES_PER_USER = 2048  # the user item, its factors item, a few live sessions
 FULL_VCPU_MB = 1769
 
 # The design's reads and writes per operation; their sum must equal what the call counter
-# measured for the row of calls.md named in `calls`.
+# measured for the row of calls.md named in `calls`. `index_writes`: a new session item is
+# also written to the sessions table's two KEYS_ONLY indexes (2 WRU more). `audit`: audit
+# lines logged per request.
 OPERATIONS = {
     "login": {
         "function": "login", "memory": 1024, "calls": "login",
         "reads": 2, "writes": 3, "round_trips": 2,  # GetItem user, factors; reservation, session, reset
+        "index_writes": 2, "audit": 1,
         "cpu": ["argon2id/verify", "ES256/issue_token_pair"],
     },
     "refresh": {
         "function": "refresh", "memory": 256, "calls": "refresh",
         "reads": 1, "writes": 1, "round_trips": 2,  # the rotation's UpdateItem, then GetItem user
+        "audit": 1,
         "cpu": ["ES256/rotation_cpu"],
     },
     "logout": {
         "function": "logout", "memory": 256, "calls": "logout",
         "reads": 0, "writes": 1, "round_trips": 1,  # one UpdateItem; hashing a token is microseconds
+        "audit": 1,
         "cpu": [],
     },
     "account": {
@@ -81,8 +95,9 @@ OPERATIONS = {
         "cpu": ["ES256/verify"],
     },
     "authorizer": {
-        "function": "authorizer", "memory": 128, "calls": None,
+        "function": "authorizer", "memory": 128, "calls": "authorizer, 100 warm invocations",
         "reads": 0, "writes": 0, "round_trips": 0,
+        "platform_logs": False,  # SystemLogLevel: WARN in template.yaml; allows log nothing
         "cpu": ["ES256/authorizer_handler"],
     },
     "email": {
@@ -112,6 +127,7 @@ COGNITO = {
     "Cognito Essentials": [(10_000, 0.0), (math.inf, 0.015)],
 }
 AUTH0_FREE_MAU = 25_000  # the Free plan's cap; paid B2C plans above it are not priced in text
+MODELLED_MAU = 1_000_000  # Lite's bands above 1M (lower prices) are not in the sources
 
 
 def tiered(mau, bands):
@@ -164,8 +180,10 @@ def per_request(op, cpu_ms, args):
     billed = math.ceil(max(ms, op.get("floor_ms", 0), 1))
     gb_s = billed / 1000 * op["memory"] / 1024
     lam = gb_s * PRICES["lambda_gb_second"] + PRICES["lambda_request"]
-    ddb = op["reads"] * PRICES["dynamodb_rru"] + op["writes"] * PRICES["dynamodb_wru"]
-    return lam, ddb, billed
+    ddb = op["reads"] * PRICES["dynamodb_rru"] + (op["writes"] + op.get("index_writes", 0)) * PRICES["dynamodb_wru"]
+    platform = args.log_bytes if op.get("platform_logs", True) else 0
+    logs = (platform + op.get("audit", 0) * LOG_BYTES_AUDIT) / 1e9 * PRICES["logs_gb"]
+    return lam, ddb, logs, billed
 
 
 def monthly(mau, figures, args, cache_hit_rate):
@@ -177,12 +195,13 @@ def monthly(mau, figures, args, cache_hit_rate):
         "login": w["logins"], "refresh": w["refreshes"], "logout": w["logouts"],
         "account": w["account_calls"], "authorizer": w["api_calls"] * (1 - cache_hit_rate), "email": w["emails"],
     }
-    lines = {"Lambda": 0.0, "DynamoDB": 0.0, "API Gateway": 0.0, "Secrets Manager": 0.0, "SES": 0.0}
+    lines = {"Lambda": 0.0, "DynamoDB": 0.0, "API Gateway": 0.0, "CloudWatch Logs": 0.0, "Secrets Manager": 0.0, "SES": 0.0}
     for name, n in counts.items():
         requests = n * mau
-        lam, ddb, _ = figures["per_request"][name]
+        lam, ddb, logs, _ = figures["per_request"][name]
         lines["Lambda"] += requests * lam
         lines["DynamoDB"] += requests * ddb
+        lines["CloudWatch Logs"] += requests * logs
         if name != "authorizer":  # the API's own requests are billed to it with or without us
             lines["API Gateway"] += requests * PRICES["api_gateway_request"]
         cold = requests * args.cold_start_rate
@@ -205,6 +224,8 @@ def main():
     p.add_argument("--dynamodb-ms", type=float, default=5.0)
     p.add_argument("--cold-start-rate", type=float, default=1 / 200)
     p.add_argument("--cache-hit-rate", type=float, default=0.5)
+    p.add_argument("--log-bytes", type=float, default=LOG_BYTES_PLATFORM,
+                   help="Lambda's own log bytes per invocation (0 with SystemLogLevel WARN)")
     for key, value in WORKLOAD.items():
         p.add_argument("--" + key.replace("_", "-"), dest=key, type=float, default=value)
     args = p.parse_args()
@@ -228,12 +249,13 @@ def main():
         figures["per_request"][name] = per_request(op, cpu, args)
 
     print("Per request (measured CPU, billed duration at the function's memory):\n")
-    print("| operation | memory (MB) | CPU (ms, measured) | DynamoDB reads + writes (measured calls) | billed ms | $ per million |")
-    print("|---|---|---|---|---|---|")
+    print("| operation | memory (MB) | CPU (ms, measured) | DynamoDB reads + writes (+ index writes) | calls counted | billed ms | $ per million (Lambda, DynamoDB, logs) |")
+    print("|---|---|---|---|---|---|---|")
     for name, op in OPERATIONS.items():
-        lam, ddb, billed = figures["per_request"][name]
-        print(f"| {name} | {op['memory']} | {figures['cpu'][name]:.3f} | {op['reads']} + {op['writes']} | {billed} | "
-              f"${(lam + ddb) * 1e6:,.2f} |")
+        lam, ddb, logs, billed = figures["per_request"][name]
+        counted = "yes" if op["calls"] else "no (design)"
+        print(f"| {name} | {op['memory']} | {figures['cpu'][name]:.3f} | {op['reads']} + {op['writes']} (+{op.get('index_writes', 0)}) | "
+              f"{counted} | {billed} | ${(lam + ddb + logs) * 1e6:,.2f} |")
     workload = ", ".join(f"{k.replace('_', ' ')} {getattr(args, k):g}" for k in WORKLOAD)
     print(f"\nPer active user and month: {workload}; authorizer cache hit rate {args.cache_hit_rate:g}; "
           f"DynamoDB {args.dynamodb_ms:g} ms a round trip; a cold start per {1 / args.cold_start_rate:g} requests.\n")
@@ -245,15 +267,15 @@ def main():
         "HTTP API JWT authorizer": 1.0,
     }
     print("| monthly active users | " + " | ".join(f"this stack: {k}" for k in scenarios)
-          + " | of which Lambda / DynamoDB / API Gateway / Secrets Manager / SES (cache) | Cognito Lite | Cognito Essentials | Auth0 |")
+          + " | of which Lambda / DynamoDB / API Gateway / Logs / Secrets Manager / SES (cache) | Cognito Lite | Cognito Essentials | Auth0 |")
     print("|---" * (len(scenarios) + 5) + "|")
     for mau in maus:
         totals = [sum(monthly(mau, figures, args, rate).values()) for rate in scenarios.values()]
         split = " / ".join(f"${v:,.0f}" for v in monthly(mau, figures, args, args.cache_hit_rate).values())
-        peers = [tiered(mau, bands) for bands in COGNITO.values()]
+        peers = [f"${tiered(mau, bands):,.0f}" if mau <= MODELLED_MAU else "not modelled" for bands in COGNITO.values()]
         auth0 = "$0 (Free plan)" if mau <= AUTH0_FREE_MAU else "not priced in text (sales)"
         print(f"| {mau:,} | " + " | ".join(f"${t:,.0f}" for t in totals) + f" | {split} | "
-              + " | ".join(f"${c:,.0f}" for c in peers) + f" | {auth0} |")
+              + " | ".join(peers) + f" | {auth0} |")
 
     if args.plot:
         import matplotlib
@@ -266,7 +288,7 @@ def main():
         for label, rate in scenarios.items():
             ax.plot(grid, [sum(monthly(m, figures, args, rate).values()) for m in grid], label=f"this stack: {label}")
         # The peers cost $0 up to their free 10,000 MAU, which a log axis cannot show.
-        paid = [m for m in sorted(set(grid + [11_000, 12_500, 15_000])) if m > 10_000]
+        paid = [m for m in sorted(set(grid + [11_000, 12_500, 15_000])) if 10_000 < m <= MODELLED_MAU]
         for key, bands in COGNITO.items():
             ax.plot(paid, [tiered(m, bands) for m in paid], label=key + " ($0 up to 10,000 MAU)", linestyle="--")
         ax.set_xscale("log")
