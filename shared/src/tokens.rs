@@ -334,8 +334,10 @@ impl RefreshToken {
             return Err(AuthError::InvalidToken);
         };
         let session_id = SessionId::parse(sid).ok_or(AuthError::InvalidToken)?;
+        // Up to u64::MAX's 20 digits (the parse refuses more): a bound of 19 refused the
+        // encoding of every generation from 10^19 on (found by the grammar property test).
         let canonical = !generation.is_empty()
-            && generation.len() <= 19
+            && generation.len() <= 20
             && generation.bytes().all(|b| b.is_ascii_digit())
             && (generation == "0" || !generation.starts_with('0'));
         let generation = generation.parse::<u64>().ok().filter(|_| canonical).ok_or(AuthError::InvalidToken)?;
@@ -403,6 +405,17 @@ mod tests {
 
     fn pepper() -> hmac::Key {
         hmac::Key::new(hmac::HMAC_SHA256, b"pepper-pepper-pepper-pepper-pepp")
+    }
+
+    #[test]
+    fn a_refresh_token_of_any_u64_generation_round_trips_and_one_past_it_is_refused() {
+        let mut token = RefreshToken::start(SessionId::generate());
+        for generation in [10_000_000_000_000_000_000, u64::MAX] {
+            token.generation = generation;
+            assert_eq!(RefreshToken::parse(&token.encode()).unwrap().generation, generation);
+        }
+        let past = token.encode().replace(&u64::MAX.to_string(), "18446744073709551616");
+        assert!(RefreshToken::parse(&past).is_err());
     }
 
     #[test]
@@ -534,6 +547,119 @@ mod tests {
             Rejection::WrongType
         );
         assert_eq!(AccessTokenHeader::read(&"a".repeat(MAX_ACCESS_TOKEN_LEN + 1)).unwrap_err(), Rejection::TooLong);
+    }
+
+    /// The hand-written parsers against the grammar they implement, written out again
+    /// here, on generated, mutated and arbitrary input: each accepts exactly what the
+    /// grammar does, gives back what it read, and never panics. `PROPTEST_CASES=N` runs N
+    /// cases each instead of 2,000.
+    mod grammar {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        const ALPHABET: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+        fn config() -> ProptestConfig {
+            let cases = std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(2000);
+            ProptestConfig::with_cases(cases)
+        }
+
+        /// base64url of exactly `bytes` bytes, unpadded and canonical: its length, its
+        /// alphabet, and the last character's unused low bits zero.
+        fn canonical_b64(s: &str, bytes: usize) -> bool {
+            let len = (bytes * 8).div_ceil(6);
+            let unused = len * 6 - bytes * 8;
+            s.len() == len
+                && s.bytes().all(|b| ALPHABET.as_bytes().contains(&b))
+                && ALPHABET.find(&s[len - 1..]).is_some_and(|last| last & ((1 << unused) - 1) == 0)
+        }
+
+        /// `<session id>.<generation>.<secret>`: 16 and 32 bytes of base64url, and a
+        /// generation in decimal without leading zeros that fits a u64.
+        fn refresh_grammar(s: &str) -> bool {
+            let parts: Vec<&str> = s.split('.').collect();
+            let [sid, generation, secret] = parts[..] else { return false };
+            let decimal =
+                generation.bytes().all(|b| b.is_ascii_digit()) && (generation == "0" || !generation.starts_with('0')) && generation.parse::<u64>().is_ok();
+            canonical_b64(sid, 16) && decimal && canonical_b64(secret, 32)
+        }
+
+        /// A valid token, or one with a character replaced, inserted or removed, or any text.
+        fn candidates() -> impl Strategy<Value = String> {
+            let valid = (any::<[u8; 16]>(), any::<u64>(), any::<[u8; 32]>())
+                .prop_map(|(sid, generation, secret)| format!("{}.{generation}.{}", URL_SAFE_NO_PAD.encode(sid), URL_SAFE_NO_PAD.encode(secret)));
+            let edits = prop::sample::select(&['.', '=', '+', '/', '0', 'A', 'w', '_', 'é', ' '][..]);
+            let mutated = (valid.clone(), any::<prop::sample::Index>(), edits, 0..3u8).prop_map(|(token, at, c, how)| {
+                let mut chars: Vec<char> = token.chars().collect();
+                let i = at.index(chars.len());
+                match how {
+                    0 => chars[i] = c,
+                    1 => chars.insert(i, c),
+                    _ => {
+                        chars.remove(i);
+                    }
+                }
+                chars.into_iter().collect()
+            });
+            prop_oneof![valid, mutated, "\\PC{0,100}", "[A-Za-z0-9_.=-]{0,80}"]
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn a_refresh_token_is_accepted_exactly_when_it_is_in_the_grammar_and_reads_back_as_sent(s in candidates()) {
+                let parsed = RefreshToken::parse(&s);
+                prop_assert_eq!(parsed.is_ok(), refresh_grammar(&s), "{}", s);
+                if let Ok(token) = parsed {
+                    prop_assert_eq!(token.encode(), s);
+                }
+            }
+
+            #[test]
+            fn a_session_id_is_accepted_exactly_when_it_is_16_bytes_of_canonical_base64url(s in candidates()) {
+                let sid = s.split('.').next().unwrap_or_default();
+                prop_assert_eq!(SessionId::parse(sid).is_some(), canonical_b64(sid, 16), "{}", sid);
+                prop_assert_eq!(SessionId::parse(&s).is_some(), canonical_b64(&s, 16), "{}", s);
+            }
+
+            #[test]
+            fn an_access_token_header_is_read_only_when_it_is_exactly_alg_typ_kid_and_gives_the_kid_back(
+                members in prop::collection::btree_map(prop::sample::select(&["alg", "typ", "kid", "crit", "jwk", "x5u", "b64"][..]), "\\PC{0,40}", 0..5),
+                at_jwt in any::<bool>(),
+                payload in "[A-Za-z0-9_-]{0,20}",
+            ) {
+                let mut members: serde_json::Map<String, serde_json::Value> = members.into_iter().map(|(k, v)| (k.to_owned(), v.into())).collect();
+                if at_jwt && members.contains_key("typ") {
+                    members.insert("typ".into(), ACCESS_TOKEN_TYP.into());
+                }
+                let encoded = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&members).unwrap());
+                let token = format!("{encoded}.{payload}.sig");
+                let ours = members.len() == 3 && ["alg", "typ", "kid"].iter().all(|k| members.contains_key(*k));
+                // The header is decoded into a stack buffer, sized by base64's estimate.
+                let fits = encoded.len().div_ceil(4) * 3 <= MAX_HEADER_LEN;
+                match AccessTokenHeader::read(&token) {
+                    Ok(header) => {
+                        prop_assert!(ours && members["typ"] == ACCESS_TOKEN_TYP && fits, "{}", token);
+                        prop_assert_eq!(serde_json::Value::from(header.kid), members["kid"].clone());
+                    }
+                    Err(Rejection::WrongType) => prop_assert!(ours && members["typ"] != ACCESS_TOKEN_TYP),
+                    Err(Rejection::Malformed) => prop_assert!(!ours || !fits, "{}", token),
+                    Err(other) => prop_assert!(false, "{:?} for {}", other, token),
+                }
+            }
+
+            #[test]
+            fn any_text_as_an_access_token_is_refused_without_a_panic(s in "\\PC{0,300}", dots in 0..4usize) {
+                let token = format!("{s}{}", ".".repeat(dots));
+                if let Ok(header) = AccessTokenHeader::read(&token) {
+                    // Only a header that really is ours passes, and the token still needs a key.
+                    let (tokens, keys) = (AccessTokens::new(&testing::config()), testing::public_keys());
+                    prop_assert!(tokens.verify(&keys, &token, &header, 1_700_000_000).is_err());
+                }
+            }
+        }
     }
 
     mod mutations {
