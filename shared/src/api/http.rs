@@ -212,3 +212,43 @@ pub fn request_meta(request: &Request) -> RequestMeta {
         user_agent,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::testing;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(2000)))]
+
+        /// The cookie reader against RFC 6265's `name=value` pairs joined by `;`, over
+        /// one to three `Cookie` headers: it returns exactly the values (trimmed) of the
+        /// pairs named like the refresh cookie, in order, and nothing of any other name.
+        #[test]
+        fn the_cookie_reader_finds_exactly_the_pairs_named_like_the_refresh_cookie(
+            headers in prop::collection::vec(
+                prop::collection::vec(
+                    (
+                        prop::sample::select(&["refresh_token", "refresh_tokenx", "Refresh_token", "refresh_token ", "xrefresh_token", "other", ""][..]),
+                        " ?[A-Za-z0-9._=-]{0,30} ?",
+                        prop::sample::select(&[";", "; ", " ;  "][..]),
+                    ),
+                    0..5,
+                ),
+                1..4,
+            )
+        ) {
+            let policy = HttpPolicy::new(&testing::config());
+            let mut map = HeaderMap::new();
+            let mut expected = Vec::new();
+            for pairs in &headers {
+                let line: String = pairs.iter().map(|(name, value, separator)| format!("{name}={value}{separator}")).collect();
+                map.append(header::COOKIE, HeaderValue::from_str(&line).unwrap());
+                expected.extend(pairs.iter().filter(|(name, _, _)| *name == policy.cookie_name).map(|(_, value, _)| value.trim().to_owned()));
+            }
+            prop_assert_eq!(policy.cookie_values(&map), expected);
+        }
+    }
+}

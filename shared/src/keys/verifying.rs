@@ -415,3 +415,49 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod reader {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::testing;
+
+    /// The test JWKS with a character replaced, inserted or removed, or any text.
+    fn candidates() -> impl Strategy<Value = String> {
+        let jwks = testing::public_jwks_json();
+        let edits = prop::sample::select(&['"', '{', '}', ',', ':', '[', 'A', '0', '-', 'é', ' '][..]);
+        let mutated = (any::<prop::sample::Index>(), edits, 0..3u8).prop_map(move |(at, c, how)| {
+            let mut chars: Vec<char> = jwks.chars().collect();
+            let i = at.index(chars.len());
+            match how {
+                0 => chars[i] = c,
+                1 => chars.insert(i, c),
+                _ => {
+                    chars.remove(i);
+                }
+            }
+            chars.into_iter().collect::<String>()
+        });
+        prop_oneof![mutated, "\\PC{0,200}"]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(2000)))]
+
+        /// The JWKS reader on damaged and arbitrary input: never a panic, and a set it
+        /// accepts holds only keys that pass its checks: each `kid` one the text names,
+        /// and nothing but the three test keys' ids.
+        #[test]
+        fn a_damaged_jwks_is_read_without_a_panic_and_never_yields_a_key_it_does_not_name(text in candidates()) {
+            if let Ok(keys) = PublicKeys::from_json(&text) {
+                for kid in ["k0", "k1", "k2"] {
+                    if keys.verifying_key(kid).is_some() {
+                        prop_assert!(text.contains(&format!("\"{kid}\"")), "{}", text);
+                    }
+                }
+                prop_assert!(keys.keys.keys().all(|kid| text.contains(kid.as_str())), "{}", text);
+            }
+        }
+    }
+}
