@@ -376,6 +376,55 @@ mod tests {
         format!(r#"{{"version":"2.0","type":"REQUEST","routeKey":"GET /pets","headers":{headers},"requestContext":{{"http":{{"method":"GET"}}}}}}"#)
     }
 
+    mod grammar {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// RFC 6750's form as we take it: `Bearer` in any case, one or more spaces, one token
+        /// of the JWT alphabet (base64url and dots); spaces around the whole allowed.
+        fn bearer_grammar(value: &str) -> Option<&str> {
+            let value = value.trim_matches(|c: char| c.is_whitespace());
+            let scheme = value.get(..6)?;
+            let rest = value.get(6..)?;
+            let token = rest.trim_start_matches(' ');
+            let jwt = !token.is_empty() && token.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            (scheme.eq_ignore_ascii_case("bearer") && rest.starts_with(' ') && jwt).then_some(token)
+        }
+
+        fn header_values() -> impl Strategy<Value = String> {
+            let schemes = prop::sample::select(&["Bearer ", "bearer  ", "BEARER ", " Bearer ", "Bearer", "Basic ", "Bearerx ", ""][..]);
+            let tokens = prop_oneof!["[A-Za-z0-9_.-]{0,60}", "[A-Za-z0-9_.,=+/ -]{0,60}", "\\PC{0,40}"];
+            prop_oneof![(schemes, tokens).prop_map(|(scheme, token)| format!("{scheme}{token}")), "\\PC{0,80}"]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(2000)))]
+
+            /// The event reader with any `Authorization` value, JSON-escaped as API Gateway
+            /// sends it (quotes, backslashes, non-ASCII): the token comes back exactly when
+            /// the value is in the grammar, and the text is read without a panic.
+            #[test]
+            fn the_bearer_token_comes_back_exactly_when_the_header_is_in_the_grammar(value in header_values()) {
+                let headers = serde_json::json!({"authorization": value}).to_string();
+                let expected = bearer_grammar(&value).map(str::to_owned);
+                prop_assert_eq!(bearer_of(&http_api_event(&headers)), expected, "{:?}", value);
+            }
+
+            #[test]
+            fn a_damaged_event_is_read_without_a_panic(at in any::<prop::sample::Index>(), byte in any::<u8>(), insert in any::<bool>()) {
+                let mut bytes = http_api_event(r#"{"authorization":"Bearer abc.def.ghi"}"#).into_bytes();
+                let i = at.index(bytes.len());
+                if insert { bytes.insert(i, byte) } else { bytes[i] = byte }
+                if let Ok(text) = String::from_utf8(bytes) {
+                    let read = bearer_of(&text);
+                    let well_formed = read.as_deref().is_none_or(|token| bearer_grammar(&("Bearer ".to_owned() + token)).is_some());
+                    prop_assert!(well_formed, "{}", text);
+                }
+            }
+        }
+    }
+
     #[test]
     fn events_are_read_from_their_text_strictly() {
         assert_eq!(
