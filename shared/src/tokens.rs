@@ -590,18 +590,7 @@ mod tests {
             let valid = (any::<[u8; 16]>(), any::<u64>(), any::<[u8; 32]>())
                 .prop_map(|(sid, generation, secret)| format!("{}.{generation}.{}", URL_SAFE_NO_PAD.encode(sid), URL_SAFE_NO_PAD.encode(secret)));
             let edits = prop::sample::select(&['.', '=', '+', '/', '0', 'A', 'w', '_', 'é', ' '][..]);
-            let mutated = (valid.clone(), any::<prop::sample::Index>(), edits, 0..3u8).prop_map(|(token, at, c, how)| {
-                let mut chars: Vec<char> = token.chars().collect();
-                let i = at.index(chars.len());
-                match how {
-                    0 => chars[i] = c,
-                    1 => chars.insert(i, c),
-                    _ => {
-                        chars.remove(i);
-                    }
-                }
-                chars.into_iter().collect()
-            });
+            let mutated = (valid.clone(), any::<usize>(), edits, 0..3u8).prop_map(|(token, at, c, how)| testing::edit(&token, at, c, how));
             prop_oneof![valid, mutated, "\\PC{0,100}", "[A-Za-z0-9_.=-]{0,80}"]
         }
 

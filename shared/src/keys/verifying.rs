@@ -427,18 +427,7 @@ mod reader {
     fn candidates() -> impl Strategy<Value = String> {
         let jwks = testing::public_jwks_json();
         let edits = prop::sample::select(&['"', '{', '}', ',', ':', '[', 'A', '0', '-', 'é', ' '][..]);
-        let mutated = (any::<prop::sample::Index>(), edits, 0..3u8).prop_map(move |(at, c, how)| {
-            let mut chars: Vec<char> = jwks.chars().collect();
-            let i = at.index(chars.len());
-            match how {
-                0 => chars[i] = c,
-                1 => chars.insert(i, c),
-                _ => {
-                    chars.remove(i);
-                }
-            }
-            chars.into_iter().collect::<String>()
-        });
+        let mutated = (any::<usize>(), edits, 0..3u8).prop_map(move |(at, c, how)| testing::edit(&jwks, at, c, how));
         prop_oneof![mutated, "\\PC{0,200}"]
     }
 

@@ -83,6 +83,24 @@ pub fn public_keys() -> PublicKeys {
     PublicKeys::from_json(&public_jwks_json()).expect("test JWKS parses")
 }
 
+/// `text` with one character replaced by `c`, `c` inserted, or one character removed (`how`
+/// 0, 1 or anything else), at `at` modulo its length: the parsers' property tests' mutations.
+pub fn edit(text: &str, at: usize, c: char, how: u8) -> String {
+    let mut chars: Vec<char> = text.chars().collect();
+    if chars.is_empty() {
+        return c.to_string();
+    }
+    let i = at % chars.len();
+    match how {
+        0 => chars[i] = c,
+        1 => chars.insert(i, c),
+        _ => {
+            chars.remove(i);
+        }
+    }
+    chars.into_iter().collect()
+}
+
 /// A configuration for tests: issuer `https://auth.test`, audience `api`, origin
 /// `https://app.test` allowed, everything else default.
 pub fn config() -> Config {
