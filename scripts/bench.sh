@@ -33,7 +33,7 @@ install_tools_and_peers() {
 install_tools_and_peers &
 installing=$!
 
-log "building: criterion benches and the five measured functions (release), the tools, arm64 zips"
+log "building: criterion benches and the seven functions (release), the tools, arm64 zips"
 # The measured binaries use the release profile, and so does the bare runtime they are
 # compared with (an example of the authorizer crate: same dependencies, nothing rebuilt,
 # one more link). The setup tool, the call counter and the local Runtime API are debug
