@@ -560,11 +560,6 @@ mod tests {
 
         const ALPHABET: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-        fn config() -> ProptestConfig {
-            let cases = std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(2000);
-            ProptestConfig::with_cases(cases)
-        }
-
         /// base64url of exactly `bytes` bytes, unpadded and canonical: its length, its
         /// alphabet, and the last character's unused low bits zero.
         fn canonical_b64(s: &str, bytes: usize) -> bool {
@@ -595,7 +590,7 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(config())]
+            #![proptest_config(ProptestConfig::with_cases(testing::property_cases()))]
 
             #[test]
             fn a_refresh_token_is_accepted_exactly_when_it_is_in_the_grammar_and_reads_back_as_sent(s in candidates()) {

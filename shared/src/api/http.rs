@@ -221,7 +221,7 @@ mod tests {
     use crate::testing;
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(2000)))]
+        #![proptest_config(ProptestConfig::with_cases(testing::property_cases()))]
 
         /// The cookie reader against RFC 6265's `name=value` pairs joined by `;`, over
         /// one to three `Cookie` headers: it returns exactly the values (trimmed) of the

@@ -432,7 +432,7 @@ mod reader {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(2000)))]
+        #![proptest_config(ProptestConfig::with_cases(testing::property_cases()))]
 
         /// The JWKS reader on damaged and arbitrary input: never a panic, and a set it
         /// accepts holds only keys that pass its checks: each `kid` one the text names,

@@ -83,6 +83,12 @@ pub fn public_keys() -> PublicKeys {
     PublicKeys::from_json(&public_jwks_json()).expect("test JWKS parses")
 }
 
+/// Cases per property of the parsers' property tests: 2,000, or `PROPTEST_CASES` for a
+/// longer run.
+pub fn property_cases() -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(2000)
+}
+
 /// `text` with one character replaced by `c`, `c` inserted, or one character removed (`how`
 /// 0, 1 or anything else), at `at` modulo its length: the parsers' property tests' mutations.
 pub fn edit(text: &str, at: usize, c: char, how: u8) -> String {

@@ -399,7 +399,7 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(2000)))]
+            #![proptest_config(ProptestConfig::with_cases(crate::testing::property_cases()))]
 
             /// The event reader with any `Authorization` value, JSON-escaped as API Gateway
             /// sends it (quotes, backslashes, non-ASCII): the token comes back exactly when
