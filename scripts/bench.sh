@@ -71,10 +71,12 @@ EMAIL_FROM=no-reply@example.com "$ROOT/target/debug/authctl" local-setup >/dev/n
 log "login's init, step by step (20 starts each way)"
 "$VENV/bin/python" scripts/bench/init_steps.py "$ROOT/target/release/examples/init_steps" 20 >"$out/init_steps.md"
 "$VENV/bin/python" scripts/bench/init_steps.py "$ROOT/target/release/examples/init_steps" 20 default-chains >"$out/init_steps_chains.md"
+TRUST_ROOTS=system "$VENV/bin/python" scripts/bench/init_steps.py "$ROOT/target/release/examples/init_steps" 20 >"$out/init_steps_system.md"
 stop_emulator
 
 # The same start-up with the key fetch (and the DynamoDB warm-up) over HTTPS: the first TLS
-# handshake, with a certificate from a throwaway local CA trusted through SSL_CERT_FILE.
+# handshake, with a certificate from a throwaway local CA trusted through SSL_CERT_FILE (and
+# TRUST_ROOTS=system: see export_emulator_env).
 log "cold start with the first TLS handshake (emulator over HTTPS)"
 make_local_tls "$out/tls"
 port="$(free_port)"
@@ -119,6 +121,10 @@ stop_emulator
   echo "The same with aws-config's default chains (as authctl configures itself):"
   echo
   cat "$out/init_steps_chains.md"
+  echo
+  echo "The same with TRUST_ROOTS=system (the system's trust store instead of the five compiled-in Amazon roots):"
+  echo
+  cat "$out/init_steps_system.md"
   echo
   echo "## Cost per month (scripts/bench/cost.py; the workload and prices are in its header)"
   echo

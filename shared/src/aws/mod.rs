@@ -5,8 +5,10 @@
 //! calls with.
 
 mod recorder;
+mod trust;
 
 pub use recorder::{CallRecorder, ItemAccess, SdkCall};
+pub use trust::TrustRoots;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,7 +49,8 @@ pub async fn load_sdk_config() -> SdkConfig {
 /// The SDK configuration of a function, from the environment the Lambda runtime gives it:
 /// `AWS_REGION` and the execution role's `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and
 /// `AWS_SESSION_TOKEN` (plus `AWS_ENDPOINT_URL` when set, for the emulator, and
-/// `AWS_USE_FIPS_ENDPOINT` / `AWS_USE_DUALSTACK_ENDPOINT`). It walks no
+/// `AWS_USE_FIPS_ENDPOINT` / `AWS_USE_DUALSTACK_ENDPOINT`), and one HTTPS client for all
+/// its SDK clients, trusting the roots `TRUST_ROOTS` names ([`TrustRoots`]). It walks no
 /// chain: no profile file is read and no metadata endpoint is probed, and since no function
 /// calls `aws-config`'s loader, its STS, SSO and IMDS clients are not linked into them
 /// (docs/performance.md has the cold start and the sizes). Without those variables the cold
@@ -79,6 +82,9 @@ fn lambda_sdk_config_from(var: impl Fn(&str) -> Option<String>) -> Result<SdkCon
         .timeout_config(timeout_config());
     if let Some(endpoint) = var("AWS_ENDPOINT_URL") {
         builder = builder.endpoint_url(endpoint);
+    }
+    if let Some(client) = TrustRoots::from_setting(var("TRUST_ROOTS").as_deref())?.http_client()? {
+        builder = builder.http_client(client);
     }
     // The two endpoint switches an operator may set (GovCloud's FIPS endpoints, IPv6),
     // read as the SDK's loader reads them; anything but true or false fails the start.
@@ -279,6 +285,11 @@ mod tests {
         assert_eq!(sdk.endpoint_url(), None);
         assert!(sdk.credentials_provider().is_some());
         assert_eq!(sdk.retry_config().map(|r| r.max_attempts()), Some(3));
+        assert!(sdk.http_client().is_some(), "the compiled-in roots' client, shared by every SDK client");
+        let system = from(&[lambda[0], lambda[1], lambda[2], ("TRUST_ROOTS", "system")]).unwrap();
+        assert!(system.http_client().is_none(), "the SDK's default client, over the system store");
+        let typo = from(&[lambda[0], lambda[1], lambda[2], ("TRUST_ROOTS", "mozilla")]).unwrap_err();
+        assert_eq!(typo.name, "TRUST_ROOTS");
         let emulator = from(&[lambda[0], lambda[1], lambda[2], ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")]).unwrap();
         assert_eq!(
             emulator.endpoint_url(),
