@@ -327,6 +327,17 @@ impl RefreshToken {
         }
     }
 
+    /// The first token of a session from a given secret, so that every run of the protocol
+    /// model (`shared/tests/session_model.rs`) holds the same tokens. No function calls it.
+    #[cfg(any(test, feature = "test-util"))]
+    pub fn start_from(session_id: SessionId, secret: [u8; 32]) -> Self {
+        Self {
+            session_id,
+            generation: 0,
+            secret: RefreshSecret(secret),
+        }
+    }
+
     /// Parses the exact format we issue; anything else is `invalid_token`.
     pub fn parse(s: &str) -> Result<Self, AuthError> {
         let mut parts = s.split('.');

@@ -13,8 +13,8 @@
 //! such as an emulator served over TLS with a local CA, a TLS-inspecting proxy or a
 //! partition whose endpoints use another authority.
 
-use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use aws_smithy_http_client::Builder;
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 use crate::error::ConfigError;
@@ -138,7 +138,9 @@ mod tests {
             format!("{:?}", aws_smithy_types::error::display::DisplayErrorContext(&refused)).contains("UnknownIssuer"),
             "{refused:?}"
         );
-        list_tables(trusting_only(include_str!("testdata/local-ca.pem")).unwrap()).await.expect("the local CA's client connects");
+        list_tables(trusting_only(include_str!("testdata/local-ca.pem")).unwrap())
+            .await
+            .expect("the local CA's client connects");
     }
 
     /// `https://127.0.0.1:PORT`, answering every request on every connection with `{}`

@@ -13,7 +13,7 @@ pub mod mfa;
 #[cfg(test)]
 mod mfa_tests;
 pub mod passkeys;
-mod refresh;
+pub mod refresh;
 pub mod register;
 pub mod revocation;
 #[cfg(test)]

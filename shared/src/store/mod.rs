@@ -39,6 +39,26 @@ pub struct Rotation {
     pub idle_expires_at: u64,
 }
 
+impl Rotation {
+    /// The rotation's condition over the stored item: the presented token is the current
+    /// one (hash and generation), and the session is neither revoked nor expired. The
+    /// DynamoDB store writes exactly this as its `ConditionExpression`; the in-memory store
+    /// and the protocol model (`shared/tests/session_model.rs`) evaluate it here.
+    pub fn permits(&self, stored: &SessionRecord) -> bool {
+        stored.token_hash == self.expected_hash && stored.generation == self.expected_generation && stored.is_live(self.now)
+    }
+
+    /// The rotation's update, applied where [`Self::permits`] held: the successor's hash
+    /// becomes current, the presented one previous, the generation one up, the idle expiry
+    /// slides.
+    pub fn apply(&self, stored: &mut SessionRecord) {
+        stored.previous_token_hash = Some(std::mem::replace(&mut stored.token_hash, self.new_hash.clone()));
+        stored.generation += 1;
+        stored.rotated_at = self.now;
+        stored.expires_at = self.idle_expires_at;
+    }
+}
+
 /// What a rotation attempt did.
 #[derive(Debug)]
 pub enum RotationOutcome {
@@ -78,6 +98,19 @@ pub enum RevokeIf<'a> {
     /// a user ending one of their own sessions by id. The owner is part of the condition,
     /// not read first, so no interleaving lets one user end another's session.
     LiveOwnedBy(&'a str),
+}
+
+impl RevokeIf<'_> {
+    /// The condition over the stored item at `now`: what the DynamoDB store writes as its
+    /// `ConditionExpression`, evaluated here by the in-memory store and the protocol model.
+    pub fn permits(&self, stored: &SessionRecord, now: u64) -> bool {
+        match self {
+            Self::Holds(hash) => stored.holds(hash) && stored.is_live(now),
+            Self::NotRevoked => stored.revoked_at.is_none(),
+            Self::EpochBelow(epoch) => stored.revoked_at.is_none() && stored.epoch() < *epoch,
+            Self::LiveOwnedBy(user_id) => stored.user_id == *user_id && stored.is_live(now),
+        }
+    }
 }
 
 /// What a revocation did.

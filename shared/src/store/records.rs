@@ -283,6 +283,14 @@ impl SessionRecord {
         self.token_hash.ct_eq(hash) | previous
     }
 
+    /// A revocation's update: revoked at `now` for `reason`, and kept only
+    /// [`super::REVOKED_RETENTION_SECS`] from now (its TTL brought forward).
+    pub fn revoke(&mut self, reason: &str, now: u64) {
+        self.revoked_at = Some(now);
+        self.revoke_reason = Some(reason.to_owned());
+        self.expires_at = now + super::REVOKED_RETENTION_SECS;
+    }
+
     /// Neither expiry passed, revoked or not (a revoked item's expiry is brought forward to
     /// [`super::REVOKED_RETENTION_SECS`] after its revocation).
     pub fn is_retained(&self, now: u64) -> bool {

@@ -22,8 +22,8 @@ use crate::links::{IssuedLink, LinkPurpose};
 use crate::mail::{Mail, Mailer};
 use crate::service::AuthService;
 use crate::store::{
-    AttemptReservation, LinkStore, LoginThrottle, REVOKED_RETENTION_SECS, Revocation, RevokeIf, Rotation, RotationOutcome, SessionRecord, SessionStanding,
-    SessionStore, StandingStore, UserRecord, UserStanding, UserStore,
+    AttemptReservation, LinkStore, LoginThrottle, Revocation, RevokeIf, Rotation, RotationOutcome, SessionRecord, SessionStanding, SessionStore, StandingStore,
+    UserRecord, UserStanding, UserStore,
 };
 use crate::tokens::{SessionId, TokenHash};
 
@@ -243,18 +243,10 @@ impl SessionStore for MemorySessions {
         let Some(session) = items.get_mut(&r.session_id) else {
             return Ok(RotationOutcome::Rejected(None));
         };
-        let condition = session.token_hash == r.expected_hash
-            && session.generation == r.expected_generation
-            && session.revoked_at.is_none()
-            && session.expires_at > r.now
-            && session.absolute_expires_at > r.now;
-        if !condition {
+        if !r.permits(session) {
             return Ok(RotationOutcome::Rejected(Some(session.clone())));
         }
-        session.previous_token_hash = Some(std::mem::replace(&mut session.token_hash, r.new_hash.clone()));
-        session.generation += 1;
-        session.rotated_at = r.now;
-        session.expires_at = r.idle_expires_at;
+        r.apply(session);
         self.writes.fetch_add(1, Ordering::SeqCst);
         Ok(RotationOutcome::Rotated(session.clone()))
     }
@@ -268,19 +260,11 @@ impl SessionStore for MemorySessions {
         let Some(session) = items.get_mut(id) else {
             return Ok(Revocation::Refused(None));
         };
-        let allowed = match condition {
-            RevokeIf::Holds(hash) => session.holds(hash) && session.is_live(now),
-            RevokeIf::NotRevoked => session.revoked_at.is_none(),
-            RevokeIf::EpochBelow(epoch) => session.revoked_at.is_none() && session.epoch() < epoch,
-            RevokeIf::LiveOwnedBy(user_id) => session.user_id == user_id && session.is_live(now),
-        };
-        if !allowed {
+        if !condition.permits(session, now) {
             return Ok(Revocation::Refused(Some(session.clone())));
         }
         let before = session.clone();
-        session.revoked_at = Some(now);
-        session.revoke_reason = Some(reason.to_owned());
-        session.expires_at = now + REVOKED_RETENTION_SECS;
+        session.revoke(reason, now);
         self.writes.fetch_add(1, Ordering::SeqCst);
         Ok(Revocation::Revoked(before))
     }
