@@ -6,7 +6,9 @@ use lambda_http::{Body, Request, Response};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::http::{HttpPolicy, MAX_USERNAME_BYTES, append_header, empty_response, error_response, json_body, json_response, log_unavailable, request_meta};
+use super::http::{
+    HttpPolicy, MAX_USERNAME_BYTES, append_header, empty_response, error_response, from_json_object, json_body, json_response, log_unavailable, request_meta,
+};
 use crate::config::Config;
 use crate::error::AuthError;
 use crate::factors::AnswerFields;
@@ -227,7 +229,7 @@ impl AuthApi {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(TokenBody::default());
         }
-        serde_json::from_slice(bytes).map_err(|_| AuthError::InvalidRequest("The body, when sent, must be a JSON object."))
+        from_json_object(bytes).ok_or(AuthError::InvalidRequest("The body, when sent, must be a JSON object."))
     }
 
     /// The refresh tokens the request presents: its refresh cookies, or else the body's
