@@ -63,39 +63,9 @@ AUTH_PUBLIC_JWKS="$("$ROOT/target/debug/authctl" keys jwks)"
 export AUTH_PUBLIC_JWKS AUTH_ISSUER="$api/lambda-url/discovery" AUTH_AUDIENCE=local-api \
   ALLOWED_ORIGINS="http://localhost:$demo_port" APP_URL="http://localhost:$demo_port" REFRESH_COOKIE_PATH=/lambda-url \
   ACCESS_TOKEN_TTL="${ACCESS_TOKEN_TTL:-5}" REFRESH_REUSE_GRACE="${REFRESH_REUSE_GRACE:-5}" RUST_LOG=info
-cargo lambda watch --disable-cors --invoke-address 127.0.0.1 --invoke-port "$lambda_port" \
-  >"$artifacts/functions.log" 2>&1 &
-WATCH_PID=$!
+start_functions "$lambda_port" "$artifacts/functions.log"
 DEMO_API_URL="$api" node client/demo/serve.mjs "$demo_port" "$foreign_port" >"$artifacts/demo.log" 2>&1 &
 DEMO_PID=$!
-
-# Each function starts on its first request: make that happen now, not inside a test. Every
-# request is bounded: a function that dies while it starts leaves cargo lambda watch holding
-# its request for ever (seen), so a dead start fails here at once, with the functions' log.
-log "waiting for the functions on 127.0.0.1:$lambda_port"
-fail_with_log() {
-  echo "$1" >&2
-  echo "--- the last lines of target/browser/functions.log:" >&2
-  tail -80 "$artifacts/functions.log" >&2
-  exit 1
-}
-invoke() { curl --noproxy '*' -s -o /dev/null -m 60 -w '%{http_code}' "$@" || true; }
-warm() { invoke -X "$1" "$api/lambda-url/$2"; }
-deadline=$((SECONDS + 300))
-until [[ "$(invoke -m 10 "$api/lambda-url/discovery/.well-known/jwks.json")" == 200 ]]; do
-  kill -0 "$WATCH_PID" 2>/dev/null || fail_with_log "cargo lambda watch exited"
-  grep -q "command exited" "$artifacts/functions.log" && fail_with_log "a function exited while it started"
-  ((SECONDS < deadline)) || fail_with_log "discovery did not answer within 300 s"
-  sleep 0.5
-done
-for probe in "POST login/" "POST refresh/" "POST logout/" "GET account/auth/sessions" "POST register/auth/signup"; do
-  # shellcheck disable=SC2086
-  code="$(warm $probe)"
-  [[ "$code" =~ ^(400|401|204|415)$ ]] || fail_with_log "warm-up $probe answered $code"
-done
-# The authorizer, invoked as API Gateway would: its fixture's placeholder token is a deny (200).
-code="$(invoke -d @functions/authorizer/fixtures/http-api-request.json "$api/2015-03-31/functions/authorizer/invocations")"
-[[ "$code" == 200 ]] || fail_with_log "warm-up of the authorizer answered $code"
 
 # The tests add every token they see; the log scan below looks for each in the functions' log.
 printf '%s\n' "$DEMO_PASSWORD" >"$artifacts/secrets.txt"
@@ -106,6 +76,6 @@ started=$SECONDS
 CHROMIUM="$CHROMIUM" API_URL="$api" DEMO_URL="http://localhost:$demo_port/" FOREIGN_URL="http://localhost:$foreign_port/" \
   EMULATOR_URL="$AWS_ENDPOINT_URL" EMULATOR_PID="$EMULATOR_PID" ARTIFACTS="$artifacts" \
   timeout --foreground -k 10 1200 node --test --test-concurrency=1 --test-timeout=180000 "$@" client/dist/e2e/browser.test.js ||
-  fail_with_log "the browser tests failed or ran out of time"
+  fail_with_log "$artifacts/functions.log" "the browser tests failed or ran out of time"
 log "browser tests took $((SECONDS - started)) s; screenshot: target/browser/signed-in.png"
 python3 "$ROOT/scripts/scan_logs.py" "$artifacts/functions.log" "$artifacts/secrets.txt"

@@ -1,7 +1,8 @@
-# Shared by scripts/dev.sh, scripts/test.sh, scripts/e2e.sh and scripts/browser.sh: the
-# project-local Python venv (moto, cargo-lambda, cfn-lint, aws-sam-cli, and PyJWT, the
-# third-party verifier the end-to-end tests check our tokens and discovery documents with),
-# the DynamoDB/Secrets Manager emulator on loopback, and the browser client's build.
+# Shared by scripts/dev.sh, scripts/test.sh, scripts/e2e.sh, scripts/browser.sh and
+# scripts/api_fuzz.sh: the project-local Python venv (moto, cargo-lambda, cfn-lint,
+# aws-sam-cli, and PyJWT, the third-party verifier the end-to-end tests check our tokens and
+# discovery documents with), the fuzzer's own venv, the DynamoDB/Secrets Manager emulator on
+# loopback, the functions under `cargo lambda watch`, and the browser client's build.
 # Source it; it defines functions and sets no options of the caller.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -9,16 +10,27 @@ VENV="$ROOT/.venv"
 # Pinned so every machine and CI run the same tools. aws-sam-cli is what scripts/package.sh
 # (and the README's deploy) builds with; it pins boto3 exactly, so moto runs on that boto3.
 PY_PACKAGES=("moto[server]==5.2.5" "cargo-lambda==1.9.2" "cfn-lint==1.58.0" "aws-sam-cli==1.170.0" "pyjwt[crypto]==2.15.1")
+# Schemathesis (scripts/api_fuzz.sh) in a venv of its own: its pins are not aws-sam-cli's.
+FUZZ_VENV="$ROOT/.venv-fuzz"
+FUZZ_PACKAGES=("schemathesis==4.32.5")
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 # Creates .venv and installs the tools once; later runs only check the stamp.
-ensure_venv() {
-  local stamp="$VENV/.installed-$(printf '%s ' "${PY_PACKAGES[@]}" | cksum | cut -d' ' -f1)"
+ensure_venv() { venv_with "$VENV" "${PY_PACKAGES[@]}"; }
+
+# The fuzzer's venv (.venv-fuzz), the same way.
+ensure_fuzz_venv() { venv_with "$FUZZ_VENV" "${FUZZ_PACKAGES[@]}"; }
+
+# venv_with DIR PACKAGE...: a venv at DIR with the packages, installed once per list.
+venv_with() {
+  local dir="$1"
+  shift
+  local stamp="$dir/.installed-$(printf '%s ' "$@" | cksum | cut -d' ' -f1)"
   if [[ -f "$stamp" ]]; then return 0; fi
-  log "installing ${PY_PACKAGES[*]} into .venv"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}"
+  log "installing $* into ${dir#"$ROOT"/}"
+  python3 -m venv "$dir"
+  "$dir/bin/pip" install --quiet --disable-pip-version-check "$@"
   touch "$stamp"
 }
 
@@ -99,6 +111,46 @@ stop_process() {
   done
   if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid" 2>/dev/null || true; fi
   wait "$pid" 2>/dev/null || true
+}
+
+# start_functions PORT LOG: `cargo lambda watch` serving every function on 127.0.0.1:PORT
+# with the caller's environment, never reloading them (a file written during a test would
+# restart every function and fail the requests in flight), the log in LOG; sets WATCH_PID
+# (stop it with stop_process). Then
+# each function started by a first request, so that no test waits for a start. Every request
+# is bounded: a function that dies while it starts leaves `cargo lambda watch` holding its
+# request for ever (seen), so a dead start fails here at once, with the functions' log.
+start_functions() {
+  local port="$1" log_file="$2" api="http://localhost:$1" code deadline
+  cargo lambda watch --ignore-changes --disable-cors --invoke-address 127.0.0.1 --invoke-port "$port" >"$log_file" 2>&1 &
+  WATCH_PID=$!
+  log "waiting for the functions on 127.0.0.1:$port"
+  deadline=$((SECONDS + 300))
+  until [[ "$(bounded_request -m 10 "$api/lambda-url/discovery/.well-known/jwks.json")" == 200 ]]; do
+    kill -0 "$WATCH_PID" 2>/dev/null || fail_with_log "$log_file" "cargo lambda watch exited"
+    grep -q "command exited" "$log_file" && fail_with_log "$log_file" "a function exited while it started"
+    ((SECONDS < deadline)) || fail_with_log "$log_file" "discovery did not answer within 300 s"
+    sleep 0.5
+  done
+  for probe in "POST login/" "POST refresh/" "POST logout/" "GET account/auth/sessions" "POST register/auth/signup"; do
+    code="$(bounded_request -X "${probe% *}" "$api/lambda-url/${probe#* }")"
+    [[ "$code" =~ ^(400|401|204|415)$ ]] || fail_with_log "$log_file" "warm-up $probe answered $code"
+  done
+  # The authorizer, invoked as API Gateway would: its fixture's placeholder token is a deny (200).
+  code="$(bounded_request -d @"$ROOT/functions/authorizer/fixtures/http-api-request.json" "$api/2015-03-31/functions/authorizer/invocations")"
+  [[ "$code" == 200 ]] || fail_with_log "$log_file" "warm-up of the authorizer answered $code"
+}
+
+# bounded_request CURL_ARGS...: the status code of one request to loopback, within 60 s (or
+# the -m given), never through a proxy; 000 when there is no answer.
+bounded_request() { curl --noproxy '*' -s -o /dev/null -m 60 -w '%{http_code}' "$@" || true; }
+
+# fail_with_log LOG MESSAGE: fails the script with MESSAGE and the end of the functions' LOG.
+fail_with_log() {
+  echo "$2" >&2
+  echo "--- the last lines of ${1#"$ROOT"/}:" >&2
+  tail -80 "$1" >&2
+  exit 1
 }
 
 # ensure_client: client/'s npm packages (npm ci from the committed lock file; again only when

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Every check, as CI runs it: formatting, clippy with warnings as errors, unit tests,
-# end-to-end tests against the emulator, the browser client's unit tests and its demo in
-# real Chromium (scripts/browser.sh), the SAM template lint, and (in CI, or with
+# Every check, as CI runs it: formatting, clippy with warnings as errors, unit tests (the
+# session protocol's model check among them), end-to-end tests against the emulator, the
+# browser client's unit tests and its demo in real Chromium (scripts/browser.sh), the HTTP
+# API fuzzed from docs/openapi.yaml by schemathesis (scripts/api_fuzz.sh), the SAM
+# template lint, and (in CI, or with
 # PACKAGE=1) the README's deploy build (`sam build`, arm64) and its zip sizes. Installs
 # what it needs (a project-local venv with moto, cargo-lambda, cfn-lint and the SAM CLI;
 # client/'s npm packages; Debian's chromium) on first run.
@@ -29,6 +31,8 @@ cargo test --locked --workspace --exclude e2e 2>&1 | tee -a "$results"
 "$ROOT/scripts/e2e.sh" 2>&1 | tee -a "$results"
 
 "$ROOT/scripts/browser.sh" 2>&1 | tee -a "$results"
+
+"$ROOT/scripts/api_fuzz.sh" 2>&1 | tee -a "$results"
 
 log "cfn-lint template.yaml"
 "$VENV/bin/cfn-lint" template.yaml
