@@ -22,10 +22,7 @@ mkdir -p "$artifacts"
 
 cleanup() {
   trap - EXIT INT TERM
-  for pid in ${GATEWAY_PID:-} ${WATCH_PID:-}; do
-    stop_process "$pid"
-  done
-  stop_emulator
+  stop_all ${GATEWAY_PID:-} ${WATCH_PID:-}
 }
 trap cleanup EXIT INT TERM
 

@@ -32,10 +32,7 @@ cleanup() {
   trap - EXIT INT TERM
   # A test that died while the emulator was paused (scenario 5) must not leave it stopped.
   if [[ -n "${EMULATOR_PID:-}" ]]; then kill -CONT "$EMULATOR_PID" 2>/dev/null || true; fi
-  for pid in ${DEMO_PID:-} ${WATCH_PID:-}; do
-    stop_process "$pid"
-  done
-  stop_emulator
+  stop_all ${DEMO_PID:-} ${WATCH_PID:-}
 }
 trap cleanup EXIT INT TERM
 

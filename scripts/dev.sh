@@ -43,10 +43,7 @@ fi
 
 cleanup() {
   trap - EXIT INT TERM
-  for pid in ${DEMO_PID:-} ${WATCH_PID:-}; do
-    stop_process "$pid"
-  done
-  stop_emulator
+  stop_all ${DEMO_PID:-} ${WATCH_PID:-}
   log "stopped"
 }
 trap cleanup EXIT INT TERM

@@ -100,6 +100,15 @@ stop_emulator() {
   EMULATOR_PID=
 }
 
+# stop_all PID...: a test script's clean-up: each process (stop_process), then the emulator.
+stop_all() {
+  local pid
+  for pid in "$@"; do
+    stop_process "$pid"
+  done
+  stop_emulator
+}
+
 # stop_process PID: SIGTERM, and SIGKILL when it is still there 10 s later, so that a
 # script's clean-up never waits for ever on a process that ignores the first.
 stop_process() {

@@ -41,7 +41,8 @@ impl SessionStore for DynamoSessions {
                  rotated_at = :now, expires_at = :idle_expires_at",
             )
             // SECURITY: the rotation condition. Only the holder of the current token rotates,
-            // only once, and never a revoked or expired session.
+            // only once, and never a revoked or expired session. The same condition as
+            // `Rotation::permits`, which the protocol model checks: change both together.
             .condition_expression(
                 "token_hash = :expected_hash AND generation = :generation AND attribute_not_exists(revoked_at) \
                  AND expires_at > :now AND absolute_expires_at > :now",
@@ -83,6 +84,7 @@ impl SessionStore for DynamoSessions {
             .expression_attribute_values(":retained_until", n(now + REVOKED_RETENTION_SECS))
             .return_values(ReturnValue::AllOld)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        // Each condition is the expression of `RevokeIf::permits`: change both together.
         request = match condition {
             // SECURITY: only the holder of the current token of a live session, or of the one
             // its last rotation replaced, can end it (and, with `everywhere`, the user's other
