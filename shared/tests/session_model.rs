@@ -100,11 +100,11 @@ const LARGE_WORLDS: [(&str, Bounds); 2] = [
         "one browser (two tabs), a thief",
         Bounds {
             jars: 1,
-            logins: 2,
+            logins: 1,
             refreshes: 4,
-            losses: 2,
-            thief_refreshes: 2,
-            max_time: 3,
+            losses: 1,
+            thief_refreshes: 1,
+            max_time: 2,
         },
     ),
     (
@@ -115,7 +115,7 @@ const LARGE_WORLDS: [(&str, Bounds); 2] = [
             refreshes: 3,
             losses: 1,
             thief_refreshes: 0,
-            max_time: 2,
+            max_time: 1,
         },
     ),
 ];
