@@ -7,7 +7,9 @@
 use lambda_http::{Error, LambdaEvent, lambda_runtime, service_fn};
 use serde_json::value::RawValue;
 
-#[tokio::main]
+// One thread: an instance serves one request at a time, and worker threads cost CPU at
+// every cold start (docs/performance.md). argon2id still runs on tokio's blocking pool.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(|event: LambdaEvent<Box<RawValue>>| async move { Ok::<_, Error>(event.payload) })).await
 }

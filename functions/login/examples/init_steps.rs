@@ -49,7 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         last: (0.0, cpu_ns() as f64 / 1e6),
         out: Vec::new(),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     steps.mark("tokio runtime");
     runtime.block_on(async {
         telemetry::init();

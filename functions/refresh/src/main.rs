@@ -1,7 +1,9 @@
 use auth_core::{Config, api::session::AuthApi, aws, telemetry};
 use lambda_http::{Error, run, service_fn};
 
-#[tokio::main]
+// One thread: an instance serves one request at a time, and worker threads cost CPU at
+// every cold start (docs/performance.md). argon2id still runs on tokio's blocking pool.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = Config::from_env()?;
