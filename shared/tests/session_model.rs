@@ -321,20 +321,9 @@ fn session_index(state: &State, tok: &Tok) -> usize {
 fn would_refresh(state: &State, tok: &Tok) -> bool {
     let stored = &state.sessions[session_index(state, tok)].record;
     let successor = tok.0.successor(&pepper());
-    let rotates = rotation(tok, &successor, state.now).permits(stored)
+    let rotates = Rotation::of(&tok.0, &successor, state.now, IDLE_TTL).permits(stored)
         || matches!(judge_refused(&tok.0, Some(stored.clone()), &pepper(), state.now, GRACE), Refused::Grace { .. });
     rotates && judge_user(Some(&state.user.record()), stored).is_ok()
-}
-
-fn rotation(presented: &Tok, successor: &RefreshToken, now: u64) -> Rotation {
-    Rotation {
-        session_id: presented.0.session_id.clone(),
-        expected_hash: presented.0.hash(),
-        expected_generation: presented.0.generation,
-        new_hash: successor.hash(),
-        now,
-        idle_expires_at: now + IDLE_TTL,
-    }
 }
 
 /// Every token someone holds or has in flight.
@@ -429,7 +418,7 @@ impl SessionModel {
                 let next = match stage {
                     Stage::Sent => {
                         let successor = presented.0.successor(&pepper());
-                        let rotation = rotation(&presented, &successor, now);
+                        let rotation = Rotation::of(&presented.0, &successor, now, IDLE_TTL);
                         let stored = &mut state.sessions[n];
                         if rotation.permits(&stored.record) {
                             rotation.apply(&mut stored.record);

@@ -21,14 +21,7 @@ impl AuthService {
         let keys = self.keys.current().await?;
         let now = self.clock.now();
         let successor = presented.successor(keys.refresh_pepper());
-        let rotation = Rotation {
-            session_id: presented.session_id.clone(),
-            expected_hash: presented.hash(),
-            expected_generation: presented.generation,
-            new_hash: successor.hash(),
-            now,
-            idle_expires_at: now + self.refresh_idle_ttl,
-        };
+        let rotation = Rotation::of(&presented, &successor, now, self.refresh_idle_ttl);
         let (session, current) = match self.sessions.rotate(&rotation).await? {
             RotationOutcome::Rotated(session) => {
                 audit_session(AuditEvent::RefreshRotated, meta, &session, None);

@@ -19,7 +19,7 @@ use crate::error::AuthError;
 use crate::factors::{FactorUse, Factors, TotpSecret};
 use crate::links::{IssuedLink, LinkPurpose};
 use crate::passkeys::StoredPasskey;
-use crate::tokens::{SessionId, TokenHash};
+use crate::tokens::{RefreshToken, SessionId, TokenHash};
 use webauthn_rs::prelude::Uuid;
 
 /// One rotation: the single conditional write of a refresh.
@@ -40,6 +40,19 @@ pub struct Rotation {
 }
 
 impl Rotation {
+    /// The rotation of `presented` to `successor` at `now`, sliding the idle expiry to
+    /// `idle_ttl` seconds from now: what refresh writes, and what the protocol model checks.
+    pub fn of(presented: &RefreshToken, successor: &RefreshToken, now: u64, idle_ttl: u64) -> Self {
+        Self {
+            session_id: presented.session_id.clone(),
+            expected_hash: presented.hash(),
+            expected_generation: presented.generation,
+            new_hash: successor.hash(),
+            now,
+            idle_expires_at: now + idle_ttl,
+        }
+    }
+
     /// The rotation's condition over the stored item: the presented token is the current
     /// one (hash and generation), and the session is neither revoked nor expired. The
     /// DynamoDB store writes exactly this as its `ConditionExpression`; the in-memory store
