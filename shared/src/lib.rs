@@ -20,7 +20,8 @@
 //!
 //! `aws` wires the adapters for the Lambdas' `main.rs` (the one module that knows every
 //! layer); `telemetry` sets up logging; `testing` (feature `test-util`) holds in-memory
-//! stores and fixtures. AWS SDK types stay inside the adapters and `aws`.
+//! stores and fixtures; `fuzzing` (feature `fuzzing`) opens the private parsers to the fuzz
+//! targets in `fuzz/`. AWS SDK types stay inside the adapters and `aws`.
 
 pub mod api;
 pub mod audit;
@@ -30,6 +31,8 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod factors;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod keys;
 pub mod links;
 pub mod mail;

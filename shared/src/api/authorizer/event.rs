@@ -13,7 +13,7 @@ pub(super) const HTTP_API_VERSION: &str = "2.0";
 
 /// Which gateway asked, from the event's `version` and `type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Gateway {
+pub(crate) enum Gateway {
     HttpApi,
     RestToken,
     RestRequest,
@@ -87,7 +87,7 @@ impl<'a> AuthorizerEvent<'a> {
         event.gateway().is_some().then_some(event)
     }
 
-    pub(super) fn gateway(&self) -> Option<Gateway> {
+    pub(crate) fn gateway(&self) -> Option<Gateway> {
         let kind = self.kind.as_deref()?;
         match self.version.as_deref() {
             Some(HTTP_API_VERSION) if kind.eq_ignore_ascii_case("REQUEST") => Some(Gateway::HttpApi),
@@ -108,7 +108,7 @@ impl<'a> AuthorizerEvent<'a> {
     }
 
     /// The Bearer token, when exactly one `Authorization` header carries one.
-    pub(super) fn bearer(&self, gateway: Gateway) -> Option<&str> {
+    pub(crate) fn bearer(&self, gateway: Gateway) -> Option<&str> {
         if gateway == Gateway::RestToken {
             return self.authorization_token.as_deref().and_then(bearer_token);
         }
