@@ -6,6 +6,8 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 ensure_venv
+# The real OpenID provider of the federation tests (tests/tests/e2e/federation.rs).
+ensure_oidc_provider
 port="$(free_port)"
 trap stop_emulator EXIT INT TERM
 start_emulator "$port"

@@ -162,19 +162,29 @@ fail_with_log() {
   exit 1
 }
 
-# ensure_client: client/'s npm packages (npm ci from the committed lock file; again only when
-# the lock file changed) and its build (tsc, which also prints the bundle's gzipped size).
-ensure_client() {
+# npm_ci DIR: DIR's npm packages, installed with `npm ci` from its committed lock file, again
+# only when the lock file changed.
+npm_ci() {
   if ! command -v npm >/dev/null; then
-    echo "client/ needs Node.js 20 or later with npm" >&2
+    echo "${1#"$ROOT"/}/ needs Node.js 20 or later with npm" >&2
     return 1
   fi
-  local stamp="$ROOT/client/node_modules/.installed-$(cksum <"$ROOT/client/package-lock.json" | cut -d' ' -f1)"
+  local stamp="$1/node_modules/.installed-$(cksum <"$1/package-lock.json" | cut -d' ' -f1)"
   if [[ ! -f "$stamp" ]]; then
-    log "npm ci (client/)"
-    (cd "$ROOT/client" && npm ci --no-audit --no-fund --loglevel=error)
+    log "npm ci (${1#"$ROOT"/}/)"
+    (cd "$1" && npm ci --no-audit --no-fund --loglevel=error)
     touch "$stamp"
   fi
+}
+
+# ensure_client: client/'s npm packages and its build (tsc, which also prints the bundle's
+# gzipped size).
+ensure_client() {
+  npm_ci "$ROOT/client"
   log "building client/"
   (cd "$ROOT/client" && npm run --silent build)
 }
+
+# ensure_oidc_provider: the OpenID provider the federation tests and the demo run on
+# loopback (tests/oidc/: panva's oidc-provider).
+ensure_oidc_provider() { npm_ci "$ROOT/tests/oidc"; }

@@ -166,6 +166,13 @@ pub struct Config {
     /// The WebAuthn relying party id (`WEBAUTHN_RP_ID`: the site's registrable domain, or
     /// `localhost`); passkeys are off without it. The origins are `ALLOWED_ORIGINS`.
     pub webauthn_rp_id: Option<String>,
+    /// The OpenID providers users may sign in with (`OAUTH_PROVIDERS`, a JSON array; read
+    /// and checked by the federation function, `federation::provider`).
+    pub oauth_providers: Option<String>,
+    /// The Secrets Manager secret holding the providers' client secrets as
+    /// `{"<provider id>": "<secret>"}` (`OAUTH_CLIENT_SECRETS_ID`, default
+    /// `auth/oauth-client-secrets`): only the federation function may read it.
+    pub oauth_client_secrets_id: String,
 }
 
 /// The option `value` names (case-insensitively) among `options`, or an error for `name`
@@ -381,6 +388,8 @@ impl Config {
             totp_issuer,
             route_require_mfa,
             webauthn_rp_id: get("WEBAUTHN_RP_ID"),
+            oauth_providers: get("OAUTH_PROVIDERS"),
+            oauth_client_secrets_id: text("OAUTH_CLIENT_SECRETS_ID", "auth/oauth-client-secrets"),
         };
         if config.refresh_reuse_grace > 60 {
             return Err(ConfigError {

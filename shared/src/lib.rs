@@ -31,6 +31,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod factors;
+pub mod federation;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod keys;

@@ -8,6 +8,7 @@
 pub mod account;
 pub mod authorizer;
 pub mod discovery;
+pub mod federation;
 pub mod http;
 pub mod register;
 pub mod session;

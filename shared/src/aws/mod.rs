@@ -10,6 +10,7 @@ mod trust;
 pub use recorder::{CallRecorder, ItemAccess, SdkCall};
 pub use trust::TrustRoots;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,16 +22,21 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 
 use crate::api::account::Account;
 use crate::api::authorizer::Authorizer;
+use crate::api::federation::FederationApi;
 use crate::api::register::RegisterApi;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, RevocationCheck};
 use crate::error::ConfigError;
+use crate::federation::client::Provider;
+use crate::federation::http::ProviderHttp;
+use crate::federation::provider::parse_providers;
 use crate::keys::secrets_manager::{Connect, SecretsManagerKeys};
 use crate::keys::verifying::TrustedKeys;
 use crate::keys::{KeyCache, KeyDocument, PublicKeys, SigningKeys};
 use crate::mail::ses::SesMailer;
 use crate::passkeys::Passkeys;
 use crate::service::AuthService;
+use crate::service::federation::Federation;
 use crate::service::register::Registration;
 use crate::service::revocation::SessionCheck;
 use crate::store::dynamodb::{DynamoSessions, DynamoStanding, DynamoUsers};
@@ -161,6 +167,56 @@ pub fn auth_service_with(config: &Config, dynamodb: aws_sdk_dynamodb::Client, se
     let sessions = DynamoSessions::new(dynamodb, &config.sessions_table);
     let keys = Arc::new(key_cache::<SigningKeys>(SecretsManagerKeys::new(secrets, &config.signing_secret_id), config));
     AuthService::new(config, users.clone(), Arc::new(sessions), users, keys, clock)
+}
+
+/// The federation function's endpoints, configured from the environment: the providers of
+/// `OAUTH_PROVIDERS` (required; checked here), their client secrets read once from
+/// `OAUTH_CLIENT_SECRETS_ID` during init (a provider missing there is a public client,
+/// PKCE only), the tables and the signing keys.
+pub async fn federation(config: &Config) -> Result<FederationApi, ConfigError> {
+    let sdk = lambda_sdk_config()?;
+    federation_with(config, aws_sdk_dynamodb::Client::new(&sdk), aws_sdk_secretsmanager::Client::new(&sdk)).await
+}
+
+/// The federation function's endpoints over the given clients.
+pub async fn federation_with(
+    config: &Config,
+    dynamodb: aws_sdk_dynamodb::Client,
+    secrets: aws_sdk_secretsmanager::Client,
+) -> Result<FederationApi, ConfigError> {
+    let bad = |name: &'static str, problem: String| ConfigError { name, problem };
+    let listed = config
+        .oauth_providers
+        .as_deref()
+        .ok_or_else(|| bad("OAUTH_PROVIDERS", "is required by the federation function".into()))?;
+    let providers = parse_providers(listed).map_err(|problem| bad("OAUTH_PROVIDERS", problem))?;
+    let mut client_secrets = match secrets.get_secret_value().secret_id(&config.oauth_client_secrets_id).send().await {
+        Ok(out) => serde_json::from_str::<HashMap<String, String>>(out.secret_string().unwrap_or_default()).map_err(|_| {
+            bad(
+                "OAUTH_CLIENT_SECRETS_ID",
+                "the secret must be a JSON object of provider ids to client secrets".into(),
+            )
+        })?,
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => HashMap::new(),
+        Err(e) => {
+            return Err(bad(
+                "OAUTH_CLIENT_SECRETS_ID",
+                format!("the secret cannot be read: {}", aws_sdk_secretsmanager::error::DisplayErrorContext(&e)),
+            ));
+        }
+    };
+    let http = ProviderHttp::new().map_err(|e| bad("OAUTH_PROVIDERS", e.to_string()))?;
+    let providers = providers
+        .into_iter()
+        .map(|p| {
+            let secret = client_secrets.remove(&p.id);
+            Provider::new(p, secret, http.clone())
+        })
+        .collect();
+    let users = Arc::new(DynamoUsers::new(dynamodb.clone(), &config.users_table, &config.sessions_table));
+    let federation = Federation::new(providers, users, &config.issuer, config.signup);
+    let service = auth_service_with(config, dynamodb, secrets).with_federation(Some(federation));
+    Ok(FederationApi::new(config, service))
 }
 
 /// The authorizer, configured from the environment. With keys deployed in

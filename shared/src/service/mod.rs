@@ -7,6 +7,7 @@
 
 pub mod account;
 pub mod credentials;
+pub mod federation;
 mod login;
 mod logout;
 pub mod mfa;
@@ -77,6 +78,7 @@ pub struct AuthService {
     sessions: Arc<dyn SessionStore>,
     factors: Arc<dyn FactorStore>,
     passkeys: Option<Arc<Passkeys>>,
+    federation: Option<Arc<federation::Federation>>,
     keys: Arc<KeyCache<SigningKeys>>,
     tokens: AccessTokens,
     clock: Arc<dyn Clock>,
@@ -100,6 +102,7 @@ impl AuthService {
             sessions,
             factors,
             passkeys: None,
+            federation: None,
             keys,
             tokens: AccessTokens::new(config),
             clock,

@@ -379,6 +379,9 @@ pub enum CeremonyPurpose {
     SignIn,
     /// A signed-in user passing their passkey again (step-up).
     StepUp,
+    /// A sign-in (or, with an owner, a link) through another identity provider, between
+    /// the redirect to it and its callback.
+    OAuth,
 }
 
 impl CeremonyPurpose {
@@ -388,6 +391,7 @@ impl CeremonyPurpose {
             Self::Register => "passkey_register",
             Self::SignIn => "passkey_login",
             Self::StepUp => "passkey_step_up",
+            Self::OAuth => "oauth",
         }
     }
 }
@@ -406,6 +410,40 @@ pub struct Ceremony {
     pub state: String,
     /// When it lapses.
     pub expires_at: u64,
+}
+
+/// A user's account at another identity provider, keyed by the provider's issuer and the
+/// user's subject there (never by e-mail): `identity#<issuer>#<subject>` items in the users
+/// table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The provider's issuer, exactly as its ID tokens name it.
+    pub issuer: String,
+    /// The user's `sub` at the provider.
+    pub subject: String,
+    /// Our id of the provider (`OAUTH_PROVIDERS`), for display.
+    pub provider: String,
+    /// The user it signs in (the users table key).
+    pub owner: String,
+    /// That user's id.
+    pub user_id: String,
+    /// The address the provider gave at linking, if any (display only; never a key).
+    pub email: Option<String>,
+    /// When it was linked.
+    pub created_at: u64,
+}
+
+/// The identities of other providers and the users they sign in.
+#[async_trait]
+pub trait IdentityStore: Send + Sync {
+    /// The identity with this issuer and subject, read consistently.
+    async fn identity(&self, issuer: &str, subject: &str) -> Result<Option<Identity>, AuthError>;
+    /// Links a new identity to its owner, in one transaction: only while no identity has
+    /// that key and the owner exists with a verified address. `false` otherwise.
+    async fn link(&self, identity: &Identity) -> Result<bool, AuthError>;
+    /// Creates a user and its first identity in one transaction, neither existing before.
+    /// `false` when one does.
+    async fn create_with_identity(&self, user: &UserRecord, identity: &Identity) -> Result<bool, AuthError>;
 }
 
 /// A user's second factors (`mfa#<username>` items) and login challenges, in the users

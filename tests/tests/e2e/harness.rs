@@ -206,6 +206,7 @@ pub struct Call {
     headers: serde_json::Map<String, Value>,
     cookies: Vec<String>,
     body: Option<String>,
+    query: Vec<(String, String)>,
 }
 
 impl Call {
@@ -216,6 +217,7 @@ impl Call {
             headers: serde_json::Map::new(),
             cookies: Vec::new(),
             body: None,
+            query: Vec::new(),
         }
     }
     pub fn get(path: &'static str) -> Self {
@@ -236,6 +238,11 @@ impl Call {
         self.body = Some(body.into());
         self
     }
+    /// A query parameter (sent decoded in `queryStringParameters`, as API Gateway does).
+    pub fn query(mut self, name: &str, value: &str) -> Self {
+        self.query.push((name.to_owned(), value.to_owned()));
+        self
+    }
     pub fn cookie(mut self, cookie: &str) -> Self {
         self.cookies.push(cookie.to_owned());
         self
@@ -245,7 +252,8 @@ impl Call {
             "version": "2.0",
             "routeKey": format!("{} {}", self.method, self.path),
             "rawPath": self.path,
-            "rawQueryString": "",
+            "rawQueryString": self.query.iter().map(|(k, v)| format!("{k}={}", percent(v))).collect::<Vec<_>>().join("&"),
+            "queryStringParameters": self.query.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<String, Value>>(),
             "cookies": self.cookies,
             "headers": self.headers,
             "requestContext": {
@@ -265,6 +273,16 @@ impl Call {
         });
         lambda_http::request::from_str(&event.to_string()).unwrap()
     }
+}
+
+/// `text` percent-encoded for a query string (everything but RFC 3986's unreserved).
+pub fn percent(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// A handler's answer, read back.

@@ -12,6 +12,7 @@ mod calls;
 mod discovery;
 mod fault_server;
 mod faults;
+mod federation;
 mod forge;
 mod harness;
 mod login;

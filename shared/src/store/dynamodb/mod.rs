@@ -2,6 +2,7 @@
 //! `authctl local-setup` and the tests create. No scans, ever.
 
 mod factors;
+mod identities;
 mod links;
 mod sessions;
 mod standing;

@@ -1,0 +1,351 @@
+//! Sign-in through another provider, end to end: the federation function's handler against
+//! the emulator and a real OpenID provider on loopback (panva's oidc-provider, started per
+//! test from tests/oidc/; its login and consent pages driven by tests/oidc/sign_in.mjs as a
+//! browser would).
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use auth_core::api::federation::FederationApi;
+use auth_core::keys::secrets_manager::write_secret;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::harness::*;
+
+const PROVIDER: &str = "local";
+const START: &str = "/auth/oauth/local/start";
+const CALLBACK: &str = "/auth/oauth/local/callback";
+const RETURN_TO: &str = "https://app.test/signed-in";
+const CLIENT_SECRET: &str = "local-idp-secret";
+
+fn oidc_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("oidc")
+}
+
+/// The provider, stopped when dropped.
+struct Idp {
+    issuer: String,
+    _process: Child,
+}
+
+impl Idp {
+    async fn start() -> Self {
+        let mut process = Command::new("node")
+            .arg("provider.mjs")
+            .current_dir(oidc_dir())
+            .env("PORT", "0")
+            .env("CLIENT_SECRET", CLIENT_SECRET)
+            .env("REDIRECT_URIS", format!("https://auth.test{CALLBACK}"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node runs tests/oidc/provider.mjs (scripts/e2e.sh installs its packages)");
+        let mut lines = BufReader::new(process.stdout.take().unwrap()).lines();
+        let issuer = loop {
+            let line = lines.next_line().await.unwrap().expect("the provider says where it listens");
+            if let Some(issuer) = line.strip_prefix("listening ") {
+                break issuer.to_owned();
+            }
+        };
+        // Keep reading what it prints: a closed pipe would end it at its next line.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self { issuer, _process: process }
+    }
+}
+
+/// An app with the federation function for the provider at `issuer`.
+async fn app_with_provider(issuer: &str, trust_email: bool) -> (App, FederationApi) {
+    let providers = json!([{ "id": PROVIDER, "issuer": issuer, "client_id": "app", "trust_email": trust_email }]).to_string();
+    let secret_id = format!("oauth-{}", auth_core::random::random_id());
+    let app = spawn_app_with(&[("OAUTH_PROVIDERS", &providers), ("OAUTH_CLIENT_SECRETS_ID", &secret_id)]).await;
+    write_secret(&app.secrets, &secret_id, &json!({ PROVIDER: CLIENT_SECRET }).to_string())
+        .await
+        .unwrap();
+    let federation = auth_core::aws::federation_with(&app.config, app.dynamodb.clone(), app.secrets.clone())
+        .await
+        .unwrap();
+    (app, federation)
+}
+
+/// A sign-in started: the provider URL and the browser's ceremony cookie (`name=value`).
+struct Started {
+    location: String,
+    cookie: String,
+}
+
+async fn start(federation: &FederationApi) -> Started {
+    let answer = Answer::from(federation.respond(Call::get(START).query("return_to", RETURN_TO).request()).await);
+    assert_eq!(answer.status, 302, "{answer:?}");
+    let cookie = answer.set_cookies().into_iter().find(|c| c.starts_with("oauth_ceremony=")).unwrap();
+    Started {
+        location: answer.header("location").unwrap().to_owned(),
+        cookie: cookie.split(';').next().unwrap().to_owned(),
+    }
+}
+
+/// Signs in at the provider's pages as `login`; the query of its redirect back to us.
+async fn sign_in_at_provider(location: &str, login: &str) -> Vec<(String, String)> {
+    let output = Command::new("node")
+        .arg("sign_in.mjs")
+        .arg(location)
+        .arg(login)
+        .current_dir(oidc_dir())
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let back = String::from_utf8(output.stdout).unwrap();
+    let back = back.trim();
+    assert!(back.starts_with(&format!("https://auth.test{CALLBACK}?")), "{back}");
+    let query = back.split_once('?').unwrap().1;
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(name, value)| (name.to_owned(), percent_decoded(value)))
+        .collect()
+}
+
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                out.push(u8::from_str_radix(&text[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+async fn callback(federation: &FederationApi, query: &[(String, String)], cookie: Option<&str>) -> Answer {
+    let mut call = Call::get(CALLBACK);
+    for (name, value) in query {
+        call = call.query(name, value);
+    }
+    if let Some(cookie) = cookie {
+        call = call.cookie(cookie);
+    }
+    Answer::from(federation.respond(call.request()).await)
+}
+
+/// The `error` of a redirect back to the app, or `None` for a success.
+fn error_of(answer: &Answer) -> Option<String> {
+    assert_eq!(answer.status, 302, "{answer:?}");
+    let location = answer.header("location").unwrap();
+    assert!(location.starts_with("https://app.test/"), "{location}");
+    location.split_once("error=").map(|(_, e)| e.split(['&', '#']).next().unwrap().to_owned())
+}
+
+/// The claims of the access token a refresh with the callback's cookie gets.
+async fn signed_in_claims(app: &App, answer: &Answer) -> Value {
+    assert_eq!(error_of(answer), None, "{answer:?}");
+    let refreshed = app.refresh(&answer.refresh_cookie()).await;
+    assert_eq!(refreshed.status, 200, "{refreshed:?}");
+    let token = refreshed.access_token();
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload).unwrap()).unwrap()
+}
+
+async fn identity_items(app: &App) -> usize {
+    let out = app.dynamodb.scan().table_name(&app.config.users_table).send().await.unwrap();
+    out.items().iter().filter(|i| i["username"].as_s().unwrap().starts_with("identity#")).count()
+}
+
+#[tokio::test]
+async fn a_verified_address_from_a_trusted_provider_signs_in_the_account_that_holds_it() {
+    let idp = Idp::start().await;
+    let (app, federation) = app_with_provider(&idp.issuer, true).await;
+    let alice_id = app.user_item(ALICE).await["user_id"].as_s().unwrap().clone();
+    let started = start(&federation).await;
+    assert!(started.location.starts_with(&format!("{}/auth?", idp.issuer)), "{}", started.location);
+    for part in [
+        "response_type=code",
+        "code_challenge_method=S256",
+        "code_challenge=",
+        "nonce=",
+        "state=",
+        "scope=openid+email",
+    ] {
+        assert!(started.location.contains(part), "{part} in {}", started.location);
+    }
+    let back = sign_in_at_provider(&started.location, ALICE).await;
+    let answer = callback(&federation, &back, Some(&started.cookie)).await;
+    let cleared = answer.set_cookies().into_iter().find(|c| c.starts_with("oauth_ceremony=")).unwrap();
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    let claims = signed_in_claims(&app, &answer).await;
+    assert_eq!(claims["sub"], json!(alice_id));
+    assert_eq!(claims["amr"], json!(["fed"]));
+    // The identity is linked now: the next sign-in finds it by (issuer, subject).
+    assert_eq!(identity_items(&app).await, 1);
+    let started = start(&federation).await;
+    let back = sign_in_at_provider(&started.location, ALICE).await;
+    let claims = signed_in_claims(&app, &callback(&federation, &back, Some(&started.cookie)).await).await;
+    assert_eq!(claims["sub"], json!(alice_id));
+    assert_eq!(identity_items(&app).await, 1);
+}
+
+#[tokio::test]
+async fn an_unverified_or_untrusted_address_never_joins_an_existing_account() {
+    let idp = Idp::start().await;
+    let alice_id = {
+        let (app, _) = app_with_provider(&idp.issuer, true).await;
+        app.user_item(ALICE).await["user_id"].as_s().unwrap().clone()
+    };
+    // A trusted provider, but the address is not verified there.
+    let (app, federation) = app_with_provider(&idp.issuer, true).await;
+    let alice_id_here = app.user_item(ALICE).await["user_id"].as_s().unwrap().clone();
+    let started = start(&federation).await;
+    let back = sign_in_at_provider(&started.location, &format!("unverified:{ALICE}")).await;
+    let claims = signed_in_claims(&app, &callback(&federation, &back, Some(&started.cookie)).await).await;
+    assert_ne!(claims["sub"], json!(alice_id_here));
+    // A verified address from a provider the operator does not trust for it.
+    let (app, federation) = app_with_provider(&idp.issuer, false).await;
+    let alice_id_there = app.user_item(ALICE).await["user_id"].as_s().unwrap().clone();
+    let started = start(&federation).await;
+    let back = sign_in_at_provider(&started.location, ALICE).await;
+    let claims = signed_in_claims(&app, &callback(&federation, &back, Some(&started.cookie)).await).await;
+    assert_ne!(claims["sub"], json!(alice_id_there));
+    assert_ne!(alice_id, alice_id_there);
+    // Alice's own account is untouched: no identity names her.
+    let out = app.dynamodb.scan().table_name(&app.config.users_table).send().await.unwrap();
+    for item in out.items().iter().filter(|i| i["username"].as_s().unwrap().starts_with("identity#")) {
+        assert_ne!(item["owner"].as_s().unwrap(), ALICE);
+        assert!(item["owner"].as_s().unwrap().starts_with("idp:"), "{item:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_callback_needs_this_browsers_unused_ceremony_and_its_state() {
+    let idp = Idp::start().await;
+    let (app, federation) = app_with_provider(&idp.issuer, true).await;
+    let mine = start(&federation).await;
+    let theirs = start(&federation).await;
+    let back = sign_in_at_provider(&mine.location, ALICE).await;
+    // No cookie, another browser's cookie, the state missing or changed: refused, and the
+    // default return (APP_URL or the first allowed origin) gets the error when the
+    // ceremony is unknown.
+    let no_cookie = callback(&federation, &back, None).await;
+    assert_eq!(no_cookie.status, 302);
+    assert!(no_cookie.header("location").unwrap().ends_with("error=invalid_state"), "{no_cookie:?}");
+    let other_browser = callback(&federation, &back, Some(&theirs.cookie)).await;
+    assert!(other_browser.header("location").unwrap().ends_with("error=invalid_state"), "{other_browser:?}");
+    let fresh = start(&federation).await;
+    let fresh_back = sign_in_at_provider(&fresh.location, ALICE).await;
+    let fresh_without_state: Vec<_> = fresh_back.iter().filter(|(k, _)| k != "state").cloned().collect();
+    assert_eq!(
+        error_of(&callback(&federation, &fresh_without_state, Some(&fresh.cookie)).await).as_deref(),
+        Some("invalid_state")
+    );
+    // The right browser and state, once (the refusals above used up only the ceremonies
+    // whose cookie they carried: `mine` is unused).
+    let signed_in = callback(&federation, &back, Some(&mine.cookie)).await;
+    signed_in_claims(&app, &signed_in).await;
+    // The same callback again (the code and the state replayed): the ceremony is gone.
+    let replayed = callback(&federation, &back, Some(&mine.cookie)).await;
+    assert!(replayed.header("location").unwrap().ends_with("error=invalid_state"), "{replayed:?}");
+    assert!(replayed.set_cookies().iter().all(|c| !c.starts_with("refresh_token=")));
+}
+
+/// Rewrites one member of the stored ceremony of `cookie` (what a bug or a tampered store
+/// would change), to see the provider and the ID token check catch it.
+async fn tamper_ceremony(app: &App, member: &str, value: &str) {
+    let out = app.dynamodb.scan().table_name(&app.config.users_table).send().await.unwrap();
+    let item = out
+        .items()
+        .iter()
+        .find(|i| i.get("purpose").and_then(|p| p.as_s().ok()).map(String::as_str) == Some("oauth"))
+        .unwrap()
+        .clone();
+    let mut state: Value = serde_json::from_str(item["state"].as_s().unwrap()).unwrap();
+    state[member] = json!(value);
+    let mut item = item;
+    item.insert("state".into(), aws_sdk_dynamodb::types::AttributeValue::S(state.to_string()));
+    app.dynamodb
+        .put_item()
+        .table_name(&app.config.users_table)
+        .set_item(Some(item))
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_wrong_pkce_verifier_or_nonce_is_refused_and_nothing_is_written() {
+    let idp = Idp::start().await;
+    for (member, value, error) in [
+        (
+            "pkce_verifier",
+            "a-verifier-of-the-right-length-but-not-the-one-sent-with-the-challenge",
+            "code_rejected",
+        ),
+        ("nonce", "another-nonce", "invalid_id_token"),
+    ] {
+        let (app, federation) = app_with_provider(&idp.issuer, true).await;
+        let started = start(&federation).await;
+        let back = sign_in_at_provider(&started.location, "dave@example.com").await;
+        tamper_ceremony(&app, member, value).await;
+        let answer = callback(&federation, &back, Some(&started.cookie)).await;
+        assert_eq!(error_of(&answer).as_deref(), Some(error), "{member}");
+        assert_eq!(identity_items(&app).await, 0, "{member}");
+    }
+}
+
+#[tokio::test]
+async fn the_provider_down_at_the_callback_is_a_clean_redirect_with_nothing_written() {
+    let idp = Idp::start().await;
+    let (app, federation) = app_with_provider(&idp.issuer, true).await;
+    let started = start(&federation).await;
+    let back = sign_in_at_provider(&started.location, "erin@example.com").await;
+    drop(idp);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let answer = callback(&federation, &back, Some(&started.cookie)).await;
+    assert_eq!(error_of(&answer).as_deref(), Some("provider_unavailable"));
+    assert_eq!(identity_items(&app).await, 0);
+    assert!(answer.set_cookies().iter().all(|c| !c.starts_with("refresh_token=")));
+}
+
+#[tokio::test]
+async fn start_refuses_a_foreign_return_to_and_unknown_providers() {
+    let idp = Idp::start().await;
+    let (_app, federation) = app_with_provider(&idp.issuer, true).await;
+    for return_to in [
+        "https://evil.test/",
+        "https://app.test.evil.test/",
+        "https://app.test@evil.test/",
+        "//evil.test",
+    ] {
+        let answer = Answer::from(federation.respond(Call::get(START).query("return_to", return_to).request()).await);
+        assert_eq!((answer.status, answer.error_code().as_str()), (400, "invalid_request"), "{return_to}");
+        assert!(answer.header("location").is_none());
+    }
+    let answer = Answer::from(federation.respond(Call::get(START).request()).await);
+    assert_eq!(answer.status, 400);
+    let answer = Answer::from(
+        federation
+            .respond(Call::get("/auth/oauth/nope/start").query("return_to", RETURN_TO).request())
+            .await,
+    );
+    assert_eq!(answer.status, 404);
+    // The user cancelling at the provider comes back as `access_denied`.
+    let started = start(&federation).await;
+    let state = started.location.split("state=").nth(1).unwrap().split('&').next().unwrap().to_owned();
+    let query = vec![("error".to_owned(), "access_denied".to_owned()), ("state".to_owned(), state)];
+    assert_eq!(
+        error_of(&callback(&federation, &query, Some(&started.cookie)).await).as_deref(),
+        Some("access_denied")
+    );
+}
