@@ -47,8 +47,8 @@ impl SdkCall {
 }
 
 /// Records every call a client makes, once per operation (retries not counted), a
-/// BatchGetItem once per table it reads and a TransactWriteItems once per item it updates
-/// (as the `UpdateItem` it is to IAM), as IAM authorizes them. Used by
+/// BatchGetItem once per table it reads and a TransactWriteItems once per item it writes or
+/// checks (as the single-item action it is to IAM), as IAM authorizes them. Used by
 /// the tests that check `template.yaml` grants exactly what the code calls, and by the
 /// call-count benchmark; never installed in the Lambdas.
 #[derive(Debug, Clone, Default)]
@@ -170,8 +170,9 @@ fn batch_get_targets(input: &aws_smithy_runtime_api::client::interceptors::conte
     Some(targets)
 }
 
-/// A TransactWriteItems as IAM authorizes it: each of its updates as an `UpdateItem` on its
-/// table, with what that item's condition keys see. `None` for any other operation.
+/// A TransactWriteItems as IAM authorizes it: each of its items as the `UpdateItem`,
+/// `PutItem`, `DeleteItem` or `ConditionCheckItem` it is on its table, with what that item's
+/// condition keys see. `None` for any other operation.
 fn transact_targets(input: &aws_smithy_runtime_api::client::interceptors::context::Input) -> Option<Vec<(&'static str, String, Option<ItemAccess>)>> {
     let transaction = input.downcast_ref::<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput>()?;
     let targets = transaction
@@ -192,6 +193,11 @@ fn transact_targets(input: &aws_smithy_runtime_api::client::interceptors::contex
                     None,
                 );
                 return Some(("PutItem", put.table_name().to_owned(), Some(access)));
+            }
+            if let Some(check) = item.condition_check() {
+                let expressions = [Some(check.condition_expression())];
+                let access = ItemAccess::of(Some(check.key()), std::iter::empty(), &expressions, check.expression_attribute_names(), None);
+                return Some(("ConditionCheckItem", check.table_name().to_owned(), Some(access)));
             }
             let delete = item.delete()?;
             let access = ItemAccess::of(

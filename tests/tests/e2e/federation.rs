@@ -25,13 +25,13 @@ fn oidc_dir() -> PathBuf {
 }
 
 /// The provider, stopped when dropped.
-struct Idp {
-    issuer: String,
+pub(crate) struct Idp {
+    pub(crate) issuer: String,
     _process: Child,
 }
 
 impl Idp {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let mut process = Command::new("node")
             .arg("provider.mjs")
             .current_dir(oidc_dir())
@@ -57,7 +57,7 @@ impl Idp {
 }
 
 /// An app with the federation function for the provider at `issuer`.
-async fn app_with_provider(issuer: &str, trust_email: bool) -> (App, FederationApi) {
+pub(crate) async fn app_with_provider(issuer: &str, trust_email: bool) -> (App, FederationApi) {
     let providers = json!([{ "id": PROVIDER, "issuer": issuer, "client_id": "app", "trust_email": trust_email }]).to_string();
     let secret_id = format!("oauth-{}", auth_core::random::random_id());
     let app = spawn_app_with(&[("OAUTH_PROVIDERS", &providers), ("OAUTH_CLIENT_SECRETS_ID", &secret_id)]).await;
@@ -129,6 +129,13 @@ fn percent_decoded(text: &str) -> String {
         }
     }
     String::from_utf8(out).unwrap()
+}
+
+/// Signs in through the provider as `login`, from the start to the callback's answer.
+pub(crate) async fn sign_in(federation: &FederationApi, login: &str) -> Answer {
+    let started = start(federation).await;
+    let back = sign_in_at_provider(&started.location, login).await;
+    callback(federation, &back, Some(&started.cookie)).await
 }
 
 async fn callback(federation: &FederationApi, query: &[(String, String)], cookie: Option<&str>) -> Answer {

@@ -83,7 +83,7 @@ fn granted_by_function(template: &Value) -> BTreeMap<String, Grants> {
 }
 
 fn bin_names_in_workspace() -> BTreeSet<String> {
-    ["login", "refresh", "logout", "authorizer", "discovery", "account", "register"]
+    ["login", "refresh", "logout", "authorizer", "discovery", "account", "register", "federation"]
         .iter()
         .map(|crate_dir| {
             let manifest = std::fs::read_to_string(format!("{ROOT}/functions/{crate_dir}/Cargo.toml")).unwrap();
@@ -522,6 +522,33 @@ fn user_items_are_writable_only_by_key_prefix_or_named_attributes() {
         }
     }
 
+    // federation writes new users and identities (and checks users in transactions), never
+    // a user's second factors or passkeys, nor a link's or a sign-up's attributes; its
+    // deletes and other puts are ceremonies (link#) only.
+    for action in ["PutItem", "ConditionCheckItem"] {
+        let grants = &granted["federation"][&(format!("dynamodb:{action}"), "UsersTable".to_owned())];
+        for key in ["mfa#alice@example.com", "passkey#abc"] {
+            assert!(
+                outside_grant(&item_call(action, key, &["username", "owner"], None), grants).is_some(),
+                "federation must not {action} {key}"
+            );
+        }
+        let identity = item_call(
+            action,
+            "identity#https://idp.test#123",
+            &["username", "issuer", "subject", "provider", "owner", "user_id", "created_at"],
+            None,
+        );
+        assert_eq!(outside_grant(&identity, grants), None);
+    }
+    let puts = &granted["federation"][&("dynamodb:PutItem".to_owned(), "UsersTable".to_owned())];
+    for attribute in ["verify_link", "reset_link", "expires_at", "attempts", "totp_secret"] {
+        let call = item_call("PutItem", "frank@example.com", &["username", "user_id", attribute], None);
+        assert!(outside_grant(&call, puts).is_some(), "federation must not put {attribute}");
+    }
+    let deletes = &granted["federation"][&("dynamodb:DeleteItem".to_owned(), "UsersTable".to_owned())];
+    assert!(outside_grant(&item_call("DeleteItem", "alice@example.com", &["username"], None), deletes).is_some());
+
     // account: attempt counters, and on a user item the password and the epoch it bumps,
     // nothing else (not roles, the disabled flag, nor a TTL attribute that would delete the
     // user).
@@ -591,12 +618,13 @@ struct Recorded {
     discovery: Discovery,
     account: auth_core::api::account::Account,
     register: auth_core::api::register::RegisterApi,
+    federation: auth_core::api::federation::FederationApi,
     recorders: BTreeMap<&'static str, CallRecorder>,
 }
 
 async fn recorded_functions(config: &Config) -> (Recorded, auth_core::api::authorizer::Authorizer) {
     let sdk = load_sdk_config().await;
-    let recorders: BTreeMap<&'static str, CallRecorder> = ["login", "refresh", "logout", "authorizer", "discovery", "account", "register"]
+    let recorders: BTreeMap<&'static str, CallRecorder> = ["login", "refresh", "logout", "authorizer", "discovery", "account", "register", "federation"]
         .into_iter()
         .map(|n| (n, CallRecorder::default()))
         .collect();
@@ -628,6 +656,10 @@ async fn recorded_functions(config: &Config) -> (Recorded, auth_core::api::autho
         discovery,
         account,
         register: auth_core::aws::register_with(config, recorders["register"].clients(&sdk).0, recorders["register"].ses_client(&sdk)).unwrap(),
+        federation: {
+            let (dynamodb, secrets) = recorders["federation"].clients(&sdk);
+            auth_core::aws::federation_with(config, dynamodb, secrets).await.unwrap()
+        },
         recorders,
     };
     (recorded, authorizer)
@@ -635,8 +667,17 @@ async fn recorded_functions(config: &Config) -> (Recorded, auth_core::api::autho
 
 #[tokio::test]
 async fn each_function_is_granted_exactly_the_calls_it_makes() {
-    let app = spawn_app().await;
+    let idp = crate::federation::Idp::start().await;
+    let (app, _) = crate::federation::app_with_provider(&idp.issuer, true).await;
     let (f, authorizer) = recorded_functions(&app.config).await;
+
+    // federation: a first sign-in linking Alice's account by her verified address, one
+    // creating a user, and one by an identity already linked.
+    for login in [ALICE, "frank@example.com", ALICE] {
+        let answer = crate::federation::sign_in(&f.federation, login).await;
+        assert!(!answer.header("location").unwrap().contains("error="), "{answer:?}");
+    }
+
     let login = |username: &str, password: &str| Call::post("/auth/login").json(json!({"username": username, "password": password})).request();
     let refresh = |cookie: &str| Call::post("/auth/refresh").cookie(cookie).request();
 
@@ -868,6 +909,7 @@ async fn each_function_is_granted_exactly_the_calls_it_makes() {
         ),
         (app.config.signing_secret_id.clone(), "SigningKeys".to_owned()),
         (app.config.public_keys_secret_id.clone(), "PublicKeys".to_owned()),
+        (app.config.oauth_client_secrets_id.clone(), "OAuthClientSecrets".to_owned()),
     ]);
     let granted = granted_by_function(&template());
     for (function, recorder) in &f.recorders {
