@@ -3,15 +3,17 @@
 //! Three layers, with imports pointing down only:
 //!
 //! - `api`: the Lambda-facing surfaces, one room per function (`api::session` for login,
-//!   refresh and logout, `api::account`, `api::register`, `api::discovery`,
+//!   refresh and logout, `api::account`, `api::register`, `api::federation`, `api::discovery`,
 //!   `api::authorizer`, and `api::http` for what the HTTP rooms share). The only modules that know `lambda_http`
 //!   or an event shape.
 //! - `service`: the use cases, one room each (`login`, `refresh`, `logout` over
 //!   `AuthService`; `account`; `mfa`, TOTP enrolment and step-up; `passkeys`; `register`,
-//!   sign-up and reset by e-mail; `revocation`, the strict authorizer's check;
+//!   sign-up and reset by e-mail; `federation`, sign-in through other OpenID providers;
+//!   `revocation`, the strict authorizer's check;
 //!   `credentials`, the throttled password and second-factor checks they share). They see stores
 //!   and keys through traits only.
-//! - Below them: `store` (the session, user and link stores, `store::dynamodb`), `keys`
+//! - Below them: `store` (the session, user, link and identity stores, `store::dynamodb`),
+//!   `federation` (the providers, their HTTPS client, metadata, keys and ID tokens), `keys`
 //!   (key sets and their stores, `keys::secrets_manager`), `tokens`, `links`, `mail` (with
 //!   `mail::ses`), `claims`, `factors` (TOTP and recovery codes), `passkeys` (the WebAuthn
 //!   relying party), `password`,

@@ -159,8 +159,9 @@ impl AccessTokens {
     }
 
     /// Every setting of `jsonwebtoken`'s validation, stated explicitly (its defaults are not
-    /// ours: 60 s leeway, `iss`/`aud` only checked when set, no `typ` check).
-    fn validation(alg: Algorithm, issuer: &str, audience: &str) -> Validation {
+    /// ours: 60 s leeway, `iss`/`aud` only checked when set, no `typ` check). Other
+    /// providers' ID tokens are verified with the same settings (`federation::id_token`).
+    pub(crate) fn validation(alg: Algorithm, issuer: &str, audience: &str) -> Validation {
         let mut v = Validation::new(alg);
         // SECURITY: exactly one algorithm, the one pinned to the key, never the header's say-so.
         v.algorithms = vec![alg];

@@ -1,18 +1,20 @@
 //! A provider's ID token, verified with the same discipline as our own access tokens: the
 //! algorithm pinned by the provider's key (never taken from the token alone), no embedded
 //! or remote keys, no `crit`, `iss`, `aud`, `azp`, `exp`, `iat` and `nonce` all checked
-//! against the injected clock.
+//! against the injected clock. `jsonwebtoken` gets our own tokens' settings
+//! (`AccessTokens::validation`): one algorithm, the issuer and our client id required, the
+//! times checked here.
 
 use std::collections::HashMap;
 
 use aws_lc_rs::constant_time;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::tokens::LEEWAY_SECS;
+use crate::tokens::{AccessTokens, LEEWAY_SECS};
 
 /// The longest ID token read (Microsoft's with groups run to a few kB).
 const MAX_ID_TOKEN_LEN: usize = 16 * 1024;
@@ -245,14 +247,18 @@ pub fn verify(token: &str, keys: &ProviderKeys, expected: &Expected<'_>) -> Resu
     if alg.parse::<Algorithm>().ok() != Some(key.algorithm) {
         return Err(IdTokenRefusal::AlgorithmMismatch);
     }
-    let claims = jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation(key.algorithm, expected))
-        .map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::InvalidSignature => IdTokenRefusal::BadSignature,
-            jsonwebtoken::errors::ErrorKind::InvalidIssuer => IdTokenRefusal::WrongIssuer,
-            jsonwebtoken::errors::ErrorKind::InvalidAudience => IdTokenRefusal::WrongAudience,
-            _ => IdTokenRefusal::Malformed,
-        })?
-        .claims;
+    let claims = jsonwebtoken::decode::<Claims>(
+        token,
+        &key.decoding,
+        &AccessTokens::validation(key.algorithm, expected.issuer, expected.client_id),
+    )
+    .map_err(|e| match e.kind() {
+        jsonwebtoken::errors::ErrorKind::InvalidSignature => IdTokenRefusal::BadSignature,
+        jsonwebtoken::errors::ErrorKind::InvalidIssuer => IdTokenRefusal::WrongIssuer,
+        jsonwebtoken::errors::ErrorKind::InvalidAudience => IdTokenRefusal::WrongAudience,
+        _ => IdTokenRefusal::Malformed,
+    })?
+    .claims;
     // More than one audience: the party it was issued to (`azp`) must be us.
     let several_audiences = claims.aud.as_array().is_some_and(|a| a.len() > 1);
     if claims.azp.as_deref().map_or(several_audiences, |azp| azp != expected.client_id) {
@@ -296,23 +302,6 @@ fn header_of(token: &str) -> Result<serde_json::Map<String, Value>, IdTokenRefus
         Ok(Value::Object(header)) => Ok(header),
         _ => Err(IdTokenRefusal::Malformed),
     }
-}
-
-/// Every setting of `jsonwebtoken`'s validation stated, as for our own tokens: one
-/// algorithm, the issuer and our client id required; the times are checked in [`verify`]
-/// against the service's clock.
-fn validation(algorithm: Algorithm, expected: &Expected<'_>) -> Validation {
-    let mut v = Validation::new(algorithm);
-    v.algorithms = vec![algorithm];
-    v.set_issuer(&[expected.issuer]);
-    v.set_audience(&[expected.client_id]);
-    v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-    v.validate_aud = true;
-    v.leeway = LEEWAY_SECS;
-    v.reject_tokens_expiring_in_less_than = 0;
-    v.validate_exp = false;
-    v.validate_nbf = false;
-    v
 }
 
 #[cfg(test)]
