@@ -24,7 +24,7 @@ ensure_client
 log "client: unit tests"
 (cd client && node --test dist/test/*.test.js)
 
-emulator_port="$(free_port)" lambda_port="$(free_port)" demo_port="$(free_port)" foreign_port="$(free_port)"
+emulator_port="$(free_port)" lambda_port="$(free_port)" demo_port="$(free_port)" foreign_port="$(free_port)" idp_port="$(free_port)"
 artifacts="$ROOT/target/browser"
 mkdir -p "$artifacts"
 
@@ -32,7 +32,7 @@ cleanup() {
   trap - EXIT INT TERM
   # A test that died while the emulator was paused (scenario 5) must not leave it stopped.
   if [[ -n "${EMULATOR_PID:-}" ]]; then kill -CONT "$EMULATOR_PID" 2>/dev/null || true; fi
-  stop_all ${DEMO_PID:-} ${WATCH_PID:-}
+  stop_all ${DEMO_PID:-} ${WATCH_PID:-} ${IDP_PID:-}
 }
 trap cleanup EXIT INT TERM
 
@@ -60,8 +60,11 @@ AUTH_PUBLIC_JWKS="$("$ROOT/target/debug/authctl" keys jwks)"
 export AUTH_PUBLIC_JWKS AUTH_ISSUER="$api/lambda-url/discovery" AUTH_AUDIENCE=local-api \
   ALLOWED_ORIGINS="http://localhost:$demo_port" APP_URL="http://localhost:$demo_port" REFRESH_COOKIE_PATH=/lambda-url \
   ACCESS_TOKEN_TTL="${ACCESS_TOKEN_TTL:-5}" REFRESH_REUSE_GRACE="${REFRESH_REUSE_GRACE:-5}" RUST_LOG=info
+# A real OpenID provider on loopback, offered by the federation function as "local" (the
+# demo's "Sign in with Local IdP").
+start_oidc_provider "$idp_port" "$api/lambda-url/federation/auth/oauth" "$artifacts/idp.log"
 start_functions "$lambda_port" "$artifacts/functions.log"
-DEMO_API_URL="$api" node client/demo/serve.mjs "$demo_port" "$foreign_port" >"$artifacts/demo.log" 2>&1 &
+DEMO_OAUTH_PROVIDER=local DEMO_API_URL="$api" node client/demo/serve.mjs "$demo_port" "$foreign_port" >"$artifacts/demo.log" 2>&1 &
 DEMO_PID=$!
 
 # The tests add every token they see; the log scan below looks for each in the functions' log.

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs the whole service locally: the DynamoDB / Secrets Manager emulator (moto) on
 # 127.0.0.1:$EMULATOR_PORT, tables + key set + demo user through `authctl local-setup`,
-# then `cargo lambda watch` serving the seven functions (login, refresh, logout, authorizer,
-# discovery, account, register) on 127.0.0.1:$LAMBDA_PORT, and the browser client's demo
-# page on http://localhost:$DEMO_PORT (when Node.js is installed). Sign-up is open, and the
+# then `cargo lambda watch` serving the eight functions (login, refresh, logout, authorizer,
+# discovery, account, register, federation) on 127.0.0.1:$LAMBDA_PORT, and, when Node.js is
+# installed, a real OpenID provider on 127.0.0.1:$IDP_PORT (tests/oidc/, offered as "local")
+# and the browser client's demo page on http://localhost:$DEMO_PORT. Sign-up is open, and the
 # e-mail it sends stays in the emulator: `authctl mail list|show` reads it.
 # Ctrl-C stops everything it started. Any configuration variable set in this script's
 # environment (ALLOWED_ORIGINS, REFRESH_REUSE_GRACE, ...) reaches the functions.
@@ -15,6 +16,8 @@ EMULATOR_PORT="${EMULATOR_PORT:-4566}"
 LAMBDA_PORT="${LAMBDA_PORT:-9000}"
 # The browser client's demo page (client/demo/), when Node.js is installed.
 DEMO_PORT="${DEMO_PORT:-5173}"
+# The local OpenID provider (tests/oidc/), when Node.js is installed.
+IDP_PORT="${IDP_PORT:-4000}"
 # The discovery function's URL under `cargo lambda watch`, so that
 # {issuer}/.well-known/openid-configuration resolves locally as it does behind the API.
 export AUTH_ISSUER="${AUTH_ISSUER:-http://localhost:$LAMBDA_PORT/lambda-url/discovery}"
@@ -43,7 +46,7 @@ fi
 
 cleanup() {
   trap - EXIT INT TERM
-  stop_all ${DEMO_PID:-} ${WATCH_PID:-}
+  stop_all ${DEMO_PID:-} ${WATCH_PID:-} ${IDP_PID:-}
   log "stopped"
 }
 trap cleanup EXIT INT TERM
@@ -59,6 +62,12 @@ cargo build --workspace --bins
 # cold start then verifies without a fetch. Rerun this script after `authctl keys add`.
 AUTH_PUBLIC_JWKS="$("$ROOT/target/debug/authctl" keys jwks)"
 export AUTH_PUBLIC_JWKS
+# Sign-in through another provider: a real one on loopback (any login name, any password).
+if command -v npm >/dev/null; then
+  mkdir -p .local
+  start_oidc_provider "$IDP_PORT" "http://localhost:$LAMBDA_PORT/lambda-url/federation/auth/oauth" .local/idp.log
+  log "OpenID provider: http://127.0.0.1:$IDP_PORT (offered as \"local\")"
+fi
 
 base="http://localhost:$LAMBDA_PORT"
 cat <<USAGE
@@ -104,7 +113,7 @@ mkdir -p .local
 # refresh cookie flows (see the README's "Browser apps").
 if command -v npm >/dev/null; then
   ensure_client
-  DEMO_API_URL="$base" node client/demo/serve.mjs "$DEMO_PORT" &
+  DEMO_OAUTH_PROVIDER="${OAUTH_PROVIDERS:+local}" DEMO_API_URL="$base" node client/demo/serve.mjs "$DEMO_PORT" &
   DEMO_PID=$!
   log "demo page: http://localhost:$DEMO_PORT/ (sign in as $DEMO_USERNAME)"
 else

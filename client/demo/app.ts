@@ -1,5 +1,6 @@
 // The demo page: sign up, verify the address, reset a forgotten password, sign in (with a
-// second factor when the account has one, or with a passkey alone), watch the token refresh
+// second factor when the account has one, with a passkey alone, or through another
+// OpenID provider), watch the token refresh
 // itself, list and end sessions, turn TOTP on and off, add and remove passkeys. Everything it
 // knows about the session comes through the library, as an app's would. The QR code generator is the demo's own (scripts/demo.mjs
 // bundles it); the library has no dependency.
@@ -21,6 +22,8 @@ interface DemoConfig {
   paths: Partial<AuthPaths>;
   sessionsPath: string;
   username: string;
+  /** Sign-in through another provider, when one is configured: its name and start path. */
+  oauth: { name: string; start: string } | null;
 }
 
 interface Session {
@@ -577,6 +580,21 @@ $("logout").addEventListener("click", () => auth.logout().catch((error: unknown)
 $("logout-everywhere").addEventListener("click", () =>
   auth.logout({ everywhere: true }).catch((error: unknown) => ($("login-error").textContent = String(error))),
 );
+
+// Sign-in through another provider is a plain navigation: the federation function sends the
+// browser to the provider and back here with the refresh cookie set (picked up below), or
+// with ?error=<code>.
+if (config.oauth) {
+  const link = $("oauth-signin") as HTMLAnchorElement;
+  link.href = `${config.baseUrl}${config.oauth.start}?return_to=${encodeURIComponent(`${location.origin}/`)}`;
+  link.textContent = `Sign in with ${config.oauth.name}`;
+  link.hidden = false;
+}
+const returnedError = new URLSearchParams(location.search).get("error");
+if (returnedError) {
+  $("login-error").textContent = `Sign-in through the provider failed: ${returnedError}`;
+  history.replaceState(null, "", location.pathname);
+}
 
 input("username").value = config.username;
 // A session from before this page (a reload, another tab) is picked up through the refresh cookie.

@@ -1032,3 +1032,41 @@ test("step-up with a passkey from the page's prompt: a password session removing
   await page.waitForFunction(() => document.querySelectorAll("#passkey-list li").length === 0);
   await page.screenshot({ path: `${ARTIFACTS}/step-up.png`, fullPage: true });
 });
+
+test("sign in through the local OpenID provider: the demo's link, the provider's real login and consent pages, back on the page signed in (amr fed); a second visit finds the same user; no token in any URL", async () => {
+  const FEDERATION_URL = `${API_URL}/lambda-url/federation/auth/oauth/local`;
+  const signInThroughProvider = async (login: string) => {
+    const page = await openDemo(await newContext());
+    const visited: string[] = [];
+    page.on("framenavigated", (frame) => {
+      if (frame === page.mainFrame()) visited.push(frame.url());
+    });
+    // The callback's refresh cookie, for the log scan.
+    page.on("response", async (response) => {
+      if (response.url().startsWith(`${FEDERATION_URL}/callback`)) recordSecret(cookieValue(await response.headerValue("set-cookie").catch(() => null)) || "-");
+    });
+    const refreshed = page.waitForResponse((response) => response.url() === REFRESH_URL && response.status() === 200, { timeout: 30_000 });
+    await page.click("#oauth-signin");
+    // The provider's own pages (oidc-provider's development login and consent).
+    await page.locator('input[name="login"]').waitFor({ timeout: 15_000 });
+    assert.equal(new URL(page.url()).hostname, "127.0.0.1", "the provider's page");
+    await page.fill('input[name="login"]', login);
+    await page.fill('input[name="password"]', "any password");
+    await page.click('button[type="submit"]');
+    await page.locator('input[name="prompt"][value="consent"]').waitFor({ state: "attached", timeout: 15_000 });
+    await page.click('button[type="submit"]');
+    const token = await accessTokenOf(await refreshed);
+    await waitForState(page, "signed-in", 15_000);
+    assert.equal(new URL(page.url()).origin, DEMO_ORIGIN, "back on the demo page");
+    assert.equal(new URL(page.url()).search, "", "no error, no code in the address bar");
+    for (const url of visited) assert.doesNotMatch(url, /access_token|refresh_token|id_token/, url);
+    const cookies = await page.context().cookies();
+    assert.ok(!cookies.some((cookie) => cookie.name === "oauth_ceremony" && cookie.value !== ""), "the ceremony cookie is cleared");
+    return payloadOf(token);
+  };
+  const login = `federated-${Date.now()}@example.com`;
+  const first = await signInThroughProvider(login);
+  assert.deepEqual(first.amr, ["fed"]);
+  const second = await signInThroughProvider(login);
+  assert.equal(second.sub, first.sub, "the same identity signs in the same user");
+});

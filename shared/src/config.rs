@@ -173,6 +173,11 @@ pub struct Config {
     /// `{"<provider id>": "<secret>"}` (`OAUTH_CLIENT_SECRETS_ID`, default
     /// `auth/oauth-client-secrets`): only the federation function may read it.
     pub oauth_client_secrets_id: String,
+    /// The URL under which the providers send browsers back, `{base}/{provider}/callback`
+    /// (`OAUTH_CALLBACK_BASE`, default `{AUTH_ISSUER}/auth/oauth`); its path is the
+    /// ceremony cookie's. Set it where the federation function is not at the issuer's
+    /// `/auth/oauth`, as under `cargo lambda watch`.
+    pub oauth_callback_base: String,
 }
 
 /// The option `value` names (case-insensitively) among `options`, or an error for `name`
@@ -345,6 +350,8 @@ impl Config {
             })
             .unwrap_or_default();
 
+        let oauth_callback_base = get("OAUTH_CALLBACK_BASE").unwrap_or_else(|| format!("{}/auth/oauth", issuer.trim_end_matches('/')));
+        let oauth_callback_base = oauth_callback_base.trim_end_matches('/').to_owned();
         let config = Self {
             issuer,
             audience: required("AUTH_AUDIENCE")?,
@@ -390,6 +397,7 @@ impl Config {
             webauthn_rp_id: get("WEBAUTHN_RP_ID"),
             oauth_providers: get("OAUTH_PROVIDERS"),
             oauth_client_secrets_id: text("OAUTH_CLIENT_SECRETS_ID", "auth/oauth-client-secrets"),
+            oauth_callback_base,
         };
         if config.refresh_reuse_grace > 60 {
             return Err(ConfigError {

@@ -16,8 +16,6 @@ use crate::service::federation::{CallbackParams, OAUTH_CEREMONY_TTL, OAuthDone, 
 
 /// The cookie that binds a sign-in to the browser that started it.
 pub const OAUTH_COOKIE: &str = "oauth_ceremony";
-/// Its path: both endpoints, nothing else.
-pub const OAUTH_COOKIE_PATH: &str = "/auth/oauth/";
 /// Where the endpoints are, under any stage or function URL prefix.
 const ROUTE_PREFIX: &str = "/auth/oauth/";
 
@@ -29,6 +27,9 @@ pub struct FederationApi {
     /// Where a failure goes when its sign-in is unknown: `APP_URL`, else the first allowed
     /// origin.
     default_return: String,
+    /// The ceremony cookie's path: `OAUTH_CALLBACK_BASE`'s (`/auth/oauth/` by default), so
+    /// that it goes to the two endpoints and nowhere else.
+    cookie_path: String,
 }
 
 enum Endpoint {
@@ -40,7 +41,11 @@ impl FederationApi {
     /// Wires the endpoints over the service (built `with_federation`).
     pub fn new(config: &Config, service: AuthService) -> Self {
         let default_return = config.app_url.clone().or_else(|| config.allowed_origins.first().cloned()).unwrap_or_default();
+        let base = &config.oauth_callback_base;
+        let after_scheme = base.split_once("://").map_or(base.as_str(), |(_, rest)| rest);
+        let cookie_path = format!("{}/", after_scheme.find('/').map_or("", |at| &after_scheme[at..]));
         Self {
+            cookie_path,
             service,
             policy: HttpPolicy::new(config),
             allowed_origins: config.allowed_origins.clone(),
@@ -90,7 +95,11 @@ impl FederationApi {
         match self.service.start_oauth(provider, &return_to, None).await {
             Ok(start) => {
                 let mut response = redirect(&start.location);
-                append_header(&mut response, header::SET_COOKIE, &ceremony_cookie(&start.browser_token, OAUTH_CEREMONY_TTL));
+                append_header(
+                    &mut response,
+                    header::SET_COOKIE,
+                    &self.ceremony_cookie(&start.browser_token, OAUTH_CEREMONY_TTL),
+                );
                 response
             }
             Err(OAuthFailure::UnknownProvider) => error_response(&AuthError::NotFound),
@@ -109,8 +118,17 @@ impl FederationApi {
             Ok((OAuthDone::Linked, return_to)) => redirect(&return_to),
             Err((failure, return_to)) => redirect(&with_error(return_to.as_deref().unwrap_or(&self.default_return), failure)),
         };
-        append_header(&mut response, header::SET_COOKIE, &ceremony_cookie("", 0));
+        append_header(&mut response, header::SET_COOKIE, &self.ceremony_cookie("", 0));
         response
+    }
+
+    // SECURITY: HttpOnly and Secure like the refresh cookie; SameSite=Lax so that the
+    // provider's top-level redirect back carries it (Strict would not); the two endpoints' path.
+    fn ceremony_cookie(&self, value: &str, max_age: u64) -> String {
+        format!(
+            "{OAUTH_COOKIE}={value}; HttpOnly; Secure; SameSite=Lax; Path={}; Max-Age={max_age}",
+            self.cookie_path
+        )
     }
 
     /// An absolute URL whose origin is exactly one of `ALLOWED_ORIGINS` (no user info, no
@@ -149,12 +167,6 @@ fn cookie_values<'a>(request: &'a Request, name: &str) -> Vec<&'a str> {
         .filter(|(n, _)| *n == name)
         .map(|(_, value)| value.trim())
         .collect()
-}
-
-// SECURITY: HttpOnly and Secure like the refresh cookie; SameSite=Lax so that the
-// provider's top-level redirect back carries it (Strict would not); the two endpoints' path.
-fn ceremony_cookie(value: &str, max_age: u64) -> String {
-    format!("{OAUTH_COOKIE}={value}; HttpOnly; Secure; SameSite=Lax; Path={OAUTH_COOKIE_PATH}; Max-Age={max_age}")
 }
 
 fn redirect(location: &str) -> Response<Body> {
@@ -218,6 +230,25 @@ mod tests {
             "",
         ] {
             assert!(!api.is_allowed_return(url), "{url}");
+        }
+    }
+
+    #[test]
+    fn the_ceremony_cookie_goes_to_the_callback_base_only() {
+        for (base, path) in [
+            (None, "/auth/oauth/"),
+            (Some("https://auth.test/prod/auth/oauth"), "/prod/auth/oauth/"),
+            (
+                Some("http://localhost:9000/lambda-url/federation/auth/oauth/"),
+                "/lambda-url/federation/auth/oauth/",
+            ),
+        ] {
+            let config = match base {
+                Some(base) => testing::config_with(&[("OAUTH_CALLBACK_BASE", base)]),
+                None => testing::config(),
+            };
+            let api = FederationApi::new(&config, testing::TestBed::new(config.clone()).service);
+            assert!(api.ceremony_cookie("t", 600).contains(&format!("; Path={path};")), "{base:?}");
         }
     }
 

@@ -214,7 +214,7 @@ pub async fn federation_with(
         })
         .collect();
     let users = Arc::new(DynamoUsers::new(dynamodb.clone(), &config.users_table, &config.sessions_table));
-    let federation = Federation::new(providers, users, &config.issuer, config.signup);
+    let federation = Federation::new(providers, users, &config.oauth_callback_base, config.signup);
     let service = auth_service_with(config, dynamodb, secrets).with_federation(Some(federation));
     Ok(FederationApi::new(config, service))
 }

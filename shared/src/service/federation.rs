@@ -42,25 +42,25 @@ pub const FEDERATED_USERNAME_PREFIX: &str = "idp:";
 pub struct Federation {
     providers: HashMap<String, Arc<Provider>>,
     identities: Arc<dyn IdentityStore>,
-    /// Our callback's base: `{AUTH_ISSUER}/auth/oauth/`.
+    /// Our callbacks' base (`OAUTH_CALLBACK_BASE`).
     callback_base: String,
     signup: Signup,
 }
 
 impl Federation {
     /// The providers, the identities' store, and the settings the flow reads.
-    pub fn new(providers: Vec<Provider>, identities: Arc<dyn IdentityStore>, issuer: &str, signup: Signup) -> Self {
+    pub fn new(providers: Vec<Provider>, identities: Arc<dyn IdentityStore>, callback_base: &str, signup: Signup) -> Self {
         Self {
             providers: providers.into_iter().map(|p| (p.config.id.clone(), Arc::new(p))).collect(),
             identities,
-            callback_base: format!("{}/auth/oauth/", issuer.trim_end_matches('/')),
+            callback_base: callback_base.to_owned(),
             signup,
         }
     }
 
     /// The redirect URI registered at the provider for `provider`.
     pub fn redirect_uri(&self, provider: &str) -> String {
-        format!("{}{provider}/callback", self.callback_base)
+        format!("{}/{provider}/callback", self.callback_base)
     }
 }
 
