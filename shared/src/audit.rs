@@ -51,6 +51,8 @@ pub enum AuditEvent {
     PasskeyAdded,
     /// A passkey was removed.
     PasskeyRemoved,
+    /// The user unlinked an identity at another provider.
+    IdentityUnlinked,
 }
 
 impl AuditEvent {
@@ -60,6 +62,7 @@ impl AuditEvent {
             Self::MfaChallenged => "mfa_challenged",
             Self::PasskeyAdded => "passkey_added",
             Self::PasskeyRemoved => "passkey_removed",
+            Self::IdentityUnlinked => "identity_unlinked",
             Self::MfaFailed => "mfa_failed",
             Self::MfaSteppedUp => "mfa_stepped_up",
             Self::MfaEnabled => "mfa_enabled",

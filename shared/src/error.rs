@@ -65,6 +65,10 @@ pub enum AuthError {
     /// TOTP enrolment while TOTP is already on.
     #[error("mfa already enabled")]
     MfaAlreadyEnabled,
+    /// Unlinking the identity that is the user's last way to sign in (no other identity,
+    /// no password).
+    #[error("last sign-in method")]
+    LastSignInMethod,
     /// The account is throttled after repeated failures.
     #[error("too many attempts, retry after {retry_after_secs} s")]
     TooManyAttempts {
@@ -115,6 +119,12 @@ impl AuthError {
             Self::StepUpRequired => (403, "step_up_required", "Confirm with your second factor first (POST /auth/mfa/step-up).", None),
             Self::ReauthenticationRequired => (403, "reauthentication_required", "Sign in again to add a second factor.", None),
             Self::MfaAlreadyEnabled => (409, "mfa_already_enabled", "TOTP is already on; turn it off first to enrol a new device.", None),
+            Self::LastSignInMethod => (
+                409,
+                "last_sign_in_method",
+                "This is the account's only way to sign in; link another provider or set a password first.",
+                None,
+            ),
             Self::TooManyAttempts { retry_after_secs } => (429, "too_many_attempts", "Too many failed attempts; try again later.", Some(*retry_after_secs)),
             Self::Unavailable(_) => (
                 503,

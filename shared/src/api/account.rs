@@ -35,6 +35,9 @@ pub const PASSWORD_PATH: &str = "/auth/password";
 /// The passkeys collection, matched by suffix likewise.
 pub const PASSKEYS_PATH: &str = "/auth/passkeys";
 
+/// The identities (other providers) collection, matched by suffix likewise.
+pub const IDENTITIES_PATH: &str = "/auth/identities";
+
 /// The second-factor paths, matched by suffix likewise, longest first.
 const MFA_PATHS: [(&str, Resource); 8] = [
     ("/auth/mfa/step-up/start", Resource::StepUpStart),
@@ -72,6 +75,10 @@ pub enum Resource {
     Passkeys,
     /// `/auth/passkeys/{id}`, with the id as sent.
     Passkey(String),
+    /// `/auth/identities`: the caller's identities at other providers.
+    Identities,
+    /// `/auth/identities/{id}`, with the id as sent.
+    Identity(String),
     /// `/auth/sessions`.
     Sessions,
     /// `/auth/sessions/{id}`, with the id as sent (checked later, so a malformed id gets
@@ -91,6 +98,9 @@ impl Resource {
         if path.ends_with(PASSKEYS_PATH) {
             return Some(Self::Passkeys);
         }
+        if path.ends_with(IDENTITIES_PATH) {
+            return Some(Self::Identities);
+        }
         if path.ends_with(SESSIONS_PATH) {
             return Some(Self::Sessions);
         }
@@ -101,6 +111,9 @@ impl Resource {
         if collection.ends_with(PASSKEYS_PATH) {
             return Some(Self::Passkey(id.to_owned()));
         }
+        if collection.ends_with(IDENTITIES_PATH) {
+            return Some(Self::Identity(id.to_owned()));
+        }
         collection.ends_with(SESSIONS_PATH).then(|| Self::Session(id.to_owned()))
     }
 
@@ -110,8 +123,8 @@ impl Resource {
             Self::Password | Self::TotpConfirm | Self::RecoveryCodes | Self::StepUp | Self::StepUpStart | Self::PasskeyStart | Self::PasskeyFinish => {
                 "POST, OPTIONS"
             }
-            Self::Mfa | Self::Passkeys => "GET, OPTIONS",
-            Self::Passkey(_) => "DELETE, OPTIONS",
+            Self::Mfa | Self::Passkeys | Self::Identities => "GET, OPTIONS",
+            Self::Passkey(_) | Self::Identity(_) => "DELETE, OPTIONS",
             Self::Totp => "POST, DELETE, OPTIONS",
             Self::Sessions => "GET, OPTIONS",
             Self::Session(_) => "DELETE, OPTIONS",
@@ -148,6 +161,12 @@ struct PasskeyRegistrationBody {
 #[derive(serde::Serialize)]
 struct PasskeyList {
     passkeys: Vec<crate::passkeys::PasskeyView>,
+}
+
+/// The answer of `GET /auth/identities`.
+#[derive(serde::Serialize)]
+struct IdentityList {
+    identities: Vec<crate::service::federation::IdentityView>,
 }
 
 /// Recovery codes, shown once.
@@ -188,6 +207,12 @@ impl Account {
     /// Passkeys on (`WEBAUTHN_RP_ID` set).
     pub fn with_passkeys(mut self, passkeys: Option<crate::passkeys::Passkeys>) -> Self {
         self.service = self.service.with_passkeys(passkeys);
+        self
+    }
+
+    /// Identities on: listing and unlinking the caller's identities at other providers.
+    pub fn with_identities(mut self, identities: Option<Arc<dyn crate::store::IdentityStore>>) -> Self {
+        self.service = self.service.with_identities(identities);
         self
     }
 
@@ -254,9 +279,9 @@ impl Account {
                 | Resource::PasskeyFinish,
                 &Method::POST,
             )
-            | (Resource::Sessions | Resource::Mfa | Resource::Passkeys, &Method::GET)
+            | (Resource::Sessions | Resource::Mfa | Resource::Passkeys | Resource::Identities, &Method::GET)
             | (Resource::Totp, &Method::POST | &Method::DELETE)
-            | (Resource::Session(_) | Resource::Passkey(_), &Method::DELETE) => true,
+            | (Resource::Session(_) | Resource::Passkey(_) | Resource::Identity(_), &Method::DELETE) => true,
             _ => false,
         };
         if !allowed {
@@ -290,6 +315,16 @@ impl Account {
             Some(resource @ (Resource::StepUpStart | Resource::PasskeyStart | Resource::PasskeyFinish | Resource::Passkeys | Resource::Passkey(_))) => {
                 self.passkeys(request, &caller, resource).await
             }
+            Some(Resource::Identities) => Ok(json_response(
+                StatusCode::OK,
+                &IdentityList {
+                    identities: self.service.identities_of(&caller).await?,
+                },
+            )),
+            Some(Resource::Identity(id)) => match self.service.unlink_identity(&caller, &id, &request_meta(request)).await? {
+                true => Ok(empty_response(StatusCode::NO_CONTENT)),
+                false => Err(AuthError::NotFound),
+            },
             None => Err(AuthError::NotFound),
         }
     }

@@ -291,7 +291,11 @@ pub fn account_with(config: &Config, dynamodb: aws_sdk_dynamodb::Client, secrets
     let users = Arc::new(DynamoUsers::new(dynamodb.clone(), &config.users_table, &config.sessions_table));
     let sessions = DynamoSessions::new(dynamodb, &config.sessions_table);
     let passkeys = Passkeys::from_config(config)?;
-    Ok(Account::new(config, keys, users.clone(), Arc::new(sessions), users, Arc::new(SystemClock)).with_passkeys(passkeys))
+    Ok(
+        Account::new(config, keys, users.clone(), Arc::new(sessions), users.clone(), Arc::new(SystemClock))
+            .with_passkeys(passkeys)
+            .with_identities(Some(users)),
+    )
 }
 
 /// The keys of `AUTH_PUBLIC_JWKS`, refused with the variable's name when malformed.

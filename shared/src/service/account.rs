@@ -91,6 +91,7 @@ pub struct AccountService {
     pub(super) step_up_max_age: u64,
     pub(super) totp_issuer: String,
     pub(super) passkeys: Option<Arc<Passkeys>>,
+    pub(super) identities: Option<Arc<dyn crate::store::IdentityStore>>,
 }
 
 impl AccountService {
@@ -105,6 +106,7 @@ impl AccountService {
             step_up_max_age: config.step_up_max_age,
             totp_issuer: config.totp_issuer.clone(),
             passkeys: None,
+            identities: None,
         }
     }
 

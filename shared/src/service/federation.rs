@@ -15,6 +15,7 @@ use std::sync::Arc;
 use aws_lc_rs::constant_time;
 use serde::{Deserialize, Serialize};
 
+use super::account::{AccountService, Caller};
 use super::{AuthService, IssuedTokens};
 use crate::audit::{self, AuditEvent, RequestMeta};
 use crate::claims::Authentication;
@@ -25,6 +26,8 @@ use crate::federation::id_token::{self, Expected};
 use crate::links::LinkToken;
 use crate::random::random_id;
 use crate::store::{Ceremony, CeremonyPurpose, Identity, IdentityStore, UserRecord};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// How long a sign-in may stay at the provider (the ceremony's and the browser cookie's
 /// lifetime).
@@ -413,6 +416,80 @@ impl AuthService {
             true => Ok(()),
             false => Err(OAuthFailure::IdentityInUse),
         }
+    }
+}
+
+/// One of a user's identities as the account endpoints show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IdentityView {
+    /// What `DELETE /auth/identities/{id}` takes: the issuer and subject, base64url.
+    pub id: String,
+    /// Our id of the provider.
+    pub provider: String,
+    /// The provider's issuer.
+    pub issuer: String,
+    /// The address it gave at linking, if any.
+    pub email: Option<String>,
+    /// When it was linked.
+    pub created_at: u64,
+}
+
+impl From<&Identity> for IdentityView {
+    fn from(identity: &Identity) -> Self {
+        Self {
+            id: URL_SAFE_NO_PAD.encode(format!("{}#{}", identity.issuer, identity.subject)),
+            provider: identity.provider.clone(),
+            issuer: identity.issuer.clone(),
+            email: identity.email.clone(),
+            created_at: identity.created_at,
+        }
+    }
+}
+
+impl AccountService {
+    /// Identities on: listing and unlinking the caller's (the account function's).
+    pub fn with_identities(mut self, identities: Option<Arc<dyn IdentityStore>>) -> Self {
+        self.identities = identities;
+        self
+    }
+
+    fn identity_store(&self) -> Result<&Arc<dyn IdentityStore>, AuthError> {
+        self.identities.as_ref().ok_or(AuthError::NotFound)
+    }
+
+    /// The caller's identities at other providers, oldest first.
+    pub async fn identities_of(&self, caller: &Caller) -> Result<Vec<IdentityView>, AuthError> {
+        let mut identities = self.identity_store()?.identities_of(&caller.user.username).await?;
+        identities.sort_by_key(|i| i.created_at);
+        Ok(identities.iter().map(IdentityView::from).collect())
+    }
+
+    /// Unlinks one of the caller's identities. `false` when `id` is not one of theirs;
+    /// `last_sign_in_method` when it is their only way to sign in (no other identity, no
+    /// password).
+    pub async fn unlink_identity(&self, caller: &Caller, id: &str, meta: &RequestMeta) -> Result<bool, AuthError> {
+        let store = self.identity_store()?;
+        let key = URL_SAFE_NO_PAD.decode(id).ok().and_then(|bytes| String::from_utf8(bytes).ok());
+        let Some((issuer, subject)) = key.as_deref().and_then(|key| key.split_once('#')) else {
+            return Ok(false);
+        };
+        let mine = store.identities_of(&caller.user.username).await?;
+        if !mine.iter().any(|i| i.issuer == issuer && i.subject == subject) {
+            return Ok(false);
+        }
+        // The store's transaction decides (a concurrent unlink or password change races it);
+        // its refusal here can only be the last way in.
+        if !store.unlink(&caller.user.username, issuer, subject).await? {
+            return Err(AuthError::LastSignInMethod);
+        }
+        audit::emit(
+            AuditEvent::IdentityUnlinked,
+            meta,
+            Some(&caller.user.user_id),
+            Some(caller.session.session_id.as_str()),
+            None,
+        );
+        Ok(true)
     }
 }
 

@@ -444,6 +444,12 @@ pub trait IdentityStore: Send + Sync {
     /// Creates a user and its first identity in one transaction, neither existing before.
     /// `false` when one does.
     async fn create_with_identity(&self, user: &UserRecord, identity: &Identity) -> Result<bool, AuthError>;
+    /// The identities linked to `owner` (the users table key), read consistently.
+    async fn identities_of(&self, owner: &str) -> Result<Vec<Identity>, AuthError>;
+    /// Unlinks `owner`'s identity (issuer, subject) in one transaction, only while it is
+    /// theirs and they keep another way to sign in (another identity, or a password).
+    /// `false`, and nothing written, otherwise.
+    async fn unlink(&self, owner: &str, issuer: &str, subject: &str) -> Result<bool, AuthError>;
 }
 
 /// A user's second factors (`mfa#<username>` items) and login challenges, in the users

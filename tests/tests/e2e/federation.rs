@@ -356,3 +356,52 @@ async fn start_refuses_a_foreign_return_to_and_unknown_providers() {
         Some("access_denied")
     );
 }
+
+#[tokio::test]
+async fn a_user_lists_and_unlinks_identities_but_never_the_last_way_in() {
+    let idp = Idp::start().await;
+    let (app, federation) = app_with_provider(&idp.issuer, true).await;
+    let bearer_of = |answer: Answer| {
+        let app = &app;
+        async move { format!("Bearer {}", app.refresh(&answer.refresh_cookie()).await.access_token()) }
+    };
+    let list = |bearer: &str| {
+        let call = Call::get("/auth/identities").header("authorization", bearer);
+        let app = &app;
+        async move { app.account_call(call).await }
+    };
+    let unlink = |bearer: &str, id: &str| {
+        let path: &'static str = format!("/auth/identities/{id}").leak();
+        let call = Call::get(path).method("DELETE").header("authorization", bearer);
+        let app = &app;
+        async move { app.account_call(call).await }
+    };
+    // Alice has a password; her first sign-in through the provider linked it.
+    let alice = bearer_of(sign_in(&federation, ALICE).await).await;
+    let listed = list(&alice).await;
+    assert_eq!(listed.status, 200, "{listed:?}");
+    let identities = listed.json()["identities"].as_array().unwrap().clone();
+    assert_eq!(identities.len(), 1, "{identities:?}");
+    assert_eq!(identities[0]["provider"], "local");
+    assert_eq!(identities[0]["email"], ALICE);
+    let alices = identities[0]["id"].as_str().unwrap().to_owned();
+    // Frank exists only through the provider: his identity is his only way in.
+    let frank = bearer_of(sign_in(&federation, "frank@example.com").await).await;
+    let franks = list(&frank).await.json()["identities"][0]["id"].as_str().unwrap().to_owned();
+    // Another user's identity, or garbage: 404, and nothing unlinked.
+    for (bearer, id) in [
+        (&alice, franks.as_str()),
+        (&frank, alices.as_str()),
+        (&alice, "not-base64!"),
+        (&alice, "aHR0cHM6Ly9ub3BlI3g"),
+    ] {
+        assert_eq!(unlink(bearer, id).await.status, 404, "{id}");
+    }
+    let refused = unlink(&frank, &franks).await;
+    assert_eq!((refused.status, refused.error_code().as_str()), (409, "last_sign_in_method"));
+    assert_eq!(list(&frank).await.json()["identities"].as_array().unwrap().len(), 1);
+    // Alice keeps her password: her identity goes.
+    assert_eq!(unlink(&alice, &alices).await.status, 204);
+    assert_eq!(list(&alice).await.json()["identities"], json!([]));
+    assert_eq!(identity_items(&app).await, 1, "Frank's stays");
+}

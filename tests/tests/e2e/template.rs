@@ -275,6 +275,10 @@ fn account_serves_its_password_and_session_routes_itself_and_cors_lets_browsers_
         "OPTIONS /auth/passkeys/register/start",
         "POST /auth/passkeys/register/finish",
         "OPTIONS /auth/passkeys/register/finish",
+        "GET /auth/identities",
+        "OPTIONS /auth/identities",
+        "DELETE /auth/identities/{identity_id}",
+        "OPTIONS /auth/identities/{identity_id}",
     ];
     assert_eq!(routes, expected.iter().map(|r| (*r).to_owned()).collect::<BTreeSet<_>>());
     let cors = &template["Resources"]["Api"]["Properties"]["CorsConfiguration"];
@@ -522,24 +526,35 @@ fn user_items_are_writable_only_by_key_prefix_or_named_attributes() {
         }
     }
 
-    // federation writes new users and identities (and checks users in transactions), never
-    // a user's second factors or passkeys, nor a link's or a sign-up's attributes; its
-    // deletes and other puts are ceremonies (link#) only.
-    for action in ["PutItem", "ConditionCheckItem"] {
-        let grants = &granted["federation"][&(format!("dynamodb:{action}"), "UsersTable".to_owned())];
-        for key in ["mfa#alice@example.com", "passkey#abc"] {
-            assert!(
-                outside_grant(&item_call(action, key, &["username", "owner"], None), grants).is_some(),
-                "federation must not {action} {key}"
-            );
-        }
-        let identity = item_call(
-            action,
-            "identity#https://idp.test#123",
-            &["username", "issuer", "subject", "provider", "owner", "user_id", "created_at"],
-            None,
+    // federation writes new users and identities, never a user's second factors or
+    // passkeys, nor a link's or a sign-up's attributes; its deletes and other puts are
+    // ceremonies (link#) only; linking adds to a user's identities set, under the condition
+    // on its verified address, and writes nothing else of a user item.
+    let puts = &granted["federation"][&("dynamodb:PutItem".to_owned(), "UsersTable".to_owned())];
+    for key in ["mfa#alice@example.com", "passkey#abc"] {
+        assert!(
+            outside_grant(&item_call("PutItem", key, &["username", "owner"], None), puts).is_some(),
+            "federation must not put {key}"
         );
-        assert_eq!(outside_grant(&identity, grants), None);
+    }
+    let identity = item_call(
+        "PutItem",
+        "identity#https://idp.test#123",
+        &["username", "issuer", "subject", "provider", "owner", "user_id", "created_at"],
+        None,
+    );
+    assert_eq!(outside_grant(&identity, puts), None);
+    let updates = conditions("federation");
+    let link = item_call(
+        "UpdateItem",
+        "alice@example.com",
+        &["username", "user_id", "email_verified", "identities"],
+        None,
+    );
+    assert_eq!(outside_grant(&link, &updates), None);
+    for attribute in ["password_hash", "roles", "disabled", "session_epoch", "expires_at"] {
+        let call = item_call("UpdateItem", "alice@example.com", &["username", "identities", attribute], None);
+        assert!(outside_grant(&call, &updates).is_some(), "federation must not update {attribute}");
     }
     let puts = &granted["federation"][&("dynamodb:PutItem".to_owned(), "UsersTable".to_owned())];
     for attribute in ["verify_link", "reset_link", "expires_at", "attempts", "totp_secret"] {
@@ -554,6 +569,14 @@ fn user_items_are_writable_only_by_key_prefix_or_named_attributes() {
     // user).
     let account = conditions("account");
     assert_eq!(outside_grant(&counter, &account), None);
+    let unlink = item_call("UpdateItem", "alice@example.com", &["username", "identities", "password_hash"], None);
+    assert_eq!(outside_grant(&unlink, &account), None);
+    let deletes = &granted["account"][&("dynamodb:DeleteItem".to_owned(), "UsersTable".to_owned())];
+    assert_eq!(
+        outside_grant(&item_call("DeleteItem", "identity#https://idp.test#123", &["username", "owner"], None), deletes),
+        None
+    );
+    assert!(outside_grant(&item_call("DeleteItem", "alice@example.com", &["username", "owner"], None), deletes).is_some());
     let change = item_call(
         "UpdateItem",
         "alice@example.com",
@@ -771,6 +794,11 @@ async fn each_function_is_granted_exactly_the_calls_it_makes() {
         let request = call.request();
         async { Answer::from(account::handle(&f.account, request).await.unwrap()) }
     };
+    // ... and the identity her first federated sign-in linked: listed, then unlinked.
+    let identities = account(Call::get("/auth/identities").header("authorization", &bearer)).await;
+    let identity_id = identities.json()["identities"][0]["id"].as_str().unwrap().to_owned();
+    let unlink: &'static str = format!("/auth/identities/{identity_id}").leak();
+    assert_eq!(account(Call::get(unlink).method("DELETE").header("authorization", &bearer)).await.status, 204);
     let listed = account(Call::get("/auth/sessions").header("authorization", &bearer)).await;
     assert_eq!(listed.json()["sessions"].as_array().unwrap().len(), 2, "{}", listed.body);
     let own: &'static str = format!("/auth/sessions/{}", session_id_of(&other.refresh_token())).leak();
