@@ -16,7 +16,7 @@ use auth_core::keys::secrets_manager::KeyStores;
 use auth_core::password::{MAX_PASSWORD_BYTES, hash_password};
 use auth_core::password_policy::PasswordPolicy;
 use auth_core::store::dynamodb::{DynamoSessions, DynamoUsers, create_tables};
-use auth_core::store::{FactorStore, RevokeIf, SessionStore, UserRecord, UserStore, normalize_username};
+use auth_core::store::{FactorStore, IdentityStore, RevokeIf, SessionStore, UserRecord, UserStore, normalize_username};
 use auth_core::tokens::SessionId;
 use clap::{Parser, Subcommand};
 use secrecy::SecretString;
@@ -107,7 +107,8 @@ enum UserCommand {
         #[arg(long, value_delimiter = ',', num_args = 0.., required = true)]
         set: Vec<String>,
     },
-    /// Show a user: id, roles, state and the times sessions are measured against (never the hash).
+    /// Show a user: id, roles, state, the times sessions are measured against, second
+    /// factors and identities at other providers (never the hash).
     Show { username: String },
     /// Disable a user: no login, and refresh fails for every session.
     Disable { username: String },
@@ -255,6 +256,20 @@ async fn run(cli: Cli) -> Result<(), String> {
                     factors.recovery_codes.len()
                 ),
                 (false, keys) => println!("second factor         {keys} passkeys"),
+            }
+            let identities = users.identities_of(&user.username).await.map_err(describe)?;
+            if identities.is_empty() {
+                println!("identities            none");
+            }
+            for identity in identities {
+                println!(
+                    "identity              {} ({}), subject {}, {}, linked {}",
+                    identity.provider,
+                    identity.issuer,
+                    identity.subject,
+                    identity.email.as_deref().unwrap_or("no address"),
+                    timestamp(identity.created_at)
+                );
             }
         }
         Command::User {

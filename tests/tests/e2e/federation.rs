@@ -203,6 +203,12 @@ async fn a_verified_address_from_a_trusted_provider_signs_in_the_account_that_ho
     let claims = signed_in_claims(&app, &callback(&federation, &back, Some(&started.cookie)).await).await;
     assert_eq!(claims["sub"], json!(alice_id));
     assert_eq!(identity_items(&app).await, 1);
+    // The operator sees it.
+    let shown = crate::authctl::text(&crate::authctl::authctl_with(&app, &["user", "show", ALICE], None, &[]));
+    assert!(
+        shown.contains(&format!("identity              local ({})", idp.issuer)) && shown.contains(ALICE),
+        "{shown}"
+    );
 }
 
 #[tokio::test]
