@@ -14,13 +14,15 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::authorizer::bearer_token;
-use super::http::{HttpPolicy, MAX_BODY_BYTES, empty_response, error_response, json_body, json_response, log_unavailable, request_meta};
+use super::federation::BrowserBinding;
+use super::http::{HttpPolicy, MAX_BODY_BYTES, append_header, empty_response, error_response, json_body, json_response, log_unavailable, request_meta};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::AuthError;
 use crate::factors::{AnswerFields, FactorAnswer};
 use crate::keys::verifying::TrustedKeys;
 use crate::service::account::{AccountService, Caller};
+use crate::service::federation::OAUTH_CEREMONY_TTL;
 use crate::store::{FactorStore, SessionStore, UserStore};
 use crate::tokens::{AccessTokenHeader, AccessTokens};
 use std::sync::Arc;
@@ -79,6 +81,8 @@ pub enum Resource {
     Identities,
     /// `/auth/identities/{id}`, with the id as sent.
     Identity(String),
+    /// `/auth/identities/{provider}/link`: start linking a provider.
+    IdentityLink(String),
     /// `/auth/sessions`.
     Sessions,
     /// `/auth/sessions/{id}`, with the id as sent (checked later, so a malformed id gets
@@ -104,6 +108,13 @@ impl Resource {
         if path.ends_with(SESSIONS_PATH) {
             return Some(Self::Sessions);
         }
+        if let Some(provider) = path
+            .strip_suffix("/link")
+            .and_then(|rest| rest.rsplit_once('/'))
+            .and_then(|(collection, provider)| (collection.ends_with(IDENTITIES_PATH) && !provider.is_empty()).then_some(provider))
+        {
+            return Some(Self::IdentityLink(provider.to_owned()));
+        }
         let (collection, id) = path.rsplit_once('/')?;
         if id.is_empty() {
             return None;
@@ -120,9 +131,14 @@ impl Resource {
     /// The methods it answers, for `Allow` and the preflight's `Access-Control-Allow-Methods`.
     fn allowed_methods(&self) -> &'static str {
         match self {
-            Self::Password | Self::TotpConfirm | Self::RecoveryCodes | Self::StepUp | Self::StepUpStart | Self::PasskeyStart | Self::PasskeyFinish => {
-                "POST, OPTIONS"
-            }
+            Self::Password
+            | Self::TotpConfirm
+            | Self::RecoveryCodes
+            | Self::StepUp
+            | Self::StepUpStart
+            | Self::PasskeyStart
+            | Self::PasskeyFinish
+            | Self::IdentityLink(_) => "POST, OPTIONS",
             Self::Mfa | Self::Passkeys | Self::Identities => "GET, OPTIONS",
             Self::Passkey(_) | Self::Identity(_) => "DELETE, OPTIONS",
             Self::Totp => "POST, DELETE, OPTIONS",
@@ -163,6 +179,12 @@ struct PasskeyList {
     passkeys: Vec<crate::passkeys::PasskeyView>,
 }
 
+/// The body of `POST /auth/identities/{provider}/link`.
+#[derive(Deserialize)]
+struct LinkBody {
+    return_to: String,
+}
+
 /// The answer of `GET /auth/identities`.
 #[derive(serde::Serialize)]
 struct IdentityList {
@@ -182,6 +204,7 @@ pub struct Account {
     clock: Arc<dyn Clock>,
     policy: HttpPolicy,
     service: AccountService,
+    binding: BrowserBinding,
 }
 
 impl Account {
@@ -201,12 +224,19 @@ impl Account {
             service: AccountService::new(config, users, sessions, factors, clock.clone()),
             clock,
             policy: HttpPolicy::new(config),
+            binding: BrowserBinding::new(config),
         }
     }
 
     /// Passkeys on (`WEBAUTHN_RP_ID` set).
     pub fn with_passkeys(mut self, passkeys: Option<crate::passkeys::Passkeys>) -> Self {
         self.service = self.service.with_passkeys(passkeys);
+        self
+    }
+
+    /// Federation on (`OAUTH_PROVIDERS` set): the caller may link a provider.
+    pub fn with_federation(mut self, federation: Option<crate::service::federation::Federation>) -> Self {
+        self.service = self.service.with_federation(federation);
         self
     }
 
@@ -276,7 +306,8 @@ impl Account {
                 | Resource::StepUp
                 | Resource::StepUpStart
                 | Resource::PasskeyStart
-                | Resource::PasskeyFinish,
+                | Resource::PasskeyFinish
+                | Resource::IdentityLink(_),
                 &Method::POST,
             )
             | (Resource::Sessions | Resource::Mfa | Resource::Passkeys | Resource::Identities, &Method::GET)
@@ -321,6 +352,18 @@ impl Account {
                     identities: self.service.identities_of(&caller).await?,
                 },
             )),
+            Some(Resource::IdentityLink(provider)) => {
+                let body: LinkBody = json_body(request, "The body must be JSON with a string field return_to.")?;
+                // SECURITY: back only to an allowed origin, as a sign-in's start.
+                if !self.binding.is_allowed_return(&body.return_to) {
+                    return Err(AuthError::InvalidRequest("return_to must be a URL on an allowed origin."));
+                }
+                let start = self.service.start_link(&caller, &provider, &body.return_to).await?;
+                let mut response = json_response(StatusCode::OK, &serde_json::json!({ "url": start.location }));
+                let cookie = self.binding.ceremony_cookie(&start.browser_token, OAUTH_CEREMONY_TTL);
+                append_header(&mut response, header::SET_COOKIE, &cookie);
+                Ok(response)
+            }
             Some(Resource::Identity(id)) => match self.service.unlink_identity(&caller, &id, &request_meta(request)).await? {
                 true => Ok(empty_response(StatusCode::NO_CONTENT)),
                 false => Err(AuthError::NotFound),

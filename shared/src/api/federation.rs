@@ -23,13 +23,52 @@ const ROUTE_PREFIX: &str = "/auth/oauth/";
 pub struct FederationApi {
     service: AuthService,
     policy: HttpPolicy,
-    allowed_origins: Vec<String>,
+    binding: BrowserBinding,
     /// Where a failure goes when its sign-in is unknown: `APP_URL`, else the first allowed
     /// origin.
     default_return: String,
+}
+
+/// Where a sign-in (or a link) may send the browser back, and the cookie that binds it to
+/// the browser that started it: shared by the federation function's start and the account
+/// function's link.
+pub(crate) struct BrowserBinding {
+    allowed_origins: Vec<String>,
     /// The ceremony cookie's path: `OAUTH_CALLBACK_BASE`'s (`/auth/oauth/` by default), so
-    /// that it goes to the two endpoints and nowhere else.
+    /// that it goes to the callback and nowhere else.
     cookie_path: String,
+}
+
+impl BrowserBinding {
+    pub(crate) fn new(config: &Config) -> Self {
+        let base = &config.oauth_callback_base;
+        let after_scheme = base.split_once("://").map_or(base.as_str(), |(_, rest)| rest);
+        Self {
+            allowed_origins: config.allowed_origins.clone(),
+            cookie_path: format!("{}/", after_scheme.find('/').map_or("", |at| &after_scheme[at..])),
+        }
+    }
+
+    // SECURITY: HttpOnly and Secure like the refresh cookie; SameSite=Lax so that the
+    // provider's top-level redirect back carries it (Strict would not); the callback's path.
+    pub(crate) fn ceremony_cookie(&self, value: &str, max_age: u64) -> String {
+        format!(
+            "{OAUTH_COOKIE}={value}; HttpOnly; Secure; SameSite=Lax; Path={}; Max-Age={max_age}",
+            self.cookie_path
+        )
+    }
+
+    /// An absolute URL whose origin is exactly one of `ALLOWED_ORIGINS` (no user info, no
+    /// backslash or control character a browser might read differently).
+    pub(crate) fn is_allowed_return(&self, url: &str) -> bool {
+        if url.chars().any(|c| c == '\\' || c.is_control() || c.is_whitespace()) {
+            return false;
+        }
+        self.allowed_origins.iter().any(|origin| {
+            url.strip_prefix(origin.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || rest.starts_with('?') || rest.starts_with('#'))
+        })
+    }
 }
 
 enum Endpoint {
@@ -41,14 +80,10 @@ impl FederationApi {
     /// Wires the endpoints over the service (built `with_federation`).
     pub fn new(config: &Config, service: AuthService) -> Self {
         let default_return = config.app_url.clone().or_else(|| config.allowed_origins.first().cloned()).unwrap_or_default();
-        let base = &config.oauth_callback_base;
-        let after_scheme = base.split_once("://").map_or(base.as_str(), |(_, rest)| rest);
-        let cookie_path = format!("{}/", after_scheme.find('/').map_or("", |at| &after_scheme[at..]));
         Self {
-            cookie_path,
             service,
             policy: HttpPolicy::new(config),
-            allowed_origins: config.allowed_origins.clone(),
+            binding: BrowserBinding::new(config),
             default_return,
         }
     }
@@ -68,7 +103,7 @@ impl FederationApi {
         let query = request.query_string_parameters();
         match endpoint {
             Endpoint::Start => {
-                let return_to = query.first("return_to").filter(|url| self.is_allowed_return(url)).map(str::to_owned);
+                let return_to = query.first("return_to").filter(|url| self.binding.is_allowed_return(url)).map(str::to_owned);
                 self.start(provider, return_to).await
             }
             Endpoint::Callback => {
@@ -92,13 +127,13 @@ impl FederationApi {
         let Some(return_to) = return_to else {
             return error_response(&AuthError::InvalidRequest("return_to must be a URL on an allowed origin."));
         };
-        match self.service.start_oauth(provider, &return_to, None).await {
+        match self.service.start_oauth(provider, &return_to).await {
             Ok(start) => {
                 let mut response = redirect(&start.location);
                 append_header(
                     &mut response,
                     header::SET_COOKIE,
-                    &self.ceremony_cookie(&start.browser_token, OAUTH_CEREMONY_TTL),
+                    &self.binding.ceremony_cookie(&start.browser_token, OAUTH_CEREMONY_TTL),
                 );
                 response
             }
@@ -118,29 +153,8 @@ impl FederationApi {
             Ok((OAuthDone::Linked, return_to)) => redirect(&return_to),
             Err((failure, return_to)) => redirect(&with_error(return_to.as_deref().unwrap_or(&self.default_return), failure)),
         };
-        append_header(&mut response, header::SET_COOKIE, &self.ceremony_cookie("", 0));
+        append_header(&mut response, header::SET_COOKIE, &self.binding.ceremony_cookie("", 0));
         response
-    }
-
-    // SECURITY: HttpOnly and Secure like the refresh cookie; SameSite=Lax so that the
-    // provider's top-level redirect back carries it (Strict would not); the two endpoints' path.
-    fn ceremony_cookie(&self, value: &str, max_age: u64) -> String {
-        format!(
-            "{OAUTH_COOKIE}={value}; HttpOnly; Secure; SameSite=Lax; Path={}; Max-Age={max_age}",
-            self.cookie_path
-        )
-    }
-
-    /// An absolute URL whose origin is exactly one of `ALLOWED_ORIGINS` (no user info, no
-    /// backslash or control character a browser might read differently).
-    fn is_allowed_return(&self, url: &str) -> bool {
-        if url.chars().any(|c| c == '\\' || c.is_control() || c.is_whitespace()) {
-            return false;
-        }
-        self.allowed_origins.iter().any(|origin| {
-            url.strip_prefix(origin.as_str())
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || rest.starts_with('?') || rest.starts_with('#'))
-        })
     }
 }
 
@@ -217,7 +231,7 @@ mod tests {
             "https://app.test/signed-in?x=1",
             "https://app.test#done",
         ] {
-            assert!(api.is_allowed_return(url), "{url}");
+            assert!(api.binding.is_allowed_return(url), "{url}");
         }
         for url in [
             "https://app.test.evil.test/",
@@ -229,7 +243,7 @@ mod tests {
             "https://app.test/\nx",
             "",
         ] {
-            assert!(!api.is_allowed_return(url), "{url}");
+            assert!(!api.binding.is_allowed_return(url), "{url}");
         }
     }
 
@@ -248,7 +262,7 @@ mod tests {
                 None => testing::config(),
             };
             let api = FederationApi::new(&config, testing::TestBed::new(config.clone()).service);
-            assert!(api.ceremony_cookie("t", 600).contains(&format!("; Path={path};")), "{base:?}");
+            assert!(api.binding.ceremony_cookie("t", 600).contains(&format!("; Path={path};")), "{base:?}");
         }
     }
 

@@ -185,12 +185,10 @@ pub async fn federation_with(
     secrets: aws_sdk_secretsmanager::Client,
 ) -> Result<FederationApi, ConfigError> {
     let bad = |name: &'static str, problem: String| ConfigError { name, problem };
-    let listed = config
-        .oauth_providers
-        .as_deref()
-        .ok_or_else(|| bad("OAUTH_PROVIDERS", "is required by the federation function".into()))?;
-    let providers = parse_providers(listed).map_err(|problem| bad("OAUTH_PROVIDERS", problem))?;
-    let mut client_secrets = match secrets.get_secret_value().secret_id(&config.oauth_client_secrets_id).send().await {
+    if config.oauth_providers.is_none() {
+        return Err(bad("OAUTH_PROVIDERS", "is required by the federation function".into()));
+    }
+    let client_secrets = match secrets.get_secret_value().secret_id(&config.oauth_client_secrets_id).send().await {
         Ok(out) => serde_json::from_str::<HashMap<String, String>>(out.secret_string().unwrap_or_default()).map_err(|_| {
             bad(
                 "OAUTH_CLIENT_SECRETS_ID",
@@ -205,18 +203,32 @@ pub async fn federation_with(
             ));
         }
     };
-    let http = ProviderHttp::new().map_err(|e| bad("OAUTH_PROVIDERS", e.to_string()))?;
-    let providers = providers
+    let users = Arc::new(DynamoUsers::new(dynamodb.clone(), &config.users_table, &config.sessions_table));
+    let federation = federation_of(config, client_secrets, users)?;
+    let service = auth_service_with(config, dynamodb, secrets).with_federation(federation);
+    Ok(FederationApi::new(config, service))
+}
+
+/// The providers of `OAUTH_PROVIDERS` (checked here) with the client secrets given, over
+/// the identities' store; `None` when none is configured.
+fn federation_of(config: &Config, mut client_secrets: HashMap<String, String>, users: Arc<DynamoUsers>) -> Result<Option<Federation>, ConfigError> {
+    let Some(listed) = config.oauth_providers.as_deref() else {
+        return Ok(None);
+    };
+    let bad = |problem: String| ConfigError {
+        name: "OAUTH_PROVIDERS",
+        problem,
+    };
+    let http = ProviderHttp::new().map_err(|e| bad(e.to_string()))?;
+    let providers = parse_providers(listed)
+        .map_err(bad)?
         .into_iter()
         .map(|p| {
             let secret = client_secrets.remove(&p.id);
             Provider::new(p, secret, http.clone())
         })
         .collect();
-    let users = Arc::new(DynamoUsers::new(dynamodb.clone(), &config.users_table, &config.sessions_table));
-    let federation = Federation::new(providers, users, &config.oauth_callback_base, config.signup);
-    let service = auth_service_with(config, dynamodb, secrets).with_federation(Some(federation));
-    Ok(FederationApi::new(config, service))
+    Ok(Some(Federation::new(providers, users, &config.oauth_callback_base, config.signup)))
 }
 
 /// The authorizer, configured from the environment. With keys deployed in
@@ -291,10 +303,14 @@ pub fn account_with(config: &Config, dynamodb: aws_sdk_dynamodb::Client, secrets
     let users = Arc::new(DynamoUsers::new(dynamodb.clone(), &config.users_table, &config.sessions_table));
     let sessions = DynamoSessions::new(dynamodb, &config.sessions_table);
     let passkeys = Passkeys::from_config(config)?;
+    // Linking a provider starts here (no client secret needed: the code exchange is the
+    // federation function's).
+    let federation = federation_of(config, HashMap::new(), users.clone())?;
     Ok(
         Account::new(config, keys, users.clone(), Arc::new(sessions), users.clone(), Arc::new(SystemClock))
             .with_passkeys(passkeys)
-            .with_identities(Some(users)),
+            .with_identities(Some(users))
+            .with_federation(federation),
     )
 }
 

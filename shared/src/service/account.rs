@@ -92,6 +92,7 @@ pub struct AccountService {
     pub(super) totp_issuer: String,
     pub(super) passkeys: Option<Arc<Passkeys>>,
     pub(super) identities: Option<Arc<dyn crate::store::IdentityStore>>,
+    pub(super) federation: Option<Arc<super::federation::Federation>>,
 }
 
 impl AccountService {
@@ -107,6 +108,7 @@ impl AccountService {
             totp_issuer: config.totp_issuer.clone(),
             passkeys: None,
             identities: None,
+            federation: None,
         }
     }
 

@@ -25,7 +25,7 @@ use crate::federation::client::{Provider, ProviderError};
 use crate::federation::id_token::{self, Expected};
 use crate::links::LinkToken;
 use crate::random::random_id;
-use crate::store::{Ceremony, CeremonyPurpose, Identity, IdentityStore, UserRecord};
+use crate::store::{Ceremony, CeremonyPurpose, FactorStore, Identity, IdentityStore, UserRecord};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -169,36 +169,11 @@ impl AuthService {
         Ok((federation, provider))
     }
 
-    /// Starts a sign-in (or, with `link_owner`, a link to that signed-in user) at a
-    /// provider. `return_to` has been checked against `ALLOWED_ORIGINS` by the caller.
-    pub async fn start_oauth(&self, provider_id: &str, return_to: &str, link_owner: Option<String>) -> Result<OAuthStart, OAuthFailure> {
-        let (federation, provider) = self.provider(provider_id)?;
-        let now = self.clock.now();
-        let metadata = provider.metadata(now).await.map_err(|e| unavailable(provider_id, &e))?;
-        let (state, nonce) = (random_id(), random_id());
-        let authorization = provider
-            .authorization(&metadata, &federation.redirect_uri(provider_id), &state, &nonce)
-            .map_err(|e| unavailable(provider_id, &e))?;
-        let pending = Pending {
-            provider: provider_id.to_owned(),
-            state,
-            nonce,
-            pkce_verifier: authorization.pkce_verifier,
-            return_to: return_to.to_owned(),
-        };
-        let token = LinkToken::generate();
-        let ceremony = Ceremony {
-            hash: token.hash(),
-            purpose: CeremonyPurpose::OAuth,
-            owner: link_owner,
-            state: serde_json::to_string(&pending).map_err(|_| OAuthFailure::Unavailable)?,
-            expires_at: now + OAUTH_CEREMONY_TTL,
-        };
-        self.factors.issue_ceremony(&ceremony).await.map_err(|e| store_failed(&e))?;
-        Ok(OAuthStart {
-            location: authorization.url,
-            browser_token: token.encode(),
-        })
+    /// Starts a sign-in at a provider. `return_to` has been checked against
+    /// `ALLOWED_ORIGINS` by the caller.
+    pub async fn start_oauth(&self, provider_id: &str, return_to: &str) -> Result<OAuthStart, OAuthFailure> {
+        let federation = self.federation.clone().ok_or(OAuthFailure::UnknownProvider)?;
+        issue_ceremony(&federation, &*self.factors, provider_id, return_to, None, self.clock.now()).await
     }
 
     /// Finishes a sign-in or link at its callback. On failure, the `return_to` to send the
@@ -419,6 +394,43 @@ impl AuthService {
     }
 }
 
+/// Stores a sign-in's ceremony (a link's, with its `owner`) and builds the provider's URL.
+async fn issue_ceremony(
+    federation: &Federation,
+    factors: &dyn FactorStore,
+    provider_id: &str,
+    return_to: &str,
+    owner: Option<String>,
+    now: u64,
+) -> Result<OAuthStart, OAuthFailure> {
+    let provider = federation.providers.get(provider_id).ok_or(OAuthFailure::UnknownProvider)?;
+    let metadata = provider.metadata(now).await.map_err(|e| unavailable(provider_id, &e))?;
+    let (state, nonce) = (random_id(), random_id());
+    let authorization = provider
+        .authorization(&metadata, &federation.redirect_uri(provider_id), &state, &nonce)
+        .map_err(|e| unavailable(provider_id, &e))?;
+    let pending = Pending {
+        provider: provider_id.to_owned(),
+        state,
+        nonce,
+        pkce_verifier: authorization.pkce_verifier,
+        return_to: return_to.to_owned(),
+    };
+    let token = LinkToken::generate();
+    let ceremony = Ceremony {
+        hash: token.hash(),
+        purpose: CeremonyPurpose::OAuth,
+        owner,
+        state: serde_json::to_string(&pending).map_err(|_| OAuthFailure::Unavailable)?,
+        expires_at: now + OAUTH_CEREMONY_TTL,
+    };
+    factors.issue_ceremony(&ceremony).await.map_err(|e| store_failed(&e))?;
+    Ok(OAuthStart {
+        location: authorization.url,
+        browser_token: token.encode(),
+    })
+}
+
 /// One of a user's identities as the account endpoints show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct IdentityView {
@@ -451,6 +463,29 @@ impl AccountService {
     pub fn with_identities(mut self, identities: Option<Arc<dyn IdentityStore>>) -> Self {
         self.identities = identities;
         self
+    }
+
+    /// Federation on: a signed-in user may link a provider.
+    pub fn with_federation(mut self, federation: Option<Federation>) -> Self {
+        self.federation = federation.map(Arc::new);
+        self
+    }
+
+    /// Starts linking a provider to the caller: the same ceremony as a sign-in's, owned by
+    /// the caller, finished at the same callback. A new way to sign in is added as a second
+    /// factor is: after a step-up when the user has one, else within `STEP_UP_MAX_AGE` of
+    /// the session's sign-in, so that a stolen access token cannot link the thief's account.
+    pub async fn start_link(&self, caller: &Caller, provider_id: &str, return_to: &str) -> Result<OAuthStart, AuthError> {
+        let federation = self.federation.as_ref().ok_or(AuthError::NotFound)?;
+        let factors = self.factors.factors(&caller.user.username).await?.unwrap_or_default();
+        self.may_add_factor(caller, &factors)?;
+        let owner = Some(caller.user.username.clone());
+        issue_ceremony(federation, &*self.factors, provider_id, return_to, owner, self.clock.now())
+            .await
+            .map_err(|failure| match failure {
+                OAuthFailure::UnknownProvider => AuthError::NotFound,
+                other => AuthError::unavailable("identity provider", other.as_str()),
+            })
     }
 
     fn identity_store(&self) -> Result<&Arc<dyn IdentityStore>, AuthError> {

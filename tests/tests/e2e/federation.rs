@@ -411,3 +411,53 @@ async fn a_user_lists_and_unlinks_identities_but_never_the_last_way_in() {
     assert_eq!(list(&alice).await.json()["identities"], json!([]));
     assert_eq!(identity_items(&app).await, 1, "Frank's stays");
 }
+
+#[tokio::test]
+async fn a_signed_in_user_links_a_provider_and_then_signs_in_with_it() {
+    let idp = Idp::start().await;
+    // Not trusted for e-mail: only the explicit link joins the identity to Alice.
+    let (app, federation) = app_with_provider(&idp.issuer, false).await;
+    let alice_id = app.user_item(ALICE).await["user_id"].as_s().unwrap().clone();
+    let link = |bearer: &str, return_to: &str| {
+        let call = Call::post("/auth/identities/local/link")
+            .header("authorization", bearer)
+            .json(json!({ "return_to": return_to }));
+        let app = &app;
+        async move { app.account_call(call).await }
+    };
+    let login = app.login(ALICE, PASSWORD).await;
+    let alice = format!("Bearer {}", login.access_token());
+    // Back only to an allowed origin; only for a signed-in caller.
+    assert_eq!(link(&alice, "https://evil.test/").await.status, 400);
+    assert_eq!(link("Bearer nope", RETURN_TO).await.status, 401);
+    let started = link(&alice, RETURN_TO).await;
+    assert_eq!(started.status, 200, "{started:?}");
+    let cookie = started.set_cookies().into_iter().find(|c| c.starts_with("oauth_ceremony=")).unwrap();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/auth/oauth/"),
+        "{cookie}"
+    );
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let back = sign_in_at_provider(started.json()["url"].as_str().unwrap(), "alice.elsewhere@example.com").await;
+    let linked = callback(&federation, &back, Some(&cookie)).await;
+    assert_eq!(error_of(&linked), None, "{linked:?}");
+    assert!(linked.set_cookies().iter().all(|c| !c.starts_with("refresh_token=")), "a link signs no one in");
+    let listed = app.account_call(Call::get("/auth/identities").header("authorization", &alice)).await;
+    assert_eq!(listed.json()["identities"][0]["email"], "alice.elsewhere@example.com");
+    // From now on that identity signs Alice in.
+    let claims = signed_in_claims(&app, &sign_in(&federation, "alice.elsewhere@example.com").await).await;
+    assert_eq!(claims["sub"], json!(alice_id));
+
+    // Bob cannot take it over by linking it too.
+    let bob = format!("Bearer {}", app.login(BOB, PASSWORD).await.access_token());
+    let started = link(&bob, RETURN_TO).await;
+    let cookie = started.set_cookies().into_iter().find(|c| c.starts_with("oauth_ceremony=")).unwrap();
+    let back = sign_in_at_provider(started.json()["url"].as_str().unwrap(), "alice.elsewhere@example.com").await;
+    let refused = callback(&federation, &back, Some(cookie.split(';').next().unwrap())).await;
+    assert_eq!(error_of(&refused).as_deref(), Some("identity_in_use"));
+
+    // A session signed in long ago must sign in again first (a stolen token links nothing).
+    app.set_session_number(&session_id_of(&login.refresh_token()), "auth_time", now() - 3600).await;
+    let stale = link(&alice, RETURN_TO).await;
+    assert_eq!((stale.status, stale.error_code().as_str()), (403, "reauthentication_required"));
+}

@@ -279,6 +279,8 @@ fn account_serves_its_password_and_session_routes_itself_and_cors_lets_browsers_
         "OPTIONS /auth/identities",
         "DELETE /auth/identities/{identity_id}",
         "OPTIONS /auth/identities/{identity_id}",
+        "POST /auth/identities/{provider}/link",
+        "OPTIONS /auth/identities/{provider}/link",
     ];
     assert_eq!(routes, expected.iter().map(|r| (*r).to_owned()).collect::<BTreeSet<_>>());
     let cors = &template["Resources"]["Api"]["Properties"]["CorsConfiguration"];
