@@ -573,6 +573,16 @@ mod tests {
         for path in ["/", "/auth/sessions/", "/auth/sessions/a/b", "/auth/session", "/auth/login", "/auth/sessionsx"] {
             assert_eq!(Resource::from_path(path), None, "{path}");
         }
+        // Identities: the collection, one by id, and a provider's link.
+        assert_eq!(Resource::from_path("/prod/auth/identities"), Some(Resource::Identities));
+        assert_eq!(Resource::from_path("/auth/identities/aGk"), Some(Resource::Identity("aGk".into())));
+        assert_eq!(
+            Resource::from_path("/lambda-url/account/auth/identities/google/link"),
+            Some(Resource::IdentityLink("google".into()))
+        );
+        for path in ["/auth/identities//link", "/auth/link", "/auth/sessions/x/link", "/auth/identities/a/b"] {
+            assert_eq!(Resource::from_path(path), None, "{path}");
+        }
     }
 
     #[tokio::test]
