@@ -461,3 +461,23 @@ async fn a_signed_in_user_links_a_provider_and_then_signs_in_with_it() {
     let stale = link(&alice, RETURN_TO).await;
     assert_eq!((stale.status, stale.error_code().as_str()), (403, "reauthentication_required"));
 }
+
+#[tokio::test]
+async fn a_code_replayed_into_a_fresh_sign_in_is_rejected_and_nothing_is_written() {
+    let idp = Idp::start().await;
+    let (app, federation) = app_with_provider(&idp.issuer, true).await;
+    // A code used once (its sign-in succeeded) ...
+    let used = start(&federation).await;
+    let back = sign_in_at_provider(&used.location, "grace@example.com").await;
+    signed_in_claims(&app, &callback(&federation, &back, Some(&used.cookie)).await).await;
+    let identities = identity_items(&app).await;
+    // ... then carried into another sign-in of the same browser with that sign-in's state:
+    // the provider refuses it (used, and issued for another PKCE challenge).
+    let fresh = start(&federation).await;
+    let state = fresh.location.split("state=").nth(1).unwrap().split('&').next().unwrap().to_owned();
+    let code = back.iter().find(|(k, _)| k == "code").unwrap().1.clone();
+    let replayed = callback(&federation, &[("code".to_owned(), code), ("state".to_owned(), state)], Some(&fresh.cookie)).await;
+    assert_eq!(error_of(&replayed).as_deref(), Some("code_rejected"));
+    assert!(replayed.set_cookies().iter().all(|c| !c.starts_with("refresh_token=")));
+    assert_eq!(identity_items(&app).await, identities);
+}
