@@ -12,6 +12,7 @@ use crate::audit::RequestMeta;
 use crate::config::Config;
 use crate::error::AuthError;
 use crate::service::AuthService;
+use crate::service::MFA_CHALLENGE_TTL;
 use crate::service::federation::{CallbackParams, OAUTH_CEREMONY_TTL, OAuthDone, OAuthFailure};
 
 /// The cookie that binds a sign-in to the browser that started it.
@@ -151,6 +152,17 @@ impl FederationApi {
                 response
             }
             Ok((OAuthDone::Linked, return_to)) => redirect(&return_to),
+            // The page asks for the code; the challenge's token stays in an HttpOnly cookie
+            // that only the login function's paths receive.
+            Ok((OAuthDone::MfaRequired { token, methods }, return_to)) => {
+                let mut response = redirect(&with_param(&return_to, "mfa_required", &methods.join(",")));
+                append_header(
+                    &mut response,
+                    header::SET_COOKIE,
+                    &self.policy.challenge_cookie(&token.encode(), MFA_CHALLENGE_TTL),
+                );
+                response
+            }
             Err((failure, return_to)) => redirect(&with_error(return_to.as_deref().unwrap_or(&self.default_return), failure)),
         };
         append_header(&mut response, header::SET_COOKIE, &self.binding.ceremony_cookie("", 0));
@@ -191,12 +203,18 @@ fn redirect(location: &str) -> Response<Body> {
 
 /// `return_to` with `error=<code>` added to its query (before any fragment).
 fn with_error(return_to: &str, failure: OAuthFailure) -> String {
+    with_param(return_to, "error", failure.as_str())
+}
+
+/// `return_to` with `name=value` added to its query (before any fragment); the values here
+/// are our own codes, which need no escaping.
+fn with_param(return_to: &str, name: &str, value: &str) -> String {
     let (base, fragment) = match return_to.split_once('#') {
         Some((base, fragment)) => (base, Some(fragment)),
         None => (return_to, None),
     };
     let separator = if base.contains('?') { '&' } else { '?' };
-    let mut url = format!("{base}{separator}error={}", failure.as_str());
+    let mut url = format!("{base}{separator}{name}={value}");
     if let Some(fragment) = fragment {
         url.push('#');
         url.push_str(fragment);

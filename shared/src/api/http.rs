@@ -26,6 +26,9 @@ pub struct HttpPolicy {
     pub(crate) delivery: TokenDelivery,
 }
 
+/// The name of the cookie that carries a login challenge after a provider's redirect.
+pub const MFA_CHALLENGE_COOKIE: &str = "mfa_challenge";
+
 impl HttpPolicy {
     /// From the configuration.
     pub fn new(config: &Config) -> Self {
@@ -56,6 +59,34 @@ impl HttpPolicy {
             self.cookie_path,
             max_age
         )
+    }
+
+    /// The cookie that carries a login challenge's token from a sign-in through another
+    /// provider (a redirect, where no body reaches the page) to `POST /auth/login/mfa`:
+    /// the refresh cookie's attributes and path, its own name.
+    pub(crate) fn challenge_cookie(&self, value: &str, max_age: u64) -> String {
+        format!(
+            "{MFA_CHALLENGE_COOKIE}={value}; HttpOnly; Secure; SameSite={}; Path={}; Max-Age={max_age}",
+            self.same_site.as_str(),
+            self.cookie_path
+        )
+    }
+
+    /// The login challenge's token from its cookie, when exactly one is sent.
+    pub(crate) fn challenge_from_cookie<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
+        let values: Vec<&str> = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .filter(|(name, _)| *name == MFA_CHALLENGE_COOKIE)
+            .map(|(_, value)| value.trim())
+            .collect();
+        match values[..] {
+            [one] => Some(one),
+            _ => None,
+        }
     }
 
     /// Clears the refresh cookie (`Max-Age=0`, same name and path), when cookies carry it.

@@ -29,7 +29,10 @@ struct LoginBody {
 
 #[derive(Deserialize)]
 struct MfaBody {
-    mfa_token: String,
+    /// The challenge's token; after a sign-in through another provider it comes in the
+    /// `mfa_challenge` cookie instead.
+    #[serde(default)]
+    mfa_token: Option<String>,
     #[serde(flatten)]
     answer: AnswerFields,
 }
@@ -157,8 +160,17 @@ impl AuthApi {
             .respond(&request, async {
                 let body: MfaBody = json_body(&request, "The body must be JSON with mfa_token and one of code and recovery_code.")?;
                 let answer = body.answer.answer()?;
-                let issued = self.service.complete_mfa(&body.mfa_token, &answer, &request_meta(&request)).await?;
-                Ok(self.token_response(issued))
+                let from_cookie = body.mfa_token.is_none();
+                let token = match body.mfa_token.as_deref() {
+                    Some(token) => token,
+                    None => self.policy.challenge_from_cookie(request.headers()).ok_or(AuthError::InvalidToken)?,
+                };
+                let issued = self.service.complete_mfa(token, &answer, &request_meta(&request)).await?;
+                let mut response = self.token_response(issued);
+                if from_cookie {
+                    append_header(&mut response, header::SET_COOKIE, &self.policy.challenge_cookie("", 0));
+                }
+                Ok(response)
             })
             .await
     }

@@ -16,7 +16,7 @@ use aws_lc_rs::constant_time;
 use serde::{Deserialize, Serialize};
 
 use super::account::{AccountService, Caller};
-use super::{AuthService, IssuedTokens};
+use super::{AuthService, IssuedTokens, MFA_CHALLENGE_TTL};
 use crate::audit::{self, AuditEvent, RequestMeta};
 use crate::claims::Authentication;
 use crate::config::Signup;
@@ -25,7 +25,7 @@ use crate::federation::client::{Provider, ProviderError};
 use crate::federation::id_token::{self, Expected};
 use crate::links::LinkToken;
 use crate::random::random_id;
-use crate::store::{Ceremony, CeremonyPurpose, FactorStore, Identity, IdentityStore, UserRecord};
+use crate::store::{Ceremony, CeremonyPurpose, Challenge, FactorStore, Identity, IdentityStore, UserRecord};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -88,7 +88,8 @@ pub enum OAuthFailure {
     InvalidIdToken,
     /// Sign-up is closed and no existing user has this identity or a trusted address.
     SignupClosed,
-    /// The account is disabled, or it has a second factor (not yet asked for here).
+    /// The account is disabled, or its only second factor is a passkey (not offered after
+    /// a provider).
     SignInRefused,
     /// A link of an identity another user already has.
     IdentityInUse,
@@ -143,6 +144,14 @@ pub enum OAuthDone {
     SignedIn(Box<IssuedTokens>),
     /// The identity is now linked to the signed-in user who asked.
     Linked,
+    /// The user has a second factor: a login challenge, answered at `POST /auth/login/mfa`
+    /// as a password login's is (the token travels in a cookie, never in the URL).
+    MfaRequired {
+        /// The challenge's one-time token.
+        token: LinkToken,
+        /// What it may be answered with: `totp`, `recovery_code`.
+        methods: Vec<&'static str>,
+    },
 }
 
 /// What the ceremony keeps between start and callback (server-side, never sent).
@@ -264,13 +273,31 @@ impl AuthService {
                 ));
             }
         };
-        // A second factor is not asked for after a provider yet: such a user is refused
-        // rather than let in on the provider's word alone.
-        let factors = self.factors.factors(&user.username).await.map_err(store)?;
-        if factors.is_some_and(|f| f.required()) {
-            return Err((refused(meta, OAuthFailure::SignInRefused, "oauth_mfa_required", Some(&user.user_id)), back));
-        }
+        // SECURITY: the provider's word never skips our second factor (its `amr` is not
+        // trusted): the user answers a login challenge as after a password. Passkeys are
+        // not offered there (their options would have to travel in the redirect): a user
+        // whose only factor is a passkey is refused.
         let keys = self.keys.current().await.map_err(store)?;
+        if let Some(factors) = self.factors.factors(&user.username).await.map_err(store)?.filter(|f| f.required()) {
+            let methods: Vec<&'static str> = factors.methods().into_iter().filter(|m| *m != "webauthn").collect();
+            if methods.is_empty() {
+                return Err((refused(meta, OAuthFailure::SignInRefused, "oauth_passkey_only", Some(&user.user_id)), back));
+            }
+            let token = LinkToken::generate();
+            let challenge = Challenge {
+                hash: token.hash(),
+                username: user.username.clone(),
+                session_epoch: user.session_epoch,
+                password_at: now,
+                failures: 0,
+                expires_at: now + MFA_CHALLENGE_TTL,
+                webauthn_state: None,
+                first_amr: vec![FEDERATED_AMR.to_owned()],
+            };
+            self.factors.issue_challenge(&challenge).await.map_err(store)?;
+            audit::emit(AuditEvent::MfaChallenged, meta, Some(&user.user_id), None, Some("oauth"));
+            return Ok((OAuthDone::MfaRequired { token, methods }, pending.return_to));
+        }
         let auth = Authentication {
             amr: vec![FEDERATED_AMR.to_owned()],
             auth_time: now,

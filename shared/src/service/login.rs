@@ -6,7 +6,7 @@ use secrecy::SecretString;
 use super::credentials::{FactorCheck, PasswordCheck, check_factor, check_password, verify_answer};
 use super::{AuthService, IssuedTokens, audit_session};
 use crate::audit::{self, AuditEvent, RequestMeta};
-use crate::claims::Authentication;
+use crate::claims::{Authentication, amr};
 use crate::error::AuthError;
 use crate::factors::{FactorAnswer, Factors};
 use crate::keys::SigningKeys;
@@ -109,6 +109,7 @@ impl AuthService {
                     failures: 0,
                     expires_at: now + MFA_CHALLENGE_TTL,
                     webauthn_state,
+                    first_amr: vec![amr::PASSWORD.to_owned()],
                 })
                 .await?;
             audit::emit(AuditEvent::MfaChallenged, meta, Some(&user.user_id), None, None);
@@ -166,7 +167,11 @@ impl AuthService {
                 return Err(AuthError::InvalidToken);
             }
         };
-        let auth = Authentication::password(challenge.password_at).with(&added, now);
+        let first = Authentication {
+            amr: challenge.first_amr.clone(),
+            auth_time: challenge.password_at,
+        };
+        let auth = first.with(&added, now);
         self.start_session(&keys, &user, challenge.session_epoch, auth, meta, now).await
     }
 

@@ -359,8 +359,12 @@ pub struct Challenge {
     /// The user's session epoch at that check: a bump since (password change or reset,
     /// logout everywhere, disable) kills the challenge, as it would the session.
     pub session_epoch: u64,
-    /// When the password was checked (the session's `auth_time` for `pwd`).
+    /// When the password was checked (the session's `auth_time` for `pwd`), or the
+    /// provider's sign-in.
     pub password_at: u64,
+    /// How the first factor was passed, as `amr`: `pwd` for a password, `fed` for a sign-in
+    /// through another provider.
+    pub first_amr: Vec<String>,
     /// Wrong answers so far.
     pub failures: u32,
     /// When it lapses.

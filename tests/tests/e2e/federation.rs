@@ -481,3 +481,42 @@ async fn a_code_replayed_into_a_fresh_sign_in_is_rejected_and_nothing_is_written
     assert!(replayed.set_cookies().iter().all(|c| !c.starts_with("refresh_token=")));
     assert_eq!(identity_items(&app).await, identities);
 }
+
+#[tokio::test]
+async fn a_user_with_totp_answers_a_challenge_after_the_provider_never_skipping_it() {
+    let idp = Idp::start().await;
+    let (app, federation) = app_with_provider(&idp.issuer, true).await;
+    let (address, secret, _, _) = crate::mfa::with_totp(&app).await;
+    // The provider vouches for the address (trusted, verified): the account is found, and
+    // its second factor is still asked for.
+    let answer = sign_in(&federation, &address).await;
+    assert_eq!(answer.header("location"), Some(format!("{RETURN_TO}?mfa_required=totp,recovery_code").as_str()));
+    assert!(answer.set_cookies().iter().all(|c| !c.starts_with("refresh_token=")), "no session yet");
+    let cookie = answer.set_cookies().into_iter().find(|c| c.starts_with("mfa_challenge=")).unwrap();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("Secure") && cookie.contains("Path=/auth;"),
+        "{cookie}"
+    );
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    record_secret(cookie.trim_start_matches("mfa_challenge="));
+    let mfa = |code: String, with_cookie: bool| {
+        let mut call = Call::post("/auth/login/mfa").json(json!({ "code": code }));
+        if with_cookie {
+            call = call.cookie(&cookie);
+        }
+        let app = &app;
+        async move { app.login_call(call).await }
+    };
+    assert_eq!(
+        mfa(secret.code_at(now() + 30), false).await.error_code(),
+        "invalid_token",
+        "no challenge, no token"
+    );
+    assert_eq!(mfa("000000".into(), true).await.error_code(), "invalid_code");
+    let signed = mfa(secret.code_at(now() + 30), true).await;
+    assert_eq!(signed.status, 200, "{}", signed.body);
+    assert_eq!(crate::mfa::claims(&signed.access_token())["amr"], json!(["fed", "otp", "mfa"]));
+    let cleared = signed.set_cookies().into_iter().find(|c| c.starts_with("mfa_challenge=")).unwrap();
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    record_refresh_token(&signed.refresh_token());
+}

@@ -25,7 +25,7 @@ pub async fn fresh_account(app: &App) -> String {
 }
 
 /// An account with TOTP on: its address, secret, recovery codes and a password-only token.
-async fn with_totp(app: &App) -> (String, TotpSecret, Vec<String>, String) {
+pub(crate) async fn with_totp(app: &App) -> (String, TotpSecret, Vec<String>, String) {
     let address = fresh_account(app).await;
     let token = app.login(&address, NEW_PASSWORD).await.access_token();
     let bearer = format!("Bearer {token}");
@@ -55,7 +55,7 @@ async fn answer(app: &App, mfa_token: &str, answer: Value) -> Answer {
     app.login_call(Call::post("/auth/login/mfa").json(body)).await
 }
 
-fn claims(token: &str) -> Value {
+pub(crate) fn claims(token: &str) -> Value {
     use base64::Engine;
     let payload = token.split('.').nth(1).unwrap();
     serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()

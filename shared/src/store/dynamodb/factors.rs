@@ -11,6 +11,7 @@ use webauthn_rs::prelude::Uuid;
 
 use super::links::{build_error, link_key};
 use super::*;
+use crate::claims::amr;
 use crate::factors::{FactorUse, Factors, TotpSecret};
 use crate::passkeys::StoredPasskey;
 use crate::store::{Ceremony, CeremonyPurpose, Challenge, FactorStore};
@@ -253,6 +254,10 @@ impl FactorStore for DynamoUsers {
         if let Some(state) = &challenge.webauthn_state {
             item.insert("webauthn_state".into(), s(state));
         }
+        // Absent for a password's challenge (every item from before it means `pwd`).
+        if challenge.first_amr != [amr::PASSWORD] {
+            item.insert("first_amr".into(), AttributeValue::L(challenge.first_amr.iter().map(s).collect()));
+        }
         self.put_new(item, "PutItem challenge").await
     }
 
@@ -280,6 +285,10 @@ impl FactorStore for DynamoUsers {
                 failures: u32::try_from(get_n(item, "failures")?).ok()?,
                 expires_at: get_n(item, "expires_at")?,
                 webauthn_state: get_s(item, "webauthn_state"),
+                first_amr: match item.get("first_amr") {
+                    Some(AttributeValue::L(values)) => values.iter().filter_map(|v| v.as_s().ok().cloned()).collect(),
+                    _ => vec![amr::PASSWORD.to_owned()],
+                },
             })
         })();
         Ok(challenge.filter(|c| now < c.expires_at))
