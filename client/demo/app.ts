@@ -590,11 +590,17 @@ if (config.oauth) {
   link.textContent = `Sign in with ${config.oauth.name}`;
   link.hidden = false;
 }
-const returnedError = new URLSearchParams(location.search).get("error");
-if (returnedError) {
-  $("login-error").textContent = `Sign-in through the provider failed: ${returnedError}`;
-  history.replaceState(null, "", location.pathname);
+const returned = new URLSearchParams(location.search);
+if (returned.has("error")) {
+  $("login-error").textContent = `Sign-in through the provider failed: ${returned.get("error")}`;
 }
+// The provider signed the user in, and the account has a second factor: the challenge is
+// in an HttpOnly cookie, so it has no token here (verifyMfa sends none).
+const mfaRequired = returned.get("mfa_required");
+if (mfaRequired) {
+  showChallenge({ mfaRequired: true, mfaToken: "", methods: mfaRequired.split(",") as MfaChallenge["methods"], expiresIn: 300 });
+}
+if (location.search) history.replaceState(null, "", location.pathname);
 
 input("username").value = config.username;
 // A session from before this page (a reload, another tab) is picked up through the refresh cookie.

@@ -1033,6 +1033,21 @@ test("step-up with a passkey from the page's prompt: a password session removing
   await page.screenshot({ path: `${ARTIFACTS}/step-up.png`, fullPage: true });
 });
 
+/**
+ * Clicks the demo's "Sign in with Local IdP" and goes through the provider's own pages
+ * (oidc-provider's development login and consent, on 127.0.0.1: another site) as `login`.
+ */
+async function throughLocalProvider(page: Page, login: string): Promise<void> {
+  await page.click("#oauth-signin");
+  await page.locator('input[name="login"]').waitFor({ timeout: 15_000 });
+  assert.equal(new URL(page.url()).hostname, "127.0.0.1", "the provider's page");
+  await page.fill('input[name="login"]', login);
+  await page.fill('input[name="password"]', "any password");
+  await page.click('button[type="submit"]');
+  await page.locator('input[name="prompt"][value="consent"]').waitFor({ state: "attached", timeout: 15_000 });
+  await page.click('button[type="submit"]');
+}
+
 test("sign in through the local OpenID provider: the demo's link, the provider's real login and consent pages, back on the page signed in (amr fed); a second visit finds the same user; no token in any URL", async () => {
   const FEDERATION_URL = `${API_URL}/lambda-url/federation/auth/oauth/local`;
   const signInThroughProvider = async (login: string) => {
@@ -1046,15 +1061,7 @@ test("sign in through the local OpenID provider: the demo's link, the provider's
       if (response.url().startsWith(`${FEDERATION_URL}/callback`)) recordSecret(cookieValue(await response.headerValue("set-cookie").catch(() => null)) || "-");
     });
     const refreshed = page.waitForResponse((response) => response.url() === REFRESH_URL && response.status() === 200, { timeout: 30_000 });
-    await page.click("#oauth-signin");
-    // The provider's own pages (oidc-provider's development login and consent).
-    await page.locator('input[name="login"]').waitFor({ timeout: 15_000 });
-    assert.equal(new URL(page.url()).hostname, "127.0.0.1", "the provider's page");
-    await page.fill('input[name="login"]', login);
-    await page.fill('input[name="password"]', "any password");
-    await page.click('button[type="submit"]');
-    await page.locator('input[name="prompt"][value="consent"]').waitFor({ state: "attached", timeout: 15_000 });
-    await page.click('button[type="submit"]');
+    await throughLocalProvider(page, login);
     const token = await accessTokenOf(await refreshed);
     await waitForState(page, "signed-in", 15_000);
     assert.equal(new URL(page.url()).origin, DEMO_ORIGIN, "back on the demo page");
@@ -1069,4 +1076,31 @@ test("sign in through the local OpenID provider: the demo's link, the provider's
   assert.deepEqual(first.amr, ["fed"]);
   const second = await signInThroughProvider(login);
   assert.equal(second.sub, first.sub, "the same identity signs in the same user");
+});
+
+test("a TOTP user signing in through the local OpenID provider is asked for the code on the page (the challenge in an HttpOnly cookie, nothing in the URL), and the code signs in with amr fed, otp, mfa", async () => {
+  const { username, password } = freshUser();
+  const page = await openDemo(await newContext());
+  await signUpAndVerify(page, username, password);
+  await logIn(page, username, password);
+  await waitForState(page, "signed-in");
+  const { secret, usedStep } = await turnOnTotp(page);
+  await page.click("#logout");
+  await waitForState(page, "signed-out");
+
+  await throughLocalProvider(page, username);
+  await page.locator("#login-mfa-form:not([hidden])").waitFor({ timeout: 15_000 });
+  assert.equal(new URL(page.url()).search, "", "the address bar keeps nothing of the redirect");
+  assert.equal(await stateOf(page), "signed-out", "no session before the code");
+  const cookies = await page.context().cookies();
+  const challenge = cookies.find((cookie) => cookie.name === "mfa_challenge");
+  assert.ok(challenge?.httpOnly, "the challenge is in an HttpOnly cookie");
+  recordSecret(challenge!.value);
+  const verified = answerTo(page, LOGIN_MFA_URL);
+  await page.fill("#login-mfa-code", unusedCode(secret, usedStep));
+  await page.click("#login-mfa-submit");
+  const answer = await verified;
+  assert.equal(answer.status(), 200);
+  assert.deepEqual(payloadOf(await accessTokenOf(answer)).amr, ["fed", "otp", "mfa"]);
+  await waitForState(page, "signed-in");
 });

@@ -158,10 +158,12 @@ export interface AuthClient {
   login(username: string, password: string): Promise<Claims | MfaChallenge | null>;
   /**
    * The second step of a login that answered a challenge: signs in exactly as `login` does.
+   * After a sign-in through another provider the page has no `mfaToken` (the redirect back
+   * said `mfa_required`; the challenge is in an HttpOnly cookie): leave it out.
    * Throws `invalid_code` (a wrong code: the challenge stays usable until five of them),
    * `invalid_token` (the challenge is used, expired or spent: log in again), `too_many_attempts`, ...
    */
-  verifyMfa(answer: { mfaToken: string } & MfaFactor): Promise<Claims | null>;
+  verifyMfa(answer: { mfaToken?: string } & MfaFactor): Promise<Claims | null>;
   /**
    * Answers a challenge whose `methods` have `webauthn` with a passkey: the browser asks for
    * one of the user's passkeys (`challenge.webauthn`), then this signs in exactly as `login`
@@ -696,7 +698,8 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
       return signIn(await post("login", { username, password }));
     },
 
-    verifyMfa: async ({ mfaToken, ...factor }) => (await signIn(await post("loginMfa", { mfa_token: mfaToken, ...factorBody(factor) }))) as Claims | null,
+    verifyMfa: async ({ mfaToken, ...factor }) =>
+      (await signIn(await post("loginMfa", { ...(mfaToken ? { mfa_token: mfaToken } : {}), ...factorBody(factor) }))) as Claims | null,
 
     async verifyMfaWithPasskey({ mfaToken, webauthn }) {
       const api = passkeyApi();

@@ -84,6 +84,16 @@ test("verifyMfa with a recovery code sends {mfa_token, recovery_code}", async ()
   assert.deepEqual(types(), ["SIGNED_IN"]);
 });
 
+test("verifyMfa without an mfaToken (a challenge after another provider's sign-in, in its HttpOnly cookie) sends no mfa_token, with the cookies", async () => {
+  const server = fakeFetch(mfaLogin);
+  const { auth } = client(server.fetch);
+  await auth.verifyMfa({ code: "123456" }).catch(() => undefined);
+  assert.deepEqual(server.calls[0]!.body, { code: "123456" });
+  assert.equal(server.calls[0]!.credentials, "include");
+  await auth.verifyMfa({ mfaToken: "", recoveryCode: RECOVERY_CODES[0]! }).catch(() => undefined);
+  assert.deepEqual(server.calls[1]!.body, { recovery_code: RECOVERY_CODES[0] });
+});
+
 test("verifyMfa's sign-in reaches the other tabs, as login's does", async () => {
   const channel = `test-${Math.random()}`;
   const server = fakeFetch(mfaLogin);
