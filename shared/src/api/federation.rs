@@ -7,7 +7,7 @@
 use lambda_http::http::{Method, StatusCode, header};
 use lambda_http::{Body, Request, RequestExt, Response};
 
-use crate::api::http::{HttpPolicy, append_header, empty_response, error_response, request_meta};
+use crate::api::http::{HttpPolicy, append_header, cookies_named, empty_response, error_response, request_meta};
 use crate::audit::RequestMeta;
 use crate::config::Config;
 use crate::error::AuthError;
@@ -114,7 +114,7 @@ impl FederationApi {
                     error: query.first("error").map(str::to_owned),
                 };
                 // Two ceremony cookies: one was planted; neither is trusted.
-                let browser_token = match cookie_values(&request, OAUTH_COOKIE).as_slice() {
+                let browser_token = match cookies_named(request.headers(), OAUTH_COOKIE).as_slice() {
                     [one] => Some((*one).to_owned()),
                     _ => None,
                 };
@@ -180,19 +180,6 @@ fn route(path: &str) -> Option<(&str, Endpoint)> {
         _ => return None,
     };
     (!provider.is_empty()).then_some((provider, endpoint))
-}
-
-fn cookie_values<'a>(request: &'a Request, name: &str) -> Vec<&'a str> {
-    request
-        .headers()
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .filter(|(n, _)| *n == name)
-        .map(|(_, value)| value.trim())
-        .collect()
 }
 
 fn redirect(location: &str) -> Response<Body> {

@@ -74,16 +74,7 @@ impl HttpPolicy {
 
     /// The login challenge's token from its cookie, when exactly one is sent.
     pub(crate) fn challenge_from_cookie<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
-        let values: Vec<&str> = headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .filter(|(name, _)| *name == MFA_CHALLENGE_COOKIE)
-            .map(|(_, value)| value.trim())
-            .collect();
-        match values[..] {
+        match cookies_named(headers, MFA_CHALLENGE_COOKIE)[..] {
             [one] => Some(one),
             _ => None,
         }
@@ -100,16 +91,22 @@ impl HttpPolicy {
     /// cookie whose domain and path match, so a second one was planted (by a sibling
     /// subdomain with `Domain=` the parent, or with another path).
     pub(crate) fn cookie_values<'a>(&self, headers: &'a HeaderMap) -> Vec<&'a str> {
-        headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .filter(|(name, _)| *name == self.cookie_name)
-            .map(|(_, value)| value.trim())
-            .collect()
+        cookies_named(headers, &self.cookie_name)
     }
+}
+
+/// The values (trimmed) of every cookie named `name` the request carries, over all its
+/// `Cookie` headers, in order.
+pub(crate) fn cookies_named<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(|(found, _)| *found == name)
+        .map(|(_, value)| value.trim())
+        .collect()
 }
 
 impl HttpPolicy {
