@@ -33,13 +33,13 @@ install_tools_and_peers() {
 install_tools_and_peers &
 installing=$!
 
-log "building: criterion benches and the seven functions (release), the tools, arm64 zips"
+log "building: criterion benches and the eight functions (release), the tools, arm64 zips"
 # The measured binaries use the release profile, and so does the bare runtime they are
 # compared with (an example of the authorizer crate: same dependencies, nothing rebuilt,
 # one more link). The setup tool, the call counter and the local Runtime API are debug
 # builds: they are not what is measured.
 cargo bench --locked -p auth-core --bench hot_paths --no-run
-cargo build --locked --release -p login -p refresh -p logout -p authorizer -p register -p account -p discovery
+cargo build --locked --release -p login -p refresh -p logout -p authorizer -p register -p account -p discovery -p federation
 cargo build --locked --release -p authorizer --example bare_runtime
 cargo build --locked --release -p login --example init_steps
 bare="$ROOT/target/release/examples/bare_runtime"

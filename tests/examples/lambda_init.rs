@@ -306,6 +306,7 @@ enum Kind {
     Register,
     Account,
     Discovery,
+    Federation,
 }
 
 /// One row of the table: a binary and the environment it starts with.
@@ -399,6 +400,17 @@ async fn main() {
             Kind::Account,
         ),
         function("discovery", "discovery", vec![], Kind::Discovery),
+        // Its init reads the client secrets (none stored here: the secret is not found, an
+        // empty set); the provider is not contacted before a sign-in starts.
+        function(
+            "federation (one provider configured)",
+            "federation",
+            vec![(
+                "OAUTH_PROVIDERS",
+                r#"[{"id":"bench","issuer":"https://idp.bench","client_id":"bench"}]"#.into(),
+            )],
+            Kind::Federation,
+        ),
     ]);
 
     // Round-robin: every round starts each binary once, so a burst of load on this shared
@@ -524,6 +536,12 @@ async fn serve(variant: &Variant, invocations: usize, keys: &SigningKeys, config
             Kind::Discovery => {
                 let answer = function.invoke(get_event("/.well-known/jwks.json", None)).await;
                 assert_eq!(answer["statusCode"], 200, "{answer}");
+            }
+            // A callback with no sign-in behind it (no ceremony cookie): the redirect with
+            // `invalid_state`, without a provider or a table (a real sign-in needs a provider).
+            Kind::Federation => {
+                let answer = function.invoke(get_event("/auth/oauth/bench/callback", None)).await;
+                assert_eq!(answer["statusCode"], 302, "{answer}");
             }
         }
     }
