@@ -405,10 +405,7 @@ async fn main() {
         function(
             "federation (one provider configured)",
             "federation",
-            vec![(
-                "OAUTH_PROVIDERS",
-                r#"[{"id":"bench","issuer":"https://idp.bench","client_id":"bench"}]"#.into(),
-            )],
+            vec![("OAUTH_PROVIDERS", r#"[{"id":"bench","issuer":"https://idp.bench","client_id":"bench"}]"#.into())],
             Kind::Federation,
         ),
     ]);

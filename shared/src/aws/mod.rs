@@ -219,7 +219,7 @@ fn federation_of(config: &Config, mut client_secrets: HashMap<String, String>, u
         name: "OAUTH_PROVIDERS",
         problem,
     };
-    let http = ProviderHttp::new().map_err(|e| bad(e.to_string()))?;
+    let http = ProviderHttp::new();
     let providers = parse_providers(listed)
         .map_err(bad)?
         .into_iter()

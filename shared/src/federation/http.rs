@@ -6,6 +6,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -27,10 +28,15 @@ const MAX_RESPONSE_BYTES: usize = 512 * 1024;
 #[error("{0}")]
 pub struct ProviderHttpError(String);
 
-/// The client, built once per container.
-#[derive(Clone)]
+type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// The client, shared by a container's providers. Built on its first request, not at the
+/// cold start: reading the system's trust store is most of the federation function's init
+/// otherwise (docs/performance.md), and a cold start may serve a callback that needs no
+/// provider.
+#[derive(Clone, Default)]
 pub struct ProviderHttp {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: Arc<OnceLock<Result<HttpsClient, String>>>,
 }
 
 impl std::fmt::Debug for ProviderHttp {
@@ -40,17 +46,24 @@ impl std::fmt::Debug for ProviderHttp {
 }
 
 impl ProviderHttp {
-    /// Reads the system's trust store; fails when it holds no certificate.
-    pub fn new() -> Result<Self, ProviderHttpError> {
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(|e| ProviderHttpError(format!("the system's trust store cannot be read: {e}")))?
-            .https_or_http()
-            .enable_http1()
-            .build();
-        Ok(Self {
-            client: Client::builder(TokioExecutor::new()).build(connector),
-        })
+    /// A client whose trust store is read on first use.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The client, reading the system's trust store the first time; an empty or unreadable
+    /// store fails every request (the provider is then unavailable).
+    fn client(&self) -> Result<&HttpsClient, ProviderHttpError> {
+        let built = self.client.get_or_init(|| {
+            let connector = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_native_roots()
+                .map_err(|e| format!("the system's trust store cannot be read: {e}"))?
+                .https_or_http()
+                .enable_http1()
+                .build();
+            Ok(Client::builder(TokioExecutor::new()).build(connector))
+        });
+        built.as_ref().map_err(|e| ProviderHttpError(e.clone()))
     }
 
     /// Sends one request (no redirect is followed) and reads the whole answer.
@@ -59,7 +72,7 @@ impl ProviderHttp {
         let (parts, body) = request.into_parts();
         let request = http::Request::from_parts(parts, Full::new(Bytes::from(body)));
         let exchange = async {
-            let response = self.client.request(request).await.map_err(|e| ProviderHttpError(format!("{origin}: {e}")))?;
+            let response = self.client()?.request(request).await.map_err(|e| ProviderHttpError(format!("{origin}: {e}")))?;
             let (parts, body) = response.into_parts();
             let body = Limited::new(body, MAX_RESPONSE_BYTES)
                 .collect()
