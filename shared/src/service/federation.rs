@@ -16,7 +16,8 @@ use aws_lc_rs::constant_time;
 use serde::{Deserialize, Serialize};
 
 use super::account::{AccountService, Caller};
-use super::{AuthService, IssuedTokens, MFA_CHALLENGE_TTL};
+use super::login::login_challenge;
+use super::{AuthService, IssuedTokens};
 use crate::audit::{self, AuditEvent, RequestMeta};
 use crate::claims::Authentication;
 use crate::config::Signup;
@@ -25,7 +26,7 @@ use crate::federation::client::{Provider, ProviderError};
 use crate::federation::id_token::{self, Expected};
 use crate::links::LinkToken;
 use crate::random::random_id;
-use crate::store::{Ceremony, CeremonyPurpose, Challenge, FactorStore, Identity, IdentityStore, UserRecord};
+use crate::store::{Ceremony, CeremonyPurpose, FactorStore, Identity, IdentityStore, UserRecord};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -284,16 +285,7 @@ impl AuthService {
                 return Err((refused(meta, OAuthFailure::SignInRefused, "oauth_passkey_only", Some(&user.user_id)), back));
             }
             let token = LinkToken::generate();
-            let challenge = Challenge {
-                hash: token.hash(),
-                username: user.username.clone(),
-                session_epoch: user.session_epoch,
-                password_at: now,
-                failures: 0,
-                expires_at: now + MFA_CHALLENGE_TTL,
-                webauthn_state: None,
-                first_amr: vec![FEDERATED_AMR.to_owned()],
-            };
+            let challenge = login_challenge(&user, &token, FEDERATED_AMR, None, now);
             self.factors.issue_challenge(&challenge).await.map_err(store)?;
             audit::emit(AuditEvent::MfaChallenged, meta, Some(&user.user_id), None, Some("oauth"));
             return Ok((OAuthDone::MfaRequired { token, methods }, pending.return_to));

@@ -101,16 +101,7 @@ impl AuthService {
             let mut methods = factors.methods();
             methods.retain(|m| *m != "webauthn" || webauthn.is_some());
             self.factors
-                .issue_challenge(&Challenge {
-                    hash: token.hash(),
-                    username: user.username.clone(),
-                    session_epoch: user.session_epoch,
-                    password_at: now,
-                    failures: 0,
-                    expires_at: now + MFA_CHALLENGE_TTL,
-                    webauthn_state,
-                    first_amr: vec![amr::PASSWORD.to_owned()],
-                })
+                .issue_challenge(&login_challenge(&user, &token, amr::PASSWORD, webauthn_state, now))
                 .await?;
             audit::emit(AuditEvent::MfaChallenged, meta, Some(&user.user_id), None, None);
             return Ok(LoginOutcome::MfaRequired(MfaChallenge {
@@ -212,5 +203,21 @@ impl AuthService {
         let issued = self.issue(keys, user, &session, refresh, now)?;
         audit_session(AuditEvent::LoginSucceeded, meta, &session, None);
         Ok(issued)
+    }
+}
+
+/// The login challenge of `user`, whose first factor (`first_amr`: a password, or another
+/// provider's sign-in) passed at `now`: bound to the user's session epoch as it is now,
+/// `MFA_CHALLENGE_TTL` long, stored under the hash of `token`.
+pub(super) fn login_challenge(user: &UserRecord, token: &LinkToken, first_amr: &str, webauthn_state: Option<String>, now: u64) -> Challenge {
+    Challenge {
+        hash: token.hash(),
+        username: user.username.clone(),
+        session_epoch: user.session_epoch,
+        password_at: now,
+        failures: 0,
+        expires_at: now + MFA_CHALLENGE_TTL,
+        webauthn_state,
+        first_amr: vec![first_amr.to_owned()],
     }
 }
