@@ -339,7 +339,7 @@ impl AuthService {
     async fn new_identity_user(
         &self,
         federation: &Federation,
-        mut identity: Identity,
+        identity: Identity,
         trusted_address: Option<&str>,
         now: u64,
     ) -> Result<Option<UserRecord>, OAuthFailure> {
@@ -350,9 +350,7 @@ impl AuthService {
         // SECURITY: only an account that proved the same address joins; an unverified
         // sign-up holding it is left alone and the identity gets an account of its own.
         if let Some(holder) = holder.as_ref().filter(|u| u.is_present(now) && u.email_verified) {
-            identity.owner = holder.username.clone();
-            identity.user_id = holder.user_id.clone();
-            return match federation.identities.link(&identity).await.map_err(|e| store_failed(&e))? {
+            return match federation.identities.link(&identity.owned_by(holder)).await.map_err(|e| store_failed(&e))? {
                 true => Ok(Some(holder.clone())),
                 false => Err(OAuthFailure::Unavailable),
             };
@@ -370,11 +368,9 @@ impl AuthService {
             password_changed_at: now,
             ..UserRecord::new(username, user_id, "", Vec::new())
         };
-        identity.owner = user.username.clone();
-        identity.user_id = user.user_id.clone();
         match federation
             .identities
-            .create_with_identity(&user, &identity)
+            .create_with_identity(&user, &identity.owned_by(&user))
             .await
             .map_err(|e| store_failed(&e))?
         {
@@ -387,7 +383,7 @@ impl AuthService {
     async fn link_identity(
         &self,
         federation: &Federation,
-        mut identity: Identity,
+        identity: Identity,
         known: Option<Identity>,
         owner: &str,
         meta: &RequestMeta,
@@ -404,9 +400,7 @@ impl AuthService {
             }
             None => {}
         }
-        identity.owner = user.username.clone();
-        identity.user_id = user.user_id.clone();
-        match federation.identities.link(&identity).await.map_err(|e| store_failed(&e))? {
+        match federation.identities.link(&identity.owned_by(&user)).await.map_err(|e| store_failed(&e))? {
             true => Ok(()),
             false => Err(OAuthFailure::IdentityInUse),
         }

@@ -437,6 +437,17 @@ pub struct Identity {
     pub created_at: u64,
 }
 
+impl Identity {
+    /// The identity given to `user` (its owner's key and id).
+    pub fn owned_by(self, user: &UserRecord) -> Self {
+        Self {
+            owner: user.username.clone(),
+            user_id: user.user_id.clone(),
+            ..self
+        }
+    }
+}
+
 /// The identities of other providers and the users they sign in.
 #[async_trait]
 pub trait IdentityStore: Send + Sync {
