@@ -61,10 +61,10 @@ export AUTH_PUBLIC_JWKS AUTH_ISSUER="$api/lambda-url/discovery" AUTH_AUDIENCE=lo
   ALLOWED_ORIGINS="http://localhost:$demo_port" APP_URL="http://localhost:$demo_port" REFRESH_COOKIE_PATH=/lambda-url \
   ACCESS_TOKEN_TTL="${ACCESS_TOKEN_TTL:-5}" REFRESH_REUSE_GRACE="${REFRESH_REUSE_GRACE:-5}" RUST_LOG=info
 # A real OpenID provider on loopback, offered by the federation function as "local" (the
-# demo's "Sign in with Local IdP").
+# demo's "Sign in with Local IdP"), and the GitHub-shaped one as "github".
 start_oidc_provider "$idp_port" "$api/lambda-url/federation/auth/oauth" "$artifacts/idp.log"
 start_functions "$lambda_port" "$artifacts/functions.log"
-DEMO_OAUTH_PROVIDER=local DEMO_API_URL="$api" node client/demo/serve.mjs "$demo_port" "$foreign_port" >"$artifacts/demo.log" 2>&1 &
+DEMO_OAUTH_PROVIDERS="local=Local IdP,github=GitHub (local)" DEMO_API_URL="$api" node client/demo/serve.mjs "$demo_port" "$foreign_port" >"$artifacts/demo.log" 2>&1 &
 DEMO_PID=$!
 
 # The tests add every token they see; the log scan below looks for each in the functions' log.

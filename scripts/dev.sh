@@ -4,6 +4,7 @@
 # then `cargo lambda watch` serving the eight functions (login, refresh, logout, authorizer,
 # discovery, account, register, federation) on 127.0.0.1:$LAMBDA_PORT, and, when Node.js is
 # installed, a real OpenID provider on 127.0.0.1:$IDP_PORT (tests/oidc/, offered as "local")
+# and a GitHub-shaped one on 127.0.0.1:$IDP_GITHUB_PORT (offered as "github")
 # and the browser client's demo page on http://localhost:$DEMO_PORT. Sign-up is open, and the
 # e-mail it sends stays in the emulator: `authctl mail list|show` reads it.
 # Ctrl-C stops everything it started. Any configuration variable set in this script's
@@ -18,6 +19,7 @@ LAMBDA_PORT="${LAMBDA_PORT:-9000}"
 DEMO_PORT="${DEMO_PORT:-5173}"
 # The local OpenID provider (tests/oidc/), when Node.js is installed.
 IDP_PORT="${IDP_PORT:-4000}"
+IDP_GITHUB_PORT="${IDP_GITHUB_PORT:-4001}"
 # The discovery function's URL under `cargo lambda watch`, so that
 # {issuer}/.well-known/openid-configuration resolves locally as it does behind the API.
 export AUTH_ISSUER="${AUTH_ISSUER:-http://localhost:$LAMBDA_PORT/lambda-url/discovery}"
@@ -65,8 +67,8 @@ export AUTH_PUBLIC_JWKS
 # Sign-in through another provider: a real one on loopback (any login name, any password).
 if command -v npm >/dev/null; then
   mkdir -p .local
-  start_oidc_provider "$IDP_PORT" "http://localhost:$LAMBDA_PORT/lambda-url/federation/auth/oauth" .local/idp.log
-  log "OpenID provider: http://127.0.0.1:$IDP_PORT (offered as \"local\")"
+  start_oidc_provider "$IDP_PORT" "http://localhost:$LAMBDA_PORT/lambda-url/federation/auth/oauth" .local/idp.log "$IDP_GITHUB_PORT"
+  log "OpenID provider: http://127.0.0.1:$IDP_PORT (offered as \"local\"); GitHub-shaped: $IDP_GITHUB_URL (\"github\")"
 fi
 
 base="http://localhost:$LAMBDA_PORT"
@@ -113,7 +115,7 @@ mkdir -p .local
 # refresh cookie flows (see the README's "Browser apps").
 if command -v npm >/dev/null; then
   ensure_client
-  DEMO_OAUTH_PROVIDER="${OAUTH_PROVIDERS:+local}" DEMO_API_URL="$base" node client/demo/serve.mjs "$DEMO_PORT" &
+  DEMO_OAUTH_PROVIDERS="${OAUTH_PROVIDERS:+local=Local IdP,github=GitHub (local)}" DEMO_API_URL="$base" node client/demo/serve.mjs "$DEMO_PORT" &
   DEMO_PID=$!
   log "demo page: http://localhost:$DEMO_PORT/ (sign in as $DEMO_USERNAME)"
 else

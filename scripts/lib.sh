@@ -185,36 +185,41 @@ ensure_client() {
   (cd "$ROOT/client" && npm run --silent build)
 }
 
-# ensure_oidc_provider: the OpenID provider the federation tests and the demo run on
-# loopback (tests/oidc/: panva's oidc-provider).
+# ensure_oidc_provider: the providers the federation tests and the demo run on loopback
+# (tests/oidc/: panva's oidc-provider, as an OpenID provider and as a GitHub-shaped one).
 ensure_oidc_provider() { npm_ci "$ROOT/tests/oidc"; }
 
-# start_oidc_provider PORT CALLBACK_BASE LOG: that provider on 127.0.0.1:PORT, its one client
-# (`app`) allowed back to CALLBACK_BASE/local/callback; sets IDP_PID (stop it with
-# stop_process), writes the client secret into the emulator's Secrets Manager (where the
-# federation function reads it), and exports what the functions need to offer it as
-# provider `local`: OAUTH_PROVIDERS (trusted for e-mail) and OAUTH_CALLBACK_BASE. Needs the
-# emulator's environment (export_emulator_env).
+# start_oidc_provider PORT CALLBACK_BASE LOG [GITHUB_PORT]: the OpenID provider on
+# 127.0.0.1:PORT (client `app`, allowed back to CALLBACK_BASE/local/callback) and the
+# GitHub-shaped one on 127.0.0.1:GITHUB_PORT (default: a free port; client `gh-app`, back to
+# CALLBACK_BASE/github/callback); sets IDP_PID (stop it with stop_process) and IDP_GITHUB_URL,
+# writes the client secrets into the emulator's Secrets Manager (where the federation
+# function reads them), and exports what the functions need to offer them as providers
+# `local` and `github`: OAUTH_PROVIDERS (both trusted for e-mail) and OAUTH_CALLBACK_BASE.
+# Needs the emulator's environment (export_emulator_env).
 start_oidc_provider() {
-  local port="$1" base="$2" log_file="$3" deadline=$((SECONDS + 30)) secret="local-idp-secret"
+  local port="$1" base="$2" log_file="$3" github_port="${4:-0}" deadline=$((SECONDS + 30)) secret="local-idp-secret"
   ensure_oidc_provider
-  (cd "$ROOT/tests/oidc" && PORT="$port" CLIENT_SECRET="$secret" REDIRECT_URIS="$base/local/callback" exec node provider.mjs) >"$log_file" 2>&1 &
+  (cd "$ROOT/tests/oidc" && PORT="$port" CLIENT_SECRET="$secret" REDIRECT_URIS="$base/local/callback" \
+    GITHUB_PORT="$github_port" GITHUB_REDIRECT_URIS="$base/github/callback" exec node provider.mjs) >"$log_file" 2>&1 &
   IDP_PID=$!
   until grep -q "^listening " "$log_file"; do
     kill -0 "$IDP_PID" 2>/dev/null || fail_with_log "$log_file" "the OpenID provider exited"
     ((SECONDS < deadline)) || fail_with_log "$log_file" "the OpenID provider did not start within 30 s"
     sleep 0.2
   done
+  IDP_GITHUB_URL="$(sed -n 's/^github //p' "$log_file")"
   "$VENV/bin/python" - "$secret" <<'PY'
 import json, os, sys
 import boto3
 client = boto3.client("secretsmanager", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=os.environ["AWS_REGION"])
-value = json.dumps({"local": sys.argv[1]})
+value = json.dumps({"local": sys.argv[1], "github": sys.argv[1]})
 try:
     client.create_secret(Name="auth/oauth-client-secrets", SecretString=value)
 except client.exceptions.ResourceExistsException:
     client.put_secret_value(SecretId="auth/oauth-client-secrets", SecretString=value)
 PY
-  export OAUTH_PROVIDERS="[{\"id\":\"local\",\"issuer\":\"http://127.0.0.1:$port\",\"client_id\":\"app\",\"trust_email\":true}]"
+  export OAUTH_PROVIDERS="[{\"id\":\"local\",\"issuer\":\"http://127.0.0.1:$port\",\"client_id\":\"app\",\"trust_email\":true},\
+{\"id\":\"github\",\"kind\":\"github\",\"issuer\":\"$IDP_GITHUB_URL\",\"client_id\":\"gh-app\",\"trust_email\":true}]"
   export OAUTH_CALLBACK_BASE="$base"
 }

@@ -22,8 +22,8 @@ interface DemoConfig {
   paths: Partial<AuthPaths>;
   sessionsPath: string;
   username: string;
-  /** Sign-in through another provider, when one is configured: its name and start path. */
-  oauth: { name: string; start: string } | null;
+  /** Sign-in through other providers: each one's id, name and start path. */
+  oauth: { id: string; name: string; start: string }[];
 }
 
 interface Session {
@@ -584,11 +584,13 @@ $("logout-everywhere").addEventListener("click", () =>
 // Sign-in through another provider is a plain navigation: the federation function sends the
 // browser to the provider and back here with the refresh cookie set (picked up below), or
 // with ?error=<code>.
-if (config.oauth) {
-  const link = $("oauth-signin") as HTMLAnchorElement;
-  link.href = `${config.baseUrl}${config.oauth.start}?return_to=${encodeURIComponent(`${location.origin}/`)}`;
-  link.textContent = `Sign in with ${config.oauth.name}`;
-  link.hidden = false;
+for (const provider of config.oauth) {
+  const link = document.createElement("a");
+  link.id = `oauth-signin-${provider.id}`;
+  link.className = "button";
+  link.href = `${config.baseUrl}${provider.start}?return_to=${encodeURIComponent(`${location.origin}/`)}`;
+  link.textContent = `Sign in with ${provider.name}`;
+  $("oauth-providers").append(link, " ");
 }
 const returned = new URLSearchParams(location.search);
 if (returned.has("error")) {

@@ -3,9 +3,10 @@
 // dist/demo/page.js, scripts/demo.mjs's bundle), and /config.json (where the API is).
 // Loopback only, GET only, nothing outside client/.
 // Usage: node demo/serve.mjs [port ...]   (default 5173; one process can serve several ports)
-// DEMO_API_URL (default http://localhost:9000) is the API's root; DEMO_OAUTH_PROVIDER names a
-// provider the federation function offers ("Sign in with DEMO_OAUTH_NAME"); DEMO_API_LAYOUT=gateway
-// switches from `cargo lambda watch`'s /lambda-url/<function>/ paths to API Gateway's /auth/*.
+// DEMO_API_URL (default http://localhost:9000) is the API's root; DEMO_OAUTH_PROVIDERS lists
+// the providers the federation function offers as `id=Name,...` (a "Sign in with Name" link
+// each); DEMO_API_LAYOUT=gateway switches from `cargo lambda watch`'s /lambda-url/<function>/
+// paths to API Gateway's /auth/*.
 import { createServer } from "node:http";
 import { readFile } from "node:fs/promises";
 import { extname, join, normalize } from "node:path";
@@ -40,13 +41,14 @@ const config = JSON.stringify({
       },
   sessionsPath: gateway ? "/auth/sessions" : "/lambda-url/account/auth/sessions",
   username: process.env.DEMO_USERNAME ?? "demo@example.com",
-  // DEMO_OAUTH_PROVIDER (e.g. local): the provider id the federation function offers.
-  oauth: process.env.DEMO_OAUTH_PROVIDER
-    ? {
-        name: process.env.DEMO_OAUTH_NAME ?? "Local IdP",
-        start: `${gateway ? "" : "/lambda-url/federation"}/auth/oauth/${process.env.DEMO_OAUTH_PROVIDER}/start`,
-      }
-    : null,
+  // DEMO_OAUTH_PROVIDERS (e.g. local=Local IdP,github=GitHub): the providers offered.
+  oauth: (process.env.DEMO_OAUTH_PROVIDERS ?? "")
+    .split(",")
+    .filter(Boolean)
+    .map((entry) => {
+      const [id, name] = entry.split("=");
+      return { id, name: name ?? id, start: `${gateway ? "" : "/lambda-url/federation"}/auth/oauth/${id}/start` };
+    }),
 });
 /** The page's own routes: the e-mail links land on the last two (their token is in the fragment, never sent here). */
 const pages = new Set(["/", "/verify-email", "/reset-password"]);

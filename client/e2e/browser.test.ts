@@ -1034,11 +1034,12 @@ test("step-up with a passkey from the page's prompt: a password session removing
 });
 
 /**
- * Clicks the demo's "Sign in with Local IdP" and goes through the provider's own pages
- * (oidc-provider's development login and consent, on 127.0.0.1: another site) as `login`.
+ * Clicks the demo's "Sign in with Local IdP" (or with the GitHub-shaped provider) and goes
+ * through the provider's own pages (oidc-provider's development login and consent, on
+ * 127.0.0.1: another site) as `login`.
  */
-async function throughLocalProvider(page: Page, login: string): Promise<void> {
-  await page.click("#oauth-signin");
+async function throughLocalProvider(page: Page, login: string, provider = "local"): Promise<void> {
+  await page.click(`#oauth-signin-${provider}`);
   await page.locator('input[name="login"]').waitFor({ timeout: 15_000 });
   assert.equal(new URL(page.url()).hostname, "127.0.0.1", "the provider's page");
   await page.fill('input[name="login"]', login);
@@ -1048,9 +1049,9 @@ async function throughLocalProvider(page: Page, login: string): Promise<void> {
   await page.click('button[type="submit"]');
 }
 
-test("sign in through the local OpenID provider: the demo's link, the provider's real login and consent pages, back on the page signed in (amr fed); a second visit finds the same user; no token in any URL", async () => {
-  const FEDERATION_URL = `${API_URL}/lambda-url/federation/auth/oauth/local`;
-  const signInThroughProvider = async (login: string) => {
+test("sign in through the local OpenID provider and the GitHub-shaped one: the demo's links, the provider's real login and consent pages, back on the page signed in (amr fed); a second visit finds the same user; no token in any URL", async () => {
+  const signInThroughProvider = async (login: string, provider: string) => {
+    const FEDERATION_URL = `${API_URL}/lambda-url/federation/auth/oauth/${provider}`;
     const page = await openDemo(await newContext());
     const visited: string[] = [];
     page.on("framenavigated", (frame) => {
@@ -1061,7 +1062,7 @@ test("sign in through the local OpenID provider: the demo's link, the provider's
       if (response.url().startsWith(`${FEDERATION_URL}/callback`)) recordSecret(cookieValue(await response.headerValue("set-cookie").catch(() => null)) || "-");
     });
     const refreshed = page.waitForResponse((response) => response.url() === REFRESH_URL && response.status() === 200, { timeout: 30_000 });
-    await throughLocalProvider(page, login);
+    await throughLocalProvider(page, login, provider);
     const token = await accessTokenOf(await refreshed);
     await waitForState(page, "signed-in", 15_000);
     assert.equal(new URL(page.url()).origin, DEMO_ORIGIN, "back on the demo page");
@@ -1071,11 +1072,13 @@ test("sign in through the local OpenID provider: the demo's link, the provider's
     assert.ok(!cookies.some((cookie) => cookie.name === "oauth_ceremony" && cookie.value !== ""), "the ceremony cookie is cleared");
     return payloadOf(token);
   };
-  const login = `federated-${Date.now()}@example.com`;
-  const first = await signInThroughProvider(login);
-  assert.deepEqual(first.amr, ["fed"]);
-  const second = await signInThroughProvider(login);
-  assert.equal(second.sub, first.sub, "the same identity signs in the same user");
+  for (const provider of ["local", "github"]) {
+    const login = `federated-${provider}-${Date.now()}@example.com`;
+    const first = await signInThroughProvider(login, provider);
+    assert.deepEqual(first.amr, ["fed"], provider);
+    const second = await signInThroughProvider(login, provider);
+    assert.equal(second.sub, first.sub, `${provider}: the same identity signs in the same user`);
+  }
 });
 
 test("a TOTP user signing in through the local OpenID provider is asked for the code on the page (the challenge in an HttpOnly cookie, nothing in the URL), and the code signs in with amr fed, otp, mfa", async () => {

@@ -1,20 +1,21 @@
 //! One configured provider as a client talks to it: its metadata (OpenID Connect
-//! Discovery) and signing keys, fetched on first use and cached per container, the
-//! authorization URL, and the code exchange (the `oauth2` crate's, over our HTTP client).
+//! Discovery; GitHub's fixed paths) and signing keys, fetched on first use and cached per
+//! container, the authorization URL, and the code exchange (the `oauth2` crate's, over our
+//! HTTP client).
 
 use std::sync::Arc;
 
 use oauth2::basic::{BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType};
 use oauth2::{
     AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet, ExtraTokenFields, PkceCodeChallenge,
-    PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope, StandardRevocableToken, StandardTokenResponse, TokenUrl,
+    PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope, StandardRevocableToken, StandardTokenResponse, TokenResponse, TokenUrl,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use super::http::{ProviderHttp, ProviderHttpError, is_allowed_url};
-use super::id_token::ProviderKeys;
-use super::provider::ProviderConfig;
+use super::id_token::{IdClaims, ProviderKeys};
+use super::provider::{ProviderConfig, ProviderKind};
 
 /// How long a provider's metadata is kept: it names endpoints that rarely move.
 pub const METADATA_TTL: u64 = 3600;
@@ -33,7 +34,7 @@ pub enum ProviderError {
     #[error("provider unavailable: {0}")]
     Unavailable(String),
     /// The token endpoint refused the code (`invalid_grant`: used, expired, or the PKCE
-    /// verifier does not match), or answered without an ID token.
+    /// verifier does not match), or an OpenID provider answered without an ID token.
     #[error("code exchange refused: {0}")]
     Refused(String),
 }
@@ -53,7 +54,7 @@ pub struct Metadata {
     pub authorization_endpoint: String,
     /// Where the code is exchanged.
     pub token_endpoint: String,
-    /// The provider's signing keys.
+    /// The provider's signing keys (none for GitHub, which issues no ID token).
     pub jwks_uri: String,
     /// How the client authenticates at the token endpoint (default `client_secret_basic`).
     #[serde(default)]
@@ -69,7 +70,8 @@ pub struct Metadata {
 /// The token response's `id_token`, which OpenID Connect adds to OAuth's.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct IdTokenField {
-    id_token: String,
+    #[serde(default)]
+    id_token: Option<String>,
 }
 
 impl ExtraTokenFields for IdTokenField {}
@@ -94,6 +96,14 @@ pub struct Authorization {
     pub url: String,
     /// The PKCE verifier, kept server-side until the callback.
     pub pkce_verifier: String,
+}
+
+/// What the token endpoint gave for a code. Secrets both: never logged.
+pub struct Tokens {
+    /// The access token (what GitHub's API is called with).
+    pub access_token: String,
+    /// An OpenID provider's ID token.
+    pub id_token: Option<String>,
 }
 
 type Cached<T> = Mutex<Option<(Arc<T>, u64)>>;
@@ -129,8 +139,12 @@ impl Provider {
         }
     }
 
-    /// The provider's metadata, from the cache or fetched and checked.
+    /// The provider's metadata, from the cache or fetched and checked; GitHub's, from its
+    /// fixed paths.
     pub async fn metadata(&self, now: u64) -> Result<Arc<Metadata>, ProviderError> {
+        if self.config.kind == ProviderKind::Github {
+            return Ok(Arc::new(github_metadata(&self.config.issuer)));
+        }
         let mut cached = self.metadata.lock().await;
         if let Some((metadata, at)) = cached.as_ref()
             && now < at + METADATA_TTL
@@ -202,25 +216,28 @@ impl Provider {
     }
 
     /// The URL that starts a sign-in at the provider: code flow, our scopes, the `state`
-    /// and `nonce` given, and a new PKCE S256 challenge.
+    /// and `nonce` given (GitHub: no nonce, there is no ID token to carry it), and a new
+    /// PKCE S256 challenge.
     pub fn authorization(&self, metadata: &Metadata, redirect_uri: &str, state: &str, nonce: &str) -> Result<Authorization, ProviderError> {
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let state = state.to_owned();
-        let (url, _) = self
-            .client(metadata, redirect_uri)?
+        let client = self.client(metadata, redirect_uri)?;
+        let mut request = client
             .authorize_url(move || CsrfToken::new(state))
             .add_scopes(self.config.scopes.iter().cloned().map(Scope::new))
-            .add_extra_param("nonce", nonce)
-            .set_pkce_challenge(challenge)
-            .url();
+            .set_pkce_challenge(challenge);
+        if self.config.kind == ProviderKind::Oidc {
+            request = request.add_extra_param("nonce", nonce);
+        }
+        let (url, _) = request.url();
         Ok(Authorization {
             url: url.to_string(),
             pkce_verifier: verifier.secret().clone(),
         })
     }
 
-    /// Exchanges a code (with its PKCE verifier) at the token endpoint; the ID token.
-    pub async fn exchange(&self, metadata: &Metadata, redirect_uri: &str, code: &str, pkce_verifier: &str) -> Result<String, ProviderError> {
+    /// Exchanges a code (with its PKCE verifier) at the token endpoint.
+    pub async fn exchange(&self, metadata: &Metadata, redirect_uri: &str, code: &str, pkce_verifier: &str) -> Result<Tokens, ProviderError> {
         let response = self
             .client(metadata, redirect_uri)?
             .exchange_code(AuthorizationCode::new(code.to_owned()))
@@ -230,9 +247,37 @@ impl Provider {
             .map_err(|e| match e {
                 RequestTokenError::ServerResponse(refusal) => ProviderError::Refused(refusal.error().to_string()),
                 RequestTokenError::Request(e) => ProviderError::Unavailable(e.to_string()),
-                RequestTokenError::Parse(e, _) => ProviderError::Refused(format!("the token response is not one with an ID token: {e}")),
+                // GitHub refuses a code with status 200 and an OAuth error as the body.
+                RequestTokenError::Parse(e, body) => match serde_json::from_slice::<BasicErrorResponse>(&body) {
+                    Ok(refusal) => ProviderError::Refused(refusal.error().to_string()),
+                    Err(_) => ProviderError::Refused(format!("the answer is not a token response: {e}")),
+                },
                 RequestTokenError::Other(e) => ProviderError::Unavailable(e),
             })?;
-        Ok(response.extra_fields().id_token.clone())
+        Ok(Tokens {
+            access_token: response.access_token().secret().clone(),
+            id_token: response.extra_fields().id_token.clone(),
+        })
+    }
+
+    /// Who signed in at GitHub, from its REST API with the access token the code gave.
+    pub async fn github_user(&self, access_token: &str) -> Result<IdClaims, ProviderError> {
+        let api_url = self.config.api_url.as_deref().ok_or_else(|| ProviderError::Unavailable("no api_url".into()))?;
+        let read_emails = self.config.scopes.iter().any(|s| s == "user:email");
+        super::github::user(&self.http, api_url, access_token, read_emails).await
+    }
+}
+
+/// GitHub's endpoints (github.com's, or a GitHub Enterprise Server's under its URL): no
+/// discovery, no keys; clients authenticate in the body; PKCE S256 since 2025.
+fn github_metadata(issuer: &str) -> Metadata {
+    Metadata {
+        issuer: issuer.to_owned(),
+        authorization_endpoint: format!("{issuer}/login/oauth/authorize"),
+        token_endpoint: format!("{issuer}/login/oauth/access_token"),
+        jwks_uri: String::new(),
+        token_endpoint_auth_methods_supported: Some(vec!["client_secret_post".into()]),
+        id_token_signing_alg_values_supported: None,
+        code_challenge_methods_supported: Some(vec!["S256".into()]),
     }
 }

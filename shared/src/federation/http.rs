@@ -22,6 +22,9 @@ pub const PROVIDER_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest answer read from a provider (metadata, JWKS, token response).
 const MAX_RESPONSE_BYTES: usize = 512 * 1024;
 
+/// Sent with every request: GitHub's API refuses requests without a `User-Agent`.
+const USER_AGENT: &str = concat!("serverless-jwt-auth/", env!("CARGO_PKG_VERSION"));
+
 /// Why a provider could not be reached or read. The text names the URL's origin and the
 /// cause, never a request's body (it carries the client secret and the code).
 #[derive(Debug, thiserror::Error)]
@@ -69,7 +72,11 @@ impl ProviderHttp {
     /// Sends one request (no redirect is followed) and reads the whole answer.
     pub async fn send(&self, request: http::Request<Vec<u8>>) -> Result<http::Response<Vec<u8>>, ProviderHttpError> {
         let origin = allowed_origin(request.uri())?;
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
+        parts
+            .headers
+            .entry(http::header::USER_AGENT)
+            .or_insert(http::HeaderValue::from_static(USER_AGENT));
         let request = http::Request::from_parts(parts, Full::new(Bytes::from(body)));
         let exchange = async {
             let response = self.client()?.request(request).await.map_err(|e| ProviderHttpError(format!("{origin}: {e}")))?;

@@ -24,6 +24,7 @@ use crate::config::Signup;
 use crate::error::AuthError;
 use crate::federation::client::{Provider, ProviderError};
 use crate::federation::id_token::{self, Expected};
+use crate::federation::provider::ProviderKind;
 use crate::links::LinkToken;
 use crate::random::random_id;
 use crate::store::{Ceremony, CeremonyPurpose, FactorStore, Identity, IdentityStore, UserRecord};
@@ -298,8 +299,8 @@ impl AuthService {
         Ok((OAuthDone::SignedIn(Box::new(issued)), pending.return_to))
     }
 
-    /// Exchanges the code and verifies the ID token it brings (the keys fetched again once
-    /// when it names a `kid` they lack).
+    /// Exchanges the code and learns who signed in: from the ID token, verified (the keys
+    /// fetched again once when it names a `kid` they lack), or from GitHub's API.
     async fn verified_claims(
         &self,
         federation: &Federation,
@@ -319,10 +320,19 @@ impl AuthService {
             }
         };
         let metadata = provider.metadata(now).await.map_err(failed)?;
-        let token = provider
+        let tokens = provider
             .exchange(&metadata, &federation.redirect_uri(&provider.config.id), code, &pending.pkce_verifier)
             .await
             .map_err(failed)?;
+        // SECURITY: GitHub has no ID token and no nonce: the access token was just obtained
+        // by this server, for this browser's ceremony (state and PKCE), straight from the
+        // token endpoint, so it is GitHub's answer about the user who consented.
+        let token = match provider.config.kind {
+            ProviderKind::Github => return provider.github_user(&tokens.access_token).await.map_err(failed),
+            ProviderKind::Oidc => tokens
+                .id_token
+                .ok_or_else(|| failed(ProviderError::Refused("the token response has no ID token".into())))?,
+        };
         let keys = provider.keys(&metadata, id_token::kid_of(&token).as_deref(), now).await.map_err(failed)?;
         let expected = Expected {
             issuer: &provider.config.issuer,

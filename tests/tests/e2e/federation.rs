@@ -1,7 +1,8 @@
 //! Sign-in through another provider, end to end: the federation function's handler against
 //! the emulator and a real OpenID provider on loopback (panva's oidc-provider, started per
 //! test from tests/oidc/; its login and consent pages driven by tests/oidc/sign_in.mjs as a
-//! browser would).
+//! browser would), and a GitHub-shaped one (the same provider speaking plain OAuth 2.0 at
+//! GitHub's paths, with GitHub's REST API for its tokens).
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -19,14 +20,17 @@ const START: &str = "/auth/oauth/local/start";
 const CALLBACK: &str = "/auth/oauth/local/callback";
 const RETURN_TO: &str = "https://app.test/signed-in";
 const CLIENT_SECRET: &str = "local-idp-secret";
+const GITHUB: &str = "github";
 
 fn oidc_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("oidc")
 }
 
-/// The provider, stopped when dropped.
+/// The providers, stopped when dropped.
 pub(crate) struct Idp {
     pub(crate) issuer: String,
+    /// The GitHub-shaped provider's URL (its issuer, as a GitHub Enterprise Server's).
+    pub(crate) github: String,
     _process: Child,
 }
 
@@ -38,32 +42,54 @@ impl Idp {
             .env("PORT", "0")
             .env("CLIENT_SECRET", CLIENT_SECRET)
             .env("REDIRECT_URIS", format!("https://auth.test{CALLBACK}"))
+            .env("GITHUB_PORT", "0")
+            .env("GITHUB_REDIRECT_URIS", format!("https://auth.test/auth/oauth/{GITHUB}/callback"))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .expect("node runs tests/oidc/provider.mjs (scripts/e2e.sh installs its packages)");
         let mut lines = BufReader::new(process.stdout.take().unwrap()).lines();
+        let mut github = String::new();
         let issuer = loop {
             let line = lines.next_line().await.unwrap().expect("the provider says where it listens");
+            if let Some(url) = line.strip_prefix("github ") {
+                github = url.to_owned();
+            }
             if let Some(issuer) = line.strip_prefix("listening ") {
                 break issuer.to_owned();
             }
         };
         // Keep reading what it prints: a closed pipe would end it at its next line.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Self { issuer, _process: process }
+        Self {
+            issuer,
+            github,
+            _process: process,
+        }
     }
 }
 
 /// An app with the federation function for the provider at `issuer`.
 pub(crate) async fn app_with_provider(issuer: &str, trust_email: bool) -> (App, FederationApi) {
-    let providers = json!([{ "id": PROVIDER, "issuer": issuer, "client_id": "app", "trust_email": trust_email }]).to_string();
+    app_with(json!({ "id": PROVIDER, "issuer": issuer, "client_id": "app", "trust_email": trust_email })).await
+}
+
+/// An app with the federation function for the GitHub-shaped provider at `url`, offered
+/// as `github` (its REST API at `{url}/api/v3`, as a GitHub Enterprise Server's); `more`
+/// adds to its configuration.
+async fn app_with_github(url: &str, more: Value) -> (App, FederationApi) {
+    let mut provider = json!({ "id": GITHUB, "kind": "github", "issuer": url, "client_id": "gh-app", "trust_email": true });
+    provider.as_object_mut().unwrap().extend(more.as_object().unwrap().clone());
+    app_with(provider).await
+}
+
+async fn app_with(provider: Value) -> (App, FederationApi) {
+    let id = provider["id"].as_str().unwrap().to_owned();
+    let providers = json!([provider]).to_string();
     let secret_id = format!("oauth-{}", auth_core::random::random_id());
     let app = spawn_app_with(&[("OAUTH_PROVIDERS", &providers), ("OAUTH_CLIENT_SECRETS_ID", &secret_id)]).await;
-    write_secret(&app.secrets, &secret_id, &json!({ PROVIDER: CLIENT_SECRET }).to_string())
-        .await
-        .unwrap();
+    write_secret(&app.secrets, &secret_id, &json!({ id: CLIENT_SECRET }).to_string()).await.unwrap();
     let federation = auth_core::aws::federation_with(&app.config, app.dynamodb.clone(), app.secrets.clone())
         .await
         .unwrap();
@@ -77,7 +103,11 @@ struct Started {
 }
 
 async fn start(federation: &FederationApi) -> Started {
-    let answer = Answer::from(federation.respond(Call::get(START).query("return_to", RETURN_TO).request()).await);
+    start_at(federation, START).await
+}
+
+async fn start_at(federation: &FederationApi, path: &'static str) -> Started {
+    let answer = Answer::from(federation.respond(Call::get(path).query("return_to", RETURN_TO).request()).await);
     assert_eq!(answer.status, 302, "{answer:?}");
     let cookie = answer.set_cookies().into_iter().find(|c| c.starts_with("oauth_ceremony=")).unwrap();
     Started {
@@ -99,7 +129,7 @@ async fn sign_in_at_provider(location: &str, login: &str) -> Vec<(String, String
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let back = String::from_utf8(output.stdout).unwrap();
     let back = back.trim();
-    assert!(back.starts_with(&format!("https://auth.test{CALLBACK}?")), "{back}");
+    assert!(back.starts_with("https://auth.test/auth/oauth/") && back.contains("/callback?"), "{back}");
     let query = back.split_once('?').unwrap().1;
     query
         .split('&')
@@ -139,7 +169,11 @@ pub(crate) async fn sign_in(federation: &FederationApi, login: &str) -> Answer {
 }
 
 async fn callback(federation: &FederationApi, query: &[(String, String)], cookie: Option<&str>) -> Answer {
-    let mut call = Call::get(CALLBACK);
+    callback_at(federation, CALLBACK, query, cookie).await
+}
+
+async fn callback_at(federation: &FederationApi, path: &'static str, query: &[(String, String)], cookie: Option<&str>) -> Answer {
+    let mut call = Call::get(path);
     for (name, value) in query {
         call = call.query(name, value);
     }
@@ -519,4 +553,110 @@ async fn a_user_with_totp_answers_a_challenge_after_the_provider_never_skipping_
     let cleared = signed.set_cookies().into_iter().find(|c| c.starts_with("mfa_challenge=")).unwrap();
     assert!(cleared.contains("Max-Age=0"), "{cleared}");
     record_refresh_token(&signed.refresh_token());
+}
+
+const GITHUB_START: &str = "/auth/oauth/github/start";
+const GITHUB_CALLBACK: &str = "/auth/oauth/github/callback";
+
+/// Signs in through the GitHub-shaped provider as `login`.
+async fn sign_in_with_github(federation: &FederationApi, login: &str) -> Answer {
+    let started = start_at(federation, GITHUB_START).await;
+    let back = sign_in_at_provider(&started.location, login).await;
+    callback_at(federation, GITHUB_CALLBACK, &back, Some(&started.cookie)).await
+}
+
+/// The identities' items: (subject, owner, address).
+async fn identities(app: &App) -> Vec<(String, String, Option<String>)> {
+    let out = app.dynamodb.scan().table_name(&app.config.users_table).send().await.unwrap();
+    out.items()
+        .iter()
+        .filter(|i| i["username"].as_s().unwrap().starts_with("identity#"))
+        .map(|i| {
+            (
+                i["subject"].as_s().unwrap().clone(),
+                i["owner"].as_s().unwrap().clone(),
+                i.get("email").map(|e| e.as_s().unwrap().clone()),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn github_signs_in_by_its_numeric_user_id_and_links_only_a_verified_primary_address() {
+    let idp = Idp::start().await;
+    let (app, federation) = app_with_github(&idp.github, json!({})).await;
+    let alice_id = app.user_item(ALICE).await["user_id"].as_s().unwrap().clone();
+    let started = start_at(&federation, GITHUB_START).await;
+    assert!(
+        started.location.starts_with(&format!("{}/login/oauth/authorize?", idp.github)),
+        "{}",
+        started.location
+    );
+    for part in ["response_type=code", "code_challenge_method=S256", "state=", "scope=read%3Auser+user%3Aemail"] {
+        assert!(started.location.contains(part), "{part} in {}", started.location);
+    }
+    assert!(!started.location.contains("nonce="), "no ID token, no nonce: {}", started.location);
+    // Alice's verified primary address at GitHub (trusted) finds her account; the identity
+    // is keyed by GitHub's numeric id, not by the address or the login name.
+    let back = sign_in_at_provider(&started.location, ALICE).await;
+    let claims = signed_in_claims(&app, &callback_at(&federation, GITHUB_CALLBACK, &back, Some(&started.cookie)).await).await;
+    assert_eq!((claims["sub"].as_str(), &claims["amr"]), (Some(alice_id.as_str()), &json!(["fed"])));
+    let linked = identities(&app).await;
+    assert_eq!(linked.len(), 1);
+    let (subject, owner, email) = &linked[0];
+    assert!(subject.bytes().all(|b| b.is_ascii_digit()), "{subject}");
+    assert_eq!((owner.as_str(), email.as_deref()), (ALICE, Some(ALICE)));
+    // The same GitHub user again: the same account, by the identity.
+    let claims = signed_in_claims(&app, &sign_in_with_github(&federation, ALICE).await).await;
+    assert_eq!(claims["sub"], json!(alice_id));
+    // Her address, but not verified at GitHub: an account of its own, Alice's untouched.
+    let claims = signed_in_claims(&app, &sign_in_with_github(&federation, &format!("unverified:{ALICE}")).await).await;
+    assert_ne!(claims["sub"], json!(alice_id));
+    let mut owners: Vec<_> = identities(&app).await.into_iter().map(|(_, owner, _)| owner).collect();
+    owners.sort();
+    assert_eq!(owners[0], ALICE);
+    assert!(owners[1].starts_with("idp:"), "{owners:?}");
+
+    // Without the `user:email` scope no address is read, so none links.
+    let (app, federation) = app_with_github(&idp.github, json!({ "scopes": ["read:user"] })).await;
+    let alice_id = app.user_item(ALICE).await["user_id"].as_s().unwrap().clone();
+    let claims = signed_in_claims(&app, &sign_in_with_github(&federation, ALICE).await).await;
+    assert_ne!(claims["sub"], json!(alice_id));
+    let (_, owner, email) = identities(&app).await.remove(0);
+    assert!(owner.starts_with("idp:") && email.is_none(), "{owner} {email:?}");
+}
+
+#[tokio::test]
+async fn github_refuses_a_used_code_or_a_wrong_verifier_and_an_unreachable_api_writes_nothing() {
+    let idp = Idp::start().await;
+    let (app, federation) = app_with_github(&idp.github, json!({})).await;
+    // GitHub answers a refused code with status 200 and an `error`: still `code_rejected`.
+    let used = start_at(&federation, GITHUB_START).await;
+    let back = sign_in_at_provider(&used.location, "grace@example.com").await;
+    signed_in_claims(&app, &callback_at(&federation, GITHUB_CALLBACK, &back, Some(&used.cookie)).await).await;
+    let fresh = start_at(&federation, GITHUB_START).await;
+    let state = fresh.location.split("state=").nth(1).unwrap().split('&').next().unwrap().to_owned();
+    let code = back.iter().find(|(k, _)| k == "code").unwrap().1.clone();
+    let replayed = callback_at(
+        &federation,
+        GITHUB_CALLBACK,
+        &[("code".to_owned(), code), ("state".to_owned(), state)],
+        Some(&fresh.cookie),
+    )
+    .await;
+    assert_eq!(error_of(&replayed).as_deref(), Some("code_rejected"));
+    let started = start_at(&federation, GITHUB_START).await;
+    let back = sign_in_at_provider(&started.location, "heidi@example.com").await;
+    tamper_ceremony(&app, "pkce_verifier", "a-verifier-of-the-right-length-but-not-the-one-sent-with-the-challenge").await;
+    let answer = callback_at(&federation, GITHUB_CALLBACK, &back, Some(&started.cookie)).await;
+    assert_eq!(error_of(&answer).as_deref(), Some("code_rejected"));
+    assert!(answer.set_cookies().iter().all(|c| !c.starts_with("refresh_token=")));
+    assert_eq!(identity_items(&app).await, 1, "grace's only");
+
+    // The code is good but GitHub's API cannot be reached: a clean redirect, nothing written.
+    let (app, federation) = app_with_github(&idp.github, json!({ "api_url": "http://127.0.0.1:9/api/v3" })).await;
+    let answer = sign_in_with_github(&federation, "ivan@example.com").await;
+    assert_eq!(error_of(&answer).as_deref(), Some("provider_unavailable"));
+    assert!(answer.set_cookies().iter().all(|c| !c.starts_with("refresh_token=")));
+    assert_eq!(identity_items(&app).await, 0);
 }
