@@ -14,6 +14,7 @@ import {
   type MfaFactor,
   type MfaStatus,
   type Passkey,
+  type PendingMfaChallenge,
   type StepUpFactor,
 } from "../src/index.js";
 
@@ -52,8 +53,8 @@ let loading = false;
 let signedInAs: string | undefined;
 /** The address the "send the verification e-mail again" button is for. */
 let unverified = "";
-/** The login waiting for its second factor (the password was right). */
-let challenge: MfaChallenge | undefined;
+/** The login waiting for its second factor (the password, or another provider, passed). */
+let challenge: MfaChallenge | PendingMfaChallenge | undefined;
 /** Answers the open step-up prompt (a factor, or `null` for cancel). */
 let answerStepUp: ((factor: StepUpFactor | null) => void) | undefined;
 /** The user's second factors as last read (at sign-in and after each change): what the step-up prompt offers. */
@@ -211,7 +212,7 @@ $("login-form").addEventListener("submit", async (event) => {
 
 // The login's second step: the password was right, the account has a second factor. The
 // form offers what the challenge's methods name: the app's code, a recovery code, a passkey.
-function showChallenge(next: MfaChallenge) {
+function showChallenge(next: MfaChallenge | PendingMfaChallenge) {
   challenge = next;
   const offers = (method: string) => next.methods.includes(method);
   $("login-form").hidden = true;
@@ -249,7 +250,8 @@ $("login-mfa-form").addEventListener("submit", async (event) => {
     $("login-mfa-form").dataset.mode === "recovery" ? { recoveryCode: input("login-mfa-recovery-code").value.trim() } : { code: input("login-mfa-code").value.trim() };
   try {
     // Signs in as login does: SIGNED_IN above ends the challenge.
-    await auth.verifyMfa({ mfaToken: challenge.mfaToken, ...factor });
+    // A challenge after another provider has no token here: its cookie carries it.
+    await auth.verifyMfa({ ...("mfaToken" in challenge && { mfaToken: challenge.mfaToken }), ...factor });
   } catch (error) {
     challengeFailed(error);
   }
@@ -597,10 +599,14 @@ if (returned.has("error")) {
   $("login-error").textContent = `Sign-in through the provider failed: ${returned.get("error")}`;
 }
 // The provider signed the user in, and the account has a second factor: the challenge is
-// in an HttpOnly cookie, so it has no token here (verifyMfa sends none).
-const mfaRequired = returned.get("mfa_required");
-if (mfaRequired) {
-  showChallenge({ mfaRequired: true, mfaToken: "", methods: mfaRequired.split(",") as MfaChallenge["methods"], expiresIn: 300 });
+// in an HttpOnly cookie, so it has no token here; pendingMfa describes it (the passkey
+// request too), and the answers send none.
+if (returned.has("mfa_required")) {
+  try {
+    showChallenge(await auth.pendingMfa());
+  } catch (error) {
+    $("login-error").textContent = describe(error);
+  }
 }
 if (location.search) history.replaceState(null, "", location.pathname);
 

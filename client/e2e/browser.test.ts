@@ -1107,3 +1107,42 @@ test("a TOTP user signing in through the local OpenID provider is asked for the 
   assert.deepEqual(payloadOf(await accessTokenOf(answer)).amr, ["fed", "otp", "mfa"]);
   await waitForState(page, "signed-in");
 });
+
+test("a passkey-only user signing in through the local OpenID provider is offered the passkey (the request described with the HttpOnly cookie), which signs in with amr fed, hwk or swk, user, mfa", async () => {
+  const { username, password } = freshUser();
+  const page = await openDemo(await newContext());
+  await signUpAndVerify(page, username, password);
+  await logIn(page, username, password);
+  await waitForState(page, "signed-in");
+  await page.locator('#passkey-list[data-state="loaded"]').waitFor({ state: "attached" });
+  const authenticator = await virtualAuthenticator(page);
+  const registered = answerTo(page, `${PASSKEYS_URL}/register/finish`);
+  await page.fill("#passkey-name", "Provider's second factor");
+  await page.click("#passkey-add");
+  assert.equal((await registered).status(), 201);
+  await page.click("#logout");
+  await waitForState(page, "signed-out");
+
+  const described = answerTo(page, `${LOGIN_MFA_URL}/options`);
+  await throughLocalProvider(page, username);
+  const description = await described;
+  assert.equal(description.status(), 200);
+  assert.deepEqual(((await description.json()) as { methods: string[] }).methods, ["webauthn"]);
+  await page.locator("#login-mfa-form:not([hidden])").waitFor({ timeout: 15_000 });
+  assert.deepEqual(
+    { passkey: await page.locator("#login-mfa-passkey").isVisible(), codes: await page.locator("#login-mfa-codes").isVisible() },
+    { passkey: true, codes: false },
+  );
+  assert.equal(new URL(page.url()).search, "", "the address bar keeps nothing of the redirect");
+  assert.equal(await stateOf(page), "signed-out", "no session before the passkey");
+  const signCount = (await authenticator.credentials())[0]!.signCount;
+  const verified = answerTo(page, LOGIN_MFA_URL);
+  await page.click("#login-mfa-passkey");
+  const answer = await verified;
+  assert.equal(answer.status(), 200);
+  const { amr } = payloadOf(await accessTokenOf(answer));
+  assert.ok(["hwk", "swk"].includes(amr?.[1] ?? ""), JSON.stringify(amr));
+  assert.deepEqual([amr?.[0], ...(amr?.slice(2) ?? [])], ["fed", "user", "mfa"]);
+  assert.ok((await authenticator.credentials())[0]!.signCount > signCount, "the authenticator signed");
+  await waitForState(page, "signed-in");
+});

@@ -101,6 +101,13 @@ export interface MfaChallenge {
   webauthn?: PasskeyRequestOptions;
 }
 
+/**
+ * A challenge whose token the page never sees: a sign-in through another provider came back
+ * with `?mfa_required=...` and left it in an HttpOnly cookie. `pendingMfa()` describes it;
+ * answer it with `verifyMfa({ code })` or `verifyMfaWithPasskey(challenge)`.
+ */
+export type PendingMfaChallenge = Omit<MfaChallenge, "mfaToken">;
+
 /** The signed-in user's second factors (`GET /auth/mfa`). */
 export interface MfaStatus {
   totp: boolean;
@@ -170,7 +177,14 @@ export interface AuthClient {
    * does. Throws `passkeys_unsupported`, `passkey_cancelled` (the challenge stays usable),
    * `invalid_passkey`, `invalid_token`, ... (see `signInWithPasskey`).
    */
-  verifyMfaWithPasskey(challenge: MfaChallenge): Promise<Claims | null>;
+  verifyMfaWithPasskey(challenge: MfaChallenge | PendingMfaChallenge): Promise<Claims | null>;
+  /**
+   * After a sign-in through another provider came back with `?mfa_required=...`: the challenge
+   * waiting in its HttpOnly cookie (what may answer it, and the passkey request when `methods`
+   * has `webauthn`). Signs nobody in. Throws `invalid_token` when there is none (answered,
+   * expired, or never set).
+   */
+  pendingMfa(): Promise<PendingMfaChallenge>;
   /**
    * Signs in with a passkey, no username or password: the browser offers the passkeys it
    * holds for this site, and the server knows the user from the one chosen. Signs in exactly
@@ -701,11 +715,20 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     verifyMfa: async ({ mfaToken, ...factor }) =>
       (await signIn(await post("loginMfa", { ...(mfaToken ? { mfa_token: mfaToken } : {}), ...factorBody(factor) }))) as Claims | null,
 
-    async verifyMfaWithPasskey({ mfaToken, webauthn }) {
+    async verifyMfaWithPasskey(challenge) {
       const api = passkeyApi();
-      if (!webauthn) throw new AuthError("invalid_request", "This challenge offers no passkey");
-      const credential = await getPasskey(api, webauthn);
+      if (!challenge.webauthn) throw new AuthError("invalid_request", "This challenge offers no passkey");
+      const credential = await getPasskey(api, challenge.webauthn);
+      // A pending challenge has no token here: its cookie goes with the request.
+      const mfaToken = "mfaToken" in challenge ? challenge.mfaToken : undefined;
       return (await signIn(await post("loginMfa", { mfa_token: mfaToken, webauthn: credential }))) as Claims | null;
+    },
+
+    async pendingMfa() {
+      const response = await post("loginMfa", undefined, "/options");
+      if (!response.ok) throw await AuthError.fromResponse(response);
+      const { methods, expires_in: expiresIn, webauthn } = (await response.json()) as ChallengeAnswer;
+      return { mfaRequired: true, methods, expiresIn, ...(webauthn && { webauthn }) };
     },
 
     async signInWithPasskey() {

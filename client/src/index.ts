@@ -15,6 +15,7 @@ export type {
   MfaStatus,
   Passkey,
   PasskeyRequestOptions,
+  PendingMfaChallenge,
   SignOutReason,
   StepUpFactor,
   TotpEnrollment,

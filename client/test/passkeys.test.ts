@@ -423,6 +423,34 @@ test("verifyMfaWithPasskey: a challenge without a passkey request is invalid_req
   assert.deepEqual(types(), []);
 });
 
+test("pendingMfa after a provider's redirect: POSTs /auth/login/mfa/options with the cookies, and verifyMfaWithPasskey answers that challenge without an mfa_token; no challenge is invalid_token", async () => {
+  fakeWebAuthn();
+  let pending = true;
+  const server = fakeFetch(({ path, body }) => {
+    if (path === "/auth/login/mfa/options") {
+      return pending ? json(200, { mfa_required: true, methods: ["webauthn"], webauthn: CHALLENGE_OPTIONS, expires_in: 280 }) : refusal(401, "invalid_token");
+    }
+    if (path === "/auth/login/mfa") {
+      pending = false;
+      return "mfa_token" in (body as object) ? refusal(400, "invalid_request") : tokenAnswer(0, PASSWORD_PASSKEY_AMR);
+    }
+    throw new Error(`unexpected ${path}`);
+  });
+  const { auth, types } = client(server.fetch);
+  const challenge = await auth.pendingMfa();
+  assert.deepEqual(challenge, { mfaRequired: true, methods: ["webauthn"], expiresIn: 280, webauthn: CHALLENGE_OPTIONS });
+  assert.deepEqual(
+    [server.calls[0]!.path, server.calls[0]!.method, server.calls[0]!.credentials, server.calls[0]!.body],
+    ["/auth/login/mfa/options", "POST", "include", undefined],
+  );
+  assert.deepEqual(types(), [], "describing it signs nobody in");
+  const claims = await auth.verifyMfaWithPasskey(challenge);
+  assert.deepEqual(server.calls[1]!.body, { webauthn: ASSERTION_JSON }, "the cookie carries the challenge");
+  assert.deepEqual(claims?.amr, PASSWORD_PASSKEY_AMR);
+  assert.deepEqual(types(), ["SIGNED_IN"]);
+  assert.equal((await rejection(auth.pendingMfa())).code, "invalid_token");
+});
+
 // --- Step-up with a passkey ------------------------------------------------------------------
 
 /**

@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::error::AuthError;
 use crate::factors::AnswerFields;
 use crate::password::check_size;
-use crate::service::{AuthService, IssuedTokens, LoginOutcome, RefreshFailure};
+use crate::service::{AuthService, IssuedTokens, LoginOutcome, MfaChallenge, RefreshFailure};
 
 /// The login, refresh and logout endpoints over one [`AuthService`].
 pub struct AuthApi {
@@ -40,15 +40,31 @@ struct MfaBody {
 #[derive(serde::Serialize)]
 struct ChallengeResponse<'a> {
     mfa_required: bool,
-    mfa_token: &'a str,
+    /// Absent when the token is in the `mfa_challenge` cookie.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mfa_token: Option<&'a str>,
     methods: &'a [&'static str],
     expires_in: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     webauthn: Option<&'a serde_json::Value>,
 }
 
+impl<'a> ChallengeResponse<'a> {
+    fn of(challenge: &'a MfaChallenge, mfa_token: Option<&'a str>) -> Self {
+        Self {
+            mfa_required: true,
+            mfa_token,
+            methods: &challenge.methods,
+            expires_in: challenge.expires_in,
+            webauthn: challenge.webauthn.as_ref(),
+        }
+    }
+}
+
 /// The path suffix of the challenge's answer.
 const MFA_LOGIN_SUFFIX: &str = "/login/mfa";
+/// The path suffix of a cookie-borne challenge's description.
+const MFA_OPTIONS_SUFFIX: &str = "/login/mfa/options";
 /// The path suffixes of a sign-in by passkey.
 const PASSKEY_START_SUFFIX: &str = "/passkeys/login/start";
 const PASSKEY_FINISH_SUFFIX: &str = "/passkeys/login/finish";
@@ -86,13 +102,16 @@ impl AuthApi {
     }
 
     /// The login function's endpoints, by the path's suffix: `POST /auth/login/mfa`
-    /// answers a challenge, `POST /auth/passkeys/login/start|finish` sign in by passkey;
+    /// answers a challenge, `POST /auth/login/mfa/options` describes the one in the
+    /// `mfa_challenge` cookie, `POST /auth/passkeys/login/start|finish` sign in by passkey;
     /// any other path is `POST /auth/login` (a function URL reaches the function with any
     /// path).
     pub async fn login_endpoints(&self, request: Request) -> Response<Body> {
         let path = request.uri().path().trim_end_matches('/');
         if path.ends_with(MFA_LOGIN_SUFFIX) {
             self.login_mfa(request).await
+        } else if path.ends_with(MFA_OPTIONS_SUFFIX) {
+            self.login_mfa_options(request).await
         } else if path.ends_with(PASSKEY_START_SUFFIX) {
             self.passkey_start(request).await
         } else if path.ends_with(PASSKEY_FINISH_SUFFIX) {
@@ -140,13 +159,7 @@ impl AuthApi {
                     LoginOutcome::Signed(issued) => Ok(self.token_response(*issued)),
                     LoginOutcome::MfaRequired(challenge) => Ok(json_response(
                         StatusCode::OK,
-                        &ChallengeResponse {
-                            mfa_required: true,
-                            mfa_token: &challenge.token.encode(),
-                            methods: &challenge.methods,
-                            expires_in: challenge.expires_in,
-                            webauthn: challenge.webauthn.as_ref(),
-                        },
+                        &ChallengeResponse::of(&challenge, Some(&challenge.token.encode())),
                     )),
                 }
             })
@@ -171,6 +184,20 @@ impl AuthApi {
                     append_header(&mut response, header::SET_COOKIE, &self.policy.challenge_cookie("", 0));
                 }
                 Ok(response)
+            })
+            .await
+    }
+
+    /// `POST /auth/login/mfa/options`: the challenge whose token is in the `mfa_challenge`
+    /// cookie (a sign-in through another provider came back with `mfa_required`), as login
+    /// answers one but without the token: its methods, seconds left, and the passkey
+    /// request when `webauthn` is among them. No body is read; nothing changes.
+    pub async fn login_mfa_options(&self, request: Request) -> Response<Body> {
+        self.policy
+            .respond(&request, async {
+                let token = self.policy.challenge_from_cookie(request.headers()).ok_or(AuthError::InvalidToken)?;
+                let challenge = self.service.pending_challenge(token).await?;
+                Ok(json_response(StatusCode::OK, &ChallengeResponse::of(&challenge, None)))
             })
             .await
     }

@@ -205,7 +205,10 @@ pub async fn federation_with(
     };
     let users = Arc::new(DynamoUsers::new(dynamodb.clone(), &config.users_table, &config.sessions_table));
     let federation = federation_of(config, client_secrets, users)?;
-    let service = auth_service_with(config, dynamodb, secrets).with_federation(federation);
+    // Passkeys: a user whose second factor is one answers the challenge with it.
+    let service = auth_service_with(config, dynamodb, secrets)
+        .with_passkeys(Passkeys::from_config(config)?)
+        .with_federation(federation);
     Ok(FederationApi::new(config, service))
 }
 

@@ -16,7 +16,6 @@ use aws_lc_rs::constant_time;
 use serde::{Deserialize, Serialize};
 
 use super::account::{AccountService, Caller};
-use super::login::login_challenge;
 use super::{AuthService, IssuedTokens};
 use crate::audit::{self, AuditEvent, RequestMeta};
 use crate::claims::Authentication;
@@ -90,8 +89,7 @@ pub enum OAuthFailure {
     InvalidIdToken,
     /// Sign-up is closed and no existing user has this identity or a trusted address.
     SignupClosed,
-    /// The account is disabled, or its only second factor is a passkey (not offered after
-    /// a provider).
+    /// The account is disabled, or its only second factor is a passkey and passkeys are off.
     SignInRefused,
     /// A link of an identity another user already has.
     IdentityInUse,
@@ -151,7 +149,7 @@ pub enum OAuthDone {
     MfaRequired {
         /// The challenge's one-time token.
         token: LinkToken,
-        /// What it may be answered with: `totp`, `recovery_code`.
+        /// What it may be answered with: `totp`, `recovery_code`, `webauthn`.
         methods: Vec<&'static str>,
     },
 }
@@ -276,20 +274,24 @@ impl AuthService {
             }
         };
         // SECURITY: the provider's word never skips our second factor (its `amr` is not
-        // trusted): the user answers a login challenge as after a password. Passkeys are
-        // not offered there (their options would have to travel in the redirect): a user
-        // whose only factor is a passkey is refused.
+        // trusted): the user answers a login challenge as after a password. Its token goes
+        // into a cookie; the passkey request, which a redirect cannot carry, stays with the
+        // challenge for `POST /auth/login/mfa/options`.
         let keys = self.keys.current().await.map_err(store)?;
         if let Some(factors) = self.factors.factors(&user.username).await.map_err(store)?.filter(|f| f.required()) {
-            let methods: Vec<&'static str> = factors.methods().into_iter().filter(|m| *m != "webauthn").collect();
-            if methods.is_empty() {
-                return Err((refused(meta, OAuthFailure::SignInRefused, "oauth_passkey_only", Some(&user.user_id)), back));
+            // Passkeys turned off (no `WEBAUTHN_RP_ID`) leave a passkey-only user no answer.
+            if !factors.methods().iter().any(|m| *m != "webauthn" || self.passkeys.is_some()) {
+                return Err((refused(meta, OAuthFailure::SignInRefused, "oauth_no_usable_factor", Some(&user.user_id)), back));
             }
-            let token = LinkToken::generate();
-            let challenge = login_challenge(&user, &token, FEDERATED_AMR, None, now);
-            self.factors.issue_challenge(&challenge).await.map_err(store)?;
+            let challenge = self.issue_login_challenge(&user, &factors, FEDERATED_AMR, now).await.map_err(store)?;
             audit::emit(AuditEvent::MfaChallenged, meta, Some(&user.user_id), None, Some("oauth"));
-            return Ok((OAuthDone::MfaRequired { token, methods }, pending.return_to));
+            return Ok((
+                OAuthDone::MfaRequired {
+                    token: challenge.token,
+                    methods: challenge.methods,
+                },
+                pending.return_to,
+            ));
         }
         let auth = Authentication {
             amr: vec![FEDERATED_AMR.to_owned()],

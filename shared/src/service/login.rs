@@ -87,29 +87,9 @@ impl AuthService {
         if let Some(factors) = factors.filter(|f| f.required()) {
             // SECURITY: the password's attempt stays reserved until the second factor passes,
             // so alternating right passwords with wrong codes does not reset the throttle.
-            let token = LinkToken::generate();
-            let (webauthn, webauthn_state) = match (&self.passkeys, factors.passkeys.is_empty()) {
-                (Some(passkeys), false) => {
-                    let (options, state) = passkeys.start_authentication(&factors.passkeys)?;
-                    (
-                        Some(serde_json::to_value(options).map_err(|e| AuthError::unavailable("passkey options", e))?),
-                        Some(state),
-                    )
-                }
-                _ => (None, None),
-            };
-            let mut methods = factors.methods();
-            methods.retain(|m| *m != "webauthn" || webauthn.is_some());
-            self.factors
-                .issue_challenge(&login_challenge(&user, &token, amr::PASSWORD, webauthn_state, now))
-                .await?;
+            let challenge = self.issue_login_challenge(&user, &factors, amr::PASSWORD, now).await?;
             audit::emit(AuditEvent::MfaChallenged, meta, Some(&user.user_id), None, None);
-            return Ok(LoginOutcome::MfaRequired(MfaChallenge {
-                token,
-                methods,
-                expires_in: MFA_CHALLENGE_TTL,
-                webauthn,
-            }));
+            return Ok(LoginOutcome::MfaRequired(challenge));
         }
         let issued = self
             .start_session(&keys, &user, user.session_epoch, Authentication::password(now), meta, now)
@@ -204,20 +184,62 @@ impl AuthService {
         audit_session(AuditEvent::LoginSucceeded, meta, &session, None);
         Ok(issued)
     }
-}
 
-/// The login challenge of `user`, whose first factor (`first_amr`: a password, or another
-/// provider's sign-in) passed at `now`: bound to the user's session epoch as it is now,
-/// `MFA_CHALLENGE_TTL` long, stored under the hash of `token`.
-pub(super) fn login_challenge(user: &UserRecord, token: &LinkToken, first_amr: &str, webauthn_state: Option<String>, now: u64) -> Challenge {
-    Challenge {
-        hash: token.hash(),
-        username: user.username.clone(),
-        session_epoch: user.session_epoch,
-        password_at: now,
-        failures: 0,
-        expires_at: now + MFA_CHALLENGE_TTL,
-        webauthn_state,
-        first_amr: vec![first_amr.to_owned()],
+    /// Issues the login challenge of `user`, whose first factor (`first_amr`: a password, or
+    /// another provider's sign-in) passed at `now`: bound to the user's session epoch as it
+    /// is now, [`MFA_CHALLENGE_TTL`] long, stored under the hash of a new token, with a
+    /// passkey assertion started when the user has passkeys (and they are on).
+    pub(super) async fn issue_login_challenge(&self, user: &UserRecord, factors: &Factors, first_amr: &str, now: u64) -> Result<MfaChallenge, AuthError> {
+        let token = LinkToken::generate();
+        let (webauthn, webauthn_state) = match (&self.passkeys, factors.passkeys.is_empty()) {
+            (Some(passkeys), false) => {
+                let (options, state) = passkeys.start_authentication(&factors.passkeys)?;
+                (
+                    Some(serde_json::to_value(options).map_err(|e| AuthError::unavailable("passkey options", e))?),
+                    Some(state),
+                )
+            }
+            _ => (None, None),
+        };
+        let mut methods = factors.methods();
+        methods.retain(|m| *m != "webauthn" || webauthn.is_some());
+        self.factors
+            .issue_challenge(&Challenge {
+                hash: token.hash(),
+                username: user.username.clone(),
+                session_epoch: user.session_epoch,
+                password_at: now,
+                failures: 0,
+                expires_at: now + MFA_CHALLENGE_TTL,
+                webauthn_state,
+                webauthn_options: webauthn.as_ref().map(serde_json::Value::to_string),
+                first_amr: vec![first_amr.to_owned()],
+            })
+            .await?;
+        Ok(MfaChallenge {
+            token,
+            methods,
+            expires_in: MFA_CHALLENGE_TTL,
+            webauthn,
+        })
+    }
+
+    /// A challenge still waiting for its answer, as it was issued: what may answer it and
+    /// the passkey request, for a page that got its token only as a cookie (after a sign-in
+    /// through another provider). `invalid_token` when unknown, used or expired.
+    pub async fn pending_challenge(&self, mfa_token: &str) -> Result<MfaChallenge, AuthError> {
+        let now = self.clock.now();
+        let token = LinkToken::parse(mfa_token).ok_or(AuthError::InvalidToken)?;
+        let challenge = self.factors.challenge(&token.hash(), now).await?.ok_or(AuthError::InvalidToken)?;
+        let factors = self.factors.factors(&challenge.username).await?.unwrap_or_default();
+        let webauthn = challenge.webauthn_options.as_deref().and_then(|o| serde_json::from_str(o).ok());
+        let mut methods = factors.methods();
+        methods.retain(|m| *m != "webauthn" || webauthn.is_some());
+        Ok(MfaChallenge {
+            token,
+            methods,
+            expires_in: challenge.expires_at - now,
+            webauthn,
+        })
     }
 }

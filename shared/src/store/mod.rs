@@ -372,6 +372,10 @@ pub struct Challenge {
     /// The passkey assertion ceremony offered with it (serialised state), when the user
     /// has passkeys.
     pub webauthn_state: Option<String>,
+    /// That ceremony's request as the browser takes it (JSON): kept for a challenge whose
+    /// token went into a cookie after a redirect, where no body carried the request
+    /// (`POST /auth/login/mfa/options` gives it back).
+    pub webauthn_options: Option<String>,
 }
 
 /// What a passkey ceremony is for: part of its item and of the condition that ends it.

@@ -660,3 +660,59 @@ async fn github_refuses_a_used_code_or_a_wrong_verifier_and_an_unreachable_api_w
     assert!(answer.set_cookies().iter().all(|c| !c.starts_with("refresh_token=")));
     assert_eq!(identity_items(&app).await, 0);
 }
+
+#[tokio::test]
+async fn a_passkey_user_answers_the_challenge_with_a_passkey_after_the_provider() {
+    let idp = Idp::start().await;
+    let (app, federation) = app_with_provider(&idp.issuer, true).await;
+    let mut authenticator = webauthn_authenticator_rs::softpasskey::SoftPasskey::new(true);
+    let holder = crate::passkeys::register(&app, &mut authenticator).await;
+    assert_eq!(holder.status, 201);
+    // Her only second factor is a passkey: the redirect says so, and its request, which a
+    // redirect cannot carry, is described to the page that holds the cookie.
+    let answer = sign_in(&federation, &holder.address).await;
+    assert_eq!(answer.header("location"), Some(format!("{RETURN_TO}?mfa_required=webauthn").as_str()));
+    assert!(answer.set_cookies().iter().all(|c| !c.starts_with("refresh_token=")), "no session yet");
+    let cookie = answer.set_cookies().into_iter().find(|c| c.starts_with("mfa_challenge=")).unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    record_secret(cookie.trim_start_matches("mfa_challenge="));
+    let options = |with_cookie: bool| {
+        let mut call = Call::post("/auth/login/mfa/options");
+        if with_cookie {
+            call = call.cookie(&cookie);
+        }
+        let app = &app;
+        async move { app.login_call(call).await }
+    };
+    let refused = options(false).await;
+    assert_eq!((refused.status, refused.error_code().as_str()), (401, "invalid_token"));
+    let described = options(true).await;
+    assert_eq!(described.status, 200, "{}", described.body);
+    let challenge = described.json();
+    assert_eq!(challenge["methods"], json!(["webauthn"]));
+    assert!(challenge.get("mfa_token").is_none(), "the token stays in its cookie: {challenge}");
+    let expires_in = challenge["expires_in"].as_u64().unwrap();
+    assert!((1..=300).contains(&expires_in), "{expires_in}");
+    let allowed = &challenge["webauthn"]["publicKey"]["allowCredentials"];
+    assert_eq!(allowed[0]["id"], json!(holder.id), "the request names her passkey: {allowed}");
+    // The passkey answers it; the session is the provider's and the passkey's.
+    let assertion = crate::passkeys::assert_with(
+        &mut authenticator,
+        serde_json::from_value(challenge["webauthn"].clone()).unwrap(),
+        &holder.id,
+        &holder.handle,
+        crate::passkeys::origin(),
+    );
+    let signed = app
+        .login_call(Call::post("/auth/login/mfa").cookie(&cookie).json(json!({ "webauthn": assertion })))
+        .await;
+    assert_eq!(signed.status, 200, "{}", signed.body);
+    let amr = crate::mfa::claims(&signed.access_token())["amr"].clone();
+    assert!(
+        amr == json!(["fed", "hwk", "user", "mfa"]) || amr == json!(["fed", "swk", "user", "mfa"]),
+        "{amr}"
+    );
+    record_refresh_token(&signed.refresh_token());
+    // Answered: nothing is left to describe.
+    assert_eq!(options(true).await.error_code(), "invalid_token");
+}

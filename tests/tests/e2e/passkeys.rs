@@ -18,16 +18,16 @@ pub fn origin() -> Url {
 
 /// A user with a passkey on `authenticator`: the address, a password-only bearer, the
 /// credential id and the user handle (base64url) the server gave it.
-struct Holder {
-    address: String,
+pub(crate) struct Holder {
+    pub(crate) address: String,
     bearer: String,
-    id: String,
-    handle: String,
+    pub(crate) id: String,
+    pub(crate) handle: String,
     /// The registration's answer.
-    status: u16,
+    pub(crate) status: u16,
 }
 
-async fn register(app: &App, authenticator: &mut SoftPasskey) -> Holder {
+pub(crate) async fn register(app: &App, authenticator: &mut SoftPasskey) -> Holder {
     register_as(app, authenticator, |_| {}).await
 }
 

@@ -845,6 +845,9 @@ async fn each_function_is_granted_exactly_the_calls_it_makes() {
     let login_mfa = |body: serde_json::Value| Call::post("/auth/login/mfa").json(body).request();
     let challenged = Answer::from(login::handle(&f.login, login(ALICE, new_password)).await.unwrap());
     let mfa_token = challenged.json()["mfa_token"].as_str().unwrap().to_owned();
+    let cookie = format!("mfa_challenge={mfa_token}");
+    let described = login::handle(&f.login, Call::post("/auth/login/mfa/options").cookie(&cookie).request()).await;
+    assert_eq!(Answer::from(described.unwrap()).status, 200);
     let wrong = login::handle(&f.login, login_mfa(json!({"mfa_token": mfa_token, "code": "000000"}))).await;
     assert_eq!(Answer::from(wrong.unwrap()).error_code(), "invalid_code");
     let mut right = code_at(30);

@@ -254,6 +254,9 @@ impl FactorStore for DynamoUsers {
         if let Some(state) = &challenge.webauthn_state {
             item.insert("webauthn_state".into(), s(state));
         }
+        if let Some(options) = &challenge.webauthn_options {
+            item.insert("webauthn_options".into(), s(options));
+        }
         // Absent for a password's challenge (every item from before it means `pwd`).
         if challenge.first_amr != [amr::PASSWORD] {
             item.insert("first_amr".into(), AttributeValue::L(challenge.first_amr.iter().map(s).collect()));
@@ -285,6 +288,7 @@ impl FactorStore for DynamoUsers {
                 failures: u32::try_from(get_n(item, "failures")?).ok()?,
                 expires_at: get_n(item, "expires_at")?,
                 webauthn_state: get_s(item, "webauthn_state"),
+                webauthn_options: get_s(item, "webauthn_options"),
                 first_amr: match item.get("first_amr") {
                     Some(AttributeValue::L(values)) => values.iter().filter_map(|v| v.as_s().ok().cloned()).collect(),
                     _ => vec![amr::PASSWORD.to_owned()],
