@@ -2,8 +2,9 @@
 # The HTTP API fuzzed from its description by a tool nobody here wrote: schemathesis (PyPI)
 # reads docs/openapi.yaml and sends every operation generated and mutated requests (its
 # examples, coverage, fuzzing and stateful phases: login -> refresh -> logout through the
-# description's links), against the real functions: the emulator, `cargo lambda watch` and
-# scripts/local_gateway.py (API Gateway's paths), each on a free loopback port. Every answer
+# description's links), against the real functions: the emulator, `cargo lambda watch`,
+# scripts/local_gateway.py (API Gateway's paths) and the OpenID providers of tests/oidc/,
+# each on a free loopback port. Every answer
 # is checked: no 5xx, the status documented, the body and headers as described, and what
 # the description says is invalid refused. A fixed seed and API_FUZZ_EXAMPLES examples per
 # operation (25 here; e.g. API_FUZZ_EXAMPLES=500 for a longer run) keep it deterministic and
@@ -22,7 +23,7 @@ mkdir -p "$artifacts"
 
 cleanup() {
   trap - EXIT INT TERM
-  stop_all ${GATEWAY_PID:-} ${WATCH_PID:-}
+  stop_all ${GATEWAY_PID:-} ${WATCH_PID:-} ${IDP_PID:-}
 }
 trap cleanup EXIT INT TERM
 
@@ -37,6 +38,9 @@ export SIGNUP=open EMAIL_FROM=no-reply@example.com APP_URL=http://localhost:1 WE
   REFRESH_TOKEN_DELIVERY=both REFRESH_COOKIE_PATH=/auth ALLOWED_ORIGINS=http://localhost:1 \
   AUTH_ISSUER="http://127.0.0.1:$gateway_port" AUTH_AUDIENCE=local-api RUST_LOG=warn
 "$ROOT/target/debug/authctl" local-setup >/dev/null
+# Sign-in through other providers: the real ones of tests/oidc/ on loopback, offered as
+# `local` and `github` (the federation function's redirects are described too).
+start_oidc_provider "$(free_port)" "http://127.0.0.1:$gateway_port/auth/oauth" "$artifacts/idp.log"
 start_functions "$lambda_port" "$artifacts/functions.log"
 
 python3 "$ROOT/scripts/local_gateway.py" --port "$gateway_port" --lambda-port "$lambda_port" >"$artifacts/gateway.log" 2>&1 &
