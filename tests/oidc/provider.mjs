@@ -10,6 +10,14 @@
 //   (`/api/v3/user`, `/api/v3/user/emails`, the latter only with the `user:email` scope)
 //   answering for the access tokens it issued.
 //
+// For the attack tests, the OpenID provider can misbehave as a broken or hostile one would,
+// still issuing its tokens by its own code:
+//   PUBLISH_OTHER_KEYS=1     its JWKS lists other keys under the signing keys' kids
+//   CLOCK_SKEW_SECS=-300     its clock runs that far behind (with ID_TOKEN_TTL=60: the ID
+//                            tokens it issues have expired when they arrive)
+// and its second client, `app-hs256`, gets ID tokens signed with HS256 (the client secret as
+// the key), an algorithm none of its published keys has.
+//
 // Any login name signs in (any password); the name decides the account's claims:
 //   alice@example.com             e-mail alice@example.com, verified
 //   unverified:bob@example.com    e-mail bob@example.com, not verified
@@ -25,6 +33,12 @@ import { createServer } from 'node:http';
 import { generateKeyPair, exportJWK } from 'jose';
 import Provider from 'oidc-provider';
 
+const skewMs = Number(process.env.CLOCK_SKEW_SECS ?? 0) * 1000;
+if (skewMs) {
+  const realNow = Date.now;
+  Date.now = () => realNow() + skewMs;
+}
+
 const listOf = (value) => (value ?? '').split(',').filter(Boolean);
 const clientSecret = process.env.CLIENT_SECRET ?? 'local-idp-secret';
 
@@ -34,11 +48,11 @@ function claimsOf(login) {
   return { email: login, email_verified: true };
 }
 
-async function signingKeys() {
+async function signingKeys({ publicOnly = false } = {}) {
   const keys = [];
   for (const [alg, kid] of [['RS256', 'rs-1'], ['ES256', 'es-1']]) {
-    const { privateKey } = await generateKeyPair(alg, { extractable: true });
-    keys.push({ ...(await exportJWK(privateKey)), alg, kid, use: 'sig' });
+    const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
+    keys.push({ ...(await exportJWK(publicOnly ? publicKey : privateKey)), alg, kid, use: 'sig' });
   }
   return keys;
 }
@@ -120,23 +134,33 @@ github.server.on('request', (req, res) => {
 
 // The OpenID provider.
 const oidc = await listen(process.env.PORT);
+const client = {
+  client_secret: clientSecret,
+  redirect_uris: listOf(process.env.REDIRECT_URIS),
+  grant_types: ['authorization_code'],
+  response_types: ['code'],
+  token_endpoint_auth_method: 'client_secret_basic',
+};
 const provider = new Provider(oidc.issuer, {
   ...common,
-  clients: [{
-    client_id: 'app',
-    client_secret: clientSecret,
-    redirect_uris: listOf(process.env.REDIRECT_URIS),
-    grant_types: ['authorization_code'],
-    response_types: ['code'],
-    token_endpoint_auth_method: 'client_secret_basic',
-  }],
+  clients: [
+    { ...client, client_id: 'app' },
+    { ...client, client_id: 'app-hs256', id_token_signed_response_alg: 'HS256' },
+  ],
+  enabledJWA: { idTokenSigningAlgValues: ['RS256', 'ES256', 'HS256'] },
+  ...(process.env.ID_TOKEN_TTL && { ttl: { IdToken: Number(process.env.ID_TOKEN_TTL) } }),
   claims: { openid: ['sub'], email: ['email', 'email_verified'] },
   conformIdTokenClaims: false,
   async findAccount(_ctx, sub) {
     return { accountId: sub, async claims() { return { sub, ...claimsOf(sub) }; } };
   },
 });
-oidc.server.on('request', provider.callback());
+const otherKeys = process.env.PUBLISH_OTHER_KEYS && { keys: await signingKeys({ publicOnly: true }) };
+const oidcCallback = provider.callback();
+oidc.server.on('request', (req, res) => {
+  if (otherKeys && req.url === '/jwks') return json(res, 200, otherKeys);
+  oidcCallback(req, res);
+});
 
 console.log(`github ${github.issuer}`);
 console.log(`listening ${oidc.issuer}`);

@@ -36,8 +36,14 @@ pub(crate) struct Idp {
 
 impl Idp {
     pub(crate) async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// The providers with `env` set (tests/oidc/provider.mjs's misbehaviours).
+    async fn start_with(env: &[(&str, &str)]) -> Self {
         let mut process = Command::new("node")
             .arg("provider.mjs")
+            .envs(env.iter().copied())
             .current_dir(oidc_dir())
             .env("PORT", "0")
             .env("CLIENT_SECRET", CLIENT_SECRET)
@@ -715,4 +721,23 @@ async fn a_passkey_user_answers_the_challenge_with_a_passkey_after_the_provider(
     record_refresh_token(&signed.refresh_token());
     // Answered: nothing is left to describe.
     assert_eq!(options(true).await.error_code(), "invalid_token");
+}
+
+#[tokio::test]
+async fn id_tokens_the_real_provider_signs_with_an_unpublished_key_hs256_or_a_late_clock_are_refused_and_nothing_is_written() {
+    for (misbehaviour, client_id) in [
+        // Its JWKS lists other keys under the kids it signs with.
+        (&[("PUBLISH_OTHER_KEYS", "1")][..], "app"),
+        // Its clock is 5 minutes behind and its ID tokens live 60 s: expired on arrival.
+        (&[("CLOCK_SKEW_SECS", "-300"), ("ID_TOKEN_TTL", "60")][..], "app"),
+        // The client it signs ID tokens for with HS256 (the client secret as the key).
+        (&[][..], "app-hs256"),
+    ] {
+        let idp = Idp::start_with(misbehaviour).await;
+        let (app, federation) = app_with(json!({ "id": PROVIDER, "issuer": idp.issuer, "client_id": client_id, "trust_email": true })).await;
+        let answer = sign_in(&federation, ALICE).await;
+        assert_eq!(error_of(&answer).as_deref(), Some("invalid_id_token"), "{misbehaviour:?} {client_id}");
+        assert!(answer.set_cookies().iter().all(|c| !c.starts_with("refresh_token=")));
+        assert_eq!(identity_items(&app).await, 0, "{misbehaviour:?} {client_id}");
+    }
 }
