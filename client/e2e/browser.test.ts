@@ -306,6 +306,22 @@ async function virtualAuthenticator(page: Page) {
   return { credentials: async () => (await cdp.send("WebAuthn.getCredentials", { authenticatorId })).credentials };
 }
 
+/**
+ * Adds a passkey named `name` from the signed-in page (the user's first second factor, so no
+ * step-up): a virtual authenticator keeps it. Returns the authenticator and the passkey's id.
+ */
+async function addFirstPasskey(page: Page, name: string) {
+  await page.locator('#passkey-list[data-state="loaded"]').waitFor({ state: "attached" });
+  const authenticator = await virtualAuthenticator(page);
+  const finished = answerTo(page, `${PASSKEYS_URL}/register/finish`);
+  await page.fill("#passkey-name", name);
+  await page.click("#passkey-add");
+  const finish = await finished;
+  assert.equal(finish.status(), 201);
+  const { id } = (await finish.json()) as { id: string };
+  return { authenticator, id };
+}
+
 /** CDP's binary (standard base64) as the base64url the server and the page use for a credential id. */
 const base64url = (base64: string) => Buffer.from(base64, "base64").toString("base64url");
 
@@ -962,17 +978,9 @@ test("step-up with a passkey from the page's prompt: a password session removing
   await signUpAndVerify(page, username, password);
   await logIn(page, username, password);
   await waitForState(page, "signed-in");
-  await page.locator('#passkey-list[data-state="loaded"]').waitFor({ state: "attached" });
-  const authenticator = await virtualAuthenticator(page);
-
   // The first passkey needs no step-up (no factor yet); the session stays a password one.
-  const finished = answerTo(page, `${PASSKEYS_URL}/register/finish`);
-  await page.fill("#passkey-name", "Step-up key");
-  await page.click("#passkey-add");
-  const finish = await finished;
-  assert.equal(finish.status(), 201);
-  const added = (await finish.json()) as { id: string };
-  const listed = page.locator(`#passkey-list li[data-id="${added.id}"]`);
+  const { authenticator, id: addedId } = await addFirstPasskey(page, "Step-up key");
+  const listed = page.locator(`#passkey-list li[data-id="${addedId}"]`);
   await listed.waitFor();
   await page.locator('#mfa-status[data-passkeys="1"]').waitFor({ state: "attached" });
   assert.ok(await page.locator("#step-up-form").isHidden(), "no step-up for the first factor");
@@ -984,7 +992,7 @@ test("step-up with a passkey from the page's prompt: a password session removing
   // Removing it needs a recent second factor: the prompt offers the passkey, and no code (no TOTP).
   const deletes: number[] = [];
   page.on("response", (response) => {
-    if (response.url() === `${PASSKEYS_URL}/${added.id}` && response.request().method() === "DELETE") deletes.push(response.status());
+    if (response.url() === `${PASSKEYS_URL}/${addedId}` && response.request().method() === "DELETE") deletes.push(response.status());
   });
   await listed.getByRole("button", { name: "Delete" }).click();
   await page.locator("#step-up-form").waitFor();
@@ -1014,7 +1022,7 @@ test("step-up with a passkey from the page's prompt: a password session removing
       rpId: request.options.publicKey.rpId,
       allowed: request.options.publicKey.allowCredentials?.map((credential) => credential.id),
     },
-    { token: true, rpId: "localhost", allowed: [added.id] },
+    { token: true, rpId: "localhost", allowed: [addedId] },
     "the request names the user's passkey",
   );
   assert.equal((await steppedUp).status(), 204);
@@ -1114,12 +1122,7 @@ test("a passkey-only user signing in through the local OpenID provider is offere
   await signUpAndVerify(page, username, password);
   await logIn(page, username, password);
   await waitForState(page, "signed-in");
-  await page.locator('#passkey-list[data-state="loaded"]').waitFor({ state: "attached" });
-  const authenticator = await virtualAuthenticator(page);
-  const registered = answerTo(page, `${PASSKEYS_URL}/register/finish`);
-  await page.fill("#passkey-name", "Provider's second factor");
-  await page.click("#passkey-add");
-  assert.equal((await registered).status(), 201);
+  const { authenticator } = await addFirstPasskey(page, "Provider's second factor");
   await page.click("#logout");
   await waitForState(page, "signed-out");
 
