@@ -1,8 +1,8 @@
 // Real providers on loopback for the federation tests and the demo, both panva's certified
 // oidc-provider with its development login and consent pages:
 //
-// - an OpenID provider, with one client `app` (a secret, Basic authentication, PKCE S256
-//   required);
+// - an OpenID provider, with the client `app` (a secret, Basic authentication, PKCE S256
+//   required; RS256 ID tokens) and `app-hs256` (the same, for the attack below);
 // - a GitHub-shaped one on a second port: plain OAuth 2.0 (no `openid` scope, no ID token)
 //   at GitHub's paths (`/login/oauth/authorize`, `/login/oauth/access_token`), one client
 //   `gh-app` authenticating in the body as GitHub's clients do, PKCE S256 required, token
