@@ -362,6 +362,10 @@ impl AuthService {
         // SECURITY: only an account that proved the same address joins; an unverified
         // sign-up holding it is left alone and the identity gets an account of its own.
         if let Some(holder) = holder.as_ref().filter(|u| u.is_present(now) && u.email_verified) {
+            // A disabled account gets nothing linked: the caller refuses the sign-in.
+            if holder.disabled {
+                return Ok(Some(holder.clone()));
+            }
             return match federation.identities.link(&identity.owned_by(holder)).await.map_err(|e| store_failed(&e))? {
                 true => Ok(Some(holder.clone())),
                 false => Err(OAuthFailure::Unavailable),

@@ -741,3 +741,13 @@ async fn id_tokens_the_real_provider_signs_with_an_unpublished_key_hs256_or_a_la
         assert_eq!(identity_items(&app).await, 0, "{misbehaviour:?} {client_id}");
     }
 }
+
+#[tokio::test]
+async fn a_disabled_account_holding_the_address_is_refused_and_gets_nothing_linked() {
+    let idp = Idp::start().await;
+    let (app, federation) = app_with_provider(&idp.issuer, true).await;
+    let answer = sign_in(&federation, DISABLED).await;
+    assert_eq!(error_of(&answer).as_deref(), Some("sign_in_refused"));
+    assert!(answer.set_cookies().iter().all(|c| !c.starts_with("refresh_token=")));
+    assert_eq!(identity_items(&app).await, 0, "no identity joins a disabled account");
+}
