@@ -201,6 +201,14 @@ impl Factors {
         methods
     }
 
+    /// The methods a challenge can take: [`Self::methods`], without `webauthn` when no
+    /// passkey request goes with it (passkeys are off).
+    pub fn offered_methods(&self, with_passkey_request: bool) -> Vec<&'static str> {
+        let mut methods = self.methods();
+        methods.retain(|m| *m != "webauthn" || with_passkey_request);
+        methods
+    }
+
     /// The passkey with this credential id.
     pub fn passkey(&self, id: &str) -> Option<&StoredPasskey> {
         self.passkeys.iter().find(|p| p.id == id)

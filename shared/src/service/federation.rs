@@ -280,7 +280,7 @@ impl AuthService {
         let keys = self.keys.current().await.map_err(store)?;
         if let Some(factors) = self.factors.factors(&user.username).await.map_err(store)?.filter(|f| f.required()) {
             // Passkeys turned off (no `WEBAUTHN_RP_ID`) leave a passkey-only user no answer.
-            if !factors.methods().iter().any(|m| *m != "webauthn" || self.passkeys.is_some()) {
+            if factors.offered_methods(self.passkeys.is_some()).is_empty() {
                 return Err((refused(meta, OAuthFailure::SignInRefused, "oauth_no_usable_factor", Some(&user.user_id)), back));
             }
             let challenge = self.issue_login_challenge(&user, &factors, FEDERATED_AMR, now).await.map_err(store)?;

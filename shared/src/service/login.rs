@@ -201,8 +201,7 @@ impl AuthService {
             }
             _ => (None, None),
         };
-        let mut methods = factors.methods();
-        methods.retain(|m| *m != "webauthn" || webauthn.is_some());
+        let methods = factors.offered_methods(webauthn.is_some());
         self.factors
             .issue_challenge(&Challenge {
                 hash: token.hash(),
@@ -233,8 +232,7 @@ impl AuthService {
         let challenge = self.factors.challenge(&token.hash(), now).await?.ok_or(AuthError::InvalidToken)?;
         let factors = self.factors.factors(&challenge.username).await?.unwrap_or_default();
         let webauthn = challenge.webauthn_options.as_deref().and_then(|o| serde_json::from_str(o).ok());
-        let mut methods = factors.methods();
-        methods.retain(|m| *m != "webauthn" || webauthn.is_some());
+        let methods = factors.offered_methods(webauthn.is_some());
         Ok(MfaChallenge {
             token,
             methods,
