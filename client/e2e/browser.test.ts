@@ -306,6 +306,17 @@ async function virtualAuthenticator(page: Page) {
   return { credentials: async () => (await cdp.send("WebAuthn.getCredentials", { authenticatorId })).credentials };
 }
 
+/** A fresh user, signed up and verified, signed in on the demo page of a new browser context. */
+async function signedInFreshUser(): Promise<{ page: Page; context: BrowserContext; username: string; password: string }> {
+  const { username, password } = freshUser();
+  const context = await newContext();
+  const page = await openDemo(context);
+  await signUpAndVerify(page, username, password);
+  await logIn(page, username, password);
+  await waitForState(page, "signed-in");
+  return { page, context, username, password };
+}
+
 /**
  * Adds a passkey named `name` from the signed-in page (the user's first second factor, so no
  * step-up): a virtual authenticator keeps it. Returns the authenticator and the passkey's id.
@@ -689,12 +700,7 @@ test("TOTP: turned on from the page (QR code, secret, a first code, ten recovery
     [59, 1111111109, 2000000000].map((seconds) => totp("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", seconds * 1000)),
     ["287082", "081804", "279037"],
   );
-  const { username, password } = freshUser();
-  const context = await newContext();
-  const page = await openDemo(context);
-  await signUpAndVerify(page, username, password);
-  await logIn(page, username, password);
-  await waitForState(page, "signed-in");
+  const { page, context, username, password } = await signedInFreshUser();
   await page.locator('#mfa-status[data-totp="off"]').waitFor();
 
   // Turn on: the enrolment shows the secret as text and as a QR code; nothing is on yet.
@@ -788,12 +794,7 @@ test("TOTP: turned on from the page (QR code, secret, a first code, ten recovery
 });
 
 test("passkeys: one added from the page (a virtual authenticator keeps it), listed; signing in with it types no password (amr user and hwk or swk), it answers the password's challenge; once deleted it signs in no more", async () => {
-  const { username, password } = freshUser();
-  const context = await newContext();
-  const page = await openDemo(context);
-  await signUpAndVerify(page, username, password);
-  await logIn(page, username, password);
-  await waitForState(page, "signed-in");
+  const { page, context, username, password } = await signedInFreshUser();
   const user = await textOf(page, "#user");
   // An empty list has no height: wait for it to be listed, not to be visible.
   await page.locator('#passkey-list[data-state="loaded"]').waitFor({ state: "attached" });
@@ -973,11 +974,7 @@ test("a route requiring MFA (ROUTE_REQUIRE_MFA=POST /payments): the real authori
 });
 
 test("step-up with a passkey from the page's prompt: a password session removing its passkey is asked for a second factor, \"Use a passkey\" answers it (the virtual authenticator signs), the refreshed token (amr user, hwk or swk) reaches the route requiring MFA, and the removal goes through", async () => {
-  const { username, password } = freshUser();
-  const page = await openDemo(await newContext());
-  await signUpAndVerify(page, username, password);
-  await logIn(page, username, password);
-  await waitForState(page, "signed-in");
+  const { page } = await signedInFreshUser();
   // The first passkey needs no step-up (no factor yet); the session stays a password one.
   const { authenticator, id: addedId } = await addFirstPasskey(page, "Step-up key");
   const listed = page.locator(`#passkey-list li[data-id="${addedId}"]`);
@@ -1090,11 +1087,7 @@ test("sign in through the local OpenID provider and the GitHub-shaped one: the d
 });
 
 test("a TOTP user signing in through the local OpenID provider is asked for the code on the page (the challenge in an HttpOnly cookie, nothing in the URL), and the code signs in with amr fed, otp, mfa", async () => {
-  const { username, password } = freshUser();
-  const page = await openDemo(await newContext());
-  await signUpAndVerify(page, username, password);
-  await logIn(page, username, password);
-  await waitForState(page, "signed-in");
+  const { page, username } = await signedInFreshUser();
   const { secret, usedStep } = await turnOnTotp(page);
   await page.click("#logout");
   await waitForState(page, "signed-out");
@@ -1117,11 +1110,7 @@ test("a TOTP user signing in through the local OpenID provider is asked for the 
 });
 
 test("a passkey-only user signing in through the local OpenID provider is offered the passkey (the request described with the HttpOnly cookie), which signs in with amr fed, hwk or swk, user, mfa", async () => {
-  const { username, password } = freshUser();
-  const page = await openDemo(await newContext());
-  await signUpAndVerify(page, username, password);
-  await logIn(page, username, password);
-  await waitForState(page, "signed-in");
+  const { page, username } = await signedInFreshUser();
   const { authenticator } = await addFirstPasskey(page, "Provider's second factor");
   await page.click("#logout");
   await waitForState(page, "signed-out");
